@@ -1,0 +1,2 @@
+export { PRESETS, buildPreset, type PresetName, type PresetInfo } from './presets.js';
+export { manifestOf, flatWeights, setFlatWeights, specOf, modelFromSpec } from './model-spec-tf.js';

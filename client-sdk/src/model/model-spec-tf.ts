@@ -1,0 +1,37 @@
+import * as tf from '@tensorflow/tfjs';
+import type { ModelSpec } from '../protocol/model-spec.js';
+import { buildManifest, joinFlat, splitFlat, type WeightManifest } from '../tensor/manifest.js';
+
+/**
+ * Bridges tfjs models and Flotilla's flat-weights world. Contract: `flatWeights(model)` and
+ * `setFlatWeights(model, flat, manifest)` are inverse; manifest order is `model.weights` order,
+ * names are the weights' original names, so model.json built from the spec loads in tfjs.
+ */
+export function manifestOf(model: tf.LayersModel): WeightManifest {
+  return buildManifest(model.weights.map((w) => ({ name: w.originalName, shape: w.shape as number[] })));
+}
+
+export function flatWeights(model: tf.LayersModel): Float32Array {
+  const m = manifestOf(model);
+  const parts = model.weights.map((w) => w.read().dataSync() as Float32Array);
+  return joinFlat(parts, m);
+}
+
+export function setFlatWeights(model: tf.LayersModel, flat: Float32Array, manifest: WeightManifest): void {
+  const parts = splitFlat(flat, manifest);
+  const tensors = manifest.map((s, i) => tf.tensor(parts[i], s.shape, 'float32'));
+  model.setWeights(tensors);
+  tensors.forEach((t) => t.dispose());
+}
+
+/** Spec plus initial weights of a built model. */
+export function specOf(model: tf.LayersModel, numClasses: number): { spec: ModelSpec; weights: Float32Array } {
+  const topology = model.toJSON(undefined, false) as unknown as Record<string, unknown>;
+  const inputShape = (model.inputs[0].shape.slice(1) as number[]).map((d) => d ?? 1);
+  return { spec: { topology, manifest: manifestOf(model), inputShape, numClasses }, weights: flatWeights(model) };
+}
+
+/** Rebuild a tfjs model (untrained, not compiled) from a spec's topology. */
+export async function modelFromSpec(spec: ModelSpec): Promise<tf.LayersModel> {
+  return tf.models.modelFromJSON({ modelTopology: spec.topology } as unknown as tf.io.ModelJSON);
+}

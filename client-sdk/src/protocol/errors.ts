@@ -1,0 +1,103 @@
+/**
+ * THE error registry of Flotilla. Every error that reaches a user (socket ack, REST body, CLI)
+ * carries one of these codes. Server, SDK and simulator import it from here; nothing else
+ * defines codes. docs/errors.md lists them and a test keeps the two in step.
+ *
+ * Naming: FL_ERR_<AREA>_<WHAT>. `status` is the HTTP status used when the error crosses HTTP.
+ */
+export const ERROR_REGISTRY = {
+  // protocol / transport
+  FL_ERR_PROTO_INVALID_MESSAGE: { status: 400, message: 'The message does not match its schema' },
+  FL_ERR_PROTO_VERSION_MISMATCH: { status: 400, message: 'Client protocol version is not supported by this server' },
+  FL_ERR_PROTO_NOT_AUTHENTICATED: { status: 401, message: 'Send hello before any other event' },
+  FL_ERR_PROTO_UNKNOWN_EVENT: { status: 400, message: 'Unknown event' },
+  FL_ERR_PROTO_RATE_LIMITED: { status: 429, message: 'Too many messages from this device' },
+  // auth
+  FL_ERR_AUTH_REQUIRED: { status: 401, message: 'A credential is required' },
+  FL_ERR_AUTH_INVALID_TOKEN: { status: 401, message: 'The token is invalid, expired or revoked' },
+  FL_ERR_AUTH_FORBIDDEN: { status: 403, message: 'The credential does not allow this action' },
+  // tasks and rounds
+  FL_ERR_TASK_NOT_FOUND: { status: 404, message: 'No such task' },
+  FL_ERR_TASK_EXISTS: { status: 409, message: 'A task with this name already exists' },
+  FL_ERR_TASK_NOT_RUNNING: { status: 409, message: 'The task is not running' },
+  FL_ERR_TASK_INVALID_STATE: { status: 409, message: 'The task cannot make this transition from its current state' },
+  FL_ERR_TASK_INVALID_SPEC: { status: 400, message: 'The model spec or plan is invalid' },
+  FL_ERR_ROUND_NOT_FOUND: { status: 404, message: 'No such round' },
+  FL_ERR_ROUND_WRONG_ROUND: { status: 409, message: 'The report is for a round that is not the current one' },
+  FL_ERR_ROUND_NOT_ACCEPTING: { status: 409, message: 'The round is not accepting reports' },
+  FL_ERR_ROUND_NOT_SELECTED: { status: 403, message: 'This device was not selected for the round' },
+  FL_ERR_ROUND_DUPLICATE_REPORT: { status: 409, message: 'This device already reported for the round' },
+  FL_ERR_ROUND_LATE_REPORT: { status: 409, message: 'The report arrived after the round closed' },
+  // reports (update payloads)
+  FL_ERR_REPORT_SHAPE_MISMATCH: { status: 400, message: 'The update does not match the model size' },
+  FL_ERR_REPORT_NON_FINITE: { status: 400, message: 'The update contains NaN or Infinity' },
+  FL_ERR_REPORT_TOO_LARGE: { status: 413, message: 'The update exceeds the size limit' },
+  FL_ERR_REPORT_WRONG_CODEC: { status: 400, message: 'The update uses a codec other than the one the plan requires' },
+  FL_ERR_REPORT_REJECTED_NORM: { status: 400, message: 'The update norm is an outlier and was rejected' },
+  // codecs and tensors
+  FL_ERR_CODEC_UNKNOWN: { status: 400, message: 'Unknown codec' },
+  FL_ERR_CODEC_CORRUPT: { status: 400, message: 'Encoded tensor bytes are truncated or corrupt' },
+  FL_ERR_TENSOR_BAD_MANIFEST: { status: 400, message: 'The weight manifest is inconsistent' },
+  // registry
+  FL_ERR_MODEL_NOT_FOUND: { status: 404, message: 'No such model' },
+  FL_ERR_VERSION_NOT_FOUND: { status: 404, message: 'No such model version' },
+  FL_ERR_VERSION_IMMUTABLE: { status: 409, message: 'Model versions are immutable' },
+  FL_ERR_ALIAS_NOT_FOUND: { status: 404, message: 'No such alias' },
+  FL_ERR_ALIAS_INVALID: { status: 400, message: 'Invalid alias name' },
+  FL_ERR_ARTIFACT_NOT_FOUND: { status: 404, message: 'No such artifact' },
+  FL_ERR_VARIANT_NOT_FOUND: { status: 404, message: 'No such variant' },
+  FL_ERR_BLOB_CORRUPT: { status: 500, message: 'A stored blob failed its checksum and was not served' },
+  // store
+  FL_ERR_STORE_UNAVAILABLE: { status: 503, message: 'The store is unreachable' },
+  FL_ERR_STORE_CONFLICT: { status: 409, message: 'A concurrent write conflicted' },
+  // http
+  FL_ERR_HTTP_VALIDATION: { status: 400, message: 'The request failed validation' },
+  FL_ERR_HTTP_NOT_FOUND: { status: 404, message: 'No such route' },
+  FL_ERR_HTTP_PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large' },
+  FL_ERR_HTTP_UNSUPPORTED_MEDIA: { status: 415, message: 'Unsupported content type' },
+  FL_ERR_HTTP_RATE_LIMITED: { status: 429, message: 'Too many requests' },
+  // config and everything else
+  FL_ERR_CONFIG_INVALID: { status: 500, message: 'Invalid configuration' },
+  FL_ERR_INTERNAL: { status: 500, message: 'Internal error' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_REGISTRY;
+
+export const ERROR_CODES = Object.keys(ERROR_REGISTRY) as ErrorCode[];
+
+/** The wire form of an error, on sockets (inside an ack) and over HTTP (inside `{ error }`). */
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  details?: unknown;
+}
+
+export function isErrorCode(x: unknown): x is ErrorCode {
+  return typeof x === 'string' && Object.prototype.hasOwnProperty.call(ERROR_REGISTRY, x);
+}
+
+/** The one error class. Thrown anywhere; mapped to a socket ack or HTTP body at the boundary. */
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly details: unknown;
+  constructor(code: ErrorCode, details?: unknown, message?: string) {
+    super(message ?? ERROR_REGISTRY[code].message);
+    this.name = 'AppError';
+    this.code = code;
+    this.details = details;
+  }
+  get status(): number {
+    return ERROR_REGISTRY[this.code].status;
+  }
+  toWire(): WireError {
+    const w: WireError = { code: this.code, message: this.message };
+    if (this.details !== undefined) w.details = this.details;
+    return w;
+  }
+}
+
+/** Map anything thrown to a WireError; unknown errors become FL_ERR_INTERNAL with no internals leaked. */
+export function toWireError(err: unknown): WireError {
+  if (err instanceof AppError) return err.toWire();
+  return { code: 'FL_ERR_INTERNAL', message: ERROR_REGISTRY.FL_ERR_INTERNAL.message };
+}

@@ -1,0 +1,24 @@
+import type { Ack, EvalInstruction, FitInstruction, HelloOk, RoundCancel, TaskStateMessage } from './messages.js';
+
+/**
+ * Typed socket.io event maps, used as `Server<ClientToServerEvents, ServerToClientEvents>` and
+ * `Socket<ServerToClientEvents, ClientToServerEvents>`. Payload types are the *input* side: the
+ * receiver still validates with the schemas in messages.ts.
+ */
+export interface ClientToServerEvents {
+  hello: (msg: unknown, ack: (a: Ack<HelloOk>) => void) => void;
+  heartbeat: (msg: unknown, ack: (a: Ack<{ serverTime: number }>) => void) => void;
+  'fit:report': (msg: unknown, ack: (a: Ack) => void) => void;
+  'fit:failure': (msg: unknown, ack: (a: Ack) => void) => void;
+  'eval:report': (msg: unknown, ack: (a: Ack) => void) => void;
+}
+
+export interface ServerToClientEvents {
+  'fit:instruction': (msg: FitInstruction) => void;
+  'eval:instruction': (msg: EvalInstruction) => void;
+  'round:cancel': (msg: RoundCancel) => void;
+  'task:state': (msg: TaskStateMessage) => void;
+}
+
+export const CLIENT_EVENTS = ['hello', 'heartbeat', 'fit:report', 'fit:failure', 'eval:report'] as const;
+export type ClientEventName = (typeof CLIENT_EVENTS)[number];

@@ -1,0 +1,129 @@
+import { z } from 'zod';
+import { ERROR_CODES, type WireError } from './errors.js';
+import { ClientPlanSchema, CodecNameSchema } from './plan.js';
+
+/**
+ * Every socket.io message, as a zod schema. Both sides validate every message with these before
+ * acting on it (server: wrapped handlers; SDK: parse on receipt).
+ */
+const Id = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits, . _ : - only');
+const RoundNo = z.number().int().min(1).max(2 ** 31);
+const Finite = z.number().refine(Number.isFinite, 'must be finite');
+const MetricsSchema = z.record(z.string().max(64), Finite).refine((m) => Object.keys(m).length <= 32, 'too many metrics');
+
+/** Binary payloads: Buffer/Uint8Array in Node, ArrayBuffer in browsers; always handed on as Uint8Array. */
+export const BytesSchema = z
+  .custom<Uint8Array | ArrayBuffer>((v) => v instanceof Uint8Array || v instanceof ArrayBuffer, 'expected binary data')
+  .transform((v) => (v instanceof Uint8Array ? v : new Uint8Array(v)));
+
+// ---- client -> server ----
+export const HelloSchema = z
+  .object({
+    protocolVersion: z.number().int(),
+    token: z.string().min(1).max(4096),
+    taskId: Id,
+    /** Stable per device; the server assigns one when absent. */
+    deviceId: Id.optional(),
+    backend: z.string().max(64).optional(),
+    sdkVersion: z.string().max(64).optional(),
+    numExamples: z.number().int().min(0).optional(),
+  })
+  .strict();
+export type Hello = z.infer<typeof HelloSchema>;
+
+export const HeartbeatSchema = z.object({ t: z.number().optional() }).strict();
+
+export const FitReportSchema = z
+  .object({
+    taskId: Id,
+    round: RoundNo,
+    numExamples: z.number().int().min(1).max(1e9),
+    metrics: MetricsSchema,
+    codec: CodecNameSchema,
+    delta: BytesSchema,
+  })
+  .strict();
+export type FitReport = z.infer<typeof FitReportSchema>;
+
+export const FitFailureSchema = z.object({ taskId: Id, round: RoundNo, reason: z.string().max(1024) }).strict();
+export type FitFailure = z.infer<typeof FitFailureSchema>;
+
+export const EvalReportSchema = z
+  .object({ taskId: Id, round: RoundNo, numExamples: z.number().int().min(1).max(1e9), metrics: MetricsSchema })
+  .strict();
+export type EvalReport = z.infer<typeof EvalReportSchema>;
+
+// ---- server -> client ----
+export const FitInstructionSchema = z
+  .object({
+    taskId: Id,
+    round: RoundNo,
+    modelName: z.string().min(1).max(128),
+    modelVersion: z.number().int().min(1),
+    /** Path (relative to the server URL) of the tfjs model.json of that version. */
+    modelUrl: z.string().min(1).max(2048),
+    /** Path of the flat float32 weights of that version. */
+    weightsUrl: z.string().min(1).max(2048),
+    plan: ClientPlanSchema,
+    /** Epoch milliseconds after which reports are refused. */
+    deadline: z.number(),
+  })
+  .strict();
+export type FitInstruction = z.infer<typeof FitInstructionSchema>;
+
+export const EvalInstructionSchema = z
+  .object({
+    taskId: Id,
+    round: RoundNo,
+    modelName: z.string().min(1).max(128),
+    modelVersion: z.number().int().min(1),
+    modelUrl: z.string().min(1).max(2048),
+    weightsUrl: z.string().min(1).max(2048),
+    batchSize: z.number().int().min(1),
+    deadline: z.number(),
+  })
+  .strict();
+export type EvalInstruction = z.infer<typeof EvalInstructionSchema>;
+
+export const RoundCancelSchema = z.object({ taskId: Id, round: RoundNo, reason: z.string().max(256) }).strict();
+export type RoundCancel = z.infer<typeof RoundCancelSchema>;
+
+export const TaskStateSchema = z
+  .object({ taskId: Id, state: z.enum(['created', 'running', 'paused', 'stopped', 'done', 'failed']), reason: z.string().max(256).optional() })
+  .strict();
+export type TaskStateMessage = z.infer<typeof TaskStateSchema>;
+
+// ---- acks ----
+export const WireErrorSchema = z.object({
+  code: z.enum(ERROR_CODES as [string, ...string[]]),
+  message: z.string(),
+  details: z.unknown().optional(),
+});
+
+export type Ack<T = Record<string, never>> = ({ ok: true } & T) | { ok: false; error: WireError };
+
+export interface HelloOk {
+  deviceId: string;
+  sessionId: string;
+  heartbeatIntervalMs: number;
+  /** Sessions without a heartbeat for this long are dropped. */
+  sessionTimeoutMs: number;
+  modelName: string;
+}
+
+export const HelloAckSchema = z.union([
+  z.object({
+    ok: z.literal(true),
+    deviceId: z.string(),
+    sessionId: z.string(),
+    heartbeatIntervalMs: z.number().int().positive(),
+    sessionTimeoutMs: z.number().int().positive(),
+    modelName: z.string(),
+  }),
+  z.object({ ok: z.literal(false), error: WireErrorSchema }),
+]);
+
+export const SimpleAckSchema = z.union([
+  z.object({ ok: z.literal(true) }).passthrough(),
+  z.object({ ok: z.literal(false), error: WireErrorSchema }),
+]);

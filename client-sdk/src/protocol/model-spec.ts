@@ -1,0 +1,49 @@
+import { z } from 'zod';
+
+/** One entry of a flat weight manifest (see tensor/manifest.ts for the layout contract). */
+export const WeightSpecSchema = z
+  .object({
+    name: z.string().min(1).max(256),
+    shape: z.array(z.number().int().min(0)).max(8),
+    dtype: z.literal('float32'),
+    offset: z.number().int().min(0),
+    size: z.number().int().min(0),
+  })
+  .strict();
+
+/**
+ * A model spec: a tfjs LayersModel topology (the `modelTopology` of model.json) plus the manifest
+ * of its flat weights. Initial weights travel separately as bytes.
+ */
+export const ModelSpecSchema = z
+  .object({
+    topology: z.record(z.string(), z.unknown()),
+    manifest: z.array(WeightSpecSchema).min(1).max(10000),
+    /** What the model consumes and produces, for serving and data checks. */
+    inputShape: z.array(z.number().int().min(1)).min(1).max(8),
+    numClasses: z.number().int().min(1).max(100000),
+  })
+  .strict();
+export type ModelSpec = z.infer<typeof ModelSpecSchema>;
+
+/** The tfjs model.json served for a version, loadable by tf.loadLayersModel(url). */
+export interface LayersModelJson {
+  format: 'layers-model';
+  generatedBy: string;
+  convertedBy: null;
+  modelTopology: Record<string, unknown>;
+  weightsManifest: Array<{ paths: string[]; weights: Array<{ name: string; shape: number[]; dtype: 'float32' }> }>;
+  userDefinedMetadata?: Record<string, unknown>;
+}
+
+export function layersModelJson(spec: ModelSpec, weightsPath: string, metadata?: Record<string, unknown>): LayersModelJson {
+  const json: LayersModelJson = {
+    format: 'layers-model',
+    generatedBy: 'flotilla',
+    convertedBy: null,
+    modelTopology: spec.topology,
+    weightsManifest: [{ paths: [weightsPath], weights: spec.manifest.map((w) => ({ name: w.name, shape: w.shape, dtype: w.dtype })) }],
+  };
+  if (metadata) json.userDefinedMetadata = metadata;
+  return json;
+}

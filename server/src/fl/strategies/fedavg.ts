@@ -1,0 +1,73 @@
+import { sample, type Rng } from '../rng.js';
+import { selectionSize } from '../selection.js';
+import type { EvalResult, FitAggregator, FitFailure, FitOutcome, FitResult, Strategy } from '../strategy.js';
+import { weightedMetrics } from '../strategy.js';
+import { WeightedMean } from '../weighted-mean.js';
+
+/**
+ * FedAvg (McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks from
+ * Decentralized Data"): w_next = w + sum_k (n_k / n) * delta_k. Streaming: memory O(model).
+ */
+export interface FedAvgParams {
+  clientsPerRound: number;
+  overSelect: number;
+  evalClientsPerRound: number;
+}
+
+export class StreamingMeanAggregator implements FitAggregator {
+  readonly mean: WeightedMean;
+  private readonly metricSums: Array<{ numExamples: number; metrics: Record<string, number> }> = [];
+  constructor(length: number) {
+    this.mean = new WeightedMean(length);
+  }
+  add(r: FitResult): void {
+    this.mean.add(r.delta, r.numExamples);
+    this.metricSums.push({ numExamples: r.numExamples, metrics: r.metrics });
+  }
+  get count(): number {
+    return this.mean.count;
+  }
+  get totalExamples(): number {
+    return this.mean.totalWeight;
+  }
+  metrics(): Record<string, number> {
+    return weightedMetrics(this.metricSums);
+  }
+}
+
+export class FedAvg implements Strategy {
+  readonly name: string = 'fedavg';
+  readonly streaming = true;
+  constructor(protected readonly params: FedAvgParams) {}
+
+  configureFit(_round: number, available: readonly string[], rng: Rng): string[] {
+    return sample(available, selectionSize(this.params.clientsPerRound, this.params.overSelect), rng);
+  }
+
+  beginFit(_round: number, modelLength: number): StreamingMeanAggregator {
+    return new StreamingMeanAggregator(modelLength);
+  }
+
+  /** The server update applied to the averaged delta; FedAvg applies it as is. */
+  protected serverUpdate(meanDelta: Float32Array, _global: Float32Array): Float32Array {
+    return meanDelta;
+  }
+
+  aggregateFit(_round: number, aggregator: FitAggregator, _failures: readonly FitFailure[], global: Float32Array): FitOutcome {
+    const agg = aggregator as StreamingMeanAggregator;
+    if (agg.count === 0) throw new RangeError('no results to aggregate');
+    const step = this.serverUpdate(agg.mean.mean(), global);
+    const weights = new Float32Array(global.length);
+    for (let i = 0; i < weights.length; i++) weights[i] = global[i] + step[i];
+    return { weights, metrics: { ...agg.metrics(), participants: agg.count, examples: agg.totalExamples } };
+  }
+
+  configureEvaluate(_round: number, available: readonly string[], rng: Rng): string[] {
+    return sample(available, this.params.evalClientsPerRound, rng);
+  }
+
+  aggregateEvaluate(_round: number, results: readonly EvalResult[], _failures: readonly FitFailure[]): Record<string, number> {
+    if (results.length === 0) return {};
+    return { ...weightedMetrics(results), evalParticipants: results.length };
+  }
+}

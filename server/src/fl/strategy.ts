@@ -1,0 +1,77 @@
+import type { Rng } from './rng.js';
+
+/**
+ * Aggregation strategies, Flower-style, with no I/O. The coordinator calls, per round:
+ *   configureFit -> (devices train) -> beginFit; fold each accepted result with `add` as it
+ *   arrives -> aggregateFit once the round closes -> (commit) -> configureEvaluate ->
+ *   aggregateEvaluate.
+ * Contracts every strategy must keep (the shared suite in test/fl checks them):
+ *   - aggregateFit returns new global weights of the same length as `global` and never mutates it;
+ *   - equal updates from every client give `global + update` for plain averaging strategies;
+ *   - the same seed and inputs give the same output;
+ *   - failures do not throw; aggregateFit with no results throws RangeError.
+ * Streaming strategies fold each update and drop it (memory O(model)); strategies that need every
+ * update (median, Krum) must say so and bound what they keep.
+ */
+export interface FitResult {
+  clientId: string;
+  numExamples: number;
+  /** The client's delta: w_local - w_global. Owned by the aggregator once passed in. */
+  delta: Float32Array;
+  metrics: Record<string, number>;
+}
+
+export interface FitFailure {
+  clientId: string;
+  reason: string;
+}
+
+export interface EvalResult {
+  clientId: string;
+  numExamples: number;
+  metrics: Record<string, number>;
+}
+
+export interface FitAggregator {
+  add(result: FitResult): void;
+  readonly count: number;
+  readonly totalExamples: number;
+}
+
+export interface FitOutcome {
+  /** New global weights. */
+  weights: Float32Array;
+  /** Aggregated training metrics (weighted by examples) plus strategy diagnostics. */
+  metrics: Record<string, number>;
+}
+
+export interface Strategy {
+  readonly name: string;
+  /** True when memory stays O(model) regardless of the number of results. */
+  readonly streaming: boolean;
+  /** Devices to train this round, from those available. */
+  configureFit(round: number, available: readonly string[], rng: Rng): string[];
+  beginFit(round: number, modelLength: number): FitAggregator;
+  aggregateFit(round: number, aggregator: FitAggregator, failures: readonly FitFailure[], global: Float32Array): FitOutcome;
+  /** Devices to evaluate the committed version; empty for none. */
+  configureEvaluate(round: number, available: readonly string[], rng: Rng): string[];
+  aggregateEvaluate(round: number, results: readonly EvalResult[], failures: readonly FitFailure[]): Record<string, number>;
+  /** Server-optimizer state for resume (momentum, moments); JSON-serialisable. */
+  exportState?(): unknown;
+  importState?(state: unknown): void;
+}
+
+/** Weighted mean of metrics over results, by numExamples. Keys missing on some results are averaged over those that have them. */
+export function weightedMetrics(results: ReadonlyArray<{ numExamples: number; metrics: Record<string, number> }>): Record<string, number> {
+  const sums: Record<string, number> = {};
+  const weights: Record<string, number> = {};
+  for (const r of results) {
+    for (const [k, v] of Object.entries(r.metrics)) {
+      sums[k] = (sums[k] ?? 0) + v * r.numExamples;
+      weights[k] = (weights[k] ?? 0) + r.numExamples;
+    }
+  }
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(sums)) out[k] = sums[k] / weights[k];
+  return out;
+}

@@ -1,0 +1,12 @@
+/**
+ * Content-addressed blobs (sha256). Contracts:
+ *  - put is idempotent and durable before it resolves (temp file + fsync + rename, or GridFS);
+ *  - get verifies the checksum and throws FL_ERR_BLOB_CORRUPT rather than return bad bytes;
+ *  - get of an unknown hash returns null.
+ */
+export interface BlobStore {
+  put(bytes: Uint8Array): Promise<{ sha256: string; size: number }>;
+  get(sha256: string): Promise<Uint8Array | null>;
+  has(sha256: string): Promise<boolean>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,158 @@
+import { AppError } from '@flotilla/client/protocol';
+import type { AliasHistoryRecord, AliasRecord, ClientRecord, ModelRecord, RoundRecord, TaskRecord, VersionRecord } from './records.js';
+import type { CommitInput, PageOptions, Store, VersionQuery } from './store.js';
+
+const clone = <T>(x: T): T => structuredClone(x);
+const vkey = (m: string, v: number) => `${m}\u0000${v}`;
+const akey = (m: string, a: string) => `${m}\u0000${a}`;
+
+function page<T>(xs: T[], p?: PageOptions): T[] {
+  const off = p?.offset ?? 0;
+  return xs.slice(off, p?.limit === undefined ? undefined : off + p.limit);
+}
+
+/**
+ * In-process Store for tests and throwaway runs: nothing survives the process. Same contracts as
+ * the durable stores (it runs the same contract suite).
+ */
+export class MemoryStore implements Store {
+  readonly kind = 'memory';
+  private tasks = new Map<string, TaskRecord>();
+  private rounds = new Map<string, RoundRecord>();
+  private models = new Map<string, ModelRecord>();
+  private versions = new Map<string, VersionRecord>();
+  private aliases = new Map<string, AliasRecord>();
+  private history: AliasHistoryRecord[] = [];
+  private clients = new Map<string, ClientRecord>();
+
+  async init(): Promise<void> {}
+  async close(): Promise<void> {}
+  async ping(): Promise<boolean> {
+    return true;
+  }
+
+  async createTask(task: TaskRecord, initial: VersionRecord): Promise<void> {
+    if (this.tasks.has(task.id)) throw new AppError('FL_ERR_TASK_EXISTS', { task: task.id });
+    if (this.versions.has(vkey(initial.model, initial.version))) {
+      throw new AppError('FL_ERR_VERSION_IMMUTABLE', { model: initial.model, version: initial.version });
+    }
+    if (!this.models.has(task.modelName)) this.models.set(task.modelName, { name: task.modelName, createdAt: task.createdAt });
+    this.tasks.set(task.id, clone(task));
+    this.versions.set(vkey(initial.model, initial.version), clone(initial));
+    this.moveAlias(initial.model, 'latest', initial.version, 'system', initial.createdAt);
+  }
+
+  async getTask(id: string): Promise<TaskRecord | null> {
+    const t = this.tasks.get(id);
+    return t ? clone(t) : null;
+  }
+  async listTasks(): Promise<TaskRecord[]> {
+    return [...this.tasks.values()].map(clone);
+  }
+  async updateTask(id: string, patch: Partial<Omit<TaskRecord, 'id' | 'createdAt'>>): Promise<TaskRecord> {
+    const t = this.tasks.get(id);
+    if (!t) throw new AppError('FL_ERR_TASK_NOT_FOUND', { task: id });
+    const next = { ...t, ...clone(patch), updatedAt: Date.now() };
+    this.tasks.set(id, next);
+    return clone(next);
+  }
+
+  async saveRound(r: RoundRecord): Promise<void> {
+    this.rounds.set(`${r.taskId}\u0000${r.round}`, clone(r));
+  }
+  async getRound(taskId: string, round: number): Promise<RoundRecord | null> {
+    const r = this.rounds.get(`${taskId}\u0000${round}`);
+    return r ? clone(r) : null;
+  }
+  async listRounds(taskId: string, p?: PageOptions): Promise<RoundRecord[]> {
+    const xs = [...this.rounds.values()].filter((r) => r.taskId === taskId).sort((a, b) => b.round - a.round);
+    return page(xs, p).map(clone);
+  }
+
+  async commitRound(input: CommitInput): Promise<void> {
+    const { version: v, round, task, by } = input;
+    if (this.versions.has(vkey(v.model, v.version))) throw new AppError('FL_ERR_VERSION_IMMUTABLE', { model: v.model, version: v.version });
+    const t = this.tasks.get(task.id);
+    if (!t) throw new AppError('FL_ERR_TASK_NOT_FOUND', { task: task.id });
+    // All checks done: apply every change (nothing below can throw).
+    this.versions.set(vkey(v.model, v.version), clone(v));
+    this.rounds.set(`${round.taskId}\u0000${round.round}`, clone(round));
+    this.tasks.set(task.id, { ...t, ...clone(task), updatedAt: Date.now() });
+    this.moveAlias(v.model, 'latest', v.version, by, v.createdAt);
+  }
+
+  async listModels(): Promise<ModelRecord[]> {
+    return [...this.models.values()].map(clone);
+  }
+  async getModel(name: string): Promise<ModelRecord | null> {
+    const m = this.models.get(name);
+    return m ? clone(m) : null;
+  }
+  async getVersion(model: string, version: number): Promise<VersionRecord | null> {
+    const v = this.versions.get(vkey(model, version));
+    return v ? clone(v) : null;
+  }
+  async listVersions(model: string, q?: VersionQuery): Promise<VersionRecord[]> {
+    let xs = [...this.versions.values()].filter((v) => v.model === model).sort((a, b) => b.version - a.version);
+    if (!q?.includeArchived) xs = xs.filter((v) => !v.archived);
+    if (q?.tag) xs = xs.filter((v) => v.tags.includes(q.tag!));
+    if (q?.alias) {
+      const a = this.aliases.get(akey(model, q.alias));
+      xs = a ? xs.filter((v) => v.version === a.version) : [];
+    }
+    return page(xs, q).map(clone);
+  }
+  async setArchived(model: string, version: number, archived: boolean): Promise<void> {
+    const v = this.versions.get(vkey(model, version));
+    if (!v) throw new AppError('FL_ERR_VERSION_NOT_FOUND', { model, version });
+    v.archived = archived;
+  }
+  async addVersionMetrics(model: string, version: number, metrics: Record<string, number>): Promise<void> {
+    const v = this.versions.get(vkey(model, version));
+    if (!v) throw new AppError('FL_ERR_VERSION_NOT_FOUND', { model, version });
+    for (const [k, x] of Object.entries(metrics)) if (!(k in v.metrics)) v.metrics[k] = x;
+  }
+
+  async getAlias(model: string, alias: string): Promise<AliasRecord | null> {
+    const a = this.aliases.get(akey(model, alias));
+    return a ? clone(a) : null;
+  }
+  async listAliases(model: string): Promise<AliasRecord[]> {
+    return [...this.aliases.values()].filter((a) => a.model === model).map(clone);
+  }
+  async setAlias(model: string, alias: string, version: number, by: string): Promise<AliasRecord> {
+    if (!this.versions.has(vkey(model, version))) throw new AppError('FL_ERR_VERSION_NOT_FOUND', { model, version });
+    return clone(this.moveAlias(model, alias, version, by, Date.now()));
+  }
+  async deleteAlias(model: string, alias: string, by: string): Promise<void> {
+    const a = this.aliases.get(akey(model, alias));
+    if (!a) throw new AppError('FL_ERR_ALIAS_NOT_FOUND', { model, alias });
+    this.aliases.delete(akey(model, alias));
+    this.history.push({ model, alias, from: a.version, to: null, at: Date.now(), by });
+  }
+  async aliasHistory(model: string, alias?: string): Promise<AliasHistoryRecord[]> {
+    return this.history
+      .filter((h) => h.model === model && (alias === undefined || h.alias === alias))
+      .sort((a, b) => b.at - a.at)
+      .map(clone);
+  }
+
+  async upsertClient(c: ClientRecord): Promise<void> {
+    this.clients.set(c.id, clone(c));
+  }
+  async getClient(id: string): Promise<ClientRecord | null> {
+    const c = this.clients.get(id);
+    return c ? clone(c) : null;
+  }
+  async listClients(taskId?: string): Promise<ClientRecord[]> {
+    return [...this.clients.values()].filter((c) => taskId === undefined || c.taskId === taskId).map(clone);
+  }
+
+  private moveAlias(model: string, alias: string, version: number, by: string, at: number): AliasRecord {
+    const prev = this.aliases.get(akey(model, alias));
+    const rec: AliasRecord = { model, alias, version, updatedAt: at, updatedBy: by };
+    this.aliases.set(akey(model, alias), rec);
+    this.history.push({ model, alias, from: prev?.version ?? null, to: version, at, by });
+    return rec;
+  }
+}

@@ -1,0 +1,114 @@
+import type { ModelSpec, TaskPlan } from '@flotilla/client/protocol';
+import type { RoundState } from '../fl/round-state.js';
+
+/** Persistent records. Every Store implementation stores and returns exactly these shapes. */
+export type TaskState = 'created' | 'running' | 'paused' | 'stopped' | 'done' | 'failed';
+
+export interface TaskRecord {
+  id: string;
+  /** The registered model this task publishes to (same name as the task by default). */
+  modelName: string;
+  spec: ModelSpec;
+  plan: TaskPlan;
+  state: TaskState;
+  /** Latest committed version of modelName produced by this task (the initial weights are version 1). */
+  currentVersion: number;
+  /** Number the next round will get; rounds are numbered per task from 1, failed ones included. */
+  nextRound: number;
+  /** Server-optimizer state of the strategy (momentum, moments), for resume. */
+  strategyState?: unknown;
+  stateReason?: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface RoundRejection {
+  clientId: string;
+  code: string;
+  at: number;
+}
+
+export interface RoundRecord {
+  taskId: string;
+  round: number;
+  state: RoundState;
+  /** Version the clients trained from. */
+  baseVersion: number;
+  /** Version this round produced, once committed. */
+  committedVersion?: number;
+  selected: string[];
+  reported: string[];
+  rejected: RoundRejection[];
+  /** Selected devices that disconnected or reported failure before reporting. */
+  dropped: string[];
+  startedAt: number;
+  endedAt?: number;
+  deadline: number;
+  failureReason?: string;
+  /** Aggregated client training metrics (loss, accuracy, participants, examples). */
+  trainMetrics: Record<string, number>;
+  /** Federated evaluation of the committed version (weighted by examples). */
+  evalMetrics: Record<string, number>;
+  /** Server-side test-set evaluation of the committed version. */
+  centralMetrics: Record<string, number>;
+  bytesUp: number;
+  bytesDown: number;
+  /** Aggregation + commit time, ms. */
+  aggregationMs?: number;
+}
+
+export interface ArtifactRef {
+  /** e.g. 'weights' (flat float32), 'weights.float16', 'weights.int8', 'weights.pruned' */
+  name: string;
+  sha256: string;
+  size: number;
+}
+
+export interface ModelRecord {
+  name: string;
+  createdAt: number;
+  description?: string;
+}
+
+export interface VersionRecord {
+  model: string;
+  version: number;
+  createdAt: number;
+  taskId?: string;
+  round?: number;
+  parentVersion?: number;
+  spec: ModelSpec;
+  metrics: Record<string, number>;
+  artifacts: ArtifactRef[];
+  tags: string[];
+  description?: string;
+  archived: boolean;
+}
+
+export interface AliasRecord {
+  model: string;
+  alias: string;
+  version: number;
+  updatedAt: number;
+  updatedBy: string;
+}
+
+export interface AliasHistoryRecord {
+  model: string;
+  alias: string;
+  from: number | null;
+  to: number | null;
+  at: number;
+  by: string;
+}
+
+export interface ClientRecord {
+  id: string;
+  taskId: string;
+  firstSeen: number;
+  lastSeen: number;
+  roundsJoined: number;
+  reportsAccepted: number;
+  reportsRejected: number;
+  revoked: boolean;
+}

@@ -1,0 +1,78 @@
+import type {
+  AliasHistoryRecord,
+  AliasRecord,
+  ClientRecord,
+  ModelRecord,
+  RoundRecord,
+  TaskRecord,
+  VersionRecord,
+} from './records.js';
+
+/**
+ * The one persistence interface. Implementations (memory, sqlite, mongodb) pass the shared
+ * contract suite in test/store. Contracts:
+ *  - every method returns copies: mutating a returned record never changes stored state;
+ *  - `commitRound` is atomic: the version, the round record, the task's currentVersion/nextRound
+ *    and the `latest` alias change together or not at all; a version number that exists already
+ *    fails with FL_ERR_VERSION_IMMUTABLE and changes nothing;
+ *  - versions are immutable once written; only `archived` may change;
+ *  - artifact bytes live in a BlobStore and are written before the version that names them.
+ */
+export interface PageOptions {
+  limit?: number;
+  offset?: number;
+}
+
+export interface VersionQuery extends PageOptions {
+  tag?: string;
+  alias?: string;
+  includeArchived?: boolean;
+}
+
+export interface CommitInput {
+  task: Pick<TaskRecord, 'id' | 'currentVersion' | 'nextRound' | 'strategyState' | 'state' | 'stateReason'>;
+  round: RoundRecord;
+  version: VersionRecord;
+  /** Who moved `latest` (for alias history). */
+  by: string;
+}
+
+export interface Store {
+  readonly kind: string;
+  init(): Promise<void>;
+  close(): Promise<void>;
+  /** Cheap reachability check for /readyz. */
+  ping(): Promise<boolean>;
+
+  createTask(task: TaskRecord, initialVersion: VersionRecord): Promise<void>;
+  getTask(id: string): Promise<TaskRecord | null>;
+  listTasks(): Promise<TaskRecord[]>;
+  updateTask(id: string, patch: Partial<Omit<TaskRecord, 'id' | 'createdAt'>>): Promise<TaskRecord>;
+
+  /** Insert or replace the record of a round not yet committed. */
+  saveRound(round: RoundRecord): Promise<void>;
+  getRound(taskId: string, round: number): Promise<RoundRecord | null>;
+  /** Newest first. */
+  listRounds(taskId: string, page?: PageOptions): Promise<RoundRecord[]>;
+  commitRound(input: CommitInput): Promise<void>;
+
+  listModels(): Promise<ModelRecord[]>;
+  getModel(name: string): Promise<ModelRecord | null>;
+  getVersion(model: string, version: number): Promise<VersionRecord | null>;
+  /** Newest first. */
+  listVersions(model: string, query?: VersionQuery): Promise<VersionRecord[]>;
+  setArchived(model: string, version: number, archived: boolean): Promise<void>;
+  /** Merge metrics into a version record under keys that do not exist yet (later evaluations); existing keys never change. */
+  addVersionMetrics(model: string, version: number, metrics: Record<string, number>): Promise<void>;
+
+  getAlias(model: string, alias: string): Promise<AliasRecord | null>;
+  listAliases(model: string): Promise<AliasRecord[]>;
+  setAlias(model: string, alias: string, version: number, by: string): Promise<AliasRecord>;
+  deleteAlias(model: string, alias: string, by: string): Promise<void>;
+  /** Newest first. */
+  aliasHistory(model: string, alias?: string): Promise<AliasHistoryRecord[]>;
+
+  upsertClient(client: ClientRecord): Promise<void>;
+  getClient(id: string): Promise<ClientRecord | null>;
+  listClients(taskId?: string): Promise<ClientRecord[]>;
+}
