@@ -1,5 +1,5 @@
 import { AppError } from '@flotilla/client/protocol';
-import type { AliasHistoryRecord, AliasRecord, ClientRecord, ModelRecord, RoundRecord, TaskRecord, VersionRecord } from './records.js';
+import type { AliasAction, AliasHistoryRecord, AliasRecord, ClientRecord, ModelRecord, RoundRecord, TaskRecord, VersionRecord } from './records.js';
 import type { CommitInput, PageOptions, Store, VersionQuery } from './store.js';
 
 const clone = <T>(x: T): T => structuredClone(x);
@@ -75,6 +75,7 @@ export class MemoryStore implements Store {
     const t = this.tasks.get(task.id);
     if (!t) throw new AppError('FL_ERR_TASK_NOT_FOUND', { task: task.id });
     // All checks done: apply every change (nothing below can throw).
+    if (!this.models.has(v.model)) this.models.set(v.model, { name: v.model, createdAt: v.createdAt });
     this.versions.set(vkey(v.model, v.version), clone(v));
     this.rounds.set(`${round.taskId}\u0000${round.round}`, clone(round));
     this.tasks.set(task.id, { ...t, ...clone(task), updatedAt: Date.now() });
@@ -82,7 +83,7 @@ export class MemoryStore implements Store {
   }
 
   async listModels(): Promise<ModelRecord[]> {
-    return [...this.models.values()].map(clone);
+    return [...this.models.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map(clone);
   }
   async getModel(name: string): Promise<ModelRecord | null> {
     const m = this.models.get(name);
@@ -102,6 +103,12 @@ export class MemoryStore implements Store {
     }
     return page(xs, q).map(clone);
   }
+  async putVersion(v: VersionRecord, by: string): Promise<void> {
+    if (this.versions.has(vkey(v.model, v.version))) throw new AppError('FL_ERR_VERSION_IMMUTABLE', { model: v.model, version: v.version });
+    if (!this.models.has(v.model)) this.models.set(v.model, { name: v.model, createdAt: v.createdAt });
+    this.versions.set(vkey(v.model, v.version), clone(v));
+    this.moveAlias(v.model, 'latest', v.version, by, v.createdAt);
+  }
   async setArchived(model: string, version: number, archived: boolean): Promise<void> {
     const v = this.versions.get(vkey(model, version));
     if (!v) throw new AppError('FL_ERR_VERSION_NOT_FOUND', { model, version });
@@ -118,21 +125,26 @@ export class MemoryStore implements Store {
     return a ? clone(a) : null;
   }
   async listAliases(model: string): Promise<AliasRecord[]> {
-    return [...this.aliases.values()].filter((a) => a.model === model).map(clone);
+    return [...this.aliases.values()]
+      .filter((a) => a.model === model)
+      .sort((a, b) => (a.alias < b.alias ? -1 : a.alias > b.alias ? 1 : 0))
+      .map(clone);
   }
-  async setAlias(model: string, alias: string, version: number, by: string): Promise<AliasRecord> {
+  async setAlias(model: string, alias: string, version: number, by: string, action: Exclude<AliasAction, 'delete'> = 'set'): Promise<AliasRecord> {
     if (!this.versions.has(vkey(model, version))) throw new AppError('FL_ERR_VERSION_NOT_FOUND', { model, version });
-    return clone(this.moveAlias(model, alias, version, by, Date.now()));
+    return clone(this.moveAlias(model, alias, version, by, Date.now(), action));
   }
   async deleteAlias(model: string, alias: string, by: string): Promise<void> {
     const a = this.aliases.get(akey(model, alias));
     if (!a) throw new AppError('FL_ERR_ALIAS_NOT_FOUND', { model, alias });
     this.aliases.delete(akey(model, alias));
-    this.history.push({ model, alias, from: a.version, to: null, at: Date.now(), by });
+    this.history.push({ model, alias, from: a.version, to: null, at: Date.now(), by, action: 'delete' });
   }
   async aliasHistory(model: string, alias?: string): Promise<AliasHistoryRecord[]> {
+    // Reverse first so that the stable sort keeps records written in the same millisecond newest first.
     return this.history
       .filter((h) => h.model === model && (alias === undefined || h.alias === alias))
+      .reverse()
       .sort((a, b) => b.at - a.at)
       .map(clone);
   }
@@ -148,11 +160,11 @@ export class MemoryStore implements Store {
     return [...this.clients.values()].filter((c) => taskId === undefined || c.taskId === taskId).map(clone);
   }
 
-  private moveAlias(model: string, alias: string, version: number, by: string, at: number): AliasRecord {
+  private moveAlias(model: string, alias: string, version: number, by: string, at: number, action: Exclude<AliasAction, 'delete'> = 'set'): AliasRecord {
     const prev = this.aliases.get(akey(model, alias));
     const rec: AliasRecord = { model, alias, version, updatedAt: at, updatedBy: by };
     this.aliases.set(akey(model, alias), rec);
-    this.history.push({ model, alias, from: prev?.version ?? null, to: version, at, by });
+    this.history.push({ model, alias, from: prev?.version ?? null, to: version, at, by, action });
     return rec;
   }
 }

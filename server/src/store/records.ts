@@ -93,6 +93,9 @@ export interface AliasRecord {
   updatedBy: string;
 }
 
+/** What an alias move was: a plain set/move (commits moving `latest` included), a delete, or a rollback. */
+export type AliasAction = 'set' | 'delete' | 'rollback';
+
 export interface AliasHistoryRecord {
   model: string;
   alias: string;
@@ -100,6 +103,8 @@ export interface AliasHistoryRecord {
   to: number | null;
   at: number;
   by: string;
+  /** Absent in records written before it existed; read as 'set' (or 'delete' when `to` is null). */
+  action?: AliasAction;
 }
 
 export interface ClientRecord {

@@ -1,4 +1,5 @@
 import type {
+  AliasAction,
   AliasHistoryRecord,
   AliasRecord,
   ClientRecord,
@@ -15,7 +16,11 @@ import type {
  *  - `commitRound` is atomic: the version, the round record, the task's currentVersion/nextRound
  *    and the `latest` alias change together or not at all; a version number that exists already
  *    fails with FL_ERR_VERSION_IMMUTABLE and changes nothing;
- *  - versions are immutable once written; only `archived` may change;
+ *  - versions are immutable once written; only `archived` may change (and metrics may gain new keys);
+ *  - `putVersion` (a publish outside any round) creates the model when needed, inserts the version
+ *    and moves `latest` to it atomically; an existing version number fails with
+ *    FL_ERR_VERSION_IMMUTABLE and changes nothing;
+ *  - every alias change appends one history record (newest first on read; ties in write order).
  *  - artifact bytes live in a BlobStore and are written before the version that names them.
  */
 export interface PageOptions {
@@ -61,13 +66,16 @@ export interface Store {
   getVersion(model: string, version: number): Promise<VersionRecord | null>;
   /** Newest first. */
   listVersions(model: string, query?: VersionQuery): Promise<VersionRecord[]>;
+  /** Publish a version outside a round (see the contract above). */
+  putVersion(version: VersionRecord, by: string): Promise<void>;
   setArchived(model: string, version: number, archived: boolean): Promise<void>;
   /** Merge metrics into a version record under keys that do not exist yet (later evaluations); existing keys never change. */
   addVersionMetrics(model: string, version: number, metrics: Record<string, number>): Promise<void>;
 
   getAlias(model: string, alias: string): Promise<AliasRecord | null>;
   listAliases(model: string): Promise<AliasRecord[]>;
-  setAlias(model: string, alias: string, version: number, by: string): Promise<AliasRecord>;
+  /** Fails with FL_ERR_VERSION_NOT_FOUND when the version does not exist. `action` defaults to 'set'. */
+  setAlias(model: string, alias: string, version: number, by: string, action?: Exclude<AliasAction, 'delete'>): Promise<AliasRecord>;
   deleteAlias(model: string, alias: string, by: string): Promise<void>;
   /** Newest first. */
   aliasHistory(model: string, alias?: string): Promise<AliasHistoryRecord[]>;

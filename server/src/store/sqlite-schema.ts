@@ -1,0 +1,124 @@
+import type { Database } from 'better-sqlite3';
+import { AppError } from '@flotilla/client/protocol';
+
+/**
+ * Schema migrations of the SQLite store, applied in order by `migrate`. The database's
+ * `PRAGMA user_version` is the number of migrations applied. Contract: a migration is never
+ * edited once released; a schema change is a new entry at the end. Each migration runs in its own
+ * transaction together with the user_version bump, so a crash leaves the schema at a migration
+ * boundary.
+ *
+ * Layout: scalar fields that are filtered or sorted on are columns; nested values (spec, plan,
+ * metrics, artifacts, tags, id lists) are JSON text columns.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE tasks (
+    id TEXT PRIMARY KEY,
+    model_name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    state TEXT NOT NULL,
+    current_version INTEGER NOT NULL,
+    next_round INTEGER NOT NULL,
+    strategy_state TEXT,
+    state_reason TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE rounds (
+    task_id TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    base_version INTEGER NOT NULL,
+    committed_version INTEGER,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    deadline INTEGER NOT NULL,
+    failure_reason TEXT,
+    bytes_up INTEGER NOT NULL,
+    bytes_down INTEGER NOT NULL,
+    aggregation_ms REAL,
+    selected TEXT NOT NULL,
+    reported TEXT NOT NULL,
+    rejected TEXT NOT NULL,
+    dropped TEXT NOT NULL,
+    train_metrics TEXT NOT NULL,
+    eval_metrics TEXT NOT NULL,
+    central_metrics TEXT NOT NULL,
+    PRIMARY KEY (task_id, round)
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE TABLE models (
+    name TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    description TEXT
+  ) STRICT;
+
+  CREATE TABLE versions (
+    model TEXT NOT NULL REFERENCES models(name),
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    task_id TEXT,
+    round INTEGER,
+    parent_version INTEGER,
+    spec TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    artifacts TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    description TEXT,
+    archived INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (model, version)
+  ) STRICT;
+  CREATE INDEX versions_task ON versions(task_id, version);
+
+  CREATE TABLE aliases (
+    model TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    updated_by TEXT NOT NULL,
+    PRIMARY KEY (model, alias),
+    FOREIGN KEY (model, version) REFERENCES versions(model, version)
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE TABLE alias_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    model TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    from_version INTEGER,
+    to_version INTEGER,
+    at INTEGER NOT NULL,
+    by TEXT NOT NULL,
+    action TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX alias_history_model ON alias_history(model, alias, seq);
+
+  CREATE TABLE clients (
+    id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    rounds_joined INTEGER NOT NULL,
+    reports_accepted INTEGER NOT NULL,
+    reports_rejected INTEGER NOT NULL,
+    revoked INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX clients_task ON clients(task_id);
+  `,
+];
+
+/** Apply the migrations the database lacks. Refuses a database newer than this build. */
+export function migrate(db: Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new AppError('FL_ERR_CONFIG_INVALID', { why: 'flotilla.db was written by a newer Flotilla', schemaVersion: current, known: MIGRATIONS.length });
+  }
+  for (let i = current; i < MIGRATIONS.length; i++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[i]);
+      db.pragma(`user_version = ${i + 1}`);
+    })();
+  }
+}

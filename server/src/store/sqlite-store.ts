@@ -1,0 +1,499 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
+import { AppError } from '@flotilla/client/protocol';
+import type {
+  AliasAction,
+  AliasHistoryRecord,
+  AliasRecord,
+  ClientRecord,
+  ModelRecord,
+  RoundRecord,
+  TaskRecord,
+  VersionRecord,
+} from './records.js';
+import { migrate } from './sqlite-schema.js';
+import type { CommitInput, PageOptions, Store, VersionQuery } from './store.js';
+
+type Row = Record<string, unknown>;
+
+const json = (x: unknown): string => JSON.stringify(x);
+const parse = <T>(x: unknown): T => JSON.parse(x as string) as T;
+/** Copy `value` into `out[key]` unless it is SQL NULL: optional record fields stay absent, not null. */
+function opt<T extends object, K extends keyof T>(out: T, key: K, value: unknown): void {
+  if (value !== null && value !== undefined) out[key] = value as T[K];
+}
+
+function taskFromRow(r: Row): TaskRecord {
+  const t: TaskRecord = {
+    id: r.id as string,
+    modelName: r.model_name as string,
+    spec: parse(r.spec),
+    plan: parse(r.plan),
+    state: r.state as TaskRecord['state'],
+    currentVersion: r.current_version as number,
+    nextRound: r.next_round as number,
+    createdAt: r.created_at as number,
+    updatedAt: r.updated_at as number,
+  };
+  if (r.strategy_state !== null) t.strategyState = parse(r.strategy_state);
+  opt(t, 'stateReason', r.state_reason);
+  return t;
+}
+
+function taskToRow(t: TaskRecord): Row {
+  return {
+    id: t.id,
+    model_name: t.modelName,
+    spec: json(t.spec),
+    plan: json(t.plan),
+    state: t.state,
+    current_version: t.currentVersion,
+    next_round: t.nextRound,
+    strategy_state: t.strategyState === undefined ? null : json(t.strategyState),
+    state_reason: t.stateReason ?? null,
+    created_at: t.createdAt,
+    updated_at: t.updatedAt,
+  };
+}
+
+function roundFromRow(r: Row): RoundRecord {
+  const x: RoundRecord = {
+    taskId: r.task_id as string,
+    round: r.round as number,
+    state: r.state as RoundRecord['state'],
+    baseVersion: r.base_version as number,
+    selected: parse(r.selected),
+    reported: parse(r.reported),
+    rejected: parse(r.rejected),
+    dropped: parse(r.dropped),
+    startedAt: r.started_at as number,
+    deadline: r.deadline as number,
+    trainMetrics: parse(r.train_metrics),
+    evalMetrics: parse(r.eval_metrics),
+    centralMetrics: parse(r.central_metrics),
+    bytesUp: r.bytes_up as number,
+    bytesDown: r.bytes_down as number,
+  };
+  opt(x, 'committedVersion', r.committed_version);
+  opt(x, 'endedAt', r.ended_at);
+  opt(x, 'failureReason', r.failure_reason);
+  opt(x, 'aggregationMs', r.aggregation_ms);
+  return x;
+}
+
+function roundToRow(r: RoundRecord): Row {
+  return {
+    task_id: r.taskId,
+    round: r.round,
+    state: r.state,
+    base_version: r.baseVersion,
+    committed_version: r.committedVersion ?? null,
+    started_at: r.startedAt,
+    ended_at: r.endedAt ?? null,
+    deadline: r.deadline,
+    failure_reason: r.failureReason ?? null,
+    bytes_up: r.bytesUp,
+    bytes_down: r.bytesDown,
+    aggregation_ms: r.aggregationMs ?? null,
+    selected: json(r.selected),
+    reported: json(r.reported),
+    rejected: json(r.rejected),
+    dropped: json(r.dropped),
+    train_metrics: json(r.trainMetrics),
+    eval_metrics: json(r.evalMetrics),
+    central_metrics: json(r.centralMetrics),
+  };
+}
+
+function versionFromRow(r: Row): VersionRecord {
+  const v: VersionRecord = {
+    model: r.model as string,
+    version: r.version as number,
+    createdAt: r.created_at as number,
+    spec: parse(r.spec),
+    metrics: parse(r.metrics),
+    artifacts: parse(r.artifacts),
+    tags: parse(r.tags),
+    archived: r.archived === 1,
+  };
+  opt(v, 'taskId', r.task_id);
+  opt(v, 'round', r.round);
+  opt(v, 'parentVersion', r.parent_version);
+  opt(v, 'description', r.description);
+  return v;
+}
+
+function versionToRow(v: VersionRecord): Row {
+  return {
+    model: v.model,
+    version: v.version,
+    created_at: v.createdAt,
+    task_id: v.taskId ?? null,
+    round: v.round ?? null,
+    parent_version: v.parentVersion ?? null,
+    spec: json(v.spec),
+    metrics: json(v.metrics),
+    artifacts: json(v.artifacts),
+    tags: json(v.tags),
+    description: v.description ?? null,
+    archived: v.archived ? 1 : 0,
+  };
+}
+
+const aliasFromRow = (r: Row): AliasRecord => ({
+  model: r.model as string,
+  alias: r.alias as string,
+  version: r.version as number,
+  updatedAt: r.updated_at as number,
+  updatedBy: r.updated_by as string,
+});
+
+const historyFromRow = (r: Row): AliasHistoryRecord => ({
+  model: r.model as string,
+  alias: r.alias as string,
+  from: r.from_version as number | null,
+  to: r.to_version as number | null,
+  at: r.at as number,
+  by: r.by as string,
+  action: r.action as AliasAction,
+});
+
+const clientFromRow = (r: Row): ClientRecord => ({
+  id: r.id as string,
+  taskId: r.task_id as string,
+  firstSeen: r.first_seen as number,
+  lastSeen: r.last_seen as number,
+  roundsJoined: r.rounds_joined as number,
+  reportsAccepted: r.reports_accepted as number,
+  reportsRejected: r.reports_rejected as number,
+  revoked: r.revoked === 1,
+});
+
+const modelFromRow = (r: Row): ModelRecord => {
+  const m: ModelRecord = { name: r.name as string, createdAt: r.created_at as number };
+  opt(m, 'description', r.description);
+  return m;
+};
+
+/** SQLITE_CONSTRAINT_PRIMARYKEY / _UNIQUE: the row exists already. */
+function isDuplicate(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
+export interface SqliteStoreOptions {
+  /** The data dir; the database is `<dataDir>/flotilla.db`. */
+  dataDir: string;
+}
+
+/**
+ * The embedded default Store: one SQLite file through better-sqlite3, owned by one process.
+ *
+ * Durability: WAL journal with `synchronous = FULL`, so a transaction that returned is on disk
+ * even after a power loss, not only after a process crash (NORMAL would only survive the latter).
+ * The store writes a handful of transactions per round, so the extra fsync per commit is noise,
+ * and it matches the blob store, which fsyncs every artifact: a version that clients have seen
+ * never disappears.
+ *
+ * Every multi-row change (createTask, commitRound, putVersion, alias moves) is one transaction.
+ * better-sqlite3 is synchronous, so each method runs to completion without interleaving with
+ * other callers of this process.
+ */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite';
+  readonly path: string;
+  private db: Database | null = null;
+  private stmts = new Map<string, Statement>();
+
+  constructor(private readonly options: SqliteStoreOptions) {
+    this.path = join(options.dataDir, 'flotilla.db');
+  }
+
+  async init(): Promise<void> {
+    if (this.db) return;
+    mkdirSync(this.options.dataDir, { recursive: true });
+    const db = new BetterSqlite3(this.path);
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      db.pragma('busy_timeout = 5000');
+      migrate(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    this.db = db;
+  }
+
+  async close(): Promise<void> {
+    this.stmts.clear();
+    this.db?.close();
+    this.db = null;
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      return this.q('SELECT 1 AS ok').get() !== undefined;
+    } catch {
+      return false;
+    }
+  }
+
+  private get conn(): Database {
+    if (!this.db) throw new AppError('FL_ERR_STORE_UNAVAILABLE', { store: 'sqlite', why: 'not initialised or closed' });
+    return this.db;
+  }
+
+  /** Prepared statements, cached by their SQL text. */
+  private q(sql: string): Statement {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      s = this.conn.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  private tx<T>(fn: () => T): T {
+    return this.conn.transaction(fn).immediate();
+  }
+
+  // ---- tasks ----
+
+  async createTask(task: TaskRecord, initial: VersionRecord): Promise<void> {
+    this.tx(() => {
+      if (this.q('SELECT 1 FROM tasks WHERE id = ?').get(task.id)) throw new AppError('FL_ERR_TASK_EXISTS', { task: task.id });
+      this.ensureModel(task.modelName, task.createdAt);
+      this.ensureModel(initial.model, initial.createdAt);
+      this.insertVersion(initial);
+      this.q(
+        `INSERT INTO tasks (id, model_name, spec, plan, state, current_version, next_round, strategy_state, state_reason, created_at, updated_at)
+         VALUES (@id, @model_name, @spec, @plan, @state, @current_version, @next_round, @strategy_state, @state_reason, @created_at, @updated_at)`,
+      ).run(taskToRow(task));
+      this.moveAlias(initial.model, 'latest', initial.version, 'system', initial.createdAt, 'set');
+    });
+  }
+
+  async getTask(id: string): Promise<TaskRecord | null> {
+    const r = this.q('SELECT * FROM tasks WHERE id = ?').get(id) as Row | undefined;
+    return r ? taskFromRow(r) : null;
+  }
+
+  async listTasks(): Promise<TaskRecord[]> {
+    return (this.q('SELECT * FROM tasks ORDER BY created_at, id').all() as Row[]).map(taskFromRow);
+  }
+
+  async updateTask(id: string, patch: Partial<Omit<TaskRecord, 'id' | 'createdAt'>>): Promise<TaskRecord> {
+    return this.tx(() => this.patchTask(id, patch));
+  }
+
+  private patchTask(id: string, patch: Partial<TaskRecord>): TaskRecord {
+    const r = this.q('SELECT * FROM tasks WHERE id = ?').get(id) as Row | undefined;
+    if (!r) throw new AppError('FL_ERR_TASK_NOT_FOUND', { task: id });
+    const next: TaskRecord = { ...taskFromRow(r), ...structuredClone(patch), id, updatedAt: Date.now() };
+    this.q(
+      `UPDATE tasks SET model_name = @model_name, spec = @spec, plan = @plan, state = @state, current_version = @current_version,
+         next_round = @next_round, strategy_state = @strategy_state, state_reason = @state_reason, updated_at = @updated_at
+       WHERE id = @id`,
+    ).run(taskToRow(next));
+    return next;
+  }
+
+  // ---- rounds ----
+
+  async saveRound(round: RoundRecord): Promise<void> {
+    this.upsertRound(round);
+  }
+
+  private upsertRound(round: RoundRecord): void {
+    this.q(
+      `INSERT OR REPLACE INTO rounds (task_id, round, state, base_version, committed_version, started_at, ended_at, deadline, failure_reason,
+         bytes_up, bytes_down, aggregation_ms, selected, reported, rejected, dropped, train_metrics, eval_metrics, central_metrics)
+       VALUES (@task_id, @round, @state, @base_version, @committed_version, @started_at, @ended_at, @deadline, @failure_reason,
+         @bytes_up, @bytes_down, @aggregation_ms, @selected, @reported, @rejected, @dropped, @train_metrics, @eval_metrics, @central_metrics)`,
+    ).run(roundToRow(round));
+  }
+
+  async getRound(taskId: string, round: number): Promise<RoundRecord | null> {
+    const r = this.q('SELECT * FROM rounds WHERE task_id = ? AND round = ?').get(taskId, round) as Row | undefined;
+    return r ? roundFromRow(r) : null;
+  }
+
+  async listRounds(taskId: string, page?: PageOptions): Promise<RoundRecord[]> {
+    const rows = this.q('SELECT * FROM rounds WHERE task_id = ? ORDER BY round DESC LIMIT ? OFFSET ?').all(
+      taskId,
+      page?.limit ?? -1,
+      page?.offset ?? 0,
+    ) as Row[];
+    return rows.map(roundFromRow);
+  }
+
+  async commitRound(input: CommitInput): Promise<void> {
+    const { version: v, round, task, by } = input;
+    this.tx(() => {
+      if (!this.q('SELECT 1 FROM tasks WHERE id = ?').get(task.id)) throw new AppError('FL_ERR_TASK_NOT_FOUND', { task: task.id });
+      this.ensureModel(v.model, v.createdAt);
+      this.insertVersion(v);
+      this.upsertRound(round);
+      this.patchTask(task.id, task);
+      this.moveAlias(v.model, 'latest', v.version, by, v.createdAt, 'set');
+    });
+  }
+
+  // ---- models and versions ----
+
+  private ensureModel(name: string, createdAt: number): void {
+    this.q('INSERT OR IGNORE INTO models (name, created_at) VALUES (?, ?)').run(name, createdAt);
+  }
+
+  /** Inside a transaction: insert a version or fail with FL_ERR_VERSION_IMMUTABLE. */
+  private insertVersion(v: VersionRecord): void {
+    try {
+      this.q(
+        `INSERT INTO versions (model, version, created_at, task_id, round, parent_version, spec, metrics, artifacts, tags, description, archived)
+         VALUES (@model, @version, @created_at, @task_id, @round, @parent_version, @spec, @metrics, @artifacts, @tags, @description, @archived)`,
+      ).run(versionToRow(v));
+    } catch (err) {
+      if (isDuplicate(err)) throw new AppError('FL_ERR_VERSION_IMMUTABLE', { model: v.model, version: v.version });
+      throw err;
+    }
+  }
+
+  async listModels(): Promise<ModelRecord[]> {
+    return (this.q('SELECT * FROM models ORDER BY name').all() as Row[]).map(modelFromRow);
+  }
+
+  async getModel(name: string): Promise<ModelRecord | null> {
+    const r = this.q('SELECT * FROM models WHERE name = ?').get(name) as Row | undefined;
+    return r ? modelFromRow(r) : null;
+  }
+
+  async getVersion(model: string, version: number): Promise<VersionRecord | null> {
+    const r = this.q('SELECT * FROM versions WHERE model = ? AND version = ?').get(model, version) as Row | undefined;
+    return r ? versionFromRow(r) : null;
+  }
+
+  async listVersions(model: string, query?: VersionQuery): Promise<VersionRecord[]> {
+    const where = ['v.model = @model'];
+    const params: Row = { model, limit: query?.limit ?? -1, offset: query?.offset ?? 0 };
+    if (!query?.includeArchived) where.push('v.archived = 0');
+    if (query?.tag !== undefined) {
+      where.push('EXISTS (SELECT 1 FROM json_each(v.tags) WHERE json_each.value = @tag)');
+      params.tag = query.tag;
+    }
+    if (query?.alias !== undefined) {
+      where.push('v.version = (SELECT a.version FROM aliases a WHERE a.model = v.model AND a.alias = @alias)');
+      params.alias = query.alias;
+    }
+    const sql = `SELECT v.* FROM versions v WHERE ${where.join(' AND ')} ORDER BY v.version DESC LIMIT @limit OFFSET @offset`;
+    return (this.q(sql).all(params) as Row[]).map(versionFromRow);
+  }
+
+  async putVersion(v: VersionRecord, by: string): Promise<void> {
+    this.tx(() => {
+      this.ensureModel(v.model, v.createdAt);
+      this.insertVersion(v);
+      this.moveAlias(v.model, 'latest', v.version, by, v.createdAt, 'set');
+    });
+  }
+
+  async setArchived(model: string, version: number, archived: boolean): Promise<void> {
+    const res = this.q('UPDATE versions SET archived = ? WHERE model = ? AND version = ?').run(archived ? 1 : 0, model, version);
+    if (res.changes === 0) throw new AppError('FL_ERR_VERSION_NOT_FOUND', { model, version });
+  }
+
+  async addVersionMetrics(model: string, version: number, metrics: Record<string, number>): Promise<void> {
+    this.tx(() => {
+      const r = this.q('SELECT metrics FROM versions WHERE model = ? AND version = ?').get(model, version) as Row | undefined;
+      if (!r) throw new AppError('FL_ERR_VERSION_NOT_FOUND', { model, version });
+      const current = parse<Record<string, number>>(r.metrics);
+      const merged = { ...metrics, ...current };
+      this.q('UPDATE versions SET metrics = ? WHERE model = ? AND version = ?').run(json(merged), model, version);
+    });
+  }
+
+  // ---- aliases ----
+
+  async getAlias(model: string, alias: string): Promise<AliasRecord | null> {
+    const r = this.q('SELECT * FROM aliases WHERE model = ? AND alias = ?').get(model, alias) as Row | undefined;
+    return r ? aliasFromRow(r) : null;
+  }
+
+  async listAliases(model: string): Promise<AliasRecord[]> {
+    return (this.q('SELECT * FROM aliases WHERE model = ? ORDER BY alias').all(model) as Row[]).map(aliasFromRow);
+  }
+
+  async setAlias(model: string, alias: string, version: number, by: string, action: Exclude<AliasAction, 'delete'> = 'set'): Promise<AliasRecord> {
+    return this.tx(() => {
+      if (!this.q('SELECT 1 FROM versions WHERE model = ? AND version = ?').get(model, version)) {
+        throw new AppError('FL_ERR_VERSION_NOT_FOUND', { model, version });
+      }
+      return this.moveAlias(model, alias, version, by, Date.now(), action);
+    });
+  }
+
+  async deleteAlias(model: string, alias: string, by: string): Promise<void> {
+    this.tx(() => {
+      const prev = this.q('SELECT version FROM aliases WHERE model = ? AND alias = ?').get(model, alias) as Row | undefined;
+      if (!prev) throw new AppError('FL_ERR_ALIAS_NOT_FOUND', { model, alias });
+      this.q('DELETE FROM aliases WHERE model = ? AND alias = ?').run(model, alias);
+      this.q('INSERT INTO alias_history (model, alias, from_version, to_version, at, by, action) VALUES (?, ?, ?, NULL, ?, ?, ?)').run(
+        model,
+        alias,
+        prev.version,
+        Date.now(),
+        by,
+        'delete',
+      );
+    });
+  }
+
+  async aliasHistory(model: string, alias?: string): Promise<AliasHistoryRecord[]> {
+    const rows =
+      alias === undefined
+        ? this.q('SELECT * FROM alias_history WHERE model = ? ORDER BY at DESC, seq DESC').all(model)
+        : this.q('SELECT * FROM alias_history WHERE model = ? AND alias = ? ORDER BY at DESC, seq DESC').all(model, alias);
+    return (rows as Row[]).map(historyFromRow);
+  }
+
+  /** Inside a transaction: point the alias at `version` and append the history record. */
+  private moveAlias(model: string, alias: string, version: number, by: string, at: number, action: AliasAction): AliasRecord {
+    const prev = this.q('SELECT version FROM aliases WHERE model = ? AND alias = ?').get(model, alias) as Row | undefined;
+    this.q(
+      `INSERT INTO aliases (model, alias, version, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (model, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+    ).run(model, alias, version, at, by);
+    this.q('INSERT INTO alias_history (model, alias, from_version, to_version, at, by, action) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+      model,
+      alias,
+      (prev?.version as number | undefined) ?? null,
+      version,
+      at,
+      by,
+      action,
+    );
+    return { model, alias, version, updatedAt: at, updatedBy: by };
+  }
+
+  // ---- clients ----
+
+  async upsertClient(c: ClientRecord): Promise<void> {
+    this.q(
+      `INSERT OR REPLACE INTO clients (id, task_id, first_seen, last_seen, rounds_joined, reports_accepted, reports_rejected, revoked)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(c.id, c.taskId, c.firstSeen, c.lastSeen, c.roundsJoined, c.reportsAccepted, c.reportsRejected, c.revoked ? 1 : 0);
+  }
+
+  async getClient(id: string): Promise<ClientRecord | null> {
+    const r = this.q('SELECT * FROM clients WHERE id = ?').get(id) as Row | undefined;
+    return r ? clientFromRow(r) : null;
+  }
+
+  async listClients(taskId?: string): Promise<ClientRecord[]> {
+    const rows = taskId === undefined ? this.q('SELECT * FROM clients ORDER BY id').all() : this.q('SELECT * FROM clients WHERE task_id = ? ORDER BY id').all(taskId);
+    return (rows as Row[]).map(clientFromRow);
+  }
+}

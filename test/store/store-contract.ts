@@ -1,0 +1,265 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Store } from '../../server/src/store/store.js';
+import { expectCode, round, task, version } from './fixtures.js';
+
+/**
+ * The one Store contract suite (DESIGN.md: every implementation passes the same suite). Each
+ * implementation's test file calls `storeContract` with a factory. `reopen`, when given, closes
+ * nothing itself: it returns a fresh Store over the same durable state (the durability tests).
+ */
+export interface StoreHarness {
+  open(): Promise<Store>;
+  reopen?: () => Promise<Store>;
+  cleanup?: () => Promise<void>;
+}
+
+export function storeContract(name: string, makeHarness: () => Promise<StoreHarness>): void {
+  describe(`Store contract: ${name}`, () => {
+    let h: StoreHarness;
+    let s: Store;
+
+    beforeEach(async () => {
+      h = await makeHarness();
+      s = await h.open();
+      await s.init();
+    });
+    afterEach(async () => {
+      await s.close();
+      await h.cleanup?.();
+    });
+
+    it('answers ping', async () => {
+      expect(await s.ping()).toBe(true);
+    });
+
+    it('creates a task with its model, initial version and latest alias', async () => {
+      const t = task('mnist', { strategyState: { m: [0.5, 1] }, stateReason: 'started by test' });
+      await s.createTask(t, version('mnist', 1, { taskId: 'mnist', description: 'initial', tags: ['init'] }));
+      expect(await s.getTask('mnist')).toEqual(t);
+      expect(await s.getTask('nope')).toBeNull();
+      expect((await s.listTasks()).map((x) => x.id)).toEqual(['mnist']);
+      expect((await s.getModel('mnist'))?.name).toBe('mnist');
+      expect(await s.getModel('nope')).toBeNull();
+      expect((await s.listModels()).map((m) => m.name)).toEqual(['mnist']);
+      expect(await s.getVersion('mnist', 1)).toEqual(version('mnist', 1, { taskId: 'mnist', description: 'initial', tags: ['init'] }));
+      expect(await s.getVersion('mnist', 2)).toBeNull();
+      expect((await s.getAlias('mnist', 'latest'))?.version).toBe(1);
+      const hist = await s.aliasHistory('mnist', 'latest');
+      expect(hist).toHaveLength(1);
+      expect(hist[0]).toMatchObject({ from: null, to: 1 });
+    });
+
+    it('rejects a duplicate task and an existing initial version without changing anything', async () => {
+      await s.createTask(task('a'), version('a', 1));
+      await expectCode(s.createTask(task('a', { state: 'done' }), version('a', 2)), 'FL_ERR_TASK_EXISTS');
+      await expectCode(s.createTask(task('b', { modelName: 'a' }), version('a', 1)), 'FL_ERR_VERSION_IMMUTABLE');
+      expect(await s.getTask('b')).toBeNull();
+      expect((await s.getTask('a'))?.state).toBe('running');
+      expect(await s.getVersion('a', 2)).toBeNull();
+    });
+
+    it('returns copies: mutating a returned record changes nothing stored', async () => {
+      await s.createTask(task('a'), version('a', 1, { tags: ['x'] }));
+      const t = (await s.getTask('a'))!;
+      t.state = 'failed';
+      t.spec.numClasses = 99;
+      const v = (await s.getVersion('a', 1))!;
+      v.tags.push('mutated');
+      v.metrics.accuracy = 1;
+      expect((await s.getTask('a'))!.state).toBe('running');
+      expect((await s.getTask('a'))!.spec.numClasses).toBe(3);
+      expect((await s.getVersion('a', 1))!.tags).toEqual(['x']);
+      expect((await s.getVersion('a', 1))!.metrics).toEqual({});
+    });
+
+    it('updates a task by merging a patch and bumping updatedAt', async () => {
+      await s.createTask(task('a'), version('a', 1));
+      const before = Date.now();
+      const next = await s.updateTask('a', { state: 'paused', stateReason: 'operator' });
+      expect(next).toMatchObject({ id: 'a', state: 'paused', stateReason: 'operator', currentVersion: 1 });
+      expect(next.updatedAt).toBeGreaterThanOrEqual(before);
+      expect(await s.getTask('a')).toEqual(next);
+      await expectCode(s.updateTask('nope', { state: 'done' }), 'FL_ERR_TASK_NOT_FOUND');
+    });
+
+    it('saves, replaces and lists rounds newest first with paging', async () => {
+      await s.createTask(task('a'), version('a', 1));
+      for (let r = 1; r <= 5; r++) await s.saveRound(round('a', r));
+      await s.saveRound(round('b', 1));
+      const full = round('a', 3, {
+        state: 'failed',
+        failureReason: 'deadline',
+        endedAt: 1_700_000_009_000,
+        reported: ['c1'],
+        rejected: [{ clientId: 'c2', code: 'FL_ERR_REPORT_NON_FINITE', at: 5 }],
+        dropped: ['c3'],
+        trainMetrics: { loss: 0.5 },
+        aggregationMs: 1.5,
+        bytesUp: 10,
+        bytesDown: 20,
+      });
+      await s.saveRound(full);
+      expect(await s.getRound('a', 3)).toEqual(full);
+      expect(await s.getRound('a', 9)).toBeNull();
+      expect((await s.listRounds('a')).map((r) => r.round)).toEqual([5, 4, 3, 2, 1]);
+      expect((await s.listRounds('a', { limit: 2 })).map((r) => r.round)).toEqual([5, 4]);
+      expect((await s.listRounds('a', { limit: 2, offset: 2 })).map((r) => r.round)).toEqual([3, 2]);
+      expect((await s.listRounds('a', { offset: 4 })).map((r) => r.round)).toEqual([1]);
+      expect(await s.listRounds('zzz')).toEqual([]);
+    });
+
+    it('commits a round atomically: version, round, task and latest together', async () => {
+      await s.createTask(task('a', { strategyState: { step: 0 } }), version('a', 1));
+      await s.saveRound(round('a', 1));
+      const v2 = version('a', 2, { taskId: 'a', round: 1, parentVersion: 1, metrics: { accuracy: 0.8, participants: 2 } });
+      const r1 = round('a', 1, { state: 'done', committedVersion: 2, reported: ['c1', 'c2'], endedAt: 1_700_000_000_900 });
+      await s.commitRound({
+        task: { id: 'a', currentVersion: 2, nextRound: 2, strategyState: { step: 1 }, state: 'running' },
+        round: r1,
+        version: v2,
+        by: 'coordinator',
+      });
+      expect(await s.getVersion('a', 2)).toEqual(v2);
+      expect(await s.getRound('a', 1)).toEqual(r1);
+      expect(await s.getTask('a')).toMatchObject({ currentVersion: 2, nextRound: 2, strategyState: { step: 1 }, state: 'running', modelName: 'a' });
+      expect(await s.getAlias('a', 'latest')).toMatchObject({ version: 2, updatedBy: 'coordinator' });
+      expect((await s.aliasHistory('a', 'latest'))[0]).toMatchObject({ from: 1, to: 2, by: 'coordinator', action: 'set' });
+    });
+
+    it('refuses to commit an existing version number and changes nothing', async () => {
+      await s.createTask(task('a'), version('a', 1));
+      const commit = (r: number, v: number, metrics: Record<string, number>) =>
+        s.commitRound({
+          task: { id: 'a', currentVersion: v, nextRound: r + 1, state: 'running' },
+          round: round('a', r, { state: 'done', committedVersion: v }),
+          version: version('a', v, { metrics }),
+          by: 'coordinator',
+        });
+      await commit(1, 2, { accuracy: 0.5 });
+      const hist = await s.aliasHistory('a');
+      await expectCode(commit(2, 2, { accuracy: 0.9 }), 'FL_ERR_VERSION_IMMUTABLE');
+      expect((await s.getVersion('a', 2))!.metrics).toEqual({ accuracy: 0.5 });
+      expect(await s.getRound('a', 2)).toBeNull();
+      expect(await s.getTask('a')).toMatchObject({ currentVersion: 2, nextRound: 2 });
+      expect(await s.aliasHistory('a')).toEqual(hist);
+    });
+
+    it('refuses to commit for an unknown task and writes no version', async () => {
+      await s.createTask(task('a'), version('a', 1));
+      await expectCode(
+        s.commitRound({
+          task: { id: 'ghost', currentVersion: 2, nextRound: 2, state: 'running' },
+          round: round('ghost', 1),
+          version: version('a', 2),
+          by: 'coordinator',
+        }),
+        'FL_ERR_TASK_NOT_FOUND',
+      );
+      expect(await s.getVersion('a', 2)).toBeNull();
+      expect(await s.getRound('ghost', 1)).toBeNull();
+      expect((await s.getAlias('a', 'latest'))!.version).toBe(1);
+    });
+
+    it('publishes versions outside rounds, creating the model and moving latest', async () => {
+      await s.putVersion(version('uploaded', 1, { description: 'from a notebook' }), 'alice');
+      await s.putVersion(version('uploaded', 2), 'alice');
+      expect((await s.getModel('uploaded'))?.name).toBe('uploaded');
+      expect(await s.getAlias('uploaded', 'latest')).toMatchObject({ version: 2, updatedBy: 'alice' });
+      await expectCode(s.putVersion(version('uploaded', 2, { tags: ['x'] }), 'bob'), 'FL_ERR_VERSION_IMMUTABLE');
+      expect((await s.getVersion('uploaded', 2))!.tags).toEqual([]);
+      expect(await s.getAlias('uploaded', 'latest')).toMatchObject({ version: 2, updatedBy: 'alice' });
+    });
+
+    it('lists versions newest first, paged, filtered by tag, alias and archived', async () => {
+      for (let v = 1; v <= 6; v++) await s.putVersion(version('m', v, { tags: v % 2 === 0 ? ['even'] : ['odd', 'x'] }), 'system');
+      await s.putVersion(version('other', 1, { tags: ['even'] }), 'system');
+      expect((await s.listVersions('m')).map((v) => v.version)).toEqual([6, 5, 4, 3, 2, 1]);
+      expect((await s.listVersions('m', { limit: 2, offset: 1 })).map((v) => v.version)).toEqual([5, 4]);
+      expect((await s.listVersions('m', { tag: 'even' })).map((v) => v.version)).toEqual([6, 4, 2]);
+      expect((await s.listVersions('m', { tag: 'even', limit: 1, offset: 1 })).map((v) => v.version)).toEqual([4]);
+      expect(await s.listVersions('m', { tag: 'nope' })).toEqual([]);
+      await s.setAlias('m', 'production', 3, 'alice');
+      expect((await s.listVersions('m', { alias: 'production' })).map((v) => v.version)).toEqual([3]);
+      expect(await s.listVersions('m', { alias: 'staging' })).toEqual([]);
+      await s.setArchived('m', 5, true);
+      expect((await s.listVersions('m')).map((v) => v.version)).toEqual([6, 4, 3, 2, 1]);
+      expect((await s.listVersions('m', { includeArchived: true })).map((v) => v.version)).toEqual([6, 5, 4, 3, 2, 1]);
+      expect((await s.getVersion('m', 5))!.archived).toBe(true);
+      await s.setArchived('m', 5, false);
+      expect((await s.listVersions('m')).map((v) => v.version)).toContain(5);
+      await expectCode(s.setArchived('m', 99, true), 'FL_ERR_VERSION_NOT_FOUND');
+      expect(await s.listVersions('unknown')).toEqual([]);
+      expect((await s.listModels()).map((m) => m.name)).toEqual(['m', 'other']);
+    });
+
+    it('adds version metrics under new keys only', async () => {
+      await s.putVersion(version('m', 1, { metrics: { accuracy: 0.5 } }), 'system');
+      await s.addVersionMetrics('m', 1, { accuracy: 0.99, central_accuracy: 0.7, 'int8:central_accuracy': 0.69 });
+      expect((await s.getVersion('m', 1))!.metrics).toEqual({ accuracy: 0.5, central_accuracy: 0.7, 'int8:central_accuracy': 0.69 });
+      await expectCode(s.addVersionMetrics('m', 2, { x: 1 }), 'FL_ERR_VERSION_NOT_FOUND');
+    });
+
+    it('sets, moves, lists and deletes aliases, recording every change', async () => {
+      for (let v = 1; v <= 3; v++) await s.putVersion(version('m', v), 'system');
+      await expectCode(s.setAlias('m', 'production', 9, 'alice'), 'FL_ERR_VERSION_NOT_FOUND');
+      expect(await s.getAlias('m', 'production')).toBeNull();
+      const a = await s.setAlias('m', 'production', 1, 'alice');
+      expect(a).toMatchObject({ model: 'm', alias: 'production', version: 1, updatedBy: 'alice' });
+      expect(await s.getAlias('m', 'production')).toEqual(a);
+      await s.setAlias('m', 'production', 2, 'bob');
+      await s.setAlias('m', 'production', 1, 'carol', 'rollback');
+      await s.setAlias('m', 'staging', 3, 'bob');
+      expect((await s.listAliases('m')).map((x) => [x.alias, x.version])).toEqual([
+        ['latest', 3],
+        ['production', 1],
+        ['staging', 3],
+      ]);
+      await s.deleteAlias('m', 'staging', 'dave');
+      expect(await s.getAlias('m', 'staging')).toBeNull();
+      await expectCode(s.deleteAlias('m', 'staging', 'dave'), 'FL_ERR_ALIAS_NOT_FOUND');
+      // Same-millisecond writes must still read back newest first.
+      const prod = await s.aliasHistory('m', 'production');
+      expect(prod.map((h) => [h.from, h.to, h.by, h.action])).toEqual([
+        [2, 1, 'carol', 'rollback'],
+        [1, 2, 'bob', 'set'],
+        [null, 1, 'alice', 'set'],
+      ]);
+      const all = await s.aliasHistory('m');
+      expect(all[0]).toMatchObject({ alias: 'staging', from: 3, to: null, by: 'dave', action: 'delete' });
+      expect(all.filter((h) => h.alias === 'latest')).toHaveLength(3);
+      for (let i = 1; i < all.length; i++) expect(all[i - 1].at).toBeGreaterThanOrEqual(all[i].at);
+      expect(await s.aliasHistory('other')).toEqual([]);
+    });
+
+    it('upserts and lists clients', async () => {
+      const c = { id: 'dev-1', taskId: 'a', firstSeen: 1, lastSeen: 2, roundsJoined: 0, reportsAccepted: 0, reportsRejected: 0, revoked: false };
+      await s.upsertClient(c);
+      await s.upsertClient({ ...c, id: 'dev-2', taskId: 'b' });
+      await s.upsertClient({ ...c, lastSeen: 9, roundsJoined: 3, revoked: true });
+      expect(await s.getClient('dev-1')).toEqual({ ...c, lastSeen: 9, roundsJoined: 3, revoked: true });
+      expect(await s.getClient('nope')).toBeNull();
+      expect((await s.listClients()).map((x) => x.id).sort()).toEqual(['dev-1', 'dev-2']);
+      expect((await s.listClients('b')).map((x) => x.id)).toEqual(['dev-2']);
+    });
+
+    it('keeps everything across a close and reopen (durable stores)', async (ctx) => {
+      if (!h.reopen) ctx.skip();
+      await s.createTask(task('a'), version('a', 1));
+      await s.commitRound({
+        task: { id: 'a', currentVersion: 2, nextRound: 2, state: 'running', strategyState: { v: [1, 2] } },
+        round: round('a', 1, { state: 'done', committedVersion: 2 }),
+        version: version('a', 2, { metrics: { accuracy: 0.5 } }),
+        by: 'coordinator',
+      });
+      await s.setAlias('a', 'production', 2, 'alice');
+      await s.close();
+      s = await h.reopen!();
+      await s.init();
+      expect(await s.getTask('a')).toMatchObject({ currentVersion: 2, nextRound: 2, strategyState: { v: [1, 2] } });
+      expect((await s.getVersion('a', 2))!.metrics).toEqual({ accuracy: 0.5 });
+      expect((await s.getAlias('a', 'production'))!.version).toBe(2);
+      expect((await s.getAlias('a', 'latest'))!.version).toBe(2);
+      expect(await s.aliasHistory('a')).toHaveLength(3);
+    });
+  });
+}
