@@ -1,0 +1,33 @@
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FileBlobStore } from '../../server/src/store/file-blob-store.js';
+import { blobContract } from './blob-contract.js';
+import { tempDir } from './temp-dir.js';
+
+blobContract('FileBlobStore', async () => {
+  const t = await tempDir();
+  const store = () => new FileBlobStore(t.dir);
+  return {
+    open: async () => store(),
+    reopen: async () => store(),
+    corrupt: async (sha256) => {
+      const p = join(t.dir, 'blobs', sha256.slice(0, 2), sha256);
+      const bytes = await readFile(p);
+      bytes[bytes.length >> 1] ^= 0xff;
+      await writeFile(p, bytes);
+    },
+    cleanup: t.remove,
+  };
+});
+
+describe('FileBlobStore layout', () => {
+  it('writes <dataDir>/blobs/<aa>/<sha256> and leaves no temp files', async () => {
+    const t = await tempDir();
+    const b = new FileBlobStore(t.dir);
+    const { sha256 } = await b.put(new Uint8Array([1, 2, 3]));
+    expect(await readdir(join(t.dir, 'blobs', sha256.slice(0, 2)))).toEqual([sha256]);
+    expect(await readdir(join(t.dir, 'blobs', 'tmp'))).toEqual([]);
+    await t.remove();
+  });
+});
