@@ -1,0 +1,79 @@
+import { MongoClient } from 'mongodb';
+import type { BlobStore } from './blob-store.js';
+import { FileBlobStore } from './file-blob-store.js';
+import { GridFsBlobStore } from './gridfs-blob-store.js';
+import { MemoryBlobStore } from './memory-blob-store.js';
+import { MemoryStore } from './memory-store.js';
+import { MongoStore, dbNameOf } from './mongo-store.js';
+import { SqliteStore } from './sqlite-store.js';
+import type { Store } from './store.js';
+
+export interface StorageOptions {
+  /** MongoDB mode (`--mongodb-url` / FLOTILLA_MONGODB_URL): records in MongoDB, blobs in GridFS. Wins over dataDir. */
+  mongodbUrl?: string;
+  /** Database name in MongoDB mode; defaults to the URL's, else 'flotilla'. */
+  mongodbDb?: string;
+  /** Embedded mode: `<dataDir>/flotilla.db` and `<dataDir>/blobs`. */
+  dataDir?: string;
+}
+
+export interface Storage {
+  store: Store;
+  blobs: BlobStore;
+  /** Closes both (and the shared MongoClient). Call once, from the app's onClose. */
+  close(): Promise<void>;
+}
+
+/**
+ * The one place that picks the persistence pair: MongoDB + GridFS when a URL is given, SQLite +
+ * files when a data dir is given, memory otherwise (tests, throwaway runs). The store is
+ * initialised (schema migrated, indexes created) before this resolves.
+ */
+export async function openStorage(options: StorageOptions): Promise<Storage> {
+  let store: Store;
+  let blobs: BlobStore;
+  if (options.mongodbUrl) {
+    const client = new MongoClient(options.mongodbUrl, {
+      writeConcern: { w: 'majority' },
+      readConcern: { level: 'majority' },
+      ignoreUndefined: true,
+      serverSelectionTimeoutMS: 10_000,
+    });
+    const dbName = options.mongodbDb ?? dbNameOf(options.mongodbUrl);
+    store = new MongoStore({ url: options.mongodbUrl, dbName, client });
+    blobs = new GridFsBlobStore({ db: client.db(dbName) });
+    try {
+      await store.init();
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
+    return {
+      store,
+      blobs,
+      close: async () => {
+        await store.close();
+        await blobs.close();
+        await client.close();
+      },
+    };
+  }
+  if (options.dataDir) {
+    store = new SqliteStore({ dataDir: options.dataDir });
+    const files = new FileBlobStore(options.dataDir);
+    await files.init();
+    blobs = files;
+  } else {
+    store = new MemoryStore();
+    blobs = new MemoryBlobStore();
+  }
+  await store.init();
+  return {
+    store,
+    blobs,
+    close: async () => {
+      await store.close();
+      await blobs.close();
+    },
+  };
+}
