@@ -1,6 +1,5 @@
 import { AppError } from '../protocol/errors.js';
 import { HEADER_BYTES, expectHeader, writeHeader, type DeltaCodec } from './codec.js';
-import { bytesToFloat32 } from './manifest.js';
 
 /** Lossless float32 little-endian. Size: 12 + 4n bytes. Decoding copies once (the result owns its memory). */
 export const f32Codec: DeltaCodec = {
@@ -16,7 +15,9 @@ export const f32Codec: DeltaCodec = {
     if (bytes.byteLength !== HEADER_BYTES + 4 * expectedLength) {
       throw new AppError('FL_ERR_CODEC_CORRUPT', { expectedBytes: HEADER_BYTES + 4 * expectedLength, got: bytes.byteLength });
     }
-    return bytesToFloat32(bytes.slice(HEADER_BYTES));
+    const out = new Float32Array(expectedLength);
+    new Uint8Array(out.buffer).set(bytes.subarray(HEADER_BYTES));
+    return out;
   },
   maxAbsError() {
     return 0;

@@ -79,7 +79,10 @@ export function joinFlat(parts: ReadonlyArray<ArrayLike<number>>, m: WeightManif
 export function bytesToFloat32(bytes: Uint8Array): Float32Array {
   if (bytes.byteLength % 4 !== 0) throw new AppError('FL_ERR_CODEC_CORRUPT', { why: 'length not a multiple of 4' });
   if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-  return new Float32Array(bytes.slice().buffer);
+  // Node Buffers' slice() is a view, so copy explicitly into fresh, aligned memory.
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return new Float32Array(copy.buffer);
 }
 
 export function float32ToBytes(f: Float32Array): Uint8Array {

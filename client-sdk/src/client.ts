@@ -1,0 +1,296 @@
+import { io, type Socket } from 'socket.io-client';
+import {
+  EvalInstructionSchema,
+  FitInstructionSchema,
+  HelloAckSchema,
+  PROTOCOL_VERSION,
+  RoundCancelSchema,
+  SimpleAckSchema,
+  TaskStateSchema,
+  type ClientToServerEvents,
+  type EvalInstruction,
+  type FitInstruction,
+  type ServerToClientEvents,
+  type WireError,
+} from './protocol/index.js';
+import { getCodec } from './tensor/codecs.js';
+import { bytesToFloat32 } from './tensor/manifest.js';
+import type { DataProvider } from './data.js';
+import { Emitter } from './emitter.js';
+import { silentLogger, type Logger } from './logger.js';
+import { LocalTrainer, type Fetcher } from './trainer.js';
+
+export interface ClientHooks {
+  /** Called after local training, before the report is sent: 'drop' abandons the report (fault injection, user veto). */
+  beforeReport?(info: { taskId: string; round: number }): Promise<'send' | 'drop'>;
+}
+
+export interface ClientOptions {
+  /** Coordinator base URL, e.g. http://127.0.0.1:8080 */
+  url: string;
+  /** Device credential presented at hello and on artifact downloads. */
+  token: string;
+  taskId: string;
+  /** Stable device id; the server assigns one when absent (kept for reconnects). */
+  deviceId?: string;
+  data: DataProvider;
+  /** Share one trainer between devices of one thread to share one tfjs model. */
+  trainer?: LocalTrainer;
+  reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
+  hooks?: ClientHooks;
+  logger?: Logger;
+  /** Ack timeout for every emit. */
+  ackTimeoutMs?: number;
+  /** Backend name recorded at hello (the entry resolves it). */
+  backend?: string;
+}
+
+export interface FitEvent {
+  round: number;
+  numExamples: number;
+  loss: number;
+  bytesUp: number;
+  bytesDown: number;
+  trainMs: number;
+}
+
+export interface ClientEvents {
+  connected: (e: { deviceId: string; sessionId: string }) => void;
+  disconnected: (e: { reason: string }) => void;
+  fit: (e: FitEvent) => void;
+  eval: (e: { round: number; numExamples: number; metrics: Record<string, number> }) => void;
+  rejected: (e: { round: number; error: WireError }) => void;
+  error: (e: unknown) => void;
+  'task:state': (e: { state: string; reason?: string }) => void;
+  [k: string]: (arg: any) => void;
+}
+
+const FATAL: ReadonlySet<string> = new Set(['FL_ERR_AUTH_INVALID_TOKEN', 'FL_ERR_AUTH_REQUIRED', 'FL_ERR_PROTO_VERSION_MISMATCH', 'FL_ERR_TASK_NOT_FOUND', 'FL_ERR_AUTH_FORBIDDEN']);
+
+/** The error a failed hello rejects `start()` with. */
+export class ClientError extends Error {
+  constructor(readonly wire: WireError) {
+    super(`${wire.code}: ${wire.message}`);
+  }
+}
+
+/**
+ * A device. `start()` connects, says hello (protocol version, token, task) and resolves once
+ * accepted; afterwards the client follows instructions until `stop()`: fit instructions download
+ * the global weights of the named version over HTTP, train locally, and report the delta in the
+ * plan's codec; eval instructions evaluate on local held-out data. Every incoming message is
+ * validated; invalid ones are dropped and reported through 'error'. Transport loss reconnects
+ * with jittered exponential backoff (socket.io's randomisation) and says hello again with the same
+ * deviceId. Heartbeats flow at the interval the server names, also during local training.
+ */
+export class BaseClient extends Emitter<ClientEvents> {
+  private socket: Socket<ServerToClientEvents, ClientToServerEvents> | null = null;
+  protected readonly trainer: LocalTrainer;
+  protected readonly logger: Logger;
+  private readonly ackTimeoutMs: number;
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
+  private id: string | undefined;
+  private currentRound = 0;
+  private cancelled = new Set<number>();
+  private stopped = true;
+
+  constructor(protected readonly opts: ClientOptions) {
+    super();
+    this.trainer = opts.trainer ?? new LocalTrainer({ logger: opts.logger });
+    this.logger = opts.logger ?? silentLogger;
+    this.ackTimeoutMs = opts.ackTimeoutMs ?? 30_000;
+    this.id = opts.deviceId;
+  }
+
+  get deviceId(): string | undefined {
+    return this.id;
+  }
+
+  get connected(): boolean {
+    return this.socket?.connected ?? false;
+  }
+
+  start(): Promise<void> {
+    if (!this.stopped) return Promise.resolve();
+    this.stopped = false;
+    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(this.opts.url, {
+      transports: ['websocket'],
+      reconnection: true,
+      reconnectionDelay: this.opts.reconnect?.initialDelayMs ?? 500,
+      reconnectionDelayMax: this.opts.reconnect?.maxDelayMs ?? 10_000,
+      randomizationFactor: 0.5,
+      autoConnect: false,
+    });
+    this.socket = socket;
+    socket.on('fit:instruction', (m) => void this.onFit(m));
+    socket.on('eval:instruction', (m) => void this.onEval(m));
+    socket.on('round:cancel', (m) => {
+      const p = RoundCancelSchema.safeParse(m);
+      if (p.success) this.cancelled.add(p.data.round);
+    });
+    socket.on('task:state', (m) => {
+      const p = TaskStateSchema.safeParse(m);
+      if (p.success) this.emit('task:state', { state: p.data.state, reason: p.data.reason });
+    });
+    socket.on('disconnect', (reason) => {
+      this.stopHeartbeat();
+      this.emit('disconnected', { reason });
+    });
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      socket.on('connect', async () => {
+        try {
+          await this.hello();
+          if (!settled) {
+            settled = true;
+            resolve();
+          }
+        } catch (err) {
+          const wire = err instanceof ClientError ? err.wire : undefined;
+          this.emit('error', err);
+          if (wire && FATAL.has(wire.code)) {
+            void this.stop();
+            if (!settled) {
+              settled = true;
+              reject(err);
+            }
+          } else {
+            socket.disconnect().connect();
+          }
+        }
+      });
+      socket.connect();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.stopHeartbeat();
+    const s = this.socket;
+    this.socket = null;
+    if (s) {
+      s.removeAllListeners();
+      s.disconnect();
+    }
+  }
+
+  private async hello(): Promise<void> {
+    const socket = this.socket!;
+    const msg = {
+      protocolVersion: PROTOCOL_VERSION,
+      token: this.opts.token,
+      taskId: this.opts.taskId,
+      ...(this.id ? { deviceId: this.id } : {}),
+      ...(this.opts.backend ? { backend: this.opts.backend } : {}),
+    };
+    const raw = await socket.timeout(this.ackTimeoutMs).emitWithAck('hello', msg);
+    const ack = HelloAckSchema.parse(raw);
+    if (!ack.ok) throw new ClientError(ack.error as WireError);
+    this.id = ack.deviceId;
+    this.startHeartbeat(ack.heartbeatIntervalMs);
+    this.emit('connected', { deviceId: ack.deviceId, sessionId: ack.sessionId });
+  }
+
+  private startHeartbeat(ms: number): void {
+    this.stopHeartbeat();
+    this.heartbeat = setInterval(() => {
+      const s = this.socket;
+      if (s?.connected) s.timeout(this.ackTimeoutMs).emit('heartbeat', { t: Date.now() }, () => undefined);
+    }, ms);
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
+  private fetcher(): Fetcher {
+    const base = this.opts.url;
+    const headers = { authorization: `Bearer ${this.opts.token}` };
+    const get = async (path: string) => {
+      const res = await fetch(new URL(path, base), { headers });
+      if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status}`);
+      return res;
+    };
+    return {
+      json: async (path) => (await get(path)).json(),
+      bytes: async (path) => new Uint8Array(await (await get(path)).arrayBuffer()),
+    };
+  }
+
+  private async onFit(raw: unknown): Promise<void> {
+    const parsed = FitInstructionSchema.safeParse(raw);
+    if (!parsed.success) {
+      this.emit('error', new Error(`invalid fit instruction: ${parsed.error.message}`));
+      return;
+    }
+    const ins: FitInstruction = parsed.data;
+    this.currentRound = ins.round;
+    const isStale = () => this.stopped || this.currentRound !== ins.round || this.cancelled.has(ins.round);
+    try {
+      const fetcher = this.fetcher();
+      const loaded = await this.trainer.load(ins.modelUrl, fetcher);
+      const weightBytes = await this.trainer.weights(ins.weightsUrl, fetcher);
+      const global = bytesToFloat32(weightBytes);
+      const data = await this.opts.data.train();
+      const out = await this.trainer.fit(loaded, global, data, ins.plan, isStale);
+      if (isStale()) return;
+      const encoded = getCodec(ins.plan.codec).encode(out.delta, ins.plan.topkFraction ? { fraction: ins.plan.topkFraction } : {});
+      const verdict = (await this.opts.hooks?.beforeReport?.({ taskId: ins.taskId, round: ins.round })) ?? 'send';
+      if (verdict === 'drop' || isStale() || !this.socket?.connected) return;
+      const ack = SimpleAckSchema.parse(
+        await this.socket.timeout(this.ackTimeoutMs).emitWithAck('fit:report', {
+          taskId: ins.taskId,
+          round: ins.round,
+          numExamples: out.numExamples,
+          metrics: out.metrics,
+          codec: ins.plan.codec,
+          delta: encoded,
+        }),
+      );
+      if (!ack.ok) {
+        this.emit('rejected', { round: ins.round, error: ack.error as WireError });
+        return;
+      }
+      this.emit('fit', {
+        round: ins.round,
+        numExamples: out.numExamples,
+        loss: out.metrics.loss ?? NaN,
+        bytesUp: encoded.byteLength,
+        bytesDown: weightBytes.byteLength,
+        trainMs: out.trainMs,
+      });
+    } catch (err) {
+      this.logger.warn(`[flotilla] round ${ins.round} failed locally: ${String(err)}`);
+      this.emit('error', err);
+      if (!isStale() && this.socket?.connected) {
+        this.socket.timeout(this.ackTimeoutMs).emit('fit:failure', { taskId: ins.taskId, round: ins.round, reason: String(err).slice(0, 1000) }, () => undefined);
+      }
+    }
+  }
+
+  private async onEval(raw: unknown): Promise<void> {
+    const parsed = EvalInstructionSchema.safeParse(raw);
+    if (!parsed.success) {
+      this.emit('error', new Error(`invalid eval instruction: ${parsed.error.message}`));
+      return;
+    }
+    const ins: EvalInstruction = parsed.data;
+    if (!this.opts.data.evaluate) return;
+    try {
+      const fetcher = this.fetcher();
+      const loaded = await this.trainer.load(ins.modelUrl, fetcher);
+      const global = bytesToFloat32(await this.trainer.weights(ins.weightsUrl, fetcher));
+      const data = await this.opts.data.evaluate();
+      const out = await this.trainer.evaluate(loaded, global, data, ins.batchSize);
+      if (this.stopped || !this.socket?.connected) return;
+      const ack = SimpleAckSchema.parse(
+        await this.socket.timeout(this.ackTimeoutMs).emitWithAck('eval:report', { taskId: ins.taskId, round: ins.round, numExamples: out.numExamples, metrics: out.metrics }),
+      );
+      if (ack.ok) this.emit('eval', { round: ins.round, numExamples: out.numExamples, metrics: out.metrics });
+      else this.emit('rejected', { round: ins.round, error: ack.error as WireError });
+    } catch (err) {
+      this.emit('error', err);
+    }
+  }
+}

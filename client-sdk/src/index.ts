@@ -1,0 +1,24 @@
+/** @flotilla/client, Node entry. */
+import { resolveBackend as resolve } from './backend.js';
+import type { Logger } from './logger.js';
+import { BaseClient } from './client.js';
+
+/** A device client that resolves the best tfjs backend for this platform before connecting. */
+export class FlotillaClient extends BaseClient {
+  override async start(): Promise<void> {
+    const backend = await resolve('node', this.logger);
+    if (!this.opts.backend) this.opts.backend = backend;
+    return super.start();
+  }
+}
+
+export { BaseClient, ClientError, type ClientOptions, type ClientHooks, type ClientEvents, type FitEvent } from './client.js';
+export { LocalTrainer, type Fetcher, type FitOutput, type EvalOutput, type LoadedModel } from './trainer.js';
+export { type Dataset, type DataProvider, datasetSize, gatherRows } from './data.js';
+export { type Logger, silentLogger } from './logger.js';
+export * as protocol from './protocol/index.js';
+
+/** Pick the best tfjs backend for Node (tfjs-node-gpu > tfjs-node > wasm > cpu); logs once. */
+export function resolveBackend(logger?: Logger, prefer?: string): Promise<string> {
+  return resolve('node', logger, prefer);
+}

@@ -1,0 +1,108 @@
+import { randomBytes } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { Server as IOServer } from 'socket.io';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { ClientToServerEvents, ServerToClientEvents } from '@flotilla/client/protocol';
+import { Coordinator } from './coordinator/coordinator.js';
+import { tokenMatches } from './coordinator/coordinator.js';
+import type { CentralEvaluator } from './coordinator/deps.js';
+import { attachGateway } from './coordinator/gateway.js';
+import type { SocketData } from './coordinator/sessions.js';
+import { AppError } from './errors.js';
+import { installErrorHandling } from './http/error-handler.js';
+import { healthRoutes } from './http/health-routes.js';
+import { registryRoutes } from './http/registry-routes.js';
+import { tasksRoutes } from './http/tasks-routes.js';
+import type { BlobStore } from './store/blob-store.js';
+import { MemoryBlobStore } from './store/memory-blob-store.js';
+import { MemoryStore } from './store/memory-store.js';
+import type { Store } from './store/store.js';
+
+export interface AppOptions {
+  /** Persistence; defaults to in-memory (nothing survives the process). */
+  store?: Store;
+  blobs?: BlobStore;
+  /** fastify/pino logger setting; false by default for embedding. */
+  logger?: boolean | Record<string, unknown>;
+  /** Token devices present at hello; generated when absent (read it from app.flotilla.deviceToken). */
+  deviceToken?: string;
+  /** Bearer token of the admin API; generated when absent. */
+  adminToken?: string;
+  centralEvaluator?: CentralEvaluator;
+  heartbeatIntervalMs?: number;
+  sessionTimeoutMs?: number;
+  /** Largest socket.io message, bytes: the transport's last guard (plans set smaller per-update limits). */
+  maxMessageBytes?: number;
+  /** Largest REST body, bytes. */
+  bodyLimit?: number;
+}
+
+export interface Flotilla {
+  coordinator: Coordinator;
+  store: Store;
+  blobs: BlobStore;
+  io: IOServer<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+  deviceToken: string;
+  adminToken: string;
+}
+
+export type FlotillaApp = FastifyInstance & { flotilla: Flotilla };
+
+/**
+ * Build the whole server without listening: fastify (REST) and socket.io (devices) on one HTTP
+ * server, the coordinator with tasks resumed from the store. Callers `listen()` and `close()`;
+ * close releases sockets, timers and the store.
+ */
+export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
+  const store = opts.store ?? new MemoryStore();
+  const blobs = opts.blobs ?? new MemoryBlobStore();
+  await store.init();
+  const deviceToken = opts.deviceToken ?? randomBytes(24).toString('base64url');
+  const adminToken = opts.adminToken ?? randomBytes(24).toString('base64url');
+  const auth = { adminToken, deviceToken };
+
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: opts.bodyLimit ?? 8 * 1024 * 1024 });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installErrorHandling(app);
+
+  const coordinator = new Coordinator({
+    store,
+    blobs,
+    logger: app.log,
+    evaluator: opts.centralEvaluator,
+    authenticateDevice: async (token) => {
+      if (!tokenMatches(token, deviceToken)) throw new AppError('FL_ERR_AUTH_INVALID_TOKEN');
+    },
+  });
+  await coordinator.init();
+
+  const io: Flotilla['io'] = new IOServer(app.server, {
+    maxHttpBufferSize: opts.maxMessageBytes ?? 80 * 1024 * 1024,
+    serveClient: false,
+    transports: ['websocket', 'polling'],
+  });
+  const stopGateway = attachGateway(io, coordinator, {
+    heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 5_000,
+    sessionTimeoutMs: opts.sessionTimeoutMs ?? 30_000,
+  });
+
+  const flotilla: Flotilla = { coordinator, store, blobs, io, deviceToken, adminToken };
+  app.decorate('flotilla', flotilla);
+
+  await app.register(healthRoutes, { store, ready: () => true });
+  await app.register(registryRoutes, { store, blobs, auth });
+  await app.register(tasksRoutes, { coordinator, store, auth });
+
+  app.addHook('preClose', async () => {
+    stopGateway();
+    coordinator.close();
+    io.local.disconnectSockets(true);
+  });
+  app.addHook('onClose', async () => {
+    await new Promise<void>((resolve) => io.close(() => resolve()));
+    await store.close();
+    await blobs.close();
+  });
+  return app as unknown as FlotillaApp;
+}

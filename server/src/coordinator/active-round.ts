@@ -1,0 +1,84 @@
+import type { FitReport, TaskPlan } from '@flotilla/client/protocol';
+import { getCodec } from '@flotilla/client/tensor';
+import { AppError, type ErrorCode } from '../errors.js';
+import type { FitAggregator, FitFailure } from '../fl/strategy.js';
+import { allFinite } from '../fl/update-checks.js';
+import { assertTransition, type RoundState } from '../fl/round-state.js';
+import type { RoundRecord } from '../store/records.js';
+
+/**
+ * Book-keeping of the one round in flight for a task: who was selected, who reported, who
+ * dropped, and the strategy's running aggregate. `accept` validates a report completely before
+ * anything is folded in, so a rejected report leaves the aggregate bit-for-bit unchanged.
+ */
+export class ActiveRound {
+  readonly selected: Set<string>;
+  readonly reported = new Set<string>();
+  readonly dropped = new Set<string>();
+  readonly failures: FitFailure[] = [];
+  timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    readonly record: RoundRecord,
+    readonly aggregator: FitAggregator,
+    readonly modelLength: number,
+    readonly plan: TaskPlan,
+  ) {
+    this.selected = new Set(record.selected);
+  }
+
+  get round(): number {
+    return this.record.round;
+  }
+
+  get state(): RoundState {
+    return this.record.state;
+  }
+
+  transition(to: RoundState): void {
+    assertTransition(this.record.state, to);
+    this.record.state = to;
+  }
+
+  reject(clientId: string, code: ErrorCode, details?: unknown): never {
+    this.record.rejected.push({ clientId, code, at: Date.now() });
+    throw new AppError(code, details);
+  }
+
+  /** Validate and fold one report. Throws AppError (and records the rejection) on any problem. */
+  accept(clientId: string, r: FitReport): void {
+    if (this.record.state !== 'training') this.reject(clientId, 'FL_ERR_ROUND_LATE_REPORT', { round: r.round, state: this.record.state });
+    if (!this.selected.has(clientId)) this.reject(clientId, 'FL_ERR_ROUND_NOT_SELECTED', { round: r.round });
+    if (this.reported.has(clientId)) this.reject(clientId, 'FL_ERR_ROUND_DUPLICATE_REPORT', { round: r.round });
+    if (r.codec !== this.plan.codec) this.reject(clientId, 'FL_ERR_REPORT_WRONG_CODEC', { expected: this.plan.codec, got: r.codec });
+    if (r.delta.byteLength > this.plan.maxUpdateBytes) {
+      this.reject(clientId, 'FL_ERR_REPORT_TOO_LARGE', { limit: this.plan.maxUpdateBytes, got: r.delta.byteLength });
+    }
+    let delta: Float32Array;
+    try {
+      delta = getCodec(r.codec).decode(r.delta, this.modelLength);
+    } catch (err) {
+      const code: ErrorCode = err instanceof AppError ? err.code : 'FL_ERR_CODEC_CORRUPT';
+      this.reject(clientId, code, err instanceof AppError ? err.details : undefined);
+    }
+    if (!allFinite(delta)) this.reject(clientId, 'FL_ERR_REPORT_NON_FINITE', { round: r.round });
+    this.aggregator.add({ clientId, numExamples: r.numExamples, delta, metrics: r.metrics });
+    this.reported.add(clientId);
+    this.record.reported.push(clientId);
+    this.record.bytesUp += r.delta.byteLength;
+  }
+
+  /** A selected device left or failed before reporting. */
+  drop(clientId: string, reason: string): boolean {
+    if (!this.selected.has(clientId) || this.reported.has(clientId) || this.dropped.has(clientId)) return false;
+    this.dropped.add(clientId);
+    this.record.dropped.push(clientId);
+    this.failures.push({ clientId, reason });
+    return true;
+  }
+
+  /** Every selected device has reported or dropped. */
+  get settled(): boolean {
+    return this.reported.size + this.dropped.size >= this.selected.size;
+  }
+}

@@ -1,0 +1,219 @@
+import { EventEmitter } from 'node:events';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { ModelSpecSchema, TaskPlanSchema, type ModelSpec, type TaskPlanInput } from '@flotilla/client/protocol';
+import { assertManifest, bytesToFloat32, float32ToBytes, manifestLength } from '@flotilla/client/tensor';
+import { buildPreset, specOf, type PresetName } from '@flotilla/client/model';
+import { AppError } from '../errors.js';
+import { createStrategy } from '../fl/strategies/index.js';
+import type { TaskRecord, VersionRecord } from '../store/records.js';
+import type { CentralEvaluator, CoordinatorDeps, CoordinatorLogger, CoordinatorStats } from './deps.js';
+import { SessionTable } from './sessions.js';
+import { TaskRunner } from './task-runner.js';
+import type { BlobStore } from '../store/blob-store.js';
+import type { Store } from '../store/store.js';
+
+export interface CreateTaskInput {
+  id: string;
+  /** Registered model to publish to; defaults to the task id. */
+  modelName?: string;
+  preset?: PresetName;
+  spec?: ModelSpec;
+  /** Initial weights for `spec` (required with spec). */
+  weights?: Float32Array;
+  plan: TaskPlanInput;
+  start?: boolean;
+}
+
+export type DeviceAuthenticator = (token: string, taskId: string) => Promise<void>;
+
+export interface CoordinatorOptions {
+  store: Store;
+  blobs: BlobStore;
+  logger: CoordinatorLogger;
+  evaluator?: CentralEvaluator;
+  onPublished?: CoordinatorDeps['onPublished'];
+  /** Throws AppError (FL_ERR_AUTH_*) unless the token may join the task. */
+  authenticateDevice: DeviceAuthenticator;
+}
+
+/** Constant-time check of a presented token against the expected one. */
+export function tokenMatches(presented: string, expected: string): boolean {
+  const a = createHash('sha256').update(presented).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/**
+ * The coordinator: the tasks and their runners, the device sessions, and the events the rest of
+ * the server (HTTP, metrics, the simulator in-process) listens to. Socket traffic arrives through
+ * the gateway; admin actions through the methods below.
+ */
+export class Coordinator {
+  readonly events = new EventEmitter();
+  readonly sessions = new SessionTable();
+  readonly stats: CoordinatorStats = { roundsStarted: 0, roundsCommitted: 0, roundsFailed: 0, reportsAccepted: 0, rejected: {} };
+  private readonly runners = new Map<string, TaskRunner>();
+  private readonly deps: CoordinatorDeps;
+
+  constructor(private readonly opts: CoordinatorOptions) {
+    this.events.setMaxListeners(100);
+    this.deps = {
+      store: opts.store,
+      blobs: opts.blobs,
+      sessions: this.sessions,
+      events: this.events,
+      evaluator: opts.evaluator,
+      onPublished: opts.onPublished,
+      logger: opts.logger,
+      stats: this.stats,
+    };
+  }
+
+  authenticateDevice(token: string, taskId: string): Promise<void> {
+    return this.opts.authenticateDevice(token, taskId);
+  }
+
+  /**
+   * Load every task from the store. Running tasks resume from their last committed version; a
+   * round that was in flight when the process died is marked failed and a new one starts.
+   */
+  async init(): Promise<void> {
+    for (const task of await this.opts.store.listTasks()) {
+      const weights = await this.loadWeights(task.modelName, task.currentVersion);
+      for (const r of await this.opts.store.listRounds(task.id, { limit: 1 })) {
+        if (r.state !== 'done' && r.state !== 'failed') {
+          await this.opts.store.saveRound({ ...r, state: 'failed', failureReason: 'coordinator restarted mid-round', endedAt: Date.now() });
+        }
+      }
+      this.runners.set(task.id, new TaskRunner(this.deps, task, weights));
+    }
+  }
+
+  private async loadWeights(model: string, version: number): Promise<Float32Array> {
+    const v = await this.opts.store.getVersion(model, version);
+    const art = v?.artifacts.find((a) => a.name === 'weights');
+    if (!v || !art) throw new AppError('FL_ERR_VERSION_NOT_FOUND', { model, version });
+    const bytes = await this.opts.blobs.get(art.sha256);
+    if (!bytes) throw new AppError('FL_ERR_BLOB_CORRUPT', { model, version, why: 'missing blob' });
+    return bytesToFloat32(bytes);
+  }
+
+  async createTask(input: CreateTaskInput): Promise<TaskRecord> {
+    const parsedPlan = TaskPlanSchema.safeParse(input.plan);
+    if (!parsedPlan.success) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { issues: parsedPlan.error.issues.slice(0, 10) });
+    const plan = parsedPlan.data;
+    createStrategy(plan); // validates strategy params before anything is written
+    if (this.runners.has(input.id) || (await this.opts.store.getTask(input.id))) throw new AppError('FL_ERR_TASK_EXISTS', { task: input.id });
+    let spec: ModelSpec;
+    let weights: Float32Array;
+    if (input.preset) {
+      const built = buildPreset(input.preset);
+      ({ spec, weights } = specOf(built.model, built.numClasses));
+      built.model.dispose();
+    } else if (input.spec && input.weights) {
+      const ps = ModelSpecSchema.safeParse(input.spec);
+      if (!ps.success) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { issues: ps.error.issues.slice(0, 10) });
+      spec = ps.data;
+      assertManifest(spec.manifest);
+      weights = input.weights;
+      if (weights.length !== manifestLength(spec.manifest)) {
+        throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'weights length does not match manifest', expected: manifestLength(spec.manifest), got: weights.length });
+      }
+    } else {
+      throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'give a preset, or a spec with initial weights' });
+    }
+    const modelName = input.modelName ?? input.id;
+    const existing = await this.opts.store.listVersions(modelName, { limit: 1, includeArchived: true });
+    const version = (existing[0]?.version ?? 0) + 1;
+    const blob = await this.opts.blobs.put(float32ToBytes(weights));
+    const now = Date.now();
+    const task: TaskRecord = { id: input.id, modelName, spec, plan, state: 'created', currentVersion: version, nextRound: 1, createdAt: now, updatedAt: now };
+    const v: VersionRecord = {
+      model: modelName,
+      version,
+      createdAt: now,
+      taskId: input.id,
+      spec,
+      metrics: {},
+      artifacts: [{ name: 'weights', sha256: blob.sha256, size: blob.size }],
+      tags: ['initial'],
+      description: `initial weights of task ${input.id}`,
+      archived: false,
+    };
+    await this.opts.store.createTask(task, v);
+    const runner = new TaskRunner(this.deps, task, weights);
+    this.runners.set(task.id, runner);
+    await this.opts.onPublished?.(v, weights);
+    if (input.start) await this.startTask(task.id);
+    return runner.record;
+  }
+
+  getRunner(id: string): TaskRunner {
+    const r = this.runners.get(id);
+    if (!r) throw new AppError('FL_ERR_TASK_NOT_FOUND', { task: id });
+    return r;
+  }
+
+  maybeRunner(id: string): TaskRunner | undefined {
+    return this.runners.get(id);
+  }
+
+  listRunners(): TaskRunner[] {
+    return [...this.runners.values()];
+  }
+
+  async startTask(id: string): Promise<TaskRecord> {
+    const r = this.getRunner(id);
+    if (!['created', 'paused'].includes(r.record.state)) throw new AppError('FL_ERR_TASK_INVALID_STATE', { task: id, state: r.record.state });
+    await r.setState('running');
+    return r.record;
+  }
+
+  async pauseTask(id: string): Promise<TaskRecord> {
+    const r = this.getRunner(id);
+    if (r.record.state !== 'running') throw new AppError('FL_ERR_TASK_INVALID_STATE', { task: id, state: r.record.state });
+    await r.halt('paused', 'paused by operator');
+    return r.record;
+  }
+
+  async stopTask(id: string): Promise<TaskRecord> {
+    const r = this.getRunner(id);
+    if (['stopped', 'done', 'failed'].includes(r.record.state)) throw new AppError('FL_ERR_TASK_INVALID_STATE', { task: id, state: r.record.state });
+    await r.halt('stopped', 'stopped by operator');
+    return r.record;
+  }
+
+  /** Record that a device was seen (hello) for a task. */
+  async touchClient(deviceId: string, taskId: string): Promise<void> {
+    const now = Date.now();
+    const c = (await this.opts.store.getClient(deviceId)) ?? {
+      id: deviceId,
+      taskId,
+      firstSeen: now,
+      lastSeen: now,
+      roundsJoined: 0,
+      reportsAccepted: 0,
+      reportsRejected: 0,
+      revoked: false,
+    };
+    await this.opts.store.upsertClient({ ...c, taskId, lastSeen: now });
+  }
+
+  async countReport(deviceId: string, accepted: boolean): Promise<void> {
+    try {
+      const c = await this.opts.store.getClient(deviceId);
+      if (!c) return;
+      if (accepted) {
+        c.reportsAccepted++;
+        c.roundsJoined++;
+      } else c.reportsRejected++;
+      await this.opts.store.upsertClient(c);
+    } catch (err) {
+      this.opts.logger.warn({ err }, 'client stats update failed');
+    }
+  }
+
+  close(): void {
+    for (const r of this.runners.values()) r.dispose();
+  }
+}

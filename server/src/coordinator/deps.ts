@@ -1,0 +1,38 @@
+import type { EventEmitter } from 'node:events';
+import type { ModelSpec } from '@flotilla/client/protocol';
+import type { BlobStore } from '../store/blob-store.js';
+import type { VersionRecord } from '../store/records.js';
+import type { Store } from '../store/store.js';
+import type { SessionTable } from './sessions.js';
+
+/** Server-side test-set evaluation of a candidate global model; returns e.g. { accuracy, loss }. */
+export type CentralEvaluator = (weights: Float32Array, spec: ModelSpec) => Promise<Record<string, number>>;
+
+export interface CoordinatorStats {
+  roundsStarted: number;
+  roundsCommitted: number;
+  roundsFailed: number;
+  reportsAccepted: number;
+  /** Rejections by error code (socket validation included). */
+  rejected: Record<string, number>;
+}
+
+export interface CoordinatorLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** What task runners need from the coordinator. */
+export interface CoordinatorDeps {
+  store: Store;
+  blobs: BlobStore;
+  sessions: SessionTable;
+  /** Emits 'round' (RoundRecord), 'task' (TaskRecord), 'evaluation'. */
+  events: EventEmitter;
+  evaluator?: CentralEvaluator;
+  /** Called after a version is committed (variants, caches). Must not throw for the round's sake. */
+  onPublished?: (v: VersionRecord, weights: Float32Array) => Promise<void>;
+  logger: CoordinatorLogger;
+  stats: CoordinatorStats;
+}

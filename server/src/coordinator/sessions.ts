@@ -1,0 +1,58 @@
+import type { Socket } from 'socket.io';
+import type { ClientToServerEvents, ServerToClientEvents } from '@flotilla/client/protocol';
+
+export type DeviceSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
+export interface SocketData {
+  session?: DeviceSession;
+}
+
+export interface DeviceSession {
+  deviceId: string;
+  sessionId: string;
+  taskId: string;
+  socket: DeviceSocket;
+  connectedAt: number;
+  lastSeen: number;
+  backend?: string;
+}
+
+/**
+ * Who is connected, by device. One live session per device: a device that says hello again (a
+ * reconnect) replaces its old session, which is disconnected. Contract: `forTask` lists only
+ * sessions whose socket is connected.
+ */
+export class SessionTable {
+  private byDevice = new Map<string, DeviceSession>();
+
+  add(s: DeviceSession): DeviceSession | undefined {
+    const old = this.byDevice.get(s.deviceId);
+    this.byDevice.set(s.deviceId, s);
+    return old && old.sessionId !== s.sessionId ? old : undefined;
+  }
+
+  /** Remove a session if it is still the device's current one; returns whether it was. */
+  remove(s: DeviceSession): boolean {
+    if (this.byDevice.get(s.deviceId)?.sessionId !== s.sessionId) return false;
+    this.byDevice.delete(s.deviceId);
+    return true;
+  }
+
+  get(deviceId: string): DeviceSession | undefined {
+    return this.byDevice.get(deviceId);
+  }
+
+  forTask(taskId: string): DeviceSession[] {
+    const out: DeviceSession[] = [];
+    for (const s of this.byDevice.values()) if (s.taskId === taskId && s.socket.connected) out.push(s);
+    return out;
+  }
+
+  get size(): number {
+    return this.byDevice.size;
+  }
+
+  all(): IterableIterator<DeviceSession> {
+    return this.byDevice.values();
+  }
+}

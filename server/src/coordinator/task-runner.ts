@@ -1,0 +1,332 @@
+import { clientPlanOf, effectiveMinAvailable, effectiveMinReports, type EvalReport, type FitReport } from '@flotilla/client/protocol';
+import { float32ToBytes } from '@flotilla/client/tensor';
+import { AppError } from '../errors.js';
+import { createRng, type Rng } from '../fl/rng.js';
+import { closeAtDeadline } from '../fl/round-state.js';
+import type { EvalResult, Strategy } from '../fl/strategy.js';
+import { createStrategy } from '../fl/strategies/index.js';
+import type { RoundRecord, TaskRecord, VersionRecord } from '../store/records.js';
+import { ActiveRound } from './active-round.js';
+import type { CoordinatorDeps } from './deps.js';
+import { artifactPaths } from './artifact-paths.js';
+
+/**
+ * Runs one task's rounds (DESIGN.md, "The life of a round"). Owns the task's global weights in
+ * memory (O(model)) and at most one round in flight. All state that must survive a crash goes
+ * through the store before anyone is told: the round's number is reserved before instructions go
+ * out, and a version is visible only after `commitRound` succeeded.
+ */
+export class TaskRunner {
+  private active: ActiveRound | null = null;
+  private busy = false; // aggregating/committing, or starting a round
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private pendingEval: { round: number; version: number; expected: Set<string>; results: EvalResult[]; timer: ReturnType<typeof setTimeout> } | null = null;
+  private readonly strategy: Strategy;
+  private readonly rng: Rng;
+
+  constructor(
+    private readonly deps: CoordinatorDeps,
+    private task: TaskRecord,
+    private weights: Float32Array,
+  ) {
+    this.strategy = createStrategy(task.plan);
+    if (task.strategyState !== undefined) this.strategy.importState?.(task.strategyState);
+    this.rng = createRng(task.plan.seed ?? Math.floor(Math.random() * 2 ** 31));
+  }
+
+  get id(): string {
+    return this.task.id;
+  }
+
+  get record(): TaskRecord {
+    return this.task;
+  }
+
+  get currentRound(): ActiveRound | null {
+    return this.active;
+  }
+
+  get globalWeights(): Float32Array {
+    return this.weights;
+  }
+
+  async setState(state: TaskRecord['state'], reason?: string): Promise<void> {
+    this.task = await this.deps.store.updateTask(this.task.id, { state, ...(reason ? { stateReason: reason } : {}) });
+    this.deps.events.emit('task', this.task);
+    for (const s of this.deps.sessions.forTask(this.task.id)) s.socket.emit('task:state', { taskId: this.task.id, state, ...(reason ? { reason } : {}) });
+    if (state === 'running') this.poke();
+  }
+
+  /** Pause/stop: the round in flight (if any) fails; the global model is unchanged. */
+  async halt(state: 'paused' | 'stopped' | 'done', reason: string): Promise<void> {
+    if (this.active && this.active.state === 'training') await this.fail(reason);
+    await this.setState(state, reason);
+  }
+
+  /** Start a round if the task is running, none is in flight and enough devices are connected. */
+  poke(): void {
+    if (this.task.state !== 'running' || this.active || this.busy) return;
+    const eligible = this.deps.sessions.forTask(this.task.id).map((s) => s.deviceId);
+    if (eligible.length < effectiveMinAvailable(this.task.plan)) return;
+    this.busy = true;
+    this.startRound(eligible)
+      .catch((err) => this.deps.logger.error({ err, task: this.task.id }, 'round start failed'))
+      .finally(() => {
+        this.busy = false;
+      });
+  }
+
+  private async startRound(eligible: string[]): Promise<void> {
+    const plan = this.task.plan;
+    const round = this.task.nextRound;
+    const selected = this.strategy.configureFit(round, eligible, this.rng);
+    const now = Date.now();
+    const record: RoundRecord = {
+      taskId: this.task.id,
+      round,
+      state: 'selecting',
+      baseVersion: this.task.currentVersion,
+      selected,
+      reported: [],
+      rejected: [],
+      dropped: [],
+      startedAt: now,
+      deadline: now + plan.roundDeadlineMs,
+      trainMetrics: {},
+      evalMetrics: {},
+      centralMetrics: {},
+      bytesUp: 0,
+      bytesDown: 0,
+    };
+    // Reserve the round number first: a crash after this never reuses it.
+    this.task = await this.deps.store.updateTask(this.task.id, { nextRound: round + 1 });
+    const active = new ActiveRound(record, this.strategy.beginFit(round, this.weights.length), this.weights.length, plan);
+    active.transition('training');
+    await this.deps.store.saveRound(record);
+    this.active = active;
+    const paths = artifactPaths(this.task.modelName, this.task.currentVersion);
+    const clientPlan = clientPlanOf(plan);
+    for (const id of selected) {
+      const s = this.deps.sessions.get(id);
+      if (!s) {
+        active.drop(id, 'gone before instruction');
+        continue;
+      }
+      s.socket.emit('fit:instruction', {
+        taskId: this.task.id,
+        round,
+        modelName: this.task.modelName,
+        modelVersion: this.task.currentVersion,
+        modelUrl: paths.modelJson,
+        weightsUrl: paths.weights,
+        plan: clientPlan,
+        deadline: record.deadline,
+      });
+      record.bytesDown += this.weights.byteLength;
+    }
+    this.deps.stats.roundsStarted++;
+    active.timer = setTimeout(() => void this.onDeadline(active), plan.roundDeadlineMs);
+    if (active.settled) await this.settle(active);
+  }
+
+  private async onDeadline(active: ActiveRound): Promise<void> {
+    if (this.active !== active || active.state !== 'training') return;
+    if (closeAtDeadline(active.reported.size, effectiveMinReports(this.task.plan)) === 'aggregate') await this.aggregate(active);
+    else await this.fail(`deadline: ${active.reported.size} of ${effectiveMinReports(this.task.plan)} required reports`);
+  }
+
+  /** Called when every selected device has reported or dropped. */
+  private async settle(active: ActiveRound): Promise<void> {
+    if (active.reported.size >= effectiveMinReports(this.task.plan)) await this.aggregate(active);
+    else await this.fail(`only ${active.reported.size} reports and every other selected device dropped`);
+  }
+
+  /** A fit report from a device. Throws AppError with the rejection code; on success the report is folded in. */
+  async onReport(deviceId: string, r: FitReport): Promise<void> {
+    if (this.task.state !== 'running') throw new AppError('FL_ERR_TASK_NOT_RUNNING', { task: this.task.id });
+    const a = this.active;
+    if (!a || r.round !== a.round) {
+      if (r.round < (a?.round ?? this.task.nextRound)) throw new AppError('FL_ERR_ROUND_LATE_REPORT', { round: r.round, current: a?.round ?? null });
+      throw new AppError('FL_ERR_ROUND_WRONG_ROUND', { round: r.round, current: a?.round ?? null });
+    }
+    a.accept(deviceId, r);
+    if (a.reported.size >= this.task.plan.clientsPerRound) await this.aggregate(a);
+    else if (a.settled) await this.settle(a);
+  }
+
+  onDeviceGone(deviceId: string, reason: string): void {
+    const a = this.active;
+    if (a && a.state === 'training' && a.drop(deviceId, reason) && a.settled) void this.settle(a);
+  }
+
+  private clearTimer(a: ActiveRound): void {
+    if (a.timer) clearTimeout(a.timer);
+    a.timer = null;
+  }
+
+  private async aggregate(a: ActiveRound): Promise<void> {
+    if (a.state !== 'training') return;
+    this.clearTimer(a);
+    a.transition('aggregating');
+    const t0 = performance.now();
+    try {
+      const outcome = this.strategy.aggregateFit(a.round, a.aggregator, a.failures, this.weights);
+      a.record.trainMetrics = outcome.metrics;
+      a.transition('committing');
+      const central = this.deps.evaluator ? await this.deps.evaluator(outcome.weights, this.task.spec) : {};
+      a.record.centralMetrics = central;
+      await this.commit(a, outcome.weights, performance.now() - t0);
+    } catch (err) {
+      this.deps.logger.error({ err, task: this.task.id, round: a.round }, 'aggregation or commit failed');
+      await this.fail(`commit failed: ${String(err)}`);
+      return;
+    }
+    await this.afterCommit(a);
+  }
+
+  private async commit(a: ActiveRound, weights: Float32Array, aggMs: number): Promise<void> {
+    const version = this.task.currentVersion + 1;
+    const blob = await this.deps.blobs.put(float32ToBytes(weights));
+    const now = Date.now();
+    const committed: RoundRecord = { ...a.record, state: 'done', committedVersion: version, endedAt: now, aggregationMs: aggMs };
+    const metrics: Record<string, number> = { participants: a.reported.size };
+    if (committed.trainMetrics.loss !== undefined) metrics.trainLoss = committed.trainMetrics.loss;
+    if (committed.centralMetrics.accuracy !== undefined) metrics.accuracy = committed.centralMetrics.accuracy;
+    if (committed.centralMetrics.loss !== undefined) metrics.loss = committed.centralMetrics.loss;
+    const v: VersionRecord = {
+      model: this.task.modelName,
+      version,
+      createdAt: now,
+      taskId: this.task.id,
+      round: a.round,
+      parentVersion: this.task.currentVersion,
+      spec: this.task.spec,
+      metrics,
+      artifacts: [{ name: 'weights', sha256: blob.sha256, size: blob.size }],
+      tags: [],
+      archived: false,
+    };
+    const strategyState = this.strategy.exportState?.();
+    await this.deps.store.commitRound({
+      task: { id: this.task.id, currentVersion: version, nextRound: this.task.nextRound, strategyState, state: this.task.state },
+      round: committed,
+      version: v,
+      by: 'coordinator',
+    });
+    a.transition('done');
+    Object.assign(a.record, committed);
+    this.task = { ...this.task, currentVersion: version, strategyState };
+    this.weights = weights;
+    this.deps.stats.roundsCommitted++;
+    try {
+      await this.deps.onPublished?.(v, weights);
+    } catch (err) {
+      this.deps.logger.error({ err, model: v.model, version }, 'post-publish hook failed (the version is committed)');
+    }
+  }
+
+  private async afterCommit(a: ActiveRound): Promise<void> {
+    this.active = null;
+    this.deps.events.emit('round', a.record);
+    const plan = this.task.plan;
+    const acc = a.record.centralMetrics.accuracy;
+    if (plan.targetAccuracy !== undefined && acc !== undefined && acc >= plan.targetAccuracy) {
+      await this.setState('done', `target accuracy ${plan.targetAccuracy} reached at round ${a.round}`);
+    } else if (a.round >= plan.maxRounds) {
+      await this.setState('done', `round cap ${plan.maxRounds} reached`);
+    }
+    this.startEvaluation(a.round, this.task.currentVersion);
+    this.poke();
+  }
+
+  private async fail(reason: string): Promise<void> {
+    const a = this.active;
+    if (!a || a.state === 'done' || a.state === 'failed') return;
+    this.clearTimer(a);
+    a.transition('failed');
+    a.record.failureReason = reason;
+    a.record.endedAt = Date.now();
+    for (const id of a.selected) {
+      if (!a.reported.has(id)) this.deps.sessions.get(id)?.socket.emit('round:cancel', { taskId: this.task.id, round: a.round, reason: reason.slice(0, 256) });
+    }
+    this.active = null;
+    this.deps.stats.roundsFailed++;
+    try {
+      await this.deps.store.saveRound(a.record);
+    } catch (err) {
+      this.deps.logger.error({ err }, 'saving failed round');
+    }
+    this.deps.events.emit('round', a.record);
+    if (a.round >= this.task.plan.maxRounds && this.task.state === 'running') await this.setState('done', `round cap ${this.task.plan.maxRounds} reached`);
+    // Back off a little so a task with too few devices does not spin.
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.poke(), 200);
+  }
+
+  private startEvaluation(round: number, version: number): void {
+    const n = this.task.plan.evalClientsPerRound;
+    if (n <= 0) return;
+    const available = this.deps.sessions.forTask(this.task.id).map((s) => s.deviceId);
+    const chosen = this.strategy.configureEvaluate(round, available, this.rng);
+    if (chosen.length === 0) return;
+    if (this.pendingEval) this.finishEvaluation();
+    const paths = artifactPaths(this.task.modelName, version);
+    const deadline = Date.now() + this.task.plan.roundDeadlineMs;
+    this.pendingEval = {
+      round,
+      version,
+      expected: new Set(chosen),
+      results: [],
+      timer: setTimeout(() => this.finishEvaluation(), this.task.plan.roundDeadlineMs),
+    };
+    for (const id of chosen) {
+      this.deps.sessions.get(id)?.socket.emit('eval:instruction', {
+        taskId: this.task.id,
+        round,
+        modelName: this.task.modelName,
+        modelVersion: version,
+        modelUrl: paths.modelJson,
+        weightsUrl: paths.weights,
+        batchSize: 256,
+        deadline,
+      });
+    }
+  }
+
+  /** An evaluation report; accepted only from a device asked to evaluate that round, once. */
+  onEvalReport(deviceId: string, r: EvalReport): void {
+    const p = this.pendingEval;
+    if (!p || p.round !== r.round) throw new AppError('FL_ERR_ROUND_LATE_REPORT', { round: r.round });
+    if (!p.expected.has(deviceId)) throw new AppError('FL_ERR_ROUND_NOT_SELECTED', { round: r.round });
+    p.expected.delete(deviceId);
+    p.results.push({ clientId: deviceId, numExamples: r.numExamples, metrics: r.metrics });
+    if (p.expected.size === 0) this.finishEvaluation();
+  }
+
+  private finishEvaluation(): void {
+    const p = this.pendingEval;
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.pendingEval = null;
+    const metrics = this.strategy.aggregateEvaluate(p.round, p.results, []);
+    if (Object.keys(metrics).length === 0) return;
+    void (async () => {
+      const rec = await this.deps.store.getRound(this.task.id, p.round);
+      if (rec) {
+        rec.evalMetrics = metrics;
+        await this.deps.store.saveRound(rec);
+      }
+      const fed: Record<string, number> = {};
+      for (const [k, v] of Object.entries(metrics)) fed[`federated_${k}`] = v;
+      await this.deps.store.addVersionMetrics(this.task.modelName, p.version, fed);
+      this.deps.events.emit('evaluation', { taskId: this.task.id, round: p.round, version: p.version, metrics });
+    })().catch((err) => this.deps.logger.error({ err }, 'storing federated evaluation'));
+  }
+
+  /** Stop timers; the coordinator is shutting down (state in the store is left as is, for resume). */
+  dispose(): void {
+    if (this.active) this.clearTimer(this.active);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.pendingEval) clearTimeout(this.pendingEval.timer);
+  }
+}
