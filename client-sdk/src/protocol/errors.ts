@@ -44,6 +44,7 @@ export const ERROR_REGISTRY = {
   FL_ERR_VERSION_IMMUTABLE: { status: 409, message: 'Model versions are immutable' },
   FL_ERR_ALIAS_NOT_FOUND: { status: 404, message: 'No such alias' },
   FL_ERR_ALIAS_INVALID: { status: 400, message: 'Invalid alias name' },
+  FL_ERR_ALIAS_NO_PREVIOUS: { status: 409, message: 'The alias has no earlier version to roll back to' },
   FL_ERR_ARTIFACT_NOT_FOUND: { status: 404, message: 'No such artifact' },
   FL_ERR_VARIANT_NOT_FOUND: { status: 404, message: 'No such variant' },
   FL_ERR_BLOB_CORRUPT: { status: 500, message: 'A stored blob failed its checksum and was not served' },
