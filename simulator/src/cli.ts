@@ -1,0 +1,54 @@
+import { CliUsageError, parseCliOptions, USAGE } from './cli-options.js';
+import { formatPct } from './progress.js';
+import { runSimulation } from './simulation.js';
+
+/**
+ * flotilla-sim entry. Exit codes: 0 success (target reached or round cap), 2 bad flags,
+ * 1 the run failed (coordinator unreachable, devices could not connect, ...).
+ */
+export async function main(argv: string[]): Promise<number> {
+  let opts;
+  try {
+    opts = parseCliOptions(argv);
+  } catch (err) {
+    if (err instanceof CliUsageError) {
+      process.stderr.write(`flotilla-sim: ${err.message}\n\nRun flotilla-sim --help for the flags.\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (opts === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const say = (s: string) => {
+    if (!opts.quiet) process.stdout.write(s + '\n');
+  };
+  say(
+    `flotilla-sim: ${opts.clients} devices (${opts.partition}${opts.partition === 'dirichlet' ? `, alpha ${opts.alpha}` : ''}), ` +
+      `${opts.clientsPerRound} per round, E=${opts.epochs} B=${opts.batchSize} lr=${opts.lr}, ${opts.model.toUpperCase()}, ` +
+      `until ${formatPct(opts.targetAccuracy, 1)} or ${opts.rounds} rounds; coordinator: ${opts.url ?? 'in-process'}`,
+  );
+  const r = await runSimulation(opts);
+  const s = r.results.summary!;
+  say(
+    `\n${s.stopReason}. ${s.roundsCommitted} rounds committed, ${s.roundsFailed} failed; ` +
+      `final test accuracy ${formatPct(s.finalAccuracy)}, best ${formatPct(s.bestAccuracy)}` +
+      (s.reachedTargetAt !== null ? `; target reached at round ${s.reachedTargetAt}` : '; target not reached') +
+      `. Wall time ${(s.wallMs / 1000).toFixed(1)} s on ${r.workers} worker thread(s), tfjs backend ${r.backend}.`,
+  );
+  if (r.pool.dropouts || r.pool.stragglers) say(`Faults: ${r.pool.dropouts} dropouts (${r.pool.rejoins} rejoined), ${r.pool.stragglers} stragglers.`);
+  if (r.files) say(`Results: ${r.files.json}, ${r.files.csv}, ${r.files.svg}`);
+  return 0;
+}
+
+const isEntry = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isEntry) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`flotilla-sim: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

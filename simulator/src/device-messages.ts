@@ -1,0 +1,52 @@
+/**
+ * What the device pool (main thread) and its device workers say to each other. Datasets travel
+ * as typed arrays over SharedArrayBuffers (shared, never copied); each device carries only its
+ * index arrays.
+ */
+export interface SharedSplit {
+  x: Float32Array;
+  y: Uint8Array;
+}
+
+export interface DeviceSpec {
+  deviceId: string;
+  /** Rows of `train` this device trains on. */
+  train: Uint32Array;
+  /** Rows of `test` this device evaluates on (federated evaluation); none when absent. */
+  eval?: Uint32Array;
+}
+
+export interface FaultConfig {
+  /** Probability that a device, after training, vanishes instead of reporting. */
+  dropout: number;
+  straggler?: { probability: number; delayMs: number };
+  /** A vanished device comes back after a delay drawn uniformly from this range (ms). */
+  rejoinMs: [number, number];
+}
+
+export interface WorkerInit {
+  workerIndex: number;
+  url: string;
+  token: string;
+  taskId: string;
+  train: SharedSplit;
+  test?: SharedSplit;
+  inputSize: number;
+  numClasses: number;
+  devices: DeviceSpec[];
+  faults: FaultConfig;
+  seed: number;
+  /** Log SDK warnings to stderr. */
+  verbose: boolean;
+}
+
+export type WorkerEvent =
+  | { type: 'ready'; devices: number; backend: string }
+  | { type: 'fit'; deviceId: string; round: number; numExamples: number; loss: number; bytesUp: number; bytesDown: number; trainMs: number }
+  | { type: 'eval'; deviceId: string; round: number; numExamples: number; accuracy: number }
+  | { type: 'fault'; kind: 'dropout' | 'straggler' | 'rejoin'; deviceId: string; round: number }
+  | { type: 'rejected'; deviceId: string; round: number; code: string }
+  | { type: 'error'; deviceId?: string; message: string; fatal?: boolean }
+  | { type: 'stopped' };
+
+export type PoolCommand = { type: 'stop' };

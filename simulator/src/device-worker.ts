@@ -1,0 +1,125 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { FlotillaClient, LocalTrainer, resolveBackend, type Dataset, type Logger } from '@flotilla/client';
+import type { DeviceSpec, PoolCommand, WorkerEvent, WorkerInit } from './device-messages.js';
+import { createRng, deriveSeed } from './rng.js';
+
+/**
+ * One worker thread of the device pool: runs its share of virtual devices as real SDK clients
+ * (FlotillaClient over socket.io), all sharing one LocalTrainer (one tfjs model per worker) and
+ * the SharedArrayBuffer-backed dataset (each device holds only its index arrays).
+ *
+ * Faults, decided per (device, round) by a seeded stream:
+ *  - dropout: after training the device vanishes (drops its report, disconnects) and comes back
+ *    after `rejoinMs` with the same deviceId;
+ *  - straggler: the device waits `delayMs` before reporting.
+ *
+ * Contract with the pool: posts 'ready' once every device's hello was accepted (or 'error' with
+ * fatal: true), then events as they happen; on 'stop' it stops every client and posts 'stopped'.
+ */
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const post = (e: WorkerEvent) => port.postMessage(e);
+
+const logger: Logger = init.verbose
+  ? { info: () => {}, warn: (m, ...r) => console.warn(`[worker ${init.workerIndex}]`, m, ...r), error: (m, ...r) => console.error(`[worker ${init.workerIndex}]`, m, ...r) }
+  : { info: () => {}, warn: () => {}, error: () => {} };
+
+const trainer = new LocalTrainer({ logger });
+const rng = createRng(deriveSeed(init.seed, 1000 + init.workerIndex));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+interface Device {
+  spec: DeviceSpec;
+  client: FlotillaClient | null;
+  offline: boolean;
+}
+
+const devices: Device[] = init.devices.map((spec) => ({ spec, client: null, offline: false }));
+let stopping = false;
+
+function dataset(split: { x: Float32Array; y: Uint8Array }, indices: Uint32Array): Dataset {
+  return { x: split.x, y: split.y, inputSize: init.inputSize, numClasses: init.numClasses, indices };
+}
+
+function makeClient(dev: Device): FlotillaClient {
+  const { spec } = dev;
+  const trainData = dataset(init.train, spec.train);
+  const evalData = init.test && spec.eval && spec.eval.length > 0 ? dataset(init.test, spec.eval) : undefined;
+  const client = new FlotillaClient({
+    url: init.url,
+    token: init.token,
+    taskId: init.taskId,
+    deviceId: spec.deviceId,
+    trainer,
+    logger,
+    reconnect: { initialDelayMs: 200, maxDelayMs: 5000 },
+    data: { train: () => trainData, ...(evalData ? { evaluate: () => evalData } : {}) },
+    hooks: {
+      beforeReport: async ({ round }) => {
+        if (stopping) return 'drop';
+        if (init.faults.dropout > 0 && rng() < init.faults.dropout) {
+          post({ type: 'fault', kind: 'dropout', deviceId: spec.deviceId, round });
+          setImmediate(() => void vanish(dev, round));
+          return 'drop';
+        }
+        const st = init.faults.straggler;
+        if (st && st.probability > 0 && rng() < st.probability) {
+          post({ type: 'fault', kind: 'straggler', deviceId: spec.deviceId, round });
+          await sleep(st.delayMs);
+        }
+        return 'send';
+      },
+    },
+  });
+  client.on('fit', (e) => post({ type: 'fit', deviceId: spec.deviceId, ...e }));
+  client.on('eval', (e) => post({ type: 'eval', deviceId: spec.deviceId, round: e.round, numExamples: e.numExamples, accuracy: e.metrics.accuracy ?? NaN }));
+  client.on('rejected', (e) => post({ type: 'rejected', deviceId: spec.deviceId, round: e.round, code: e.error.code }));
+  client.on('error', (e) => {
+    if (!stopping) post({ type: 'error', deviceId: spec.deviceId, message: e instanceof Error ? e.message : String(e) });
+  });
+  return client;
+}
+
+/** The device disappears (its socket closes, so the coordinator counts it dropped) and rejoins later. */
+async function vanish(dev: Device, round: number): Promise<void> {
+  if (dev.offline || !dev.client) return;
+  dev.offline = true;
+  const old = dev.client;
+  dev.client = null;
+  await old.stop();
+  const [lo, hi] = init.faults.rejoinMs;
+  await sleep(lo + rng() * (hi - lo));
+  if (stopping) return;
+  const c = makeClient(dev);
+  dev.client = c;
+  try {
+    await c.start();
+    dev.offline = false;
+    post({ type: 'fault', kind: 'rejoin', deviceId: dev.spec.deviceId, round });
+  } catch (err) {
+    post({ type: 'error', deviceId: dev.spec.deviceId, message: `rejoin failed: ${String(err)}` });
+  }
+}
+
+async function main(): Promise<void> {
+  const backend = await resolveBackend(logger);
+  // Connect in small waves so hundreds of hellos do not arrive in one burst.
+  const wave = 25;
+  for (let i = 0; i < devices.length; i += wave) {
+    await Promise.all(
+      devices.slice(i, i + wave).map(async (dev) => {
+        dev.client = makeClient(dev);
+        await dev.client.start();
+      }),
+    );
+  }
+  post({ type: 'ready', devices: devices.length, backend });
+}
+
+port.on('message', (cmd: PoolCommand) => {
+  if (cmd.type !== 'stop') return;
+  stopping = true;
+  void Promise.all(devices.map((d) => d.client?.stop())).then(() => post({ type: 'stopped' }));
+});
+
+main().catch((err) => post({ type: 'error', message: err instanceof Error ? err.message : String(err), fatal: true }));

@@ -1,0 +1,127 @@
+import type { RoundRecord } from '@flotilla/server';
+import type { TaskPlanInput } from '@flotilla/client/protocol';
+
+/**
+ * The simulator's view of a coordinator it does not own (--url): the admin REST API only.
+ * `ensureTask` creates the task when missing; `follow` starts it and polls its rounds until the
+ * task ends, the round cap is reached, or the simulator's own evaluation meets the target (then
+ * it stops the task).
+ */
+export interface RemoteTask {
+  id: string;
+  modelName: string;
+  state: string;
+  stateReason: string | null;
+  nextRound: number;
+  currentVersion: number;
+}
+
+export interface FollowOptions {
+  rounds: number;
+  target?: number;
+  pollMs?: number;
+  /** Evaluate a committed version on the simulator's test set. */
+  evaluate(version: number): Promise<{ accuracy: number; loss: number }>;
+  onRound(r: RoundRecord, own?: { accuracy: number; loss: number }): void;
+}
+
+const TERMINAL_TASK = new Set(['done', 'stopped', 'failed']);
+const TERMINAL_ROUND = new Set(['done', 'failed']);
+
+export class RemoteCoordinator {
+  constructor(
+    private readonly baseUrl: string,
+    private readonly adminToken: string,
+  ) {}
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const res = await fetch(new URL(path, this.baseUrl), {
+      method,
+      headers: { authorization: `Bearer ${this.adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // keep text
+    }
+    return { status: res.status, body: parsed as T };
+  }
+
+  private async ok<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const r = await this.call<T>(method, path, body);
+    if (r.status >= 300) {
+      const err = (r.body as { error?: { code?: string; message?: string } })?.error;
+      throw new Error(`${method} ${path}: HTTP ${r.status}${err ? ` ${err.code}: ${err.message}` : ''}`);
+    }
+    return r.body;
+  }
+
+  async getTask(id: string): Promise<RemoteTask | null> {
+    const r = await this.call<RemoteTask>('GET', `/api/v1/tasks/${encodeURIComponent(id)}`);
+    if (r.status === 404) return null;
+    if (r.status >= 300) throw new Error(`GET task ${id}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
+    return r.body;
+  }
+
+  /** The task `id`, created from `preset` and `plan` when the coordinator has none. */
+  async ensureTask(id: string, preset: string, plan: TaskPlanInput): Promise<RemoteTask> {
+    const t = await this.getTask(id);
+    if (t) return t;
+    return this.ok<RemoteTask>('POST', '/api/v1/tasks', { id, preset, plan });
+  }
+
+  async listRounds(id: string, limit = 100): Promise<RoundRecord[]> {
+    const r = await this.ok<{ rounds: RoundRecord[] }>('GET', `/api/v1/tasks/${encodeURIComponent(id)}/rounds?limit=${limit}`);
+    return r.rounds;
+  }
+
+  async action(id: string, action: 'start' | 'stop' | 'pause'): Promise<RemoteTask> {
+    return this.ok<RemoteTask>('POST', `/api/v1/tasks/${encodeURIComponent(id)}/${action}`);
+  }
+
+  /** Start (or resume) the task and report each round that closes after now. Resolves with the stop reason. */
+  async follow(id: string, o: FollowOptions): Promise<string> {
+    let task = await this.getTask(id);
+    if (!task) throw new Error(`task ${id} vanished`);
+    const firstRound = task.nextRound;
+    if (task.state === 'created' || task.state === 'paused') task = await this.action(id, 'start');
+    else if (task.state !== 'running') throw new Error(`task ${id} is ${task.state}; nothing to follow`);
+    let seen = firstRound - 1;
+    let count = 0;
+    const pollMs = o.pollMs ?? 500;
+    for (;;) {
+      const rounds = (await this.listRounds(id)).filter((r) => r.round > seen && TERMINAL_ROUND.has(r.state)).sort((a, b) => a.round - b.round);
+      for (const r of rounds) {
+        // Rounds close in order; stop at a gap so none is reported twice or skipped.
+        if (r.round !== seen + 1) break;
+        seen = r.round;
+        count++;
+        let own: { accuracy: number; loss: number } | undefined;
+        if (r.state === 'done' && r.committedVersion !== undefined) own = await o.evaluate(r.committedVersion);
+        o.onRound(r, own);
+        if (own && o.target !== undefined && own.accuracy >= o.target) {
+          await this.stopQuietly(id);
+          return `target accuracy ${o.target} reached at round ${r.round}`;
+        }
+        if (count >= o.rounds) {
+          await this.stopQuietly(id);
+          return `round cap ${o.rounds} reached`;
+        }
+      }
+      const ended = task && TERMINAL_TASK.has(task.state);
+      task = await this.getTask(id);
+      if (!task) throw new Error(`task ${id} vanished`);
+      // Once the task has ended, one more pass picks up rounds that closed meanwhile; then stop.
+      if (ended) return task.stateReason ?? task.state;
+      if (!TERMINAL_TASK.has(task.state)) await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+
+  private async stopQuietly(id: string): Promise<void> {
+    const t = await this.getTask(id);
+    if (t && !TERMINAL_TASK.has(t.state)) await this.action(id, 'stop').catch(() => undefined);
+  }
+}

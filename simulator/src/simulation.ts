@@ -1,0 +1,216 @@
+import type { AddressInfo } from 'node:net';
+import { buildApp, type FlotillaApp, type RoundRecord, type TaskRecord } from '@flotilla/server';
+import type { TaskPlanInput } from '@flotilla/client/protocol';
+import { createCentralEvaluator, RemoteVersionEvaluator } from './central-evaluator.js';
+import type { SimOptions } from './cli-options.js';
+import type { DeviceSpec } from './device-messages.js';
+import { DevicePool, type PoolStats } from './device-pool.js';
+import { loadMnist, MNIST_CLASSES, MNIST_INPUT_SIZE, type Mnist } from './mnist.js';
+import { partition } from './partition.js';
+import { createProgress, type RoundProgress } from './progress.js';
+import { RemoteCoordinator } from './remote-coordinator.js';
+import { defaultOutDir, roundRowFromRecord, summarize, writeResults, type Results, type RoundRow, type WrittenFiles } from './results.js';
+import { deriveSeed } from './rng.js';
+
+/**
+ * One simulation run: MNIST partitioned over N virtual devices (a DevicePool of worker threads),
+ * a coordinator (in-process, or remote with --url), FedAvg rounds until the target accuracy or
+ * the round cap, and the result files. Used by the CLI, the tests and the benchmarks.
+ */
+export interface SimulationHooks {
+  /** Replace the progress output (tests, benchmarks). */
+  progress?: RoundProgress;
+  /** Called for every closed round, after it is recorded. */
+  onRound?(row: RoundRow): void;
+  /** Do not write result files. */
+  noFiles?: boolean;
+  /** Dataset to use instead of loading MNIST (tests pass a subset). */
+  mnist?: Mnist;
+  /** Extra plan fields for the task (e.g. overSelect for the paper's exact C=0.1). */
+  plan?: Partial<TaskPlanInput>;
+}
+
+export interface SimulationResult {
+  results: Results;
+  files?: WrittenFiles;
+  outDir?: string;
+  pool: PoolStats;
+  workers: number;
+  backend: string;
+  /** Wall time from the first round's start to the end, ms. */
+  trainingWallMs: number;
+}
+
+const TERMINAL_TASK = new Set(['done', 'stopped', 'failed']);
+
+/** Training and (federated) evaluation index sets per device, from the options' partition. */
+export function buildDevices(o: SimOptions, mnist: Mnist): DeviceSpec[] {
+  const train = partition(o.partition, mnist.train.y, {
+    clients: o.clients,
+    seed: o.seed,
+    alpha: o.alpha,
+    examplesPerClient: o.examplesPerClient,
+  });
+  // Each device evaluates on a slice of the test set split the same way (same skew), when it can.
+  let evalParts: Uint32Array[] | undefined;
+  if ((o.evalClients ?? o.clientsPerRound) > 0) {
+    try {
+      evalParts = partition(o.partition, mnist.test.y, { clients: o.clients, seed: deriveSeed(o.seed, 7), alpha: o.alpha });
+    } catch {
+      evalParts = undefined; // fewer test rows than devices: no federated evaluation
+    }
+  }
+  return train.map((idx, i) => ({ deviceId: `sim-${String(i).padStart(5, '0')}`, train: idx, ...(evalParts ? { eval: evalParts[i] } : {}) }));
+}
+
+export function taskPlan(o: SimOptions, extra: Partial<TaskPlanInput> = {}): TaskPlanInput {
+  return {
+    clientsPerRound: o.clientsPerRound,
+    roundDeadlineMs: o.deadlineMs,
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    learningRate: o.lr,
+    optimizer: 'sgd',
+    maxRounds: o.rounds,
+    targetAccuracy: o.targetAccuracy,
+    evalClientsPerRound: o.evalClients ?? o.clientsPerRound,
+    seed: o.seed,
+    ...extra,
+  };
+}
+
+function publicConfig(o: SimOptions, extra: Record<string, unknown>): Record<string, unknown> {
+  const { token: _t, adminToken: _a, ...rest } = o;
+  return { ...rest, ...extra };
+}
+
+export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}): Promise<SimulationResult> {
+  const t0 = Date.now();
+  const mnist = hooks.mnist ?? loadMnist({ trainLimit: o.trainLimit, testLimit: o.testLimit });
+  const devices = buildDevices(o, mnist);
+  const test = { x: mnist.test.x, y: mnist.test.y, inputSize: MNIST_INPUT_SIZE, numClasses: MNIST_CLASSES };
+  const preset = o.model === 'cnn' ? 'mnist-cnn' : 'mnist-mlp';
+  const plan = taskPlan(o, hooks.plan);
+  const progress = hooks.progress ?? createProgress({ total: o.rounds, target: o.targetAccuracy, quiet: o.quiet });
+
+  let app: FlotillaApp | undefined;
+  let remote: RemoteCoordinator | undefined;
+  let pool: DevicePool | undefined;
+  const rows: RoundRow[] = [];
+  const federated: Array<{ round: number; version: number; accuracy: number | null; loss: number | null }> = [];
+  let stopReason = 'unknown';
+  let trainingStart = 0;
+
+  const record = (r: RoundRecord | RoundRow, own?: { accuracy: number; loss: number }) => {
+    const row = 'state' in r ? roundRowFromRecord(r, own) : r;
+    rows.push(row);
+    const s = pool?.stats;
+    const faults = s && (s.dropouts || s.stragglers) ? `dropouts ${s.dropouts} stragglers ${s.stragglers}` : undefined;
+    progress.round(row, faults);
+    hooks.onRound?.(row);
+    return row;
+  };
+
+  try {
+    let url: string;
+    let token: string;
+    let modelName = o.task;
+    if (!o.url) {
+      app = await buildApp({ logger: false, centralEvaluator: createCentralEvaluator(test) });
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+      token = app.flotilla.deviceToken;
+      const task = await app.flotilla.coordinator.createTask({ id: o.task, preset, plan });
+      modelName = task.modelName;
+    } else {
+      url = o.url;
+      token = o.token!;
+      remote = new RemoteCoordinator(url, o.adminToken ?? token);
+      const task = await remote.ensureTask(o.task, preset, plan);
+      modelName = task.modelName;
+    }
+
+    pool = await DevicePool.start({
+      url,
+      token,
+      taskId: o.task,
+      train: mnist.train,
+      test: mnist.test,
+      inputSize: MNIST_INPUT_SIZE,
+      numClasses: MNIST_CLASSES,
+      devices,
+      workers: o.workers,
+      seed: o.seed,
+      faults: { dropout: o.dropout, straggler: o.straggler },
+      verbose: !o.quiet && process.env.FLOTILLA_SIM_DEBUG === '1',
+    });
+    pool.on('event', (e) => {
+      if (e.type === 'error' && e.fatal) progress.log(`device error: ${e.message}`);
+    });
+    trainingStart = Date.now();
+
+    if (app) {
+      const coordinator = app.flotilla.coordinator;
+      stopReason = await new Promise<string>((resolve, reject) => {
+        coordinator.events.on('round', (r: RoundRecord) => {
+          if (r.taskId === o.task) record(r);
+        });
+        coordinator.events.on('evaluation', (e: { taskId: string; round: number; version: number; metrics: Record<string, number> }) => {
+          if (e.taskId === o.task) federated.push({ round: e.round, version: e.version, accuracy: e.metrics.accuracy ?? null, loss: e.metrics.loss ?? null });
+        });
+        coordinator.events.on('task', (t: TaskRecord) => {
+          if (t.id === o.task && TERMINAL_TASK.has(t.state)) resolve(t.stateReason ?? t.state);
+        });
+        pool!.on('event', (e) => {
+          if (e.type === 'error' && e.fatal) reject(new Error(e.message));
+        });
+        coordinator.startTask(o.task).catch(reject);
+      });
+    } else {
+      const evaluator = new RemoteVersionEvaluator(url, token, modelName, test);
+      stopReason = await remote!.follow(o.task, {
+        rounds: o.rounds,
+        target: o.targetAccuracy,
+        evaluate: (version) => evaluator.evaluate(version),
+        onRound: (r, own) => record(r, own),
+      });
+    }
+  } finally {
+    progress.stop();
+    await pool?.stop();
+    await app?.close();
+  }
+
+  const wallMs = Date.now() - t0;
+  const results: Results = {
+    config: publicConfig(o, {
+      mode: o.url ? 'remote' : 'in-process',
+      preset,
+      plan,
+      workers: pool?.workerCount,
+      backend: pool?.backend,
+      devices: devices.length,
+      examplesPerDevice: devices.reduce((s, d) => s + d.train.length, 0) / devices.length,
+    }),
+    rounds: rows,
+    summary: summarize(rows, o.targetAccuracy, wallMs, stopReason),
+  };
+  if (federated.length) (results as Results & { federated: unknown }).federated = federated;
+  const out: SimulationResult = {
+    results,
+    pool: pool!.stats,
+    workers: pool!.workerCount,
+    backend: pool!.backend,
+    trainingWallMs: Date.now() - trainingStart,
+  };
+  if (!hooks.noFiles) {
+    out.outDir = o.out ?? defaultOutDir();
+    out.files = await writeResults(out.outDir, results, {
+      title: `FedAvg on MNIST (${o.model === 'cnn' ? 'CNN' : '2NN MLP'}, ${o.partition}${o.partition === 'dirichlet' ? ` α=${o.alpha}` : ''})`,
+      subtitle: `${o.clients} devices, ${o.clientsPerRound} per round, E=${o.epochs}, B=${o.batchSize}, lr=${o.lr}` +
+        (o.dropout ? `, dropout ${o.dropout}` : '') + (o.straggler ? `, stragglers ${o.straggler.probability}:${o.straggler.delayMs}ms` : ''),
+      target: o.targetAccuracy,
+    });
+  }
+  return out;
+}
