@@ -14,14 +14,16 @@ import { healthRoutes } from './http/health-routes.js';
 import { registryRoutes } from './http/registry-routes.js';
 import { tasksRoutes } from './http/tasks-routes.js';
 import type { BlobStore } from './store/blob-store.js';
-import { MemoryBlobStore } from './store/memory-blob-store.js';
-import { MemoryStore } from './store/memory-store.js';
+import { openStorage } from './store/open-storage.js';
 import type { Store } from './store/store.js';
 
 export interface AppOptions {
-  /** Persistence; defaults to in-memory (nothing survives the process). */
+  /** Persistence given ready-made (store and blobs together); the app closes them. */
   store?: Store;
   blobs?: BlobStore;
+  /** Otherwise: SQLite + files under dataDir, or MongoDB + GridFS at mongodbUrl, or memory when neither. */
+  dataDir?: string;
+  mongodbUrl?: string;
   /** fastify/pino logger setting; false by default for embedding. */
   logger?: boolean | Record<string, unknown>;
   /** Token devices present at hello; generated when absent (read it from app.flotilla.deviceToken). */
@@ -54,9 +56,12 @@ export type FlotillaApp = FastifyInstance & { flotilla: Flotilla };
  * close releases sockets, timers and the store.
  */
 export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
-  const store = opts.store ?? new MemoryStore();
-  const blobs = opts.blobs ?? new MemoryBlobStore();
-  await store.init();
+  const storage =
+    opts.store && opts.blobs
+      ? { store: opts.store, blobs: opts.blobs, close: async () => (await opts.store!.close(), await opts.blobs!.close()) }
+      : await openStorage({ dataDir: opts.dataDir, mongodbUrl: opts.mongodbUrl });
+  const { store, blobs } = storage;
+  if (opts.store) await store.init();
   const deviceToken = opts.deviceToken ?? randomBytes(24).toString('base64url');
   const adminToken = opts.adminToken ?? randomBytes(24).toString('base64url');
   const auth = { adminToken, deviceToken };
@@ -101,8 +106,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   });
   app.addHook('onClose', async () => {
     await new Promise<void>((resolve) => io.close(() => resolve()));
-    await store.close();
-    await blobs.close();
+    await storage.close();
   });
   return app as unknown as FlotillaApp;
 }

@@ -1,0 +1,52 @@
+/** CLI entry of `flotilla`. Only argument handling and process wiring live here; the app is built by app.ts. */
+import { buildApp } from './app.js';
+import { parseServeConfig } from './config.js';
+import { AppError } from './errors.js';
+import { loadOrCreateSecret } from './secret-file.js';
+
+const USAGE = `usage: flotilla serve [--port N] [--host H] [--data-dir DIR] [--mongodb-url URL] [--log-level L]
+
+env: FLOTILLA_ADMIN_TOKEN, FLOTILLA_DEVICE_TOKEN, FLOTILLA_MONGODB_URL, FLOTILLA_DATA_DIR, FLOTILLA_PORT, FLOTILLA_HOST`;
+
+async function serve(argv: string[]): Promise<void> {
+  const cfg = parseServeConfig(argv, process.env);
+  const admin = cfg.adminToken ? { token: cfg.adminToken, path: null, created: false } : loadOrCreateSecret(cfg.dataDir, 'admin-token');
+  const device = cfg.deviceToken ? { token: cfg.deviceToken, path: null, created: false } : loadOrCreateSecret(cfg.dataDir, 'device-token');
+  const app = await buildApp({
+    dataDir: cfg.mongodbUrl ? undefined : cfg.dataDir,
+    mongodbUrl: cfg.mongodbUrl,
+    adminToken: admin.token,
+    deviceToken: device.token,
+    logger: { level: cfg.logLevel },
+  });
+  if (admin.path) app.log.info(`admin token ${admin.created ? 'generated' : 'read'}: ${admin.path}`);
+  if (device.path) app.log.info(`device token ${device.created ? 'generated' : 'read'}: ${device.path}`);
+  const address = await app.listen({ port: cfg.port, host: cfg.host });
+  // Machine-readable line for supervisors and tests that start us on port 0.
+  process.stdout.write(`flotilla listening ${address}\n`);
+  let closing = false;
+  const shutdown = (sig: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info(`${sig}: closing`);
+    app.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+async function main(): Promise<void> {
+  const [cmd, ...rest] = process.argv.slice(2);
+  if (cmd === 'serve') return serve(rest);
+  process.stderr.write(`${USAGE}\n`);
+  process.exit(cmd === undefined || cmd === '--help' || cmd === '-h' ? 0 : 2);
+}
+
+main().catch((err) => {
+  if (err instanceof AppError) process.stderr.write(`flotilla: ${err.code}: ${err.message}${err.details ? ` ${JSON.stringify(err.details)}` : ''}\n`);
+  else process.stderr.write(`flotilla: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(err instanceof AppError && err.code === 'FL_ERR_CONFIG_INVALID' ? 2 : 1);
+});
