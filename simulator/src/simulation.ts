@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { buildApp, type FlotillaApp, type RoundRecord, type TaskRecord } from '@flotilla/server';
+import { resolveBackend } from '@flotilla/client';
 import type { TaskPlanInput } from '@flotilla/client/protocol';
 import { createCentralEvaluator, RemoteVersionEvaluator } from './central-evaluator.js';
 import type { SimOptions } from './cli-options.js';
@@ -28,6 +29,8 @@ export interface SimulationHooks {
   mnist?: Mnist;
   /** Extra plan fields for the task (e.g. overSelect for the paper's exact C=0.1). */
   plan?: Partial<TaskPlanInput>;
+  /** In-process mode: evaluate each candidate on the test set (default true; benchmarks of raw throughput turn it off). */
+  centralEvaluation?: boolean;
 }
 
 export interface SimulationResult {
@@ -115,8 +118,11 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
     let url: string;
     let token: string;
     let modelName = o.task;
+    // Before anything touches tfjs (the server builds the preset's initial weights), so the
+    // main thread uses the same backend as the devices.
+    await resolveBackend();
     if (!o.url) {
-      app = await buildApp({ logger: false, centralEvaluator: createCentralEvaluator(test) });
+      app = await buildApp({ logger: false, ...(hooks.centralEvaluation === false ? {} : { centralEvaluator: createCentralEvaluator(test) }) });
       await app.listen({ port: 0, host: '127.0.0.1' });
       url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
       token = app.flotilla.deviceToken;

@@ -108,3 +108,30 @@ describe('svg chart', () => {
     expect(svg).toContain('target 97%');
   });
 });
+
+describe('round progress', () => {
+  it('prints one plain line per round when not on a TTY', async () => {
+    const { createProgress, roundLine } = await import('../../simulator/src/progress.js');
+    const chunks: string[] = [];
+    const stream = { isTTY: false, write: (s: string) => chunks.push(s) } as unknown as NodeJS.WriteStream;
+    const p = createProgress({ total: 3, target: 0.97, stream });
+    p.round(rows[0]);
+    p.round(rows[1]);
+    p.log('note');
+    p.stop();
+    expect(chunks).toEqual([roundLine(rows[0]) + '\n', roundLine(rows[1]) + '\n', 'note\n']);
+    expect(chunks[0]).toContain('round    1  test acc 81.00%  loss 0.6200  clients  10');
+    expect(chunks[1]).toContain('FAILED');
+    expect(chunks.join('')).not.toMatch(/\x1b\[/);
+  });
+
+  it('is silent with quiet', async () => {
+    const { createProgress } = await import('../../simulator/src/progress.js');
+    const chunks: string[] = [];
+    const stream = { isTTY: true, write: (s: string) => chunks.push(s) } as unknown as NodeJS.WriteStream;
+    const p = createProgress({ total: 3, stream, quiet: true });
+    p.round(rows[0]);
+    p.stop();
+    expect(chunks).toEqual([]);
+  });
+});
