@@ -1,7 +1,21 @@
 import { AppError } from '@flotilla/client/protocol';
 import type { TaskPlan } from '@flotilla/client/protocol';
 import type { Strategy } from '../strategy.js';
+import { z } from 'zod';
+import { selectionSize } from '../selection.js';
 import { FedAvg } from './fedavg.js';
+import { FedAvgM, FedAvgMParamsSchema } from './fedavgm.js';
+import { FedProx } from './fedprox.js';
+import { FedOptParamsSchema } from './fed-opt.js';
+import { FedAdam } from './fedadam.js';
+import { FedYogi } from './fedyogi.js';
+import { FedAdagrad } from './fedadagrad.js';
+import { FedMedian } from './fedmedian.js';
+import { FedTrimmedAvg, FedTrimmedAvgParamsSchema } from './fed-trimmed-avg.js';
+import { Krum, KrumParamsSchema } from './krum.js';
+import { NormBounded, NormBoundedParamsSchema } from './norm-bounded.js';
+import { invalidParam, parseParams, selectionParams } from './params.js';
+import { DpFedAvg, DpFedAvgParamsSchema } from '../dp/dp-fedavg.js';
 
 /**
  * Build a task's strategy from its plan. Each strategy validates its own params here (once, at
@@ -9,9 +23,79 @@ import { FedAvg } from './fedavg.js';
  */
 type Factory = (plan: TaskPlan) => Strategy;
 
+const BufferedParams = z.object({ maxUpdates: z.number().int().min(1).optional() }).strict();
+
+/** Updates a non-streaming strategy keeps per round: at least the selection size (see BufferedAggregator). */
+function maxUpdatesOf(plan: TaskPlan, requested: number | undefined): number {
+  const needed = selectionSize(plan.clientsPerRound, plan.overSelect);
+  if (requested === undefined) return needed;
+  if (requested < needed) throw invalidParam(plan, 'maxUpdates', `must be at least the selection size ${needed}`);
+  return requested;
+}
+
+function krumFactory(name: 'krum' | 'multikrum'): Factory {
+  return (plan) => {
+    const p = parseParams(KrumParamsSchema, plan);
+    if (plan.clientsPerRound <= 2 * p.byzantine + 2) {
+      throw invalidParam(plan, 'byzantine', `Krum needs clientsPerRound > 2 * byzantine + 2 (Blanchard et al. 2017)`);
+    }
+    if (name === 'krum' && p.keep !== undefined && p.keep !== 1) throw invalidParam(plan, 'keep', 'krum keeps 1; use multikrum');
+    const keep = name === 'krum' ? 1 : p.keep;
+    return new Krum(selectionParams(plan), maxUpdatesOf(plan, p.maxUpdates), p.byzantine, keep, name);
+  };
+}
+
 const FACTORIES: Record<string, Factory> = {
   fedavg: (plan) =>
     new FedAvg({ clientsPerRound: plan.clientsPerRound, overSelect: plan.overSelect, evalClientsPerRound: plan.evalClientsPerRound }),
+  fedavgm: (plan) => new FedAvgM(selectionParams(plan), parseParams(FedAvgMParamsSchema, plan)),
+  fedprox: (plan) => {
+    const p = parseParams(z.object({ mu: z.number().min(0).max(100).optional() }).strict(), plan);
+    if (p.mu !== undefined && p.mu !== plan.proximalMu) {
+      throw invalidParam(plan, 'mu', `set the plan's proximalMu (sent to devices) instead; it is ${plan.proximalMu}`);
+    }
+    if (!(plan.proximalMu > 0)) throw invalidParam(plan, 'mu', 'fedprox needs the plan\'s proximalMu > 0 (0 is fedavg)');
+    return new FedProx(selectionParams(plan), plan.proximalMu);
+  },
+  fedadam: (plan) => new FedAdam(selectionParams(plan), parseParams(FedOptParamsSchema({ eta: 0.1, tau: 1e-9 }), plan)),
+  fedyogi: (plan) => new FedYogi(selectionParams(plan), parseParams(FedOptParamsSchema({ eta: 0.01, tau: 1e-3 }), plan)),
+  fedadagrad: (plan) => {
+    const p = parseParams(FedOptParamsSchema({ eta: 0.1, tau: 1e-9 }).omit({ beta2: true }), plan);
+    return new FedAdagrad(selectionParams(plan), { ...p, beta2: 0 });
+  },
+  fedmedian: (plan) => new FedMedian(selectionParams(plan), maxUpdatesOf(plan, parseParams(BufferedParams, plan).maxUpdates)),
+  fedtrimmedavg: (plan) => {
+    const p = parseParams(FedTrimmedAvgParamsSchema, plan);
+    return new FedTrimmedAvg(selectionParams(plan), maxUpdatesOf(plan, p.maxUpdates), p.beta);
+  },
+  krum: krumFactory('krum'),
+  multikrum: krumFactory('multikrum'),
+  dpfedavg: (plan) => {
+    const p = parseParams(DpFedAvgParamsSchema, plan);
+    if (p.inner === 'dpfedavg') throw invalidParam(plan, 'inner', 'dpfedavg cannot wrap itself');
+    const inner = createStrategy({ ...plan, strategy: { name: p.inner, params: p.innerParams } });
+    if (!inner.streaming) throw invalidParam(plan, 'inner', `${p.inner} is not streaming; dpfedavg wraps the FedAvg family only`);
+    const expectedClients = p.expectedClients ?? plan.clientsPerRound;
+    let adaptive;
+    if (p.adaptive) {
+      const clippedCountStddev = p.adaptive.clippedCountStddev ?? expectedClients / 20;
+      if (p.noiseMultiplier > 0 && !(2 * clippedCountStddev > p.noiseMultiplier)) {
+        throw invalidParam(plan, 'adaptive.clippedCountStddev', 'must exceed noiseMultiplier / 2 (Andrew et al. 2021)');
+      }
+      adaptive = { targetQuantile: p.adaptive.targetQuantile, learningRate: p.adaptive.learningRate, clippedCountStddev };
+    }
+    return new DpFedAvg(inner, {
+      noiseMultiplier: p.noiseMultiplier,
+      clipNorm: p.clipNorm,
+      clipping: p.clipping,
+      expectedClients,
+      adaptive,
+      targetDelta: p.targetDelta,
+      populationSize: p.populationSize,
+      seed: p.seed,
+    });
+  },
+  normbounded: (plan) => new NormBounded(selectionParams(plan), parseParams(NormBoundedParamsSchema, plan).maxNorm),
 };
 
 export function createStrategy(plan: TaskPlan): Strategy {

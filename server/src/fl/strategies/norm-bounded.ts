@@ -1,0 +1,45 @@
+import { z } from 'zod';
+import { clipInPlace } from '../dp/clip.js';
+import type { FitAggregator, FitFailure, FitOutcome, FitResult } from '../strategy.js';
+import { FedAvg, StreamingMeanAggregator, type FedAvgParams } from './fedavg.js';
+
+/**
+ * Norm-bounded averaging (Sun et al. 2019, "Can You Really Backdoor Federated Learning?"): every
+ * update is clipped to L2 norm `maxNorm` before the weighted FedAvg mean, so no single device can
+ * move the model by more than its share of maxNorm. Streaming: memory O(model).
+ */
+export const NormBoundedParamsSchema = z.object({ maxNorm: z.number().positive() }).strict();
+
+export class ClippingMeanAggregator extends StreamingMeanAggregator {
+  clippedCount = 0;
+  constructor(
+    length: number,
+    private readonly bound: number,
+  ) {
+    super(length);
+  }
+  override add(r: FitResult): void {
+    if (r.delta.length === this.mean.length && clipInPlace(r.delta, this.bound).clipped) this.clippedCount++;
+    super.add(r);
+  }
+}
+
+export class NormBounded extends FedAvg {
+  override readonly name: string = 'normbounded';
+
+  constructor(
+    params: FedAvgParams,
+    readonly maxNorm: number,
+  ) {
+    super(params);
+  }
+
+  override beginFit(_round: number, modelLength: number): ClippingMeanAggregator {
+    return new ClippingMeanAggregator(modelLength, this.maxNorm);
+  }
+
+  override aggregateFit(round: number, aggregator: FitAggregator, failures: readonly FitFailure[], global: Float32Array): FitOutcome {
+    const out = super.aggregateFit(round, aggregator, failures, global);
+    return { ...out, metrics: { ...out.metrics, normClipped: (aggregator as ClippingMeanAggregator).clippedCount } };
+  }
+}
