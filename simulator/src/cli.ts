@@ -1,3 +1,4 @@
+import { pathToFileURL } from 'node:url';
 import { CliUsageError, parseCliOptions, USAGE } from './cli-options.js';
 import { formatPct } from './progress.js';
 import { runSimulation } from './simulation.js';
@@ -29,7 +30,15 @@ export async function main(argv: string[]): Promise<number> {
       `${opts.clientsPerRound} per round, E=${opts.epochs} B=${opts.batchSize} lr=${opts.lr}, ${opts.model.toUpperCase()}, ` +
       `until ${formatPct(opts.targetAccuracy, 1)} or ${opts.rounds} rounds; coordinator: ${opts.url ?? 'in-process'}`,
   );
-  const r = await runSimulation(opts);
+  // First Ctrl-C stops the task and still writes the results of the rounds so far; a second one exits.
+  const abort = new AbortController();
+  const onSigint = () => {
+    if (abort.signal.aborted) process.exit(130);
+    process.stderr.write('\nflotilla-sim: stopping (Ctrl-C again to quit at once)\n');
+    abort.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const r = await runSimulation(opts, { signal: abort.signal }).finally(() => process.off('SIGINT', onSigint));
   const s = r.results.summary!;
   say(
     `\n${s.stopReason}. ${s.roundsCommitted} rounds committed, ${s.roundsFailed} failed; ` +
@@ -42,7 +51,7 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-const isEntry = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+const isEntry = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (isEntry) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),

@@ -23,6 +23,8 @@ export interface FollowOptions {
   /** Evaluate a committed version on the simulator's test set. */
   evaluate(version: number): Promise<{ accuracy: number; loss: number }>;
   onRound(r: RoundRecord, own?: { accuracy: number; loss: number }): void;
+  /** Stops the task and ends the follow early. */
+  signal?: AbortSignal;
 }
 
 const TERMINAL_TASK = new Set(['done', 'stopped', 'failed']);
@@ -93,6 +95,10 @@ export class RemoteCoordinator {
     let count = 0;
     const pollMs = o.pollMs ?? 500;
     for (;;) {
+      if (o.signal?.aborted) {
+        await this.stopQuietly(id);
+        return 'interrupted';
+      }
       const rounds = (await this.listRounds(id)).filter((r) => r.round > seen && TERMINAL_ROUND.has(r.state)).sort((a, b) => a.round - b.round);
       for (const r of rounds) {
         // Rounds close in order; stop at a gap so none is reported twice or skipped.

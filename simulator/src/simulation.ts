@@ -29,6 +29,8 @@ export interface SimulationHooks {
   mnist?: Mnist;
   /** Extra plan fields for the task (e.g. overSelect for the paper's exact C=0.1). */
   plan?: Partial<TaskPlanInput>;
+  /** Abort the run early: the task is stopped, and the rounds so far are written as usual. */
+  signal?: AbortSignal;
   /** In-process mode: evaluate each candidate on the test set (default true; benchmarks of raw throughput turn it off). */
   centralEvaluation?: boolean;
 }
@@ -170,6 +172,9 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
         pool!.on('event', (e) => {
           if (e.type === 'error' && e.fatal) reject(new Error(e.message));
         });
+        hooks.signal?.addEventListener('abort', () => {
+          coordinator.stopTask(o.task).catch(() => resolve('interrupted'));
+        });
         coordinator.startTask(o.task).catch(reject);
       });
     } else {
@@ -179,6 +184,7 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
         target: o.targetAccuracy,
         evaluate: (version) => evaluator.evaluate(version),
         onRound: (r, own) => record(r, own),
+        signal: hooks.signal,
       });
     }
   } finally {

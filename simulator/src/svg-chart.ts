@@ -49,8 +49,10 @@ function fmt(n: number): string {
   return Number(n.toFixed(2)).toString();
 }
 
+/** A percentage with as many decimals as `step` (a tick step, in [0,1] units) needs, at most 2. */
 function pct(v: number, step: number): string {
-  const decimals = step * 100 >= 1 ? 0 : 1;
+  const p = step * 100;
+  const decimals = [0, 1, 2].find((d) => Math.abs(p * 10 ** d - Math.round(p * 10 ** d)) < 1e-6) ?? 2;
   return `${Number((v * 100).toFixed(decimals))}%`;
 }
 
@@ -148,7 +150,7 @@ export function renderAccuracyChart(o: AccuracyChartOptions): string {
     const x = m.left + pw - 250;
     parts.push(
       `<line x1="${x}" y1="${y}" x2="${x + 24}" y2="${y}" stroke="${color}" stroke-width="3"/>`,
-      `<text x="${x + 32}" y="${y}" dominant-baseline="middle" font-size="13" fill="#222">${esc(s.name)} (last ${pct(last.y, 0.001)} @ ${last.x})</text>`,
+      `<text x="${x + 32}" y="${y}" dominant-baseline="middle" font-size="13" fill="#222">${esc(s.name)} (last ${pct(last.y, 0.0001)} @ ${last.x})</text>`,
     );
   });
   if (failed.length > 0) {
