@@ -15,6 +15,7 @@ import { registryRoutes } from './http/registry-routes.js';
 import { tasksRoutes } from './http/tasks-routes.js';
 import type { BlobStore } from './store/blob-store.js';
 import { openStorage } from './store/open-storage.js';
+import { Registry, type RegistryOptions } from './registry/registry.js';
 import type { Store } from './store/store.js';
 
 export interface AppOptions {
@@ -30,7 +31,10 @@ export interface AppOptions {
   deviceToken?: string;
   /** Bearer token of the admin API; generated when absent. */
   adminToken?: string;
+  /** Server-side test-set evaluation of each new version (and of its variants). */
   centralEvaluator?: CentralEvaluator;
+  /** Variants made at publish, pruning sparsity, int8 block size. */
+  registry?: Omit<RegistryOptions, 'evaluator'>;
   heartbeatIntervalMs?: number;
   sessionTimeoutMs?: number;
   /** Largest socket.io message, bytes: the transport's last guard (plans set smaller per-update limits). */
@@ -41,6 +45,7 @@ export interface AppOptions {
 
 export interface Flotilla {
   coordinator: Coordinator;
+  registry: Registry;
   store: Store;
   blobs: BlobStore;
   io: IOServer<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -71,9 +76,10 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
 
+  const registry = new Registry(store, blobs, { ...opts.registry, evaluator: opts.centralEvaluator });
   const coordinator = new Coordinator({
     store,
-    blobs,
+    registry,
     logger: app.log,
     evaluator: opts.centralEvaluator,
     authenticateDevice: async (token) => {
@@ -92,11 +98,11 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     sessionTimeoutMs: opts.sessionTimeoutMs ?? 30_000,
   });
 
-  const flotilla: Flotilla = { coordinator, store, blobs, io, deviceToken, adminToken };
+  const flotilla: Flotilla = { coordinator, registry, store, blobs, io, deviceToken, adminToken };
   app.decorate('flotilla', flotilla);
 
   await app.register(healthRoutes, { store, ready: () => true });
-  await app.register(registryRoutes, { store, blobs, auth });
+  await app.register(registryRoutes, { store, blobs, auth, registry });
   await app.register(tasksRoutes, { coordinator, store, auth });
 
   app.addHook('preClose', async () => {

@@ -15,7 +15,7 @@ describe('round deadlines and dropouts', () => {
     await app.close();
   });
 
-  async function setup(plan: Record<string, unknown>, n: number) {
+  async function setup(plan: { clientsPerRound: number } & Record<string, unknown>, n: number) {
     const s = await startServer();
     app = s.app;
     await app.flotilla.coordinator.createTask({ id: 't', preset: 'tiny-mlp', plan: { maxRounds: 10, ...plan } });

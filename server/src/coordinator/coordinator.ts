@@ -1,15 +1,15 @@
 import { EventEmitter } from 'node:events';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ModelSpecSchema, TaskPlanSchema, type ModelSpec, type TaskPlanInput } from '@flotilla/client/protocol';
-import { assertManifest, bytesToFloat32, float32ToBytes, manifestLength } from '@flotilla/client/tensor';
+import { assertManifest, manifestLength } from '@flotilla/client/tensor';
 import { buildPreset, specOf, type PresetName } from '@flotilla/client/model';
 import { AppError } from '../errors.js';
 import { createStrategy } from '../fl/strategies/index.js';
-import type { TaskRecord, VersionRecord } from '../store/records.js';
+import type { TaskRecord } from '../store/records.js';
 import type { CentralEvaluator, CoordinatorDeps, CoordinatorLogger, CoordinatorStats } from './deps.js';
 import { SessionTable } from './sessions.js';
 import { TaskRunner } from './task-runner.js';
-import type { BlobStore } from '../store/blob-store.js';
+import type { Registry } from '../registry/registry.js';
 import type { Store } from '../store/store.js';
 
 export interface CreateTaskInput {
@@ -28,7 +28,7 @@ export type DeviceAuthenticator = (token: string, taskId: string) => Promise<voi
 
 export interface CoordinatorOptions {
   store: Store;
-  blobs: BlobStore;
+  registry: Registry;
   logger: CoordinatorLogger;
   evaluator?: CentralEvaluator;
   onPublished?: CoordinatorDeps['onPublished'];
@@ -59,7 +59,7 @@ export class Coordinator {
     this.events.setMaxListeners(100);
     this.deps = {
       store: opts.store,
-      blobs: opts.blobs,
+      registry: opts.registry,
       sessions: this.sessions,
       events: this.events,
       evaluator: opts.evaluator,
@@ -90,12 +90,7 @@ export class Coordinator {
   }
 
   private async loadWeights(model: string, version: number): Promise<Float32Array> {
-    const v = await this.opts.store.getVersion(model, version);
-    const art = v?.artifacts.find((a) => a.name === 'weights');
-    if (!v || !art) throw new AppError('FL_ERR_VERSION_NOT_FOUND', { model, version });
-    const bytes = await this.opts.blobs.get(art.sha256);
-    if (!bytes) throw new AppError('FL_ERR_BLOB_CORRUPT', { model, version, why: 'missing blob' });
-    return bytesToFloat32(bytes);
+    return this.opts.registry.readWeights(await this.opts.registry.getVersion(model, version));
   }
 
   async createTask(input: CreateTaskInput): Promise<TaskRecord> {
@@ -125,21 +120,19 @@ export class Coordinator {
     const modelName = input.modelName ?? input.id;
     const existing = await this.opts.store.listVersions(modelName, { limit: 1, includeArchived: true });
     const version = (existing[0]?.version ?? 0) + 1;
-    const blob = await this.opts.blobs.put(float32ToBytes(weights));
     const now = Date.now();
     const task: TaskRecord = { id: input.id, modelName, spec, plan, state: 'created', currentVersion: version, nextRound: 1, createdAt: now, updatedAt: now };
-    const v: VersionRecord = {
+    const v = await this.opts.registry.prepareVersion({
       model: modelName,
       version,
       createdAt: now,
-      taskId: input.id,
       spec,
-      metrics: {},
-      artifacts: [{ name: 'weights', sha256: blob.sha256, size: blob.size }],
+      weights,
+      taskId: input.id,
       tags: ['initial'],
       description: `initial weights of task ${input.id}`,
-      archived: false,
-    };
+      ...(existing[0] ? { parentVersion: existing[0].version } : {}),
+    });
     await this.opts.store.createTask(task, v);
     const runner = new TaskRunner(this.deps, task, weights);
     this.runners.set(task.id, runner);

@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import type { ModelSpec } from '@flotilla/client/protocol';
-import type { BlobStore } from '../store/blob-store.js';
+import type { Registry } from '../registry/registry.js';
 import type { VersionRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { SessionTable } from './sessions.js';
@@ -26,7 +26,8 @@ export interface CoordinatorLogger {
 /** What task runners need from the coordinator. */
 export interface CoordinatorDeps {
   store: Store;
-  blobs: BlobStore;
+  /** Publishes versions (artifacts, variants) and reads weights back. */
+  registry: Registry;
   sessions: SessionTable;
   /** Emits 'round' (RoundRecord), 'task' (TaskRecord), 'evaluation'. */
   events: EventEmitter;

@@ -1,11 +1,10 @@
 import { clientPlanOf, effectiveMinAvailable, effectiveMinReports, type EvalReport, type FitReport } from '@flotilla/client/protocol';
-import { float32ToBytes } from '@flotilla/client/tensor';
 import { AppError } from '../errors.js';
 import { createRng, type Rng } from '../fl/rng.js';
 import { closeAtDeadline } from '../fl/round-state.js';
 import type { EvalResult, Strategy } from '../fl/strategy.js';
 import { createStrategy } from '../fl/strategies/index.js';
-import type { RoundRecord, TaskRecord, VersionRecord } from '../store/records.js';
+import type { RoundRecord, TaskRecord } from '../store/records.js';
 import { ActiveRound } from './active-round.js';
 import type { CoordinatorDeps } from './deps.js';
 import { artifactPaths } from './artifact-paths.js';
@@ -186,31 +185,28 @@ export class TaskRunner {
 
   private async commit(a: ActiveRound, weights: Float32Array, aggMs: number): Promise<void> {
     const version = this.task.currentVersion + 1;
-    const blob = await this.deps.blobs.put(float32ToBytes(weights));
     const now = Date.now();
     const committed: RoundRecord = { ...a.record, state: 'done', committedVersion: version, endedAt: now, aggregationMs: aggMs };
     const metrics: Record<string, number> = { participants: a.reported.size };
     if (committed.trainMetrics.loss !== undefined) metrics.trainLoss = committed.trainMetrics.loss;
     if (committed.centralMetrics.accuracy !== undefined) metrics.accuracy = committed.centralMetrics.accuracy;
     if (committed.centralMetrics.loss !== undefined) metrics.loss = committed.centralMetrics.loss;
-    const v: VersionRecord = {
-      model: this.task.modelName,
-      version,
-      createdAt: now,
-      taskId: this.task.id,
-      round: a.round,
-      parentVersion: this.task.currentVersion,
-      spec: this.task.spec,
-      metrics,
-      artifacts: [{ name: 'weights', sha256: blob.sha256, size: blob.size }],
-      tags: [],
-      archived: false,
-    };
     const strategyState = this.strategy.exportState?.();
-    await this.deps.store.commitRound({
+    // Blobs (weights and variants) first, then one store transaction: version, round, task, `latest`.
+    const v = await this.deps.registry.commitRound({
       task: { id: this.task.id, currentVersion: version, nextRound: this.task.nextRound, strategyState, state: this.task.state },
       round: committed,
-      version: v,
+      version: {
+        model: this.task.modelName,
+        version,
+        createdAt: now,
+        spec: this.task.spec,
+        weights,
+        taskId: this.task.id,
+        round: a.round,
+        parentVersion: this.task.currentVersion,
+        metrics,
+      },
       by: 'coordinator',
     });
     a.transition('done');
