@@ -242,6 +242,24 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       expect((await s.listClients('b')).map((x) => x.id)).toEqual(['dev-2']);
     });
 
+    it('stores tokens, refuses a duplicate id, lists newest first and revokes idempotently', async () => {
+      const base = { hash: 'a'.repeat(64), createdBy: 'admin', revoked: false } as const;
+      await s.putToken({ ...base, id: 't1', role: 'device', taskId: 'mnist', name: 'fleet A', createdAt: 1000, expiresAt: 5000 });
+      await s.putToken({ ...base, id: 't2', role: 'viewer', createdAt: 2000 });
+      await expectCode(s.putToken({ ...base, id: 't1', role: 'admin', createdAt: 3000 }), 'FL_ERR_STORE_CONFLICT');
+      expect(await s.getToken('t1')).toEqual({ ...base, id: 't1', role: 'device', taskId: 'mnist', name: 'fleet A', createdAt: 1000, expiresAt: 5000 });
+      expect(await s.getToken('t2')).toEqual({ ...base, id: 't2', role: 'viewer', createdAt: 2000 });
+      expect(await s.getToken('nope')).toBeNull();
+      expect((await s.listTokens()).map((t) => t.id)).toEqual(['t2', 't1']);
+      const got = (await s.getToken('t1'))!;
+      got.revoked = true;
+      expect((await s.getToken('t1'))!.revoked).toBe(false);
+      expect(await s.revokeToken('t1', 4000)).toMatchObject({ id: 't1', revoked: true, revokedAt: 4000 });
+      expect(await s.revokeToken('t1', 4500)).toMatchObject({ revoked: true, revokedAt: 4000 });
+      expect(await s.revokeToken('nope', 4000)).toBeNull();
+      expect((await s.getToken('t2'))!.revoked).toBe(false);
+    });
+
     it('keeps everything across a close and reopen (durable stores)', async (ctx) => {
       if (!h.reopen) ctx.skip();
       await s.createTask(task('a'), version('a', 1));

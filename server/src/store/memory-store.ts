@@ -1,5 +1,5 @@
 import { AppError } from '@flotilla/client/protocol';
-import type { AliasAction, AliasHistoryRecord, AliasRecord, ClientRecord, ModelRecord, RoundRecord, TaskRecord, VersionRecord } from './records.js';
+import type { AliasAction, AliasHistoryRecord, AliasRecord, ClientRecord, ModelRecord, RoundRecord, TaskRecord, TokenRecord, VersionRecord } from './records.js';
 import type { CommitInput, PageOptions, Store, VersionQuery } from './store.js';
 
 const clone = <T>(x: T): T => structuredClone(x);
@@ -24,6 +24,7 @@ export class MemoryStore implements Store {
   private aliases = new Map<string, AliasRecord>();
   private history: AliasHistoryRecord[] = [];
   private clients = new Map<string, ClientRecord>();
+  private tokens = new Map<string, TokenRecord>();
 
   async init(): Promise<void> {}
   async close(): Promise<void> {}
@@ -158,6 +159,27 @@ export class MemoryStore implements Store {
   }
   async listClients(taskId?: string): Promise<ClientRecord[]> {
     return [...this.clients.values()].filter((c) => taskId === undefined || c.taskId === taskId).map(clone);
+  }
+
+  async putToken(t: TokenRecord): Promise<void> {
+    if (this.tokens.has(t.id)) throw new AppError('FL_ERR_STORE_CONFLICT', { token: t.id });
+    this.tokens.set(t.id, clone(t));
+  }
+  async getToken(id: string): Promise<TokenRecord | null> {
+    const t = this.tokens.get(id);
+    return t ? clone(t) : null;
+  }
+  async listTokens(): Promise<TokenRecord[]> {
+    return [...this.tokens.values()].sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map(clone);
+  }
+  async revokeToken(id: string, at: number): Promise<TokenRecord | null> {
+    const t = this.tokens.get(id);
+    if (!t) return null;
+    if (!t.revoked) {
+      t.revoked = true;
+      t.revokedAt = at;
+    }
+    return clone(t);
   }
 
   private moveAlias(model: string, alias: string, version: number, by: string, at: number, action: Exclude<AliasAction, 'delete'> = 'set'): AliasRecord {

@@ -8,6 +8,7 @@ import type {
   ModelRecord,
   RoundRecord,
   TaskRecord,
+  TokenRecord,
   VersionRecord,
 } from './records.js';
 import type { CommitInput, PageOptions, Store, VersionQuery } from './store.js';
@@ -121,6 +122,9 @@ export class MongoStore implements Store {
   private get clients(): Collection<Document> {
     return this.db.collection('clients');
   }
+  private get tokens(): Collection<Document> {
+    return this.db.collection('tokens');
+  }
 
   async init(): Promise<void> {
     try {
@@ -139,6 +143,7 @@ export class MongoStore implements Store {
       this.aliases.createIndex({ model: 1, alias: 1 }, { unique: true }),
       this.history.createIndex({ model: 1, alias: 1, at: -1 }),
       this.clients.createIndex({ taskId: 1 }),
+      this.tokens.createIndex({ createdAt: -1, _id: 1 }),
     ]);
     if (!this.transactions) await this.rollForward();
   }
@@ -353,6 +358,33 @@ export class MongoStore implements Store {
   async listClients(taskId?: string): Promise<ClientRecord[]> {
     const docs = await this.clients.find(taskId === undefined ? {} : { taskId }).sort({ _id: 1 }).toArray();
     return docs.map((d) => ({ id: d._id as unknown as string, ...strip<Omit<ClientRecord, 'id'>>(d)! }) as ClientRecord);
+  }
+
+  // ---- tokens ----
+
+  async putToken(t: TokenRecord): Promise<void> {
+    const { id, ...rest } = t;
+    try {
+      await this.tokens.insertOne({ _id: id as never, ...rest });
+    } catch (err) {
+      if (isDuplicate(err)) throw new AppError('FL_ERR_STORE_CONFLICT', { token: id });
+      throw err;
+    }
+  }
+
+  async getToken(id: string): Promise<TokenRecord | null> {
+    const d = await this.tokens.findOne({ _id: id as never });
+    return d ? ({ id, ...strip<Omit<TokenRecord, 'id'>>(d)! } as TokenRecord) : null;
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    const docs = await this.tokens.find({}).sort({ createdAt: -1, _id: 1 }).toArray();
+    return docs.map((d) => ({ id: d._id as unknown as string, ...strip<Omit<TokenRecord, 'id'>>(d)! }) as TokenRecord);
+  }
+
+  async revokeToken(id: string, at: number): Promise<TokenRecord | null> {
+    await this.tokens.updateOne({ _id: id as never, revoked: false }, { $set: { revoked: true, revokedAt: at } });
+    return this.getToken(id);
   }
 
   // ---- standalone recovery ----

@@ -117,3 +117,24 @@ export interface ClientRecord {
   reportsRejected: number;
   revoked: boolean;
 }
+
+/** Role a credential grants: `admin` everything, `viewer` read-only admin API, `device` a device of one task. */
+export type TokenRole = 'admin' | 'viewer' | 'device';
+
+/**
+ * An API or enrolment token. Only the sha256 of the secret is stored (hex); the secret itself is
+ * shown once, at creation. `taskId` scopes device tokens to one task.
+ */
+export interface TokenRecord {
+  id: string;
+  hash: string;
+  role: TokenRole;
+  taskId?: string;
+  name?: string;
+  createdAt: number;
+  createdBy: string;
+  /** Epoch ms after which the token is refused; absent: never expires. */
+  expiresAt?: number;
+  revoked: boolean;
+  revokedAt?: number;
+}

@@ -107,6 +107,22 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX clients_task ON clients(task_id);
   `,
+  // 2: API and enrolment tokens (only the sha256 of each secret is stored).
+  `
+  CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    task_id TEXT,
+    name TEXT,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    expires_at INTEGER,
+    revoked INTEGER NOT NULL,
+    revoked_at INTEGER
+  ) STRICT;
+  CREATE INDEX tokens_created ON tokens(created_at);
+  `,
 ];
 
 /** Apply the migrations the database lacks. Refuses a database newer than this build. */

@@ -11,6 +11,8 @@ import type {
   ModelRecord,
   RoundRecord,
   TaskRecord,
+  TokenRecord,
+  TokenRole,
   VersionRecord,
 } from './records.js';
 import { migrate } from './sqlite-schema.js';
@@ -170,6 +172,22 @@ const clientFromRow = (r: Row): ClientRecord => ({
   reportsRejected: r.reports_rejected as number,
   revoked: r.revoked === 1,
 });
+
+const tokenFromRow = (r: Row): TokenRecord => {
+  const t: TokenRecord = {
+    id: r.id as string,
+    hash: r.hash as string,
+    role: r.role as TokenRole,
+    createdAt: r.created_at as number,
+    createdBy: r.created_by as string,
+    revoked: r.revoked === 1,
+  };
+  opt(t, 'taskId', r.task_id);
+  opt(t, 'name', r.name);
+  opt(t, 'expiresAt', r.expires_at);
+  opt(t, 'revokedAt', r.revoked_at);
+  return t;
+};
 
 const modelFromRow = (r: Row): ModelRecord => {
   const m: ModelRecord = { name: r.name as string, createdAt: r.created_at as number };
@@ -495,5 +513,33 @@ export class SqliteStore implements Store {
   async listClients(taskId?: string): Promise<ClientRecord[]> {
     const rows = taskId === undefined ? this.q('SELECT * FROM clients ORDER BY id').all() : this.q('SELECT * FROM clients WHERE task_id = ? ORDER BY id').all(taskId);
     return (rows as Row[]).map(clientFromRow);
+  }
+
+  // ---- tokens ----
+
+  async putToken(t: TokenRecord): Promise<void> {
+    try {
+      this.q(
+        `INSERT INTO tokens (id, hash, role, task_id, name, created_at, created_by, expires_at, revoked, revoked_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(t.id, t.hash, t.role, t.taskId ?? null, t.name ?? null, t.createdAt, t.createdBy, t.expiresAt ?? null, t.revoked ? 1 : 0, t.revokedAt ?? null);
+    } catch (err) {
+      if (isDuplicate(err)) throw new AppError('FL_ERR_STORE_CONFLICT', { token: t.id });
+      throw err;
+    }
+  }
+
+  async getToken(id: string): Promise<TokenRecord | null> {
+    const r = this.q('SELECT * FROM tokens WHERE id = ?').get(id) as Row | undefined;
+    return r ? tokenFromRow(r) : null;
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    return (this.q('SELECT * FROM tokens ORDER BY created_at DESC, id ASC').all() as Row[]).map(tokenFromRow);
+  }
+
+  async revokeToken(id: string, at: number): Promise<TokenRecord | null> {
+    this.q('UPDATE tokens SET revoked = 1, revoked_at = ? WHERE id = ? AND revoked = 0').run(at, id);
+    return this.getToken(id);
   }
 }

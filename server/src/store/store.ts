@@ -6,6 +6,7 @@ import type {
   ModelRecord,
   RoundRecord,
   TaskRecord,
+  TokenRecord,
   VersionRecord,
 } from './records.js';
 
@@ -83,4 +84,12 @@ export interface Store {
   upsertClient(client: ClientRecord): Promise<void>;
   getClient(id: string): Promise<ClientRecord | null>;
   listClients(taskId?: string): Promise<ClientRecord[]>;
+
+  /** Insert a token; an existing id fails with FL_ERR_STORE_CONFLICT and changes nothing. */
+  putToken(token: TokenRecord): Promise<void>;
+  getToken(id: string): Promise<TokenRecord | null>;
+  /** Newest first (ties by id). */
+  listTokens(): Promise<TokenRecord[]>;
+  /** Mark revoked (idempotent: a second call keeps the first revokedAt). Returns the record, or null when absent. */
+  revokeToken(id: string, at: number): Promise<TokenRecord | null>;
 }
