@@ -48,6 +48,15 @@ export const ERROR_REGISTRY = {
   FL_ERR_ARTIFACT_NOT_FOUND: { status: 404, message: 'No such artifact' },
   FL_ERR_VARIANT_NOT_FOUND: { status: 404, message: 'No such variant' },
   FL_ERR_BLOB_CORRUPT: { status: 500, message: 'A stored blob failed its checksum and was not served' },
+  // serving (inference, deployments)
+  FL_ERR_SERVING_BAD_INPUT: { status: 400, message: 'The inference request does not fit the model (input names, shapes, datatypes or data)' },
+  FL_ERR_SERVING_OVERLOADED: { status: 429, message: 'The model is overloaded: its request queue is full; retry later' },
+  FL_ERR_SERVING_TIMEOUT: { status: 504, message: 'The inference request timed out before it was served' },
+  FL_ERR_SERVING_UNAVAILABLE: { status: 503, message: 'The model version cannot be loaded for serving' },
+  FL_ERR_DEPLOYMENT_NOT_FOUND: { status: 404, message: 'No such deployment' },
+  FL_ERR_DEPLOYMENT_EXISTS: { status: 409, message: 'A deployment with this name already exists' },
+  FL_ERR_DEPLOYMENT_INVALID: { status: 400, message: 'The deployment configuration is invalid' },
+  FL_ERR_DEPLOYMENT_UNKNOWN_REQUEST: { status: 404, message: 'No request with this id awaits feedback on this deployment' },
   // store
   FL_ERR_STORE_UNAVAILABLE: { status: 503, message: 'The store is unreachable' },
   FL_ERR_STORE_CONFLICT: { status: 409, message: 'A concurrent write conflicted' },
