@@ -61,8 +61,8 @@ export function createProgress(o: ProgressOptions): RoundProgress {
   const multi = new cliProgress.MultiBar(
     {
       stream,
-      format: ' {bar} round {value}/{total} | test acc {acc} | best {best}{target} | {duration_formatted}',
-      barsize: 30,
+      format: ' {bar} round {value}/{total} | acc {acc} | best {best}{target} | {duration_formatted}',
+      barsize: 20,
       hideCursor: true,
       clearOnComplete: false,
       stopOnComplete: false,
@@ -70,7 +70,7 @@ export function createProgress(o: ProgressOptions): RoundProgress {
     },
     cliProgress.Presets.shades_classic,
   );
-  const targetText = o.target === undefined ? '' : ` / target ${formatPct(o.target, 1)}`;
+  const targetText = o.target === undefined ? '' : ` (target ${formatPct(o.target, 1)})`;
   const bar = multi.create(o.total, 0, { acc: formatPct(null), best: formatPct(null), target: targetText });
   let best: number | null = null;
   return {
@@ -78,9 +78,11 @@ export function createProgress(o: ProgressOptions): RoundProgress {
       if (r.accuracy !== null) best = best === null ? r.accuracy : Math.max(best, r.accuracy);
       multi.log(roundLine(r, extra) + '\n');
       bar.update(Math.min(r.round, o.total), { acc: formatPct(r.accuracy), best: formatPct(best), target: targetText });
+      multi.update(); // render now: buffered log lines would otherwise be lost if stop() comes first
     },
     log(line) {
       multi.log(line + '\n');
+      multi.update();
     },
     stop() {
       multi.stop();
