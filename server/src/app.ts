@@ -37,6 +37,8 @@ export interface AppOptions {
   registry?: Omit<RegistryOptions, 'evaluator'>;
   heartbeatIntervalMs?: number;
   sessionTimeoutMs?: number;
+  /** Messages one device connection may send: burst and sustained rate (default 100 / 50 per s). */
+  deviceRateLimit?: { burst: number; perSecond: number };
   /** Largest socket.io message, bytes: the transport's last guard (plans set smaller per-update limits). */
   maxMessageBytes?: number;
   /** Largest REST body, bytes. */
@@ -96,6 +98,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   const stopGateway = attachGateway(io, coordinator, {
     heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 5_000,
     sessionTimeoutMs: opts.sessionTimeoutMs ?? 30_000,
+    rateLimit: opts.deviceRateLimit ?? { burst: 100, perSecond: 50 },
   });
 
   const flotilla: Flotilla = { coordinator, registry, store, blobs, io, deviceToken, adminToken };

@@ -15,10 +15,13 @@ import { AppError, type ErrorCode } from '../errors.js';
 import type { Coordinator } from './coordinator.js';
 import type { DeviceSession, DeviceSocket, SocketData } from './sessions.js';
 import { validated } from './validated-handler.js';
+import { TokenBucket } from './rate-limiter.js';
 
 export interface GatewayOptions {
   heartbeatIntervalMs: number;
   sessionTimeoutMs: number;
+  /** Per-connection message budget: burst size and sustained messages per second. */
+  rateLimit: { burst: number; perSecond: number };
 }
 
 /**
@@ -36,6 +39,14 @@ export function attachGateway(
   };
 
   io.on('connection', (socket: DeviceSocket) => {
+    // Floods from one device are answered with FL_ERR_PROTO_RATE_LIMITED and never reach a handler.
+    const bucket = new TokenBucket(opts.rateLimit.burst, opts.rateLimit.perSecond, Date.now());
+    socket.use((packet, next) => {
+      if (bucket.take(Date.now())) return next();
+      count('FL_ERR_PROTO_RATE_LIMITED');
+      const ack = packet[packet.length - 1];
+      if (typeof ack === 'function') ack({ ok: false, error: new AppError('FL_ERR_PROTO_RATE_LIMITED').toWire() });
+    });
     const session = (): DeviceSession => {
       const s = socket.data.session;
       if (!s) throw new AppError('FL_ERR_PROTO_NOT_AUTHENTICATED');
