@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { DeploymentRecord, InputStatsRecord, PayloadRecord } from '../../server/src/store/records.js';
 import type { Store } from '../../server/src/store/store.js';
 import { expectCode, round, task, version } from './fixtures.js';
 
@@ -258,6 +259,86 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       expect(await s.revokeToken('t1', 4500)).toMatchObject({ revoked: true, revokedAt: 4000 });
       expect(await s.revokeToken('nope', 4000)).toBeNull();
       expect((await s.getToken('t2'))!.revoked).toBe(false);
+    });
+
+    // ---- serving: deployments, payload log, drift references ----
+
+    const deployment = (name: string, patch: Partial<DeploymentRecord> = {}): DeploymentRecord => ({
+      name,
+      model: 'mnist',
+      routing: { mode: 'split', targets: [{ ref: '1', weight: 1 }, { ref: 'production', variant: 'int8', weight: 3 }], sticky: true },
+      createdAt: 1000,
+      updatedAt: 1000,
+      ...patch,
+    });
+    const payload = (model: string, version: number, at: number, requestId: string): PayloadRecord => ({
+      model,
+      version,
+      requestId,
+      at,
+      input: { shape: [1, 2], data: [at, version] },
+      output: { shape: [1, 3], data: [0.2, 0.3, 0.5] },
+      latencyMs: 1.5,
+    });
+
+    it('creates, lists, updates and deletes deployments; duplicates and unknown names answer coded errors', async () => {
+      await s.createDeployment(deployment('b', { batching: { maxBatchSize: 8 }, description: 'A/B' }));
+      await s.createDeployment(deployment('a', { routing: { mode: 'bandit', algorithm: 'thompson', targets: [{ ref: '1' }, { ref: '2' }] } }));
+      await expectCode(s.createDeployment(deployment('a')), 'FL_ERR_DEPLOYMENT_EXISTS');
+      expect((await s.getDeployment('a'))!.routing.mode).toBe('bandit');
+      expect(await s.getDeployment('b')).toEqual(deployment('b', { batching: { maxBatchSize: 8 }, description: 'A/B' }));
+      expect(await s.getDeployment('nope')).toBeNull();
+      expect((await s.listDeployments()).map((d) => d.name)).toEqual(['a', 'b']);
+      const got = (await s.getDeployment('b'))!;
+      got.model = 'mutated';
+      expect((await s.getDeployment('b'))!.model).toBe('mnist');
+      const state = { arms: [{ key: '1', alpha: 3, beta: 1 }] };
+      const next = await s.updateDeployment('a', { state, description: undefined });
+      expect(next).toMatchObject({ name: 'a', createdAt: 1000, state });
+      expect(next.updatedAt).toBeGreaterThan(1000);
+      expect(await s.getDeployment('a')).toEqual(next);
+      await expectCode(s.updateDeployment('nope', { state }), 'FL_ERR_DEPLOYMENT_NOT_FOUND');
+      await s.deleteDeployment('a');
+      expect(await s.getDeployment('a')).toBeNull();
+      await expectCode(s.deleteDeployment('a'), 'FL_ERR_DEPLOYMENT_NOT_FOUND');
+    });
+
+    it('appends payloads, pages them newest first, filters by version and keeps only the newest `cap` per model', async () => {
+      await s.appendPayloads([payload('m', 1, 100, 'r1'), payload('m', 2, 200, 'r2'), payload('other', 1, 50, 'o1')], 3);
+      await s.appendPayloads([payload('m', 2, 200, 'r3'), payload('m', 1, 300, 'r4')], 3);
+      // Cap 3 dropped r1 (the oldest of model m); model other is untouched.
+      expect((await s.listPayloads('m')).map((p) => p.requestId)).toEqual(['r4', 'r3', 'r2']);
+      expect(await s.countPayloads('m')).toBe(3);
+      expect(await s.countPayloads('m', 2)).toBe(2);
+      expect((await s.listPayloads('m', { version: 2 })).map((p) => p.requestId)).toEqual(['r3', 'r2']);
+      expect((await s.listPayloads('m', { limit: 1, offset: 1 })).map((p) => p.requestId)).toEqual(['r3']);
+      expect(await s.listPayloads('other')).toEqual([payload('other', 1, 50, 'o1')]);
+      expect(await s.listPayloads('none')).toEqual([]);
+      const first = (await s.listPayloads('m'))[0];
+      first.input.data[0] = -1;
+      expect((await s.listPayloads('m'))[0].input.data[0]).toBe(300);
+    });
+
+    it('stores the drift reference of a version and replaces it', async () => {
+      const stats: InputStatsRecord = { model: 'm', version: 1, count: 10, mean: [0.5, 1], variance: [0.25, 2], source: 'first-window', createdAt: 5 };
+      await s.putInputStats(stats);
+      expect(await s.getInputStats('m', 1)).toEqual(stats);
+      expect(await s.getInputStats('m', 2)).toBeNull();
+      await s.putInputStats({ ...stats, source: 'publish', count: 100 });
+      expect(await s.getInputStats('m', 1)).toMatchObject({ source: 'publish', count: 100 });
+    });
+
+    it('keeps deployments, payloads and drift references across a close and reopen (durable stores)', async (ctx) => {
+      if (!h.reopen) ctx.skip();
+      await s.createDeployment(deployment('d'));
+      await s.appendPayloads([payload('m', 1, 100, 'r1')], 10);
+      await s.putInputStats({ model: 'm', version: 1, count: 1, mean: [1], variance: [0], source: 'publish', createdAt: 1 });
+      await s.close();
+      s = await h.reopen!();
+      await s.init();
+      expect(await s.getDeployment('d')).toEqual(deployment('d'));
+      expect((await s.listPayloads('m')).map((p) => p.requestId)).toEqual(['r1']);
+      expect((await s.getInputStats('m', 1))!.source).toBe('publish');
     });
 
     it('keeps everything across a close and reopen (durable stores)', async (ctx) => {

@@ -1,6 +1,7 @@
 import { AppError } from '@flotilla/client/protocol';
 import type { AliasAction, AliasHistoryRecord, AliasRecord, ClientRecord, ModelRecord, RoundRecord, TaskRecord, TokenRecord, VersionRecord } from './records.js';
-import type { CommitInput, PageOptions, Store, VersionQuery } from './store.js';
+import type { DeploymentRecord, InputStatsRecord, PayloadRecord } from './records.js';
+import type { CommitInput, PageOptions, PayloadQuery, Store, VersionQuery } from './store.js';
 
 const clone = <T>(x: T): T => structuredClone(x);
 const vkey = (m: string, v: number) => `${m}\u0000${v}`;
@@ -25,6 +26,10 @@ export class MemoryStore implements Store {
   private history: AliasHistoryRecord[] = [];
   private clients = new Map<string, ClientRecord>();
   private tokens = new Map<string, TokenRecord>();
+  private deployments = new Map<string, DeploymentRecord>();
+  /** Write order; newest-first reads sort by `at` and then by position. */
+  private payloads: PayloadRecord[] = [];
+  private inputStats = new Map<string, InputStatsRecord>();
 
   async init(): Promise<void> {}
   async close(): Promise<void> {}
@@ -180,6 +185,63 @@ export class MemoryStore implements Store {
       t.revokedAt = at;
     }
     return clone(t);
+  }
+
+  // ---- serving ----
+
+  async createDeployment(d: DeploymentRecord): Promise<void> {
+    if (this.deployments.has(d.name)) throw new AppError('FL_ERR_DEPLOYMENT_EXISTS', { deployment: d.name });
+    this.deployments.set(d.name, clone(d));
+  }
+  async getDeployment(name: string): Promise<DeploymentRecord | null> {
+    const d = this.deployments.get(name);
+    return d ? clone(d) : null;
+  }
+  async listDeployments(): Promise<DeploymentRecord[]> {
+    return [...this.deployments.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map(clone);
+  }
+  async updateDeployment(name: string, patch: Partial<Omit<DeploymentRecord, 'name' | 'createdAt'>>): Promise<DeploymentRecord> {
+    const d = this.deployments.get(name);
+    if (!d) throw new AppError('FL_ERR_DEPLOYMENT_NOT_FOUND', { deployment: name });
+    const next: DeploymentRecord = { ...d, ...clone(patch), name, createdAt: d.createdAt, updatedAt: Date.now() };
+    for (const k of Object.keys(next) as (keyof DeploymentRecord)[]) if (next[k] === undefined) delete next[k];
+    this.deployments.set(name, next);
+    return clone(next);
+  }
+  async deleteDeployment(name: string): Promise<void> {
+    if (!this.deployments.delete(name)) throw new AppError('FL_ERR_DEPLOYMENT_NOT_FOUND', { deployment: name });
+  }
+
+  async appendPayloads(records: PayloadRecord[], capPerModel: number): Promise<void> {
+    this.payloads.push(...records.map(clone));
+    for (const model of new Set(records.map((r) => r.model))) {
+      const newest = this.newestPayloads(model);
+      if (newest.length <= capPerModel) continue;
+      const drop = new Set(newest.slice(capPerModel));
+      this.payloads = this.payloads.filter((p) => !drop.has(p));
+    }
+  }
+  async listPayloads(model: string, q?: PayloadQuery): Promise<PayloadRecord[]> {
+    const xs = this.newestPayloads(model).filter((p) => q?.version === undefined || p.version === q.version);
+    return page(xs, q).map(clone);
+  }
+  async countPayloads(model: string, version?: number): Promise<number> {
+    return this.payloads.filter((p) => p.model === model && (version === undefined || p.version === version)).length;
+  }
+  private newestPayloads(model: string): PayloadRecord[] {
+    // Reverse first so that the stable sort keeps same-millisecond records newest first.
+    return this.payloads
+      .filter((p) => p.model === model)
+      .reverse()
+      .sort((a, b) => b.at - a.at);
+  }
+
+  async putInputStats(stats: InputStatsRecord): Promise<void> {
+    this.inputStats.set(vkey(stats.model, stats.version), clone(stats));
+  }
+  async getInputStats(model: string, version: number): Promise<InputStatsRecord | null> {
+    const x = this.inputStats.get(vkey(model, version));
+    return x ? clone(x) : null;
   }
 
   private moveAlias(model: string, alias: string, version: number, by: string, at: number, action: Exclude<AliasAction, 'delete'> = 'set'): AliasRecord {

@@ -11,7 +11,8 @@ import type {
   TokenRecord,
   VersionRecord,
 } from './records.js';
-import type { CommitInput, PageOptions, Store, VersionQuery } from './store.js';
+import type { DeploymentRecord, InputStatsRecord, PayloadRecord } from './records.js';
+import type { CommitInput, PageOptions, PayloadQuery, Store, VersionQuery } from './store.js';
 
 export interface MongoStoreOptions {
   /** mongodb:// or mongodb+srv:// URL (`--mongodb-url`, FLOTILLA_MONGODB_URL). */
@@ -125,6 +126,15 @@ export class MongoStore implements Store {
   private get tokens(): Collection<Document> {
     return this.db.collection('tokens');
   }
+  private get deployments(): Collection<Document> {
+    return this.db.collection('deployments');
+  }
+  private get payloads(): Collection<Document> {
+    return this.db.collection('payloads');
+  }
+  private get inputStats(): Collection<Document> {
+    return this.db.collection('input_stats');
+  }
 
   async init(): Promise<void> {
     try {
@@ -144,6 +154,9 @@ export class MongoStore implements Store {
       this.history.createIndex({ model: 1, alias: 1, at: -1 }),
       this.clients.createIndex({ taskId: 1 }),
       this.tokens.createIndex({ createdAt: -1, _id: 1 }),
+      this.payloads.createIndex({ model: 1, at: -1, _id: -1 }),
+      this.payloads.createIndex({ model: 1, version: 1, at: -1, _id: -1 }),
+      this.inputStats.createIndex({ model: 1, version: 1 }, { unique: true }),
     ]);
     if (!this.transactions) await this.rollForward();
   }
@@ -385,6 +398,69 @@ export class MongoStore implements Store {
   async revokeToken(id: string, at: number): Promise<TokenRecord | null> {
     await this.tokens.updateOne({ _id: id as never, revoked: false }, { $set: { revoked: true, revokedAt: at } });
     return this.getToken(id);
+  }
+
+  // ---- serving ----
+
+  async createDeployment(d: DeploymentRecord): Promise<void> {
+    const { name, ...rest } = d;
+    try {
+      await this.deployments.insertOne({ _id: name as never, ...rest });
+    } catch (err) {
+      if (isDuplicate(err)) throw new AppError('FL_ERR_DEPLOYMENT_EXISTS', { deployment: name });
+      throw err;
+    }
+  }
+
+  async getDeployment(name: string): Promise<DeploymentRecord | null> {
+    const d = await this.deployments.findOne({ _id: name as never });
+    return d ? ({ name, ...strip<Omit<DeploymentRecord, 'name'>>(d)! } as DeploymentRecord) : null;
+  }
+
+  async listDeployments(): Promise<DeploymentRecord[]> {
+    const docs = await this.deployments.find({}).sort({ _id: 1 }).toArray();
+    return docs.map((d) => ({ name: d._id as unknown as string, ...strip<Omit<DeploymentRecord, 'name'>>(d)! }) as DeploymentRecord);
+  }
+
+  async updateDeployment(name: string, patch: Partial<Omit<DeploymentRecord, 'name' | 'createdAt'>>): Promise<DeploymentRecord> {
+    const d = await this.deployments.findOneAndUpdate({ _id: name as never }, patchUpdate(patch, Date.now()), { returnDocument: 'after' });
+    if (!d) throw new AppError('FL_ERR_DEPLOYMENT_NOT_FOUND', { deployment: name });
+    return { name, ...strip<Omit<DeploymentRecord, 'name'>>(d)! } as DeploymentRecord;
+  }
+
+  async deleteDeployment(name: string): Promise<void> {
+    const r = await this.deployments.deleteOne({ _id: name as never });
+    if (r.deletedCount === 0) throw new AppError('FL_ERR_DEPLOYMENT_NOT_FOUND', { deployment: name });
+  }
+
+  async appendPayloads(records: PayloadRecord[], capPerModel: number): Promise<void> {
+    if (records.length === 0) return;
+    // ObjectIds made by one driver process increase, so _id orders same-millisecond records.
+    await this.payloads.insertMany(records.map((p) => ({ ...p })), { ordered: true });
+    for (const model of new Set(records.map((p) => p.model))) {
+      const edge = await this.payloads.find({ model }).sort({ at: -1, _id: -1 }).skip(capPerModel).limit(1).next();
+      if (!edge) continue;
+      await this.payloads.deleteMany({ model, $or: [{ at: { $lt: edge.at } }, { at: edge.at, _id: { $lte: edge._id } }] });
+    }
+  }
+
+  async listPayloads(model: string, query?: PayloadQuery): Promise<PayloadRecord[]> {
+    const filter: Document = query?.version === undefined ? { model } : { model, version: query.version };
+    const cur = this.payloads.find(filter).sort({ at: -1, _id: -1 }).skip(query?.offset ?? 0);
+    if (query?.limit !== undefined) cur.limit(query.limit);
+    return (await cur.toArray()).map((d) => strip<PayloadRecord>(d)!);
+  }
+
+  async countPayloads(model: string, version?: number): Promise<number> {
+    return this.payloads.countDocuments(version === undefined ? { model } : { model, version });
+  }
+
+  async putInputStats(stats: InputStatsRecord): Promise<void> {
+    await this.inputStats.replaceOne({ model: stats.model, version: stats.version }, { ...stats }, { upsert: true });
+  }
+
+  async getInputStats(model: string, version: number): Promise<InputStatsRecord | null> {
+    return strip<InputStatsRecord>(await this.inputStats.findOne({ model, version }));
   }
 
   // ---- standalone recovery ----

@@ -138,3 +138,66 @@ export interface TokenRecord {
   revoked: boolean;
   revokedAt?: number;
 }
+
+// ---- serving (deployments, payload log, drift reference) ----
+
+/** One routed target of a deployment: a version number ("3") or an alias, optionally a weights variant. */
+export interface DeploymentTarget {
+  ref: string;
+  /** 'float32' (default), 'float16', 'int8', 'pruned'. */
+  variant?: string;
+  /** Split weight (split mode only); relative, need not sum to 1. */
+  weight?: number;
+}
+
+/** How a deployment picks the version that serves a request (see server/src/serving/router.ts). */
+export type DeploymentRouting =
+  | { mode: 'split'; targets: DeploymentTarget[]; sticky?: boolean }
+  | { mode: 'bandit'; algorithm: 'thompson' | 'ucb1'; targets: DeploymentTarget[] }
+  | { mode: 'shadow'; primary: DeploymentTarget; shadow: DeploymentTarget; percent: number };
+
+/** Dynamic batching of the versions a deployment routes to. */
+export interface BatchingConfig {
+  maxBatchSize: number;
+  maxQueueDelayMs: number;
+  maxQueueSize: number;
+  timeoutMs: number;
+}
+
+/** A named inference endpoint over one model. */
+export interface DeploymentRecord {
+  name: string;
+  model: string;
+  routing: DeploymentRouting;
+  batching?: Partial<BatchingConfig>;
+  /** Learned routing state (bandit arms), written by serving; opaque to stores. */
+  state?: unknown;
+  description?: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A sampled inference request and its answer. Data are row-major with their shapes. */
+export interface PayloadRecord {
+  model: string;
+  version: number;
+  requestId: string;
+  /** The deployment that routed the request, when one did. */
+  deployment?: string;
+  at: number;
+  input: { shape: number[]; data: number[] };
+  output: { shape: number[]; data: number[] };
+  latencyMs: number;
+}
+
+/** Per-feature statistics of a version's inputs: the reference the drift summary compares logged inputs with. */
+export interface InputStatsRecord {
+  model: string;
+  version: number;
+  count: number;
+  mean: number[];
+  variance: number[];
+  /** Where they came from: 'publish' (recorded with the version) or 'first-window' (the first sampled requests served). */
+  source: string;
+  createdAt: number;
+}

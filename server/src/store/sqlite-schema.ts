@@ -123,6 +123,30 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX tokens_created ON tokens(created_at);
   `,
+  // 3: serving — deployments, the sampled payload log (capped per model), drift references.
+  `
+  CREATE TABLE deployments (
+    name TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+  ) STRICT;
+
+  CREATE TABLE payloads (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    record TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX payloads_model ON payloads(model, at, seq);
+  CREATE INDEX payloads_model_version ON payloads(model, version, at, seq);
+
+  CREATE TABLE input_stats (
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (model, version)
+  ) STRICT, WITHOUT ROWID;
+  `,
 ];
 
 /** Apply the migrations the database lacks. Refuses a database newer than this build. */

@@ -16,7 +16,8 @@ import type {
   VersionRecord,
 } from './records.js';
 import { migrate } from './sqlite-schema.js';
-import type { CommitInput, PageOptions, Store, VersionQuery } from './store.js';
+import type { DeploymentRecord, InputStatsRecord, PayloadRecord } from './records.js';
+import type { CommitInput, PageOptions, PayloadQuery, Store, VersionQuery } from './store.js';
 
 type Row = Record<string, unknown>;
 
@@ -541,5 +542,81 @@ export class SqliteStore implements Store {
   async revokeToken(id: string, at: number): Promise<TokenRecord | null> {
     this.q('UPDATE tokens SET revoked = 1, revoked_at = ? WHERE id = ? AND revoked = 0').run(at, id);
     return this.getToken(id);
+  }
+
+  // ---- serving (whole records as JSON; the columns are what is filtered and sorted on) ----
+
+  async createDeployment(d: DeploymentRecord): Promise<void> {
+    try {
+      this.q('INSERT INTO deployments (name, record) VALUES (?, ?)').run(d.name, json(d));
+    } catch (err) {
+      if (isDuplicate(err)) throw new AppError('FL_ERR_DEPLOYMENT_EXISTS', { deployment: d.name });
+      throw err;
+    }
+  }
+
+  async getDeployment(name: string): Promise<DeploymentRecord | null> {
+    const r = this.q('SELECT record FROM deployments WHERE name = ?').get(name) as Row | undefined;
+    return r ? parse(r.record) : null;
+  }
+
+  async listDeployments(): Promise<DeploymentRecord[]> {
+    return (this.q('SELECT record FROM deployments ORDER BY name').all() as Row[]).map((r) => parse(r.record));
+  }
+
+  async updateDeployment(name: string, patch: Partial<Omit<DeploymentRecord, 'name' | 'createdAt'>>): Promise<DeploymentRecord> {
+    return this.tx(() => {
+      const r = this.q('SELECT record FROM deployments WHERE name = ?').get(name) as Row | undefined;
+      if (!r) throw new AppError('FL_ERR_DEPLOYMENT_NOT_FOUND', { deployment: name });
+      const prev = parse<DeploymentRecord>(r.record);
+      // JSON drops keys given as undefined, as the other stores do.
+      const next: DeploymentRecord = parse(json({ ...prev, ...patch, name, createdAt: prev.createdAt, updatedAt: Date.now() }));
+      this.q('UPDATE deployments SET record = ? WHERE name = ?').run(json(next), name);
+      return next;
+    });
+  }
+
+  async deleteDeployment(name: string): Promise<void> {
+    if (this.q('DELETE FROM deployments WHERE name = ?').run(name).changes === 0) throw new AppError('FL_ERR_DEPLOYMENT_NOT_FOUND', { deployment: name });
+  }
+
+  async appendPayloads(records: PayloadRecord[], capPerModel: number): Promise<void> {
+    this.tx(() => {
+      const ins = this.q('INSERT INTO payloads (model, version, at, record) VALUES (?, ?, ?, ?)');
+      for (const p of records) ins.run(p.model, p.version, p.at, json(p));
+      for (const model of new Set(records.map((p) => p.model))) {
+        this.q(
+          `DELETE FROM payloads WHERE model = @model AND seq NOT IN
+             (SELECT seq FROM payloads WHERE model = @model ORDER BY at DESC, seq DESC LIMIT @cap)`,
+        ).run({ model, cap: capPerModel });
+      }
+    });
+  }
+
+  async listPayloads(model: string, query?: PayloadQuery): Promise<PayloadRecord[]> {
+    const limit = query?.limit ?? -1;
+    const offset = query?.offset ?? 0;
+    const rows =
+      query?.version === undefined
+        ? this.q('SELECT record FROM payloads WHERE model = ? ORDER BY at DESC, seq DESC LIMIT ? OFFSET ?').all(model, limit, offset)
+        : this.q('SELECT record FROM payloads WHERE model = ? AND version = ? ORDER BY at DESC, seq DESC LIMIT ? OFFSET ?').all(model, query.version, limit, offset);
+    return (rows as Row[]).map((r) => parse(r.record));
+  }
+
+  async countPayloads(model: string, version?: number): Promise<number> {
+    const r =
+      version === undefined
+        ? this.q('SELECT COUNT(*) AS n FROM payloads WHERE model = ?').get(model)
+        : this.q('SELECT COUNT(*) AS n FROM payloads WHERE model = ? AND version = ?').get(model, version);
+    return (r as Row).n as number;
+  }
+
+  async putInputStats(stats: InputStatsRecord): Promise<void> {
+    this.q('INSERT OR REPLACE INTO input_stats (model, version, record) VALUES (?, ?, ?)').run(stats.model, stats.version, json(stats));
+  }
+
+  async getInputStats(model: string, version: number): Promise<InputStatsRecord | null> {
+    const r = this.q('SELECT record FROM input_stats WHERE model = ? AND version = ?').get(model, version) as Row | undefined;
+    return r ? parse(r.record) : null;
   }
 }

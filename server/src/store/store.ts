@@ -3,7 +3,10 @@ import type {
   AliasHistoryRecord,
   AliasRecord,
   ClientRecord,
+  DeploymentRecord,
+  InputStatsRecord,
   ModelRecord,
+  PayloadRecord,
   RoundRecord,
   TaskRecord,
   TokenRecord,
@@ -33,6 +36,10 @@ export interface VersionQuery extends PageOptions {
   tag?: string;
   alias?: string;
   includeArchived?: boolean;
+}
+
+export interface PayloadQuery extends PageOptions {
+  version?: number;
 }
 
 export interface CommitInput {
@@ -92,4 +99,26 @@ export interface Store {
   listTokens(): Promise<TokenRecord[]>;
   /** Mark revoked (idempotent: a second call keeps the first revokedAt). Returns the record, or null when absent. */
   revokeToken(id: string, at: number): Promise<TokenRecord | null>;
+
+  // ---- serving ----
+  /** Insert a deployment; an existing name fails with FL_ERR_DEPLOYMENT_EXISTS and changes nothing. */
+  createDeployment(d: DeploymentRecord): Promise<void>;
+  getDeployment(name: string): Promise<DeploymentRecord | null>;
+  /** By name. */
+  listDeployments(): Promise<DeploymentRecord[]>;
+  /** Merge a patch (keys given as undefined are removed), bump updatedAt; FL_ERR_DEPLOYMENT_NOT_FOUND when absent. */
+  updateDeployment(name: string, patch: Partial<Omit<DeploymentRecord, 'name' | 'createdAt'>>): Promise<DeploymentRecord>;
+  /** FL_ERR_DEPLOYMENT_NOT_FOUND when absent. */
+  deleteDeployment(name: string): Promise<void>;
+  /**
+   * Append sampled payloads, then keep only the `capPerModel` newest of each model touched
+   * (newest: latest `at`, ties in write order).
+   */
+  appendPayloads(records: PayloadRecord[], capPerModel: number): Promise<void>;
+  /** Newest first (ties: later writes first); `version` filters. */
+  listPayloads(model: string, query?: PayloadQuery): Promise<PayloadRecord[]>;
+  countPayloads(model: string, version?: number): Promise<number>;
+  /** Insert or replace the drift reference of a version. */
+  putInputStats(stats: InputStatsRecord): Promise<void>;
+  getInputStats(model: string, version: number): Promise<InputStatsRecord | null>;
 }
