@@ -1,0 +1,59 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from './temp-dir.js';
+
+/**
+ * docker-compose.yml is validated by Debian's `docker-compose config` (a Docker engine does not
+ * run here, but the validator does); the Dockerfile's COPY sources are checked against the tree.
+ */
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const hasCompose = spawnSync('docker-compose', ['version'], { stdio: 'ignore' }).status === 0;
+if (!hasCompose) {
+  console.warn('[skipped] docker-compose config validation: the docker-compose binary is absent (apt-get install docker-compose provides it).');
+}
+
+function composeConfig(file: string, env: Record<string, string> = {}): { status: number | null; out: string } {
+  const r = spawnSync('docker-compose', ['-f', file, 'config'], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+describe.skipIf(!hasCompose)('docker-compose.yml (docker-compose config)', () => {
+  it('is valid and wires MongoDB (replica set) and the coordinator through env and volumes', () => {
+    const { status, out } = composeConfig('docker-compose.yml', { FLOTILLA_ADMIN_TOKEN: 'admin-token-from-env-123' });
+    expect(status, out).toBe(0);
+    expect(out).toMatch(/mongo:\n/);
+    expect(out).toMatch(/--replSet/);
+    expect(out).toContain('FLOTILLA_MONGODB_URL: mongodb://mongo:27017/flotilla?replicaSet=rs0');
+    expect(out).toContain('FLOTILLA_ADMIN_TOKEN: admin-token-from-env-123');
+    expect(out).toContain('condition: service_healthy');
+    expect(out).toContain('mongo-data:/data/db');
+    expect(out).toContain('flotilla-data:/data');
+    const services = execFileSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '--services'], { cwd: ROOT, encoding: 'utf8' });
+    expect(services.trim().split('\n').sort()).toEqual(['coordinator', 'mongo']);
+  });
+
+  it('the validator rejects a broken file (so the check above means something)', async () => {
+    const t = await tempDir();
+    const bad = join(t.dir, 'bad.yml');
+    await writeFile(bad, 'services:\n  x:\n    image: 5\n    ports: "not-a-list"\n    depends_on: { y: { condition: nonsense } }\n');
+    expect(composeConfig(bad).status).not.toBe(0);
+    await t.remove();
+  });
+});
+
+describe('Dockerfile', () => {
+  it('copies only paths that exist and starts `flotilla serve` with /data as its volume', () => {
+    const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+    const copies = [...text.matchAll(/^COPY (?!--from)(.+)$/gm)].map((m) => m[1].trim().split(/\s+/).slice(0, -1)).flat();
+    expect(copies.length).toBeGreaterThan(3);
+    for (const src of copies) expect(existsSync(join(ROOT, src)), src).toBe(true);
+    expect(text).toContain('ENTRYPOINT ["node", "server/bin/flotilla.mjs"]');
+    expect(text).toContain('FLOTILLA_DATA_DIR=/data');
+    expect(existsSync(join(ROOT, 'server/bin/flotilla.mjs'))).toBe(true);
+    expect(readFileSync(join(ROOT, '.dockerignore'), 'utf8')).toContain('**/node_modules');
+  });
+});
