@@ -200,6 +200,17 @@ for (const backend of backends) {
       expect(reg.modelJson(v, 'weights.bin').etag).not.toBe(mj.etag);
     });
 
+    it('keeps verified artifacts in memory and hands out weights the caller may modify', async () => {
+      const v = await reg.publish({ model: 'lin', spec: lin.spec, weights: lin.weights });
+      const a = await reg.readWeights(v);
+      a.fill(0);
+      const b = await reg.readWeights(v);
+      expect(b).toEqual(lin.weights);
+      expect((await reg.readArtifact(v, 'weights')).bytes).toBe((await reg.readArtifact(v, 'weights')).bytes);
+      const uncached = new Registry(env.store, env.blobs, { cacheBytes: 0 });
+      expect((await uncached.readArtifact(v, 'weights')).bytes).not.toBe((await uncached.readArtifact(v, 'weights')).bytes);
+    });
+
     it('never serves a corrupt artifact', async (ctx) => {
       if (!env.dir) ctx.skip();
       const v = await reg.publish({ model: 'lin', spec: lin.spec, weights: lin.weights });

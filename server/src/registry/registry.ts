@@ -32,6 +32,11 @@ export interface RegistryOptions {
   evaluator?: VariantEvaluator;
   /** Decoded variant weights kept for tfjs serving (entries). Default 8. */
   decodedCacheSize?: number;
+  /**
+   * Bytes of verified artifacts kept in memory (LRU), so that hot immutable artifacts are hashed
+   * once when read from the blob store rather than on every request. Default 256 MiB; 0 disables.
+   */
+  cacheBytes?: number;
 }
 
 export interface PublishInput {
@@ -78,6 +83,9 @@ export class Registry {
   private readonly evaluator?: VariantEvaluator;
   private readonly decoded = new Map<string, Uint8Array>();
   private readonly decodedCacheSize: number;
+  private readonly verified = new Map<string, Uint8Array>();
+  private verifiedBytes = 0;
+  private readonly cacheBytes: number;
 
   constructor(
     readonly store: Store,
@@ -92,6 +100,7 @@ export class Registry {
     if (!(this.variantOptions.sparsity >= 0 && this.variantOptions.sparsity < 1)) throw new RangeError('sparsity must be in [0, 1)');
     this.evaluator = options.evaluator;
     this.decodedCacheSize = options.decodedCacheSize ?? 8;
+    this.cacheBytes = options.cacheBytes ?? 256 * 1024 * 1024;
   }
 
   // ---- publishing ----
@@ -205,23 +214,47 @@ export class Registry {
     return { record: await this.getVersion(model, a.version), alias: ref };
   }
 
-  /** Verified bytes of a named artifact of a version. */
+  /**
+   * Verified bytes of a named artifact of a version: from the blob store (which verifies the
+   * sha256 on every get), or from the in-memory cache of bytes verified that way. Callers must
+   * not modify the returned bytes.
+   */
   async readArtifact(record: VersionRecord, name: string): Promise<{ ref: ArtifactRef; bytes: Uint8Array }> {
     const ref = record.artifacts.find((a) => a.name === name);
     if (!ref) {
       const isVariant = name.startsWith(`${WEIGHTS_ARTIFACT}.`);
       throw new AppError(isVariant ? 'FL_ERR_VARIANT_NOT_FOUND' : 'FL_ERR_ARTIFACT_NOT_FOUND', { model: record.model, version: record.version, artifact: name });
     }
+    const cached = this.verified.get(ref.sha256);
+    if (cached) {
+      this.verified.delete(ref.sha256);
+      this.verified.set(ref.sha256, cached);
+      return { ref, bytes: cached };
+    }
     const bytes = await this.blobs.get(ref.sha256);
     // A version names only blobs written before it, so a missing one is damage, not a 404.
     if (!bytes) throw new AppError('FL_ERR_BLOB_CORRUPT', { sha256: ref.sha256, why: 'missing' });
+    this.remember(ref.sha256, bytes);
     return { ref, bytes };
   }
 
-  /** Dense float32 weights of a version or one of its variants. */
+  private remember(sha256: string, bytes: Uint8Array): void {
+    if (bytes.byteLength > this.cacheBytes / 4) return;
+    this.verified.set(sha256, bytes);
+    this.verifiedBytes += bytes.byteLength;
+    for (const [k, b] of this.verified) {
+      if (this.verifiedBytes <= this.cacheBytes) break;
+      this.verified.delete(k);
+      this.verifiedBytes -= b.byteLength;
+    }
+  }
+
+  /** Dense float32 weights of a version or one of its variants (the caller owns the array). */
   async readWeights(record: VersionRecord, variant: WeightsVariant = 'float32'): Promise<Float32Array> {
     const { bytes } = await this.readArtifact(record, artifactOf(variant));
-    return decodeVariant(variant, bytes, manifestLength(record.spec.manifest));
+    const dense = decodeVariant(variant, bytes, manifestLength(record.spec.manifest));
+    // float32 decodes to a view of the (possibly cached) bytes: hand out a copy.
+    return variant === 'float32' ? dense.slice() : dense;
   }
 
   /** The weights file tfjs reads for `variant` (see variants.ts), with its ETag. */
