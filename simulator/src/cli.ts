@@ -5,7 +5,7 @@ import { runSimulation } from './simulation.js';
 
 /**
  * flotilla-sim entry. Exit codes: 0 success (target reached or round cap), 2 bad flags,
- * 1 the run failed (coordinator unreachable, devices could not connect, ...).
+ * 1 the run failed (coordinator unreachable, devices could not connect, no round committed).
  */
 export async function main(argv: string[]): Promise<number> {
   let opts;
@@ -48,6 +48,10 @@ export async function main(argv: string[]): Promise<number> {
   );
   if (r.pool.dropouts || r.pool.stragglers) say(`Faults: ${r.pool.dropouts} dropouts (${r.pool.rejoins} rejoined), ${r.pool.stragglers} stragglers.`);
   if (r.files) say(`Results: ${r.files.json}, ${r.files.csv}, ${r.files.svg}`);
+  if (s.roundsCommitted === 0 && s.stopReason !== 'interrupted') {
+    process.stderr.write('flotilla-sim: no round committed; see the device errors above\n');
+    return 1;
+  }
   return 0;
 }
 

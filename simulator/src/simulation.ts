@@ -110,8 +110,10 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
     const row = 'state' in r ? roundRowFromRecord(r, own) : r;
     rows.push(row);
     const s = pool?.stats;
-    const faults = s && (s.dropouts || s.stragglers) ? `dropouts ${s.dropouts} stragglers ${s.stragglers}` : undefined;
-    progress.round(row, faults);
+    const notes: string[] = [];
+    if ('state' in r && r.state === 'failed' && r.failureReason) notes.push(r.failureReason);
+    if (s && (s.dropouts || s.stragglers)) notes.push(`dropouts ${s.dropouts} stragglers ${s.stragglers}`);
+    progress.round(row, notes.length ? notes.join('; ') : undefined);
     hooks.onRound?.(row);
     return row;
   };
@@ -152,8 +154,15 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
       faults: { dropout: o.dropout, straggler: o.straggler },
       verbose: !o.quiet && process.env.FLOTILLA_SIM_DEBUG === '1',
     });
+    // Show each distinct device error once (the first few), so a broken setup is visible at once.
+    const seenErrors = new Set<string>();
     pool.on('event', (e) => {
-      if (e.type === 'error' && e.fatal) progress.log(`device error: ${e.message}`);
+      if (e.type !== 'error') return;
+      const key = e.message.slice(0, 300);
+      if (e.fatal || (!seenErrors.has(key) && seenErrors.size < 5)) {
+        seenErrors.add(key);
+        progress.log(`device ${e.deviceId ?? '(worker)'}: ${e.message}${seenErrors.size === 5 ? ' (further distinct errors not shown)' : ''}`);
+      }
     });
     trainingStart = Date.now();
 
