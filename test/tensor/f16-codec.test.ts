@@ -60,4 +60,12 @@ describe('f16 codec, hand-computed cases', () => {
     expect(values[0x0001]).toBe(2 ** -24);
     expect(values[0xfbff]).toBe(-65504);
   });
+
+  it('decodes the same from an odd byte offset (slow path) as from an aligned one', () => {
+    const x = Float32Array.from({ length: 33 }, (_, i) => (i - 16) / 7);
+    const bytes = f16Codec.encode(x);
+    const shifted = new Uint8Array(bytes.byteLength + 1);
+    shifted.set(bytes, 1);
+    expect(f16Codec.decode(shifted.subarray(1), 33)).toEqual(f16Codec.decode(bytes, 33));
+  });
 });

@@ -15,11 +15,16 @@ import { HEADER_BYTES, expectHeader, writeHeader, type DeltaCodec } from './code
 const F32 = new Float32Array(1);
 const U32 = new Uint32Array(F32.buffer);
 const HALF_MAX = 65504;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** float32 -> binary16 bits, RNE, finite overflow saturates to 0x7bff. */
 export function toHalfBits(x: number): number {
   F32[0] = x;
-  const bits = U32[0];
+  return halfFromFloatBits(U32[0]);
+}
+
+/** The same conversion from the float32 bit pattern. */
+function halfFromFloatBits(bits: number): number {
   const sign = (bits >>> 16) & 0x8000;
   const exp = (bits >>> 23) & 0xff;
   const mant = bits & 0x7fffff;
@@ -47,6 +52,10 @@ export function toHalfBits(x: number): number {
 let table: Float32Array | undefined;
 /** binary16 bits -> float32 value, via a 64K-entry table built on first use. */
 export function fromHalfBits(h: number): number {
+  return halfTable()[h & 0xffff];
+}
+
+function halfTable(): Float32Array {
   if (!table) {
     table = new Float32Array(65536);
     for (let i = 0; i < 65536; i++) {
@@ -60,7 +69,7 @@ export function fromHalfBits(h: number): number {
       table[i] = sign * v;
     }
   }
-  return table[h & 0xffff];
+  return table;
 }
 
 export const f16Codec: DeltaCodec = {
@@ -68,8 +77,14 @@ export const f16Codec: DeltaCodec = {
   encode(delta) {
     const out = new Uint8Array(HEADER_BYTES + 2 * delta.length);
     writeHeader(out, 'f16', delta.length);
-    for (let i = 0, o = HEADER_BYTES; i < delta.length; i++, o += 2) {
-      const h = toHalfBits(delta[i]);
+    const bits = new Uint32Array(delta.buffer, delta.byteOffset, delta.length);
+    if (LITTLE_ENDIAN) {
+      const halves = new Uint16Array(out.buffer, HEADER_BYTES, delta.length);
+      for (let i = 0; i < bits.length; i++) halves[i] = halfFromFloatBits(bits[i]);
+      return out;
+    }
+    for (let i = 0, o = HEADER_BYTES; i < bits.length; i++, o += 2) {
+      const h = halfFromFloatBits(bits[i]);
       out[o] = h & 0xff;
       out[o + 1] = h >>> 8;
     }
@@ -80,7 +95,13 @@ export const f16Codec: DeltaCodec = {
     const want = HEADER_BYTES + 2 * expectedLength;
     if (bytes.byteLength !== want) throw new AppError('FL_ERR_CODEC_CORRUPT', { expectedBytes: want, got: bytes.byteLength });
     const out = new Float32Array(expectedLength);
-    for (let i = 0, o = HEADER_BYTES; i < expectedLength; i++, o += 2) out[i] = fromHalfBits(bytes[o] | (bytes[o + 1] << 8));
+    const t = halfTable();
+    if (LITTLE_ENDIAN && (bytes.byteOffset + HEADER_BYTES) % 2 === 0) {
+      const halves = new Uint16Array(bytes.buffer, bytes.byteOffset + HEADER_BYTES, expectedLength);
+      for (let i = 0; i < expectedLength; i++) out[i] = t[halves[i]];
+      return out;
+    }
+    for (let i = 0, o = HEADER_BYTES; i < expectedLength; i++, o += 2) out[i] = t[bytes[o] | (bytes[o + 1] << 8)];
     return out;
   },
   maxAbsError(delta) {
