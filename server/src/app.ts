@@ -1,15 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
 import { Server as IOServer } from 'socket.io';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ClientToServerEvents, ServerToClientEvents } from '@flotilla/client/protocol';
+import { Authenticator } from './auth/authenticator.js';
 import { Coordinator } from './coordinator/coordinator.js';
-import { tokenMatches } from './coordinator/coordinator.js';
 import type { CentralEvaluator } from './coordinator/deps.js';
 import { attachGateway } from './coordinator/gateway.js';
 import type { SocketData } from './coordinator/sessions.js';
 import { AppError } from './errors.js';
+import type { AuthThrottle } from './http/auth.js';
+import { clientsRoutes } from './http/clients-routes.js';
 import { installErrorHandling } from './http/error-handler.js';
+import { metricsRoutes } from './http/metrics-routes.js';
+import { installOpenApi } from './http/openapi.js';
+import { collectRoutes, type RouteInfo } from './http/route-table.js';
+import { tokensRoutes } from './http/tokens-routes.js';
+import { FlotillaMetrics } from './metrics/flotilla-metrics.js';
 import { healthRoutes } from './http/health-routes.js';
 import { registryRoutes } from './http/registry-routes.js';
 import { tasksRoutes } from './http/tasks-routes.js';
@@ -43,6 +51,14 @@ export interface AppOptions {
   maxMessageBytes?: number;
   /** Largest REST body, bytes. */
   bodyLimit?: number;
+  /** Serve /metrics without a token (default: a viewer or admin token is needed). */
+  publicMetrics?: boolean;
+  /** Node process metrics in /metrics (default true). */
+  processMetrics?: boolean;
+  /** Failed authentications allowed per client address and window before 429 (false: no limit). Default 30 per minute. */
+  authRateLimit?: { max: number; timeWindowMs: number } | false;
+  /** TLS: PEM certificate chain and key; the REST API and socket.io are then served over HTTPS. */
+  https?: { cert: string | Buffer; key: string | Buffer };
 }
 
 export interface Flotilla {
@@ -53,6 +69,10 @@ export interface Flotilla {
   io: IOServer<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
   deviceToken: string;
   adminToken: string;
+  authenticator: Authenticator;
+  metrics: FlotillaMetrics;
+  /** Every route registered, with the roles its guard admits (empty for public routes). */
+  routes: RouteInfo[];
 }
 
 export type FlotillaApp = FastifyInstance & { flotilla: Flotilla };
@@ -71,12 +91,30 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   if (opts.store) await store.init();
   const deviceToken = opts.deviceToken ?? randomBytes(24).toString('base64url');
   const adminToken = opts.adminToken ?? randomBytes(24).toString('base64url');
-  const auth = { adminToken, deviceToken };
+  const authenticator = new Authenticator({ store, adminToken, deviceToken });
+  const auth: { authenticate: Authenticator['authenticate']; throttle?: AuthThrottle } = { authenticate: (t) => authenticator.authenticate(t) };
 
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: opts.bodyLimit ?? 8 * 1024 * 1024 });
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: opts.bodyLimit ?? 8 * 1024 * 1024, ...(opts.https ? { https: opts.https } : {}) }) as unknown as FastifyInstance;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
+  app.decorateRequest('principal', null);
+  const routes = collectRoutes(app);
+  const authLimit = opts.authRateLimit ?? { max: 30, timeWindowMs: 60_000 };
+  if (authLimit) {
+    await app.register(rateLimit, { global: false });
+    const limiter = app.createRateLimit({ max: authLimit.max, timeWindow: authLimit.timeWindowMs });
+    auth.throttle = {
+      async check(req) {
+        const r = await limiter(req, { increment: false });
+        if (!r.isAllowed && r.remaining <= 0) throw new AppError('FL_ERR_HTTP_RATE_LIMITED', { retryAfterSeconds: r.ttlInSeconds });
+      },
+      async fail(req) {
+        await limiter(req);
+      },
+    };
+  }
+  await installOpenApi(app, { publicUrls: opts.publicMetrics ? ['/metrics'] : [], version: '0.1.0' });
 
   const registry = new Registry(store, blobs, { ...opts.registry, evaluator: opts.centralEvaluator });
   const coordinator = new Coordinator({
@@ -84,9 +122,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     registry,
     logger: app.log,
     evaluator: opts.centralEvaluator,
-    authenticateDevice: async (token) => {
-      if (!tokenMatches(token, deviceToken)) throw new AppError('FL_ERR_AUTH_INVALID_TOKEN');
-    },
+    authenticateDevice: (token, taskId) => authenticator.authenticateDevice(token, taskId),
   });
   await coordinator.init();
 
@@ -101,12 +137,16 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     rateLimit: opts.deviceRateLimit ?? { burst: 100, perSecond: 50 },
   });
 
-  const flotilla: Flotilla = { coordinator, registry, store, blobs, io, deviceToken, adminToken };
+  const metrics = new FlotillaMetrics(coordinator, { processMetrics: opts.processMetrics });
+  const flotilla: Flotilla = { coordinator, registry, store, blobs, io, deviceToken, adminToken, authenticator, metrics, routes };
   app.decorate('flotilla', flotilla);
 
   await app.register(healthRoutes, { store, ready: () => true });
   await app.register(registryRoutes, { store, blobs, auth, registry });
   await app.register(tasksRoutes, { coordinator, store, auth });
+  await app.register(clientsRoutes, { coordinator, store, auth });
+  await app.register(tokensRoutes, { coordinator, store, auth, authenticator });
+  await app.register(metricsRoutes, { metrics, auth, public: opts.publicMetrics ?? false });
 
   app.addHook('preClose', async () => {
     stopGateway();
@@ -115,6 +155,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   });
   app.addHook('onClose', async () => {
     await new Promise<void>((resolve) => io.close(() => resolve()));
+    metrics.close();
     await storage.close();
   });
   return app as unknown as FlotillaApp;

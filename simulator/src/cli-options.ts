@@ -101,6 +101,11 @@ export const SimOptionsSchema = z
     if (o.url && !o.token) ctx.addIssue({ code: 'custom', message: '--url needs --token (the device token of that coordinator)' });
     if (!o.url && (o.token || o.adminToken)) ctx.addIssue({ code: 'custom', message: '--token and --admin-token only make sense with --url' });
     if (o.clientsPerRound > o.clients) ctx.addIssue({ code: 'custom', message: `--clients-per-round (${o.clientsPerRound}) must not exceed --clients (${o.clients})` });
+    const rows = o.trainLimit ?? 60000;
+    if (o.partition !== 'dirichlet' && o.examplesPerClient !== undefined && o.examplesPerClient * o.clients > rows) {
+      ctx.addIssue({ code: 'custom', message: `--clients ${o.clients} x --examples-per-client ${o.examplesPerClient} needs more than the ${rows} training rows` });
+    }
+    if (o.clients > rows) ctx.addIssue({ code: 'custom', message: `--clients (${o.clients}) exceeds the ${rows} training rows` });
   });
 
 export type SimOptions = z.infer<typeof SimOptionsSchema>;

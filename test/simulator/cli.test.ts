@@ -64,6 +64,8 @@ describe('flotilla-sim flags', () => {
     [['--url', 'http://127.0.0.1:1'], '--url needs --token'],
     [['--token', 'x'], 'only make sense with --url'],
     [['--clients', '5', '--clients-per-round', '6'], 'must not exceed --clients'],
+    [['--clients', '200', '--examples-per-client', '600'], 'needs more than the 60000 training rows'],
+    [['--clients', '20', '--train-limit', '10'], 'exceeds the 10 training rows'],
     [['--frobnicate'], "Unknown option '--frobnicate'"],
     [['stray'], 'Unexpected argument'],
   ])('rejects %j', (args, message) => {

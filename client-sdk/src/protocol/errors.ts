@@ -16,6 +16,10 @@ export const ERROR_REGISTRY = {
   FL_ERR_AUTH_REQUIRED: { status: 401, message: 'A credential is required' },
   FL_ERR_AUTH_INVALID_TOKEN: { status: 401, message: 'The token is invalid, expired or revoked' },
   FL_ERR_AUTH_FORBIDDEN: { status: 403, message: 'The credential does not allow this action' },
+  FL_ERR_TOKEN_NOT_FOUND: { status: 404, message: 'No such token' },
+  // clients (devices known to the coordinator)
+  FL_ERR_CLIENT_NOT_FOUND: { status: 404, message: 'No such client' },
+  FL_ERR_CLIENT_REVOKED: { status: 403, message: 'This device has been revoked' },
   // tasks and rounds
   FL_ERR_TASK_NOT_FOUND: { status: 404, message: 'No such task' },
   FL_ERR_TASK_EXISTS: { status: 409, message: 'A task with this name already exists' },

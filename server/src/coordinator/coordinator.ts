@@ -5,7 +5,7 @@ import { assertManifest, manifestLength } from '@flotilla/client/tensor';
 import { buildPreset, specOf, type PresetName } from '@flotilla/client/model';
 import { AppError } from '../errors.js';
 import { createStrategy } from '../fl/strategies/index.js';
-import type { TaskRecord } from '../store/records.js';
+import type { ClientRecord, TaskRecord } from '../store/records.js';
 import type { CentralEvaluator, CoordinatorDeps, CoordinatorLogger, CoordinatorStats } from './deps.js';
 import { SessionTable } from './sessions.js';
 import { TaskRunner } from './task-runner.js';
@@ -24,7 +24,8 @@ export interface CreateTaskInput {
   start?: boolean;
 }
 
-export type DeviceAuthenticator = (token: string, taskId: string) => Promise<void>;
+/** Resolves with the id of the token used (null or void: a token without an id, such as the bootstrap one). */
+export type DeviceAuthenticator = (token: string, taskId: string) => Promise<{ tokenId: string | null } | void>;
 
 export interface CoordinatorOptions {
   store: Store;
@@ -69,8 +70,60 @@ export class Coordinator {
     };
   }
 
-  authenticateDevice(token: string, taskId: string): Promise<void> {
-    return this.opts.authenticateDevice(token, taskId);
+  async authenticateDevice(token: string, taskId: string): Promise<{ tokenId: string | null }> {
+    const r = await this.opts.authenticateDevice(token, taskId);
+    return { tokenId: r?.tokenId ?? null };
+  }
+
+  /** Refuse a revoked device at hello (FL_ERR_CLIENT_REVOKED). */
+  async assertClientAllowed(deviceId: string): Promise<void> {
+    if ((await this.opts.store.getClient(deviceId))?.revoked) throw new AppError('FL_ERR_CLIENT_REVOKED', { client: deviceId });
+  }
+
+  /** Mark a device revoked and disconnect its session; later hellos with its id are refused. */
+  async revokeClient(deviceId: string): Promise<ClientRecord> {
+    const c = await this.opts.store.getClient(deviceId);
+    if (!c) throw new AppError('FL_ERR_CLIENT_NOT_FOUND', { client: deviceId });
+    const next = { ...c, revoked: true };
+    await this.opts.store.upsertClient(next);
+    this.sessions.get(deviceId)?.socket.disconnect(true);
+    return next;
+  }
+
+  /** Disconnect every session opened with the token `tokenId` (after it was revoked). Returns how many. */
+  disconnectToken(tokenId: string): number {
+    let n = 0;
+    for (const s of [...this.sessions.all()]) {
+      if (s.tokenId === tokenId) {
+        s.socket.disconnect(true);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Change a task's plan: `patch` is merged over the current plan (a null value removes an
+   * optional key) and the result validated with TaskPlanSchema. The round in flight keeps the plan
+   * it started with; the new plan applies from the next round. The strategy and the seed are fixed
+   * at creation (the strategy's server state and the selection stream depend on them).
+   */
+  async updatePlan(id: string, patch: Record<string, unknown>): Promise<TaskRecord> {
+    const r = this.getRunner(id);
+    if (['stopped', 'done', 'failed'].includes(r.record.state)) throw new AppError('FL_ERR_TASK_INVALID_STATE', { task: id, state: r.record.state });
+    const merged: Record<string, unknown> = { ...r.record.plan };
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === null) delete merged[k];
+      else merged[k] = v;
+    }
+    const parsed = TaskPlanSchema.safeParse(merged);
+    if (!parsed.success) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { issues: parsed.error.issues.slice(0, 10) });
+    const plan = parsed.data;
+    if (JSON.stringify(plan.strategy) !== JSON.stringify(r.record.plan.strategy) || plan.seed !== r.record.plan.seed) {
+      throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'strategy and seed cannot change after a task is created' });
+    }
+    await r.updatePlan(plan);
+    return r.record;
   }
 
   /**

@@ -63,11 +63,12 @@ export function attachGateway(
             throw new AppError('FL_ERR_PROTO_VERSION_MISMATCH', { server: PROTOCOL_VERSION, client: m.protocolVersion });
           }
           if (socket.data.session) throw new AppError('FL_ERR_PROTO_INVALID_MESSAGE', { why: 'hello already accepted on this connection' });
-          await coordinator.authenticateDevice(m.token, m.taskId);
+          const { tokenId } = await coordinator.authenticateDevice(m.token, m.taskId);
           const runner = coordinator.getRunner(m.taskId);
           const deviceId = m.deviceId ?? `dev-${randomUUID()}`;
+          await coordinator.assertClientAllowed(deviceId);
           const now = Date.now();
-          const s: DeviceSession = { deviceId, sessionId: randomUUID(), taskId: m.taskId, socket, connectedAt: now, lastSeen: now, backend: m.backend };
+          const s: DeviceSession = { deviceId, sessionId: randomUUID(), taskId: m.taskId, socket, connectedAt: now, lastSeen: now, backend: m.backend, tokenId };
           socket.data.session = s;
           const replaced = coordinator.sessions.add(s);
           if (replaced) {

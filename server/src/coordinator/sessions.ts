@@ -15,6 +15,8 @@ export interface DeviceSession {
   connectedAt: number;
   lastSeen: number;
   backend?: string;
+  /** Id of the enrolment token the device presented (null: the bootstrap device token). */
+  tokenId?: string | null;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { clientPlanOf, effectiveMinAvailable, effectiveMinReports, type EvalReport, type FitReport } from '@flotilla/client/protocol';
+import { clientPlanOf, effectiveMinAvailable, effectiveMinReports, type EvalReport, type FitReport, type TaskPlan } from '@flotilla/client/protocol';
 import { AppError } from '../errors.js';
 import { createRng, type Rng } from '../fl/rng.js';
 import { closeAtDeadline } from '../fl/round-state.js';
@@ -54,6 +54,13 @@ export class TaskRunner {
     this.deps.events.emit('task', this.task);
     for (const s of this.deps.sessions.forTask(this.task.id)) s.socket.emit('task:state', { taskId: this.task.id, state, ...(reason ? { reason } : {}) });
     if (state === 'running') this.poke();
+  }
+
+  /** Replace the plan (already validated); the round in flight keeps the plan it started with. */
+  async updatePlan(plan: TaskPlan): Promise<void> {
+    this.task = await this.deps.store.updateTask(this.task.id, { plan });
+    this.deps.events.emit('task', this.task);
+    this.poke();
   }
 
   /** Pause/stop: the round in flight (if any) fails; the global model is unchanged. */
@@ -130,13 +137,13 @@ export class TaskRunner {
 
   private async onDeadline(active: ActiveRound): Promise<void> {
     if (this.active !== active || active.state !== 'training') return;
-    if (closeAtDeadline(active.reported.size, effectiveMinReports(this.task.plan)) === 'aggregate') await this.aggregate(active);
-    else await this.fail(`deadline: ${active.reported.size} of ${effectiveMinReports(this.task.plan)} required reports`);
+    if (closeAtDeadline(active.reported.size, effectiveMinReports(active.plan)) === 'aggregate') await this.aggregate(active);
+    else await this.fail(`deadline: ${active.reported.size} of ${effectiveMinReports(active.plan)} required reports`);
   }
 
   /** Called when every selected device has reported or dropped. */
   private async settle(active: ActiveRound): Promise<void> {
-    if (active.reported.size >= effectiveMinReports(this.task.plan)) await this.aggregate(active);
+    if (active.reported.size >= effectiveMinReports(active.plan)) await this.aggregate(active);
     else await this.fail(`only ${active.reported.size} reports and every other selected device dropped`);
   }
 
@@ -149,7 +156,7 @@ export class TaskRunner {
       throw new AppError('FL_ERR_ROUND_WRONG_ROUND', { round: r.round, current: a?.round ?? null });
     }
     a.accept(deviceId, r);
-    if (a.reported.size >= this.task.plan.clientsPerRound) await this.aggregate(a);
+    if (a.reported.size >= a.plan.clientsPerRound) await this.aggregate(a);
     else if (a.settled) await this.settle(a);
   }
 

@@ -1,30 +1,75 @@
 import type { FastifyRequest } from 'fastify';
+import type { Principal } from '../auth/authenticator.js';
 import { AppError } from '../errors.js';
-import { tokenMatches } from '../coordinator/coordinator.js';
+import type { TokenRole } from '../store/records.js';
 
-export type Role = 'admin' | 'viewer' | 'device';
+export type Role = TokenRole;
+export type { Principal };
 
-/** Credentials the server accepts (issue 4 adds enrolment tokens and roles). */
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by `requireRole` once the bearer token is accepted. */
+    principal: Principal | null;
+  }
+}
+
+/** Throttle of failed authentication (per client address); see app.ts for the limits. */
+export interface AuthThrottle {
+  /** Throws FL_ERR_HTTP_RATE_LIMITED while the address is over its failure budget. */
+  check(req: FastifyRequest): Promise<void>;
+  /** Count one failed attempt. */
+  fail(req: FastifyRequest): Promise<void>;
+}
+
+/** What route plugins need to check credentials (app.ts passes the Authenticator plus the throttle). */
 export interface AuthConfig {
-  adminToken: string;
-  deviceToken: string;
+  authenticate(token: string): Promise<Principal | null>;
+  throttle?: AuthThrottle;
 }
 
-function bearer(req: FastifyRequest): string {
+/**
+ * Routes that answer without a token (docs/api.md lists them; the route-table test enforces that
+ * every other route needs one). `/metrics` joins them only with `publicMetrics`.
+ */
+export const PUBLIC_ROUTES: readonly string[] = ['/healthz', '/readyz', '/openapi.json', '/docs', '/docs/*'];
+
+export type RoleGuard = ((req: FastifyRequest) => Promise<void>) & { roles: readonly Role[] };
+
+function bearer(req: FastifyRequest): string | null {
   const h = req.headers.authorization;
-  if (!h || !h.startsWith('Bearer ')) throw new AppError('FL_ERR_AUTH_REQUIRED');
-  return h.slice(7).trim();
+  if (typeof h !== 'string' || !/^Bearer /i.test(h)) return null;
+  const t = h.slice(7).trim();
+  return t.length > 0 && t.length <= 512 ? t : null;
 }
 
-/** preHandler factory: the request must carry a token of one of `roles` (admin passes everything). */
-export function requireRole(auth: AuthConfig, roles: readonly Role[]) {
-  return async (req: FastifyRequest): Promise<void> => {
+/**
+ * preHandler factory: the request must carry `Authorization: Bearer <token>` of one of `roles`
+ * (admin passes everything). 401 FL_ERR_AUTH_REQUIRED without a token, 401
+ * FL_ERR_AUTH_INVALID_TOKEN for an unknown/expired/revoked one, 403 FL_ERR_AUTH_FORBIDDEN for a
+ * valid token of another role. Failed attempts count against the address's throttle. The guard
+ * carries its `roles` so that tests (and docs) can read each route's requirement from the table.
+ */
+export function requireRole(auth: AuthConfig, roles: readonly Role[]): RoleGuard {
+  const guard = async (req: FastifyRequest): Promise<void> => {
+    await auth.throttle?.check(req);
     const token = bearer(req);
-    if (tokenMatches(token, auth.adminToken)) return;
-    if (tokenMatches(token, auth.deviceToken)) {
-      if (roles.includes('device')) return;
-      throw new AppError('FL_ERR_AUTH_FORBIDDEN');
+    if (!token) {
+      await auth.throttle?.fail(req);
+      throw new AppError('FL_ERR_AUTH_REQUIRED');
     }
-    throw new AppError('FL_ERR_AUTH_INVALID_TOKEN');
+    const p = await auth.authenticate(token);
+    if (!p) {
+      await auth.throttle?.fail(req);
+      throw new AppError('FL_ERR_AUTH_INVALID_TOKEN');
+    }
+    if (p.role !== 'admin' && !roles.includes(p.role)) throw new AppError('FL_ERR_AUTH_FORBIDDEN', { role: p.role, needs: roles });
+    req.principal = p;
   };
+  return Object.assign(guard, { roles });
+}
+
+/** The name recorded as the actor of an admin change (alias history, token creation). */
+export function actorOf(req: FastifyRequest): string {
+  const p = req.principal;
+  return p ? (p.tokenId ? `token:${p.tokenId}` : p.name) : 'anonymous';
 }

@@ -1,12 +1,14 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { ModelSpecSchema } from '@flotilla/client/protocol';
 import { PRESETS } from '@flotilla/client/model';
+import { bytesToFloat32 } from '@flotilla/client/tensor';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import { AppError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { requireRole, type AuthConfig } from './auth.js';
-import { taskView } from './task-view.js';
+import { roundDetail, roundSummary, taskView } from './task-view.js';
 
 export interface TasksRoutesOptions {
   coordinator: Coordinator;
@@ -14,21 +16,37 @@ export interface TasksRoutesOptions {
   auth: AuthConfig;
 }
 
-const TaskId = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:-]+$/);
-const IdParams = z.object({ id: TaskId });
+export const TaskId = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:-]+$/);
+const IdParams = z.object({ id: TaskId }).strict();
+const RoundParams = z.object({ id: TaskId, round: z.coerce.number().int().min(1).max(1e9) }).strict();
+/** A plan as JSON; the coordinator validates it with TaskPlanSchema (strict), so bad plans answer FL_ERR_TASK_INVALID_SPEC. */
+const PlanObject = z.record(z.string().max(64), z.unknown()).describe('A TaskPlan (client-sdk/src/protocol/plan.ts); validated with TaskPlanSchema');
+const Base64 = z.string().max(64 * 1024 * 1024).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'standard base64');
 const CreateBody = z
   .object({
     id: TaskId,
     modelName: TaskId.optional(),
-    preset: z.enum(PRESETS),
-    // The plan is validated by the coordinator with TaskPlanSchema (one place), so bad plans get FL_ERR_TASK_INVALID_SPEC.
-    plan: z.record(z.string(), z.unknown()),
+    preset: z.enum(PRESETS).optional(),
+    spec: ModelSpecSchema.optional(),
+    /** Initial weights with `spec`: base64 of the flat little-endian float32 vector (never a JSON number array). */
+    weights: Base64.optional().describe('base64 of the flat little-endian float32 weights, in manifest order'),
+    plan: PlanObject,
     start: z.boolean().default(false),
   })
   .strict();
-const Page = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50), offset: z.coerce.number().int().min(0).default(0) }).strict();
+const Page = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50), offset: z.coerce.number().int().min(0).max(1e9).default(0) }).strict();
+const TaskActions = ['start', 'pause', 'resume', 'stop'] as const;
 
-/** Task administration (issue 4 extends this with plan updates, clients and tokens). */
+function decodeWeights(b64: string): Float32Array {
+  const bytes = Buffer.from(b64, 'base64');
+  if (bytes.byteLength % 4 !== 0) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'weights are not a whole number of float32 values', bytes: bytes.byteLength });
+  return bytesToFloat32(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}
+
+/**
+ * Task administration under /api/v1/tasks: create (preset, or spec + base64 weights), list, get,
+ * plan updates (from the next round), lifecycle actions, and the task's rounds.
+ */
 export const tasksRoutes: FastifyPluginAsync<TasksRoutesOptions> = async (app, opts) => {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const admin = requireRole(opts.auth, ['admin']);
@@ -36,36 +54,63 @@ export const tasksRoutes: FastifyPluginAsync<TasksRoutesOptions> = async (app, o
   const c = opts.coordinator;
   const view = (id: string) => taskView(c.getRunner(id).record, c.sessions.forTask(id).length);
 
-  r.post('/api/v1/tasks', { schema: { body: CreateBody }, preHandler: admin }, async (req, reply) => {
-    const t = await c.createTask({ id: req.body.id, modelName: req.body.modelName, preset: req.body.preset, plan: req.body.plan as never, start: req.body.start });
+  r.post('/api/v1/tasks', { schema: { body: CreateBody, tags: ['tasks'], summary: 'Create a task from a preset, or from a model spec with initial weights' }, preHandler: admin }, async (req, reply) => {
+    const b = req.body;
+    if (b.preset && (b.spec || b.weights)) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'give either a preset or a spec with weights, not both' });
+    if (!b.preset && !(b.spec && b.weights)) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'give a preset, or a spec with initial weights' });
+    const t = await c.createTask({
+      id: b.id,
+      modelName: b.modelName,
+      preset: b.preset,
+      spec: b.spec,
+      weights: b.weights !== undefined ? decodeWeights(b.weights) : undefined,
+      plan: b.plan as never,
+      start: b.start,
+    });
     return reply.status(201).send(view(t.id));
   });
 
-  r.get('/api/v1/tasks', { preHandler: reader }, async () => ({ tasks: c.listRunners().map((x) => view(x.id)) }));
+  r.get('/api/v1/tasks', { schema: { tags: ['tasks'], summary: 'List tasks' }, preHandler: reader }, async () => ({ tasks: c.listRunners().map((x) => view(x.id)) }));
 
-  r.get('/api/v1/tasks/:id', { schema: { params: IdParams }, preHandler: reader }, async (req) => view(req.params.id));
+  r.get('/api/v1/tasks/:id', { schema: { params: IdParams, tags: ['tasks'], summary: 'One task' }, preHandler: reader }, async (req) => view(req.params.id));
 
-  for (const action of ['start', 'pause', 'stop'] as const) {
-    r.post(`/api/v1/tasks/:id/${action}`, { schema: { params: IdParams }, preHandler: admin }, async (req) => {
-      if (action === 'start') await c.startTask(req.params.id);
-      else if (action === 'pause') await c.pauseTask(req.params.id);
-      else await c.stopTask(req.params.id);
-      return view(req.params.id);
+  r.patch('/api/v1/tasks/:id/plan', {
+    schema: { params: IdParams, body: PlanObject, tags: ['tasks'], summary: 'Change plan fields (null removes an optional one); applies from the next round' },
+    preHandler: admin,
+  }, async (req) => {
+    await c.updatePlan(req.params.id, req.body);
+    return view(req.params.id);
+  });
+
+  for (const action of TaskActions) {
+    r.post(`/api/v1/tasks/:id/${action}`, { schema: { params: IdParams, tags: ['tasks'], summary: `${action[0].toUpperCase()}${action.slice(1)} the task` }, preHandler: admin }, async (req) => {
+      const id = req.params.id;
+      const state = c.getRunner(id).record.state;
+      if (action === 'start') {
+        if (state !== 'created') throw new AppError('FL_ERR_TASK_INVALID_STATE', { task: id, state, why: 'start a created task; resume a paused one' });
+        await c.startTask(id);
+      } else if (action === 'resume') {
+        if (state !== 'paused') throw new AppError('FL_ERR_TASK_INVALID_STATE', { task: id, state, why: 'only a paused task resumes' });
+        await c.startTask(id);
+      } else if (action === 'pause') await c.pauseTask(id);
+      else await c.stopTask(id);
+      return view(id);
     });
   }
 
-  r.get('/api/v1/tasks/:id/rounds', { schema: { params: IdParams, querystring: Page }, preHandler: reader }, async (req) => {
+  r.get('/api/v1/tasks/:id/rounds', { schema: { params: IdParams, querystring: Page, tags: ['rounds'], summary: 'Rounds of a task, newest first, paged' }, preHandler: reader }, async (req) => {
     c.getRunner(req.params.id);
-    return { rounds: await opts.store.listRounds(req.params.id, req.query) };
+    const { limit, offset } = req.query;
+    const rounds = await opts.store.listRounds(req.params.id, { limit, offset });
+    return { rounds: rounds.map(roundSummary), limit, offset, nextOffset: rounds.length === limit ? offset + limit : null };
   });
 
-  r.get('/api/v1/tasks/:id/rounds/:round', {
-    schema: { params: IdParams.extend({ round: z.coerce.number().int().min(1) }) },
-    preHandler: reader,
-  }, async (req) => {
-    c.getRunner(req.params.id);
+  r.get('/api/v1/tasks/:id/rounds/:round', { schema: { params: RoundParams, tags: ['rounds'], summary: 'One round in detail' }, preHandler: reader }, async (req) => {
+    const runner = c.getRunner(req.params.id);
+    const live = runner.currentRound;
+    if (live && live.round === req.params.round) return roundDetail(live.record);
     const round = await opts.store.getRound(req.params.id, req.params.round);
     if (!round) throw new AppError('FL_ERR_ROUND_NOT_FOUND', { task: req.params.id, round: req.params.round });
-    return round;
+    return roundDetail(round);
   });
 };
