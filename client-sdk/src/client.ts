@@ -238,6 +238,16 @@ export class BaseClient extends Emitter<ClientEvents> {
       const encoded = getCodec(ins.plan.codec).encode(out.delta, ins.plan.topkFraction ? { fraction: ins.plan.topkFraction } : {});
       const verdict = (await this.opts.hooks?.beforeReport?.({ taskId: ins.taskId, round: ins.round })) ?? 'send';
       if (verdict === 'drop' || isStale() || !this.socket?.connected) return;
+      // Wait for an upload slot (the coordinator bounds concurrent uploads); the ack may take until the deadline.
+      const slotWait = Math.max(this.ackTimeoutMs, ins.deadline - Date.now() + 5_000);
+      const ready = SimpleAckSchema.parse(
+        await this.socket.timeout(slotWait).emitWithAck('fit:ready', { taskId: ins.taskId, round: ins.round, bytes: encoded.byteLength }),
+      );
+      if (!ready.ok) {
+        this.emit('rejected', { round: ins.round, error: ready.error as WireError });
+        return;
+      }
+      if (isStale() || !this.socket?.connected) return;
       const ack = SimpleAckSchema.parse(
         await this.socket.timeout(this.ackTimeoutMs).emitWithAck('fit:report', {
           taskId: ins.taskId,

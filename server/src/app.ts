@@ -45,6 +45,8 @@ export interface AppOptions {
   registry?: Omit<RegistryOptions, 'evaluator'>;
   heartbeatIntervalMs?: number;
   sessionTimeoutMs?: number;
+  /** Bytes of device uploads in flight at once (default 32 MiB): bounds transport memory whatever the number of devices. */
+  uploadBudgetBytes?: number;
   /** Messages one device connection may send: burst and sustained rate (default 100 / 50 per s). */
   deviceRateLimit?: { burst: number; perSecond: number };
   /** Largest socket.io message, bytes: the transport's last guard (plans set smaller per-update limits). */
@@ -122,6 +124,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     registry,
     logger: app.log,
     evaluator: opts.centralEvaluator,
+    uploadBudgetBytes: opts.uploadBudgetBytes,
     authenticateDevice: (token, taskId) => authenticator.authenticateDevice(token, taskId),
   });
   await coordinator.init();

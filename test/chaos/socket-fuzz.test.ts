@@ -93,7 +93,8 @@ describe('socket fuzz', () => {
     };
     const makeEvent = (): [string, unknown] => {
       const k = r();
-      if (k < 0.55) return ['fit:report', mutatedReport()];
+      if (k < 0.5) return ['fit:report', mutatedReport()];
+      if (k < 0.55) return ['fit:ready', pick([junk(), { taskId: 'fz', round: pick([1, 2, 0]), bytes: pick([100, 1e9, -1]) }])];
       if (k < 0.65) return ['hello', pick([junk(), { protocolVersion: PROTOCOL_VERSION + 1, token: 'x', taskId: 'fz' }, { protocolVersion: PROTOCOL_VERSION, token: app.flotilla.deviceToken, taskId: 'fz' }])];
       if (k < 0.75) return ['eval:report', pick([junk(), { taskId: 'fz', round: 1, numExamples: 1, metrics: { accuracy: 1 } }])];
       if (k < 0.82) return ['fit:failure', junk()];
@@ -116,7 +117,7 @@ describe('socket fuzz', () => {
           const ack = await dev.socket.timeout(10_000).emitWithAck(event, payload);
           if (ack?.ok === true) {
             okAcks++;
-            expect(['heartbeat', 'hello', 'fit:report', 'eval:report', 'fit:failure']).toContain(event);
+            expect(['heartbeat', 'hello', 'fit:ready', 'eval:report', 'fit:failure']).toContain(event);
             expect(event).not.toBe('fit:report');
           } else {
             expect(ERROR_CODES).toContain(ack.error.code);

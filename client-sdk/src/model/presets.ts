@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
  * Built-in model presets. Layer names are fixed so that topologies and weight names are stable
  * across processes (tfjs would otherwise number them per process).
  */
-export const PRESETS = ['mnist-mlp', 'mnist-cnn', 'tiny-mlp'] as const;
+export const PRESETS = ['mnist-mlp', 'mnist-cnn', 'tiny-mlp', 'wide-mlp'] as const;
 export type PresetName = (typeof PRESETS)[number];
 
 export interface PresetInfo {
@@ -52,6 +52,18 @@ function tinyMlp(): tf.LayersModel {
   });
 }
 
+/** About one million parameters (784-1000-200-10), for scale and memory benchmarks. */
+function wideMlp(): tf.LayersModel {
+  return tf.sequential({
+    name: 'wide_mlp',
+    layers: [
+      tf.layers.dense({ name: 'hidden1', inputShape: [784], units: 1000, activation: 'relu' }),
+      tf.layers.dense({ name: 'hidden2', units: 200, activation: 'relu' }),
+      tf.layers.dense({ name: 'logits', units: 10, activation: 'softmax' }),
+    ],
+  });
+}
+
 /** Build a preset with freshly (randomly) initialised weights. */
 export function buildPreset(name: PresetName): PresetInfo {
   switch (name) {
@@ -61,5 +73,7 @@ export function buildPreset(name: PresetName): PresetInfo {
       return { model: mnistCnn(), numClasses: 10 };
     case 'tiny-mlp':
       return { model: tinyMlp(), numClasses: 3 };
+    case 'wide-mlp':
+      return { model: wideMlp(), numClasses: 10 };
   }
 }

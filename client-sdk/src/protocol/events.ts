@@ -8,6 +8,7 @@ import type { Ack, EvalInstruction, FitInstruction, HelloOk, RoundCancel, TaskSt
 export interface ClientToServerEvents {
   hello: (msg: unknown, ack: (a: Ack<HelloOk>) => void) => void;
   heartbeat: (msg: unknown, ack: (a: Ack<{ serverTime: number }>) => void) => void;
+  'fit:ready': (msg: unknown, ack: (a: Ack) => void) => void;
   'fit:report': (msg: unknown, ack: (a: Ack) => void) => void;
   'fit:failure': (msg: unknown, ack: (a: Ack) => void) => void;
   'eval:report': (msg: unknown, ack: (a: Ack) => void) => void;
@@ -20,5 +21,5 @@ export interface ServerToClientEvents {
   'task:state': (msg: TaskStateMessage) => void;
 }
 
-export const CLIENT_EVENTS = ['hello', 'heartbeat', 'fit:report', 'fit:failure', 'eval:report'] as const;
+export const CLIENT_EVENTS = ['hello', 'heartbeat', 'fit:ready', 'fit:report', 'fit:failure', 'eval:report'] as const;
 export type ClientEventName = (typeof CLIENT_EVENTS)[number];

@@ -45,6 +45,14 @@ export const FitReportSchema = z
   .strict();
 export type FitReport = z.infer<typeof FitReportSchema>;
 
+/**
+ * Sent after local training, before the report: the ack arrives when the coordinator grants an
+ * upload slot (it bounds concurrent uploads so memory stays O(model) however many devices finish
+ * at once). A report may follow only after an `ok` ack.
+ */
+export const FitReadySchema = z.object({ taskId: Id, round: RoundNo, bytes: z.number().int().min(0).max(2 ** 32) }).strict();
+export type FitReady = z.infer<typeof FitReadySchema>;
+
 export const FitFailureSchema = z.object({ taskId: Id, round: RoundNo, reason: z.string().max(1024) }).strict();
 export type FitFailure = z.infer<typeof FitFailureSchema>;
 

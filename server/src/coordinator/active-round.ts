@@ -4,6 +4,7 @@ import { AppError, type ErrorCode } from '../errors.js';
 import type { FitAggregator, FitFailure } from '../fl/strategy.js';
 import { allFinite } from '../fl/update-checks.js';
 import { assertTransition, type RoundState } from '../fl/round-state.js';
+import { UploadGate } from './upload-gate.js';
 import type { RoundRecord } from '../store/records.js';
 
 /**
@@ -17,14 +18,28 @@ export class ActiveRound {
   readonly dropped = new Set<string>();
   readonly failures: FitFailure[] = [];
   timer: ReturnType<typeof setTimeout> | null = null;
+  readonly gate: UploadGate;
 
   constructor(
     readonly record: RoundRecord,
     readonly aggregator: FitAggregator,
     readonly modelLength: number,
     readonly plan: TaskPlan,
+    uploadSlots: number,
   ) {
     this.selected = new Set(record.selected);
+    this.gate = new UploadGate(uploadSlots, 60_000);
+  }
+
+  /**
+   * Checks a device may upload now (training, selected, not yet reported, announced size within
+   * the limit); the same codes as a report would get, before any bytes are sent.
+   */
+  admit(clientId: string, bytes: number): void {
+    if (this.record.state !== 'training') throw new AppError('FL_ERR_ROUND_LATE_REPORT', { round: this.round, state: this.record.state });
+    if (!this.selected.has(clientId)) throw new AppError('FL_ERR_ROUND_NOT_SELECTED', { round: this.round });
+    if (this.reported.has(clientId)) throw new AppError('FL_ERR_ROUND_DUPLICATE_REPORT', { round: this.round });
+    if (bytes > this.plan.maxUpdateBytes) throw new AppError('FL_ERR_REPORT_TOO_LARGE', { limit: this.plan.maxUpdateBytes, got: bytes });
   }
 
   get round(): number {

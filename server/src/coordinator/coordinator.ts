@@ -33,6 +33,8 @@ export interface CoordinatorOptions {
   logger: CoordinatorLogger;
   evaluator?: CentralEvaluator;
   onPublished?: CoordinatorDeps['onPublished'];
+  /** Bytes of uploads in flight at once (default 32 MiB); see UploadGate. */
+  uploadBudgetBytes?: number;
   /** Throws AppError (FL_ERR_AUTH_*) unless the token may join the task. */
   authenticateDevice: DeviceAuthenticator;
 }
@@ -67,6 +69,7 @@ export class Coordinator {
       onPublished: opts.onPublished,
       logger: opts.logger,
       stats: this.stats,
+      uploadBudgetBytes: opts.uploadBudgetBytes ?? 32 * 1024 * 1024,
     };
   }
 

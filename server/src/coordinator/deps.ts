@@ -36,4 +36,6 @@ export interface CoordinatorDeps {
   onPublished?: (v: VersionRecord, weights: Float32Array) => Promise<void>;
   logger: CoordinatorLogger;
   stats: CoordinatorStats;
+  /** Transport memory allowed for uploads in flight; slots per round = budget / update size, clamped to [2, 64]. */
+  uploadBudgetBytes: number;
 }

@@ -4,6 +4,7 @@ import {
   CLIENT_EVENTS,
   EvalReportSchema,
   FitFailureSchema,
+  FitReadySchema,
   FitReportSchema,
   HeartbeatSchema,
   HelloSchema,
@@ -94,6 +95,15 @@ export function attachGateway(
       validated(HeartbeatSchema, () => {
         session();
         return { serverTime: Date.now() };
+      }, count),
+    );
+
+    socket.on(
+      'fit:ready',
+      validated(FitReadySchema, async (m) => {
+        const s = session();
+        if (m.taskId !== s.taskId) throw new AppError('FL_ERR_AUTH_FORBIDDEN', { why: 'session is for another task' });
+        await coordinator.getRunner(s.taskId).onFitReady(s.deviceId, m.round, m.bytes);
       }, count),
     );
 

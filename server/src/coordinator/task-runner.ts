@@ -106,7 +106,9 @@ export class TaskRunner {
     };
     // Reserve the round number first: a crash after this never reuses it.
     this.task = await this.deps.store.updateTask(this.task.id, { nextRound: round + 1 });
-    const active = new ActiveRound(record, this.strategy.beginFit(round, this.weights.length), this.weights.length, plan);
+    const updateBytes = 12 + 4 * this.weights.length;
+    const slots = Math.max(2, Math.min(64, Math.floor(this.deps.uploadBudgetBytes / updateBytes)));
+    const active = new ActiveRound(record, this.strategy.beginFit(round, this.weights.length), this.weights.length, plan, slots);
     active.transition('training');
     await this.deps.store.saveRound(record);
     this.active = active;
@@ -147,27 +149,48 @@ export class TaskRunner {
     else await this.fail(`only ${active.reported.size} reports and every other selected device dropped`);
   }
 
-  /** A fit report from a device. Throws AppError with the rejection code; on success the report is folded in. */
-  async onReport(deviceId: string, r: FitReport): Promise<void> {
+  /** The round a report or upload request names, or the coded reason it cannot be taken. */
+  private roundFor(round: number): ActiveRound {
     if (this.task.state !== 'running') throw new AppError('FL_ERR_TASK_NOT_RUNNING', { task: this.task.id });
     const a = this.active;
-    if (!a || r.round !== a.round) {
-      if (r.round < (a?.round ?? this.task.nextRound)) throw new AppError('FL_ERR_ROUND_LATE_REPORT', { round: r.round, current: a?.round ?? null });
-      throw new AppError('FL_ERR_ROUND_WRONG_ROUND', { round: r.round, current: a?.round ?? null });
+    if (!a || round !== a.round) {
+      if (round < (a?.round ?? this.task.nextRound)) throw new AppError('FL_ERR_ROUND_LATE_REPORT', { round, current: a?.round ?? null });
+      throw new AppError('FL_ERR_ROUND_WRONG_ROUND', { round, current: a?.round ?? null });
     }
-    a.accept(deviceId, r);
+    return a;
+  }
+
+  /** Resolves when the device may upload its report (an upload slot is its own); throws the code a report would get. */
+  async onFitReady(deviceId: string, round: number, bytes: number): Promise<void> {
+    const a = this.roundFor(round);
+    a.admit(deviceId, bytes);
+    await a.gate.acquire(deviceId);
+  }
+
+  /** A fit report from a device. Throws AppError with the rejection code; on success the report is folded in. */
+  async onReport(deviceId: string, r: FitReport): Promise<void> {
+    const a = this.roundFor(r.round);
+    try {
+      a.accept(deviceId, r);
+    } finally {
+      a.gate.release(deviceId);
+    }
     if (a.reported.size >= a.plan.clientsPerRound) await this.aggregate(a);
     else if (a.settled) await this.settle(a);
   }
 
   onDeviceGone(deviceId: string, reason: string): void {
     const a = this.active;
-    if (a && a.state === 'training' && a.drop(deviceId, reason) && a.settled) void this.settle(a);
+    if (!a) return;
+    a.gate.release(deviceId);
+    if (a.state === 'training' && a.drop(deviceId, reason) && a.settled) void this.settle(a);
   }
 
+  /** The round stops taking reports: deadline timer off, devices waiting for an upload slot told it is over. */
   private clearTimer(a: ActiveRound): void {
     if (a.timer) clearTimeout(a.timer);
     a.timer = null;
+    a.gate.clear(new AppError('FL_ERR_ROUND_LATE_REPORT', { round: a.round }));
   }
 
   private async aggregate(a: ActiveRound): Promise<void> {

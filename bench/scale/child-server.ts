@@ -1,0 +1,85 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * A real `flotilla serve` in a child process on an ephemeral loopback port, so benchmarks and
+ * chaos tests measure (and kill) the coordinator alone. Reads the process's own RSS, peak RSS
+ * and CPU time from /proc.
+ */
+export interface ChildServer {
+  proc: ChildProcess;
+  url: string;
+  adminToken: string;
+  deviceToken: string;
+  dataDir: string;
+  rssBytes(): number;
+  peakRssBytes(): number;
+  cpuSeconds(): number;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+const BIN = fileURLToPath(new URL('../../server/bin/flotilla.mjs', import.meta.url));
+
+export async function startChildServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[] } = {}): Promise<ChildServer> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'flotilla-bench-'));
+  const adminToken = 'admin-token-for-benchmarks-0001';
+  const deviceToken = 'device-token-for-benchmarks-001';
+  const proc = spawn(process.execPath, ['--max-old-space-size=8192', BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])], {
+    env: { ...process.env, FLOTILLA_ADMIN_TOKEN: adminToken, FLOTILLA_DEVICE_TOKEN: deviceToken, ...opts.env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error('server did not start in 60 s')), 60_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = /flotilla listening (\S+)/.exec(buf);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  proc.stdout!.resume();
+  const status = (key: string) => {
+    const m = new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  };
+  return {
+    proc,
+    url,
+    adminToken,
+    deviceToken,
+    dataDir,
+    rssBytes: () => status('VmRSS'),
+    peakRssBytes: () => status('VmHWM'),
+    cpuSeconds: () => {
+      const f = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+    },
+    stop: async (signal = 'SIGTERM') => {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill(signal);
+        await exited;
+      }
+      if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Admin REST call against a child server. */
+export async function admin(s: ChildServer, method: string, path: string, body?: unknown): Promise<any> {
+  const res = await fetch(s.url + path, {
+    method,
+    headers: { authorization: `Bearer ${s.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const json = await res.json().catch(() => null);
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}

@@ -1,0 +1,85 @@
+/**
+ * A child process holding many raw protocol devices (socket.io-client, hello, heartbeats) for the
+ * scale benchmark. Configured by one JSON argument; reports to the parent over IPC. Devices that
+ * respond do the "trivial local work" of the benchmark: optionally download the global weights,
+ * then send a precomputed f32 delta.
+ */
+import { io, type Socket } from 'socket.io-client';
+import { PROTOCOL_VERSION } from '@flotilla/client/protocol';
+import { f32Codec } from '@flotilla/client/tensor';
+
+interface LoaderConfig {
+  url: string;
+  token: string;
+  taskId: string;
+  count: number;
+  concurrency: number;
+  respond: boolean;
+  download: boolean;
+  deltaFloats: number;
+  heartbeatMs: number;
+}
+
+const cfg = JSON.parse(process.argv[2]) as LoaderConfig;
+const send = (m: unknown) => process.send!(m);
+const sockets: Socket[] = [];
+const delta = cfg.respond ? f32Codec.encode(new Float32Array(cfg.deltaFloats).map((_, i) => ((i % 13) - 6) * 1e-4)) : new Uint8Array(0);
+let downloaded = 0;
+
+async function connectOne(): Promise<void> {
+  const s = io(cfg.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+  sockets.push(s);
+  await new Promise<void>((resolve, reject) => {
+    s.once('connect', () => resolve());
+    s.once('connect_error', reject);
+  });
+  const ack = await s.timeout(60_000).emitWithAck('hello', { protocolVersion: PROTOCOL_VERSION, token: cfg.token, taskId: cfg.taskId });
+  if (!ack.ok) throw new Error(JSON.stringify(ack.error));
+  if (cfg.respond) {
+    s.on('fit:instruction', async (ins: { round: number; weightsUrl: string }) => {
+      const t0 = performance.now();
+      if (cfg.download) {
+        const res = await fetch(new URL(ins.weightsUrl, cfg.url), { headers: { authorization: `Bearer ${cfg.token}` } });
+        downloaded += (await res.arrayBuffer()).byteLength;
+      }
+      const work = performance.now() - t0;
+      const slot = await s.timeout(600_000).emitWithAck('fit:ready', { taskId: cfg.taskId, round: ins.round, bytes: delta.byteLength }).catch((e: Error) => ({ ok: false, error: { code: e.message } }));
+      if (!slot.ok) {
+        send({ type: 'report', round: ins.round, workMs: work, ok: false, code: slot.error.code });
+        return;
+      }
+      const a = await s.timeout(120_000).emitWithAck('fit:report', { taskId: cfg.taskId, round: ins.round, numExamples: 10, metrics: { loss: 1 }, codec: 'f32', delta }).catch((e: Error) => ({ ok: false, error: { code: e.message } }));
+      send({ type: 'report', round: ins.round, workMs: work, ok: a.ok, code: a.ok ? undefined : a.error.code });
+    });
+  }
+}
+
+async function main() {
+  const t0 = performance.now();
+  let next = 0;
+  let failed = 0;
+  await Promise.all(
+    Array.from({ length: cfg.concurrency }, async () => {
+      while (next < cfg.count) {
+        next++;
+        await connectOne().catch(() => failed++);
+      }
+    }),
+  );
+  send({ type: 'connected', n: cfg.count - failed, failed, ms: performance.now() - t0 });
+  setInterval(() => {
+    for (const s of sockets) if (s.connected) s.emit('heartbeat', { t: Date.now() });
+  }, cfg.heartbeatMs).unref();
+  process.on('message', (m: { type: string }) => {
+    if (m.type === 'stats') send({ type: 'stats', connected: sockets.filter((s) => s.connected).length, downloaded });
+    if (m.type === 'close') {
+      sockets.forEach((s) => s.disconnect());
+      setTimeout(() => process.exit(0), 200);
+    }
+  });
+}
+
+main().catch((err) => {
+  send({ type: 'error', message: String(err) });
+  process.exit(1);
+});
