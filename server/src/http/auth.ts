@@ -33,6 +33,7 @@ export interface AuthConfig {
  */
 export const PUBLIC_ROUTES: readonly string[] = ['/healthz', '/readyz', '/openapi.json', '/docs', '/docs/*'];
 
+/** A preHandler (hoisted to onRequest by route-table.ts) that carries the roles it admits. */
 export type RoleGuard = ((req: FastifyRequest) => Promise<void>) & { roles: readonly Role[] };
 
 function bearer(req: FastifyRequest): string | null {
