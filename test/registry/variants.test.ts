@@ -89,3 +89,25 @@ describe('rollbackTarget', () => {
     expect(rollbackTarget([])).toBeNull();
   });
 });
+
+describe('kthSmallest', () => {
+  it('agrees with sorting on random, sorted, reversed and constant inputs', async () => {
+    const { kthSmallest } = await import('../../server/src/registry/magnitude-prune.js');
+    let s = 9;
+    const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const inputs = [
+      Float32Array.from({ length: 1001 }, rand),
+      Float32Array.from({ length: 500 }, (_, i) => i),
+      Float32Array.from({ length: 500 }, (_, i) => -i),
+      new Float32Array(300).fill(2),
+      Float32Array.from({ length: 777 }, () => Math.floor(rand() * 5)),
+      new Float32Array([3]),
+    ];
+    for (const x of inputs) {
+      const sorted = x.slice().sort();
+      for (const k of [0, 1, x.length >> 1, x.length - 2, x.length - 1].filter((k) => k >= 0 && k < x.length)) {
+        expect(kthSmallest(x.slice(), k)).toBe(sorted[k]);
+      }
+    }
+  });
+});
