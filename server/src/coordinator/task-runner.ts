@@ -20,7 +20,9 @@ export class TaskRunner {
   private busy = false; // aggregating/committing, or starting a round
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private pendingEval: { round: number; version: number; expected: Set<string>; results: EvalResult[]; timer: ReturnType<typeof setTimeout> } | null = null;
-  private readonly strategy: Strategy;
+  private strategy: Strategy;
+  /** Built from a plan update; replaces `strategy` (carrying its state) when the next round starts. */
+  private nextStrategy: Strategy | null = null;
   private readonly rng: Rng;
 
   constructor(
@@ -58,7 +60,9 @@ export class TaskRunner {
 
   /** Replace the plan (already validated); the round in flight keeps the plan it started with. */
   async updatePlan(plan: TaskPlan): Promise<void> {
+    const next = createStrategy(plan); // the strategy validates its params against the new plan
     this.task = await this.deps.store.updateTask(this.task.id, { plan });
+    this.nextStrategy = next;
     this.deps.events.emit('task', this.task);
     this.poke();
   }
@@ -83,6 +87,12 @@ export class TaskRunner {
   }
 
   private async startRound(eligible: string[]): Promise<void> {
+    if (this.nextStrategy) {
+      const state = this.strategy.exportState?.();
+      if (state !== undefined) this.nextStrategy.importState?.(state);
+      this.strategy = this.nextStrategy;
+      this.nextStrategy = null;
+    }
     const plan = this.task.plan;
     const round = this.task.nextRound;
     const selected = this.strategy.configureFit(round, eligible, this.rng);
