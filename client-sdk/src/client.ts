@@ -11,9 +11,12 @@ import {
   type EvalInstruction,
   type FitInstruction,
   type ServerToClientEvents,
+  type ClientPlan,
   type WireError,
 } from './protocol/index.js';
 import { getCodec } from './tensor/codecs.js';
+import { ErrorFeedback } from './tensor/error-feedback.js';
+import { clipInPlace } from './tensor/vector-ops.js';
 import { bytesToFloat32 } from './tensor/manifest.js';
 import type { DataProvider } from './data.js';
 import { Emitter } from './emitter.js';
@@ -93,6 +96,7 @@ export class BaseClient extends Emitter<ClientEvents> {
   private currentRound = 0;
   private cancelled = new Set<number>();
   private stopped = true;
+  private feedback: ErrorFeedback | null = null;
 
   constructor(protected readonly opts: ClientOptions) {
     super();
@@ -235,7 +239,7 @@ export class BaseClient extends Emitter<ClientEvents> {
       const data = await this.opts.data.train();
       const out = await this.trainer.fit(loaded, global, data, ins.plan, isStale);
       if (isStale()) return;
-      const encoded = getCodec(ins.plan.codec).encode(out.delta, ins.plan.topkFraction ? { fraction: ins.plan.topkFraction } : {});
+      const encoded = this.encode(out.delta, out.metrics, ins.plan);
       const verdict = (await this.opts.hooks?.beforeReport?.({ taskId: ins.taskId, round: ins.round })) ?? 'send';
       if (verdict === 'drop' || isStale() || !this.socket?.connected) return;
       // Wait for an upload slot (the coordinator bounds concurrent uploads); the ack may take until the deadline.
@@ -277,6 +281,22 @@ export class BaseClient extends Emitter<ClientEvents> {
         this.socket.timeout(this.ackTimeoutMs).emit('fit:failure', { taskId: ins.taskId, round: ins.round, reason: String(err).slice(0, 1000) }, () => undefined);
       }
     }
+  }
+
+  /**
+   * Clip (client-side DP) and encode a delta in the plan's codec. Lossy codecs (topk, int8) go
+   * through this device's error feedback, so what one round drops is sent in a later one.
+   */
+  private encode(delta: Float32Array, metrics: Record<string, number>, plan: ClientPlan): Uint8Array {
+    if (plan.clipNorm !== undefined) {
+      const { clipped } = clipInPlace(delta, plan.clipNorm);
+      metrics.dpNormBelowClip = clipped ? 0 : 1;
+    }
+    const codec = getCodec(plan.codec);
+    const options = { ...(plan.topkFraction ? { fraction: plan.topkFraction } : {}), ...(plan.codec === 'int8' ? { random: Math.random } : {}) };
+    if (plan.codec !== 'topk' && plan.codec !== 'int8') return codec.encode(delta, options);
+    if (!this.feedback || this.feedback.length !== delta.length) this.feedback = new ErrorFeedback(delta.length);
+    return this.feedback.encode(codec, delta, options);
   }
 
   private async onEval(raw: unknown): Promise<void> {

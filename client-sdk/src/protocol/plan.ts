@@ -19,6 +19,8 @@ export const ClientPlanSchema = z
     proximalMu: z.number().min(0).max(100).default(0),
     /** topk fraction when codec is topk. */
     topkFraction: z.number().gt(0).lte(1).optional(),
+    /** DP with client-side clipping: clip the delta to this L2 norm before encoding. */
+    clipNorm: z.number().positive().optional(),
   })
   .strict();
 export type ClientPlan = z.infer<typeof ClientPlanSchema>;
@@ -56,6 +58,8 @@ export const TaskPlanSchema = z
       .object({ name: z.string().min(1).max(64), params: z.record(z.string(), z.unknown()).default({}) })
       .strict()
       .default({ name: 'fedavg', params: {} }),
+    /** Update screening by L2 norm (server/src/fl/screening.ts validates the options at task creation). */
+    screening: z.record(z.string(), z.unknown()).optional(),
     /** Seed for selection; random when absent. */
     seed: z.number().int().optional(),
   })

@@ -6,3 +6,4 @@ export { int8Codec, DEFAULT_INT8_BLOCK } from './int8-codec.js';
 export { topkCodec, topkCount, DEFAULT_TOPK_FRACTION } from './topk-codec.js';
 export { ErrorFeedback } from './error-feedback.js';
 export { getCodec, listCodecs } from './codecs.js';
+export { l2Norm, clipInPlace } from './vector-ops.js';

@@ -5,6 +5,7 @@ import type { FitAggregator, FitFailure } from '../fl/strategy.js';
 import { allFinite } from '../fl/update-checks.js';
 import { assertTransition, type RoundState } from '../fl/round-state.js';
 import { UploadGate } from './upload-gate.js';
+import type { NormScreen } from '../fl/screening.js';
 import type { RoundRecord } from '../store/records.js';
 
 /**
@@ -26,6 +27,7 @@ export class ActiveRound {
     readonly modelLength: number,
     readonly plan: TaskPlan,
     uploadSlots: number,
+    private readonly screen: NormScreen | null = null,
   ) {
     this.selected = new Set(record.selected);
     this.gate = new UploadGate(uploadSlots, 60_000);
@@ -77,6 +79,10 @@ export class ActiveRound {
       this.reject(clientId, code, err instanceof AppError ? err.details : undefined);
     }
     if (!allFinite(delta)) this.reject(clientId, 'FL_ERR_REPORT_NON_FINITE', { round: r.round });
+    if (this.screen) {
+      const d = this.screen.screen(delta);
+      if (d.verdict === 'reject') this.reject(clientId, 'FL_ERR_REPORT_REJECTED_NORM', { norm: d.norm, threshold: d.threshold });
+    }
     this.aggregator.add({ clientId, numExamples: r.numExamples, delta, metrics: r.metrics });
     this.reported.add(clientId);
     this.record.reported.push(clientId);

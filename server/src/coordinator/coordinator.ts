@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { ModelSpecSchema, TaskPlanSchema, type ModelSpec, type TaskPlanInput } from '@flotilla/client/protocol';
+import { ModelSpecSchema, TaskPlanSchema, type ModelSpec, type TaskPlan, type TaskPlanInput } from '@flotilla/client/protocol';
 import { assertManifest, manifestLength } from '@flotilla/client/tensor';
 import { buildPreset, specOf, type PresetName } from '@flotilla/client/model';
 import { AppError } from '../errors.js';
 import { createStrategy } from '../fl/strategies/index.js';
+import { ScreeningOptionsSchema } from '../fl/screening.js';
 import type { ClientRecord, TaskRecord } from '../store/records.js';
 import type { CentralEvaluator, CoordinatorDeps, CoordinatorLogger, CoordinatorStats } from './deps.js';
 import { SessionTable } from './sessions.js';
@@ -37,6 +38,18 @@ export interface CoordinatorOptions {
   uploadBudgetBytes?: number;
   /** Throws AppError (FL_ERR_AUTH_*) unless the token may join the task. */
   authenticateDevice: DeviceAuthenticator;
+}
+
+/**
+ * The parts of a plan the protocol schema leaves to the server: strategy params and screening
+ * options. Throws FL_ERR_TASK_INVALID_SPEC; called at every boundary that accepts a plan.
+ */
+export function checkPlan(plan: TaskPlan): void {
+  createStrategy(plan);
+  if (plan.screening !== undefined) {
+    const s = ScreeningOptionsSchema.safeParse(plan.screening);
+    if (!s.success) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { screening: s.error.issues.slice(0, 5) });
+  }
 }
 
 /** Constant-time check of a presented token against the expected one. */
@@ -122,9 +135,14 @@ export class Coordinator {
     const parsed = TaskPlanSchema.safeParse(merged);
     if (!parsed.success) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { issues: parsed.error.issues.slice(0, 10) });
     const plan = parsed.data;
-    if (JSON.stringify(plan.strategy) !== JSON.stringify(r.record.plan.strategy) || plan.seed !== r.record.plan.seed) {
-      throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'strategy and seed cannot change after a task is created' });
+    if (
+      JSON.stringify(plan.strategy) !== JSON.stringify(r.record.plan.strategy) ||
+      plan.seed !== r.record.plan.seed ||
+      JSON.stringify(plan.screening) !== JSON.stringify(r.record.plan.screening)
+    ) {
+      throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'strategy, screening and seed cannot change after a task is created' });
     }
+    checkPlan(plan);
     await r.updatePlan(plan);
     return r.record;
   }
@@ -153,7 +171,7 @@ export class Coordinator {
     const parsedPlan = TaskPlanSchema.safeParse(input.plan);
     if (!parsedPlan.success) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { issues: parsedPlan.error.issues.slice(0, 10) });
     const plan = parsedPlan.data;
-    createStrategy(plan); // validates strategy params before anything is written
+    checkPlan(plan);
     if (this.runners.has(input.id) || (await this.opts.store.getTask(input.id))) throw new AppError('FL_ERR_TASK_EXISTS', { task: input.id });
     let spec: ModelSpec;
     let weights: Float32Array;

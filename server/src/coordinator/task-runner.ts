@@ -6,6 +6,7 @@ import type { EvalResult, Strategy } from '../fl/strategy.js';
 import { createStrategy } from '../fl/strategies/index.js';
 import type { RoundRecord, TaskRecord } from '../store/records.js';
 import { ActiveRound } from './active-round.js';
+import { NormScreen, ScreeningOptionsSchema } from '../fl/screening.js';
 import type { CoordinatorDeps } from './deps.js';
 import { artifactPaths } from './artifact-paths.js';
 
@@ -23,6 +24,8 @@ export class TaskRunner {
   private strategy: Strategy;
   /** Built from a plan update; replaces `strategy` (carrying its state) when the next round starts. */
   private nextStrategy: Strategy | null = null;
+  /** Norm screening of updates, when the plan asks for it (history kept across rounds). */
+  private readonly screen: NormScreen | null;
   private readonly rng: Rng;
 
   constructor(
@@ -31,6 +34,7 @@ export class TaskRunner {
     private weights: Float32Array,
   ) {
     this.strategy = createStrategy(task.plan);
+    this.screen = task.plan.screening ? new NormScreen(ScreeningOptionsSchema.parse(task.plan.screening)) : null;
     if (task.strategyState !== undefined) this.strategy.importState?.(task.strategyState);
     this.rng = createRng(task.plan.seed ?? Math.floor(Math.random() * 2 ** 31));
   }
@@ -118,12 +122,12 @@ export class TaskRunner {
     this.task = await this.deps.store.updateTask(this.task.id, { nextRound: round + 1 });
     const updateBytes = 12 + 4 * this.weights.length;
     const slots = Math.max(2, Math.min(64, Math.floor(this.deps.uploadBudgetBytes / updateBytes)));
-    const active = new ActiveRound(record, this.strategy.beginFit(round, this.weights.length), this.weights.length, plan, slots);
+    const active = new ActiveRound(record, this.strategy.beginFit(round, this.weights.length), this.weights.length, plan, slots, this.screen);
     active.transition('training');
     await this.deps.store.saveRound(record);
     this.active = active;
     const paths = artifactPaths(this.task.modelName, this.task.currentVersion);
-    const clientPlan = clientPlanOf(plan);
+    const clientPlan = this.strategy.configureClientPlan?.(round, clientPlanOf(plan)) ?? clientPlanOf(plan);
     for (const id of selected) {
       const s = this.deps.sessions.get(id);
       if (!s) {

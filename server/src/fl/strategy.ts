@@ -1,3 +1,4 @@
+import type { ClientPlan } from '@flotilla/client/protocol';
 import type { Rng } from './rng.js';
 
 /**
@@ -56,6 +57,8 @@ export interface Strategy {
   /** Devices to evaluate the committed version; empty for none. */
   configureEvaluate(round: number, available: readonly string[], rng: Rng): string[];
   aggregateEvaluate(round: number, results: readonly EvalResult[], failures: readonly FitFailure[]): Record<string, number>;
+  /** Adjust the plan devices receive this round (e.g. the DP clip norm for client-side clipping). */
+  configureClientPlan?(round: number, plan: ClientPlan): ClientPlan;
   /** Server-optimizer state for resume (momentum, moments); JSON-serialisable. */
   exportState?(): unknown;
   importState?(state: unknown): void;

@@ -6,8 +6,4 @@ export function allFinite(x: Float32Array): boolean {
   return acc === 0;
 }
 
-export function l2Norm(x: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
-  return Math.sqrt(s);
-}
+export { l2Norm } from '@flotilla/client/tensor';

@@ -1,3 +1,4 @@
+import type { ClientPlan } from '@flotilla/client/protocol';
 import { z } from 'zod';
 import { gaussian, type Rng } from '../rng.js';
 import type { EvalResult, FitAggregator, FitFailure, FitOutcome, FitResult, Strategy } from '../strategy.js';
@@ -132,6 +133,11 @@ export class DpFedAvg implements Strategy {
   /** epsilon spent so far at the configured delta (0 before any round; Infinity when z = 0). */
   get epsilon(): number {
     return this.accountant.epsilon(this.opts.targetDelta);
+  }
+
+  /** Client-side clipping: every device clips to the clip norm in force this round. */
+  configureClientPlan(_round: number, plan: ClientPlan): ClientPlan {
+    return this.opts.clipping === 'client' ? { ...plan, clipNorm: this.clip } : plan;
   }
 
   configureFit(round: number, available: readonly string[], rng: Rng): string[] {
