@@ -7,7 +7,7 @@ import { VARIANTS, type WeightsVariant } from '../registry/variants.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { VersionRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
-import { requireRole, type AuthConfig } from './auth.js';
+import { actorOf, requireRole, type AuthConfig } from './auth.js';
 
 export interface RegistryRoutesOptions {
   store: Store;
@@ -38,11 +38,8 @@ const ListQuery = z
     includeArchived: Bool.default(false),
   })
   .strict();
-const Actor = z.string().min(1).max(64).optional();
-const SetAliasBody = z.object({ version: z.union([z.number().int().min(1), Ref]), by: Actor }).strict();
-/** Bodies of DELETE/POST actions are optional (fastify passes null when there is none). */
-const ActorBody = z.object({ by: Actor }).strict().nullish();
-const PatchVersionBody = z.object({ archived: z.boolean(), by: Actor }).strict();
+const SetAliasBody = z.object({ version: z.union([z.number().int().min(1), Ref]) }).strict();
+const PatchVersionBody = z.object({ archived: z.boolean() }).strict();
 
 const versionUrl = (name: string, version: number) => `${BASE}/${encodeURIComponent(name)}/versions/${version}`;
 
@@ -82,7 +79,9 @@ function redirectToVersion(req: FastifyRequest, reply: FastifyReply, name: strin
  *  - artifact bytes are verified before they are sent; a corrupt blob answers 500
  *    FL_ERR_BLOB_CORRUPT and is never served;
  *  - versions never change: PUT/DELETE on a version answer 409 FL_ERR_VERSION_IMMUTABLE; only
- *    `archived` may be patched.
+ *    `archived` may be patched;
+ *  - alias changes are recorded with the authenticated actor (`actorOf`), never a name the
+ *    request body claims.
  */
 export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (app, opts) => {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -168,11 +167,11 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
   r.get(`${BASE}/:name/aliases`, { schema: { params: ModelParams }, preHandler: readers }, async (req) => ({ aliases: await reg.listAliases(req.params.name) }));
 
   r.put(`${BASE}/:name/aliases/:alias`, { schema: { params: AliasParams, body: SetAliasBody }, preHandler: admin }, async (req) =>
-    reg.setAlias(req.params.name, req.params.alias, req.body.version, req.body.by ?? 'admin'),
+    reg.setAlias(req.params.name, req.params.alias, req.body.version, actorOf(req)),
   );
 
-  r.delete(`${BASE}/:name/aliases/:alias`, { schema: { params: AliasParams, body: ActorBody }, preHandler: admin }, async (req, reply) => {
-    await reg.deleteAlias(req.params.name, req.params.alias, req.body?.by ?? 'admin');
+  r.delete(`${BASE}/:name/aliases/:alias`, { schema: { params: AliasParams }, preHandler: admin }, async (req, reply) => {
+    await reg.deleteAlias(req.params.name, req.params.alias, actorOf(req));
     return reply.status(204).send();
   });
 
@@ -180,7 +179,7 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
     history: await reg.aliasHistory(req.params.name, req.params.alias),
   }));
 
-  r.post(`${BASE}/:name/aliases/:alias/rollback`, { schema: { params: AliasParams, body: ActorBody }, preHandler: admin }, async (req) =>
-    reg.rollbackAlias(req.params.name, req.params.alias, req.body?.by ?? 'admin'),
+  r.post(`${BASE}/:name/aliases/:alias/rollback`, { schema: { params: AliasParams }, preHandler: admin }, async (req) =>
+    reg.rollbackAlias(req.params.name, req.params.alias, actorOf(req)),
   );
 };
