@@ -13,6 +13,7 @@ import { AppError } from './errors.js';
 import type { AuthThrottle } from './http/auth.js';
 import { clientsRoutes } from './http/clients-routes.js';
 import { installErrorHandling } from './http/error-handler.js';
+import { frameworkErrors } from './http/framework-errors.js';
 import { metricsRoutes } from './http/metrics-routes.js';
 import { installOpenApi } from './http/openapi.js';
 import { collectRoutes, type RouteInfo } from './http/route-table.js';
@@ -96,7 +97,12 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   const authenticator = new Authenticator({ store, adminToken, deviceToken });
   const auth: { authenticate: Authenticator['authenticate']; throttle?: AuthThrottle } = { authenticate: (t) => authenticator.authenticate(t) };
 
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: opts.bodyLimit ?? 8 * 1024 * 1024, ...(opts.https ? { https: opts.https } : {}) }) as unknown as FastifyInstance;
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: opts.bodyLimit ?? 8 * 1024 * 1024,
+    frameworkErrors,
+    ...(opts.https ? { https: opts.https } : {}),
+  }) as unknown as FastifyInstance;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
