@@ -1,18 +1,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { MongoClient } from 'mongodb';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FlotillaClient, LocalTrainer, type Dataset } from '@flotilla/client';
-import { FileBlobStore } from '../../server/src/store/file-blob-store.js';
-import { SqliteStore } from '../../server/src/store/sqlite-store.js';
+import { openStorage, type Storage } from '../../server/src/store/open-storage.js';
+import { MONGO_URL, reportMongoSkip } from './mongo-env.js';
 import { tempDir } from './temp-dir.js';
 
 /**
- * Crash safety end to end: a real `flotilla serve` child process on a SQLite data dir is killed
- * with SIGKILL while a round is in flight, restarted on the same dir and port, and the devices
- * (real SDK clients) reconnect and keep training. Afterwards the data dir must hold versions
- * 1..N with no gap or duplicate, each a child of the one before, every artifact verifying its
- * sha256, and more versions than existed at the crash.
+ * Crash safety end to end: a real `flotilla serve` child process is killed with SIGKILL while a
+ * round is in flight, restarted on the same storage and port, and the devices (real SDK clients)
+ * reconnect and keep training. Afterwards the storage must hold versions 1..N with no gap or
+ * duplicate, each a child of the one before, every artifact verifying its sha256, and more
+ * versions than existed at the crash. Runs on a SQLite data dir, and on MongoDB + GridFS when
+ * FLOTILLA_TEST_MONGODB_URL is set.
  */
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ADMIN = 'resume-admin-token-0123456789';
@@ -41,8 +43,8 @@ async function freePort(): Promise<number> {
 }
 
 /** Start `flotilla serve` and resolve once it prints its listening line. */
-function serve(dataDir: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['server/bin/flotilla.mjs', 'serve', '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn'], {
+function serve(storageArgs: string[], port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['server/bin/flotilla.mjs', 'serve', '--port', String(port), ...storageArgs, '--log-level', 'warn'], {
     cwd: ROOT,
     env: { ...process.env, FLOTILLA_ADMIN_TOKEN: ADMIN, FLOTILLA_DEVICE_TOKEN: DEVICE },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -85,7 +87,43 @@ const kill = (c: ChildProcess) =>
     c.kill('SIGKILL');
   });
 
-describe('resume after SIGKILL (child-process coordinator, SQLite data dir)', () => {
+interface Backend {
+  name: string;
+  skip: boolean;
+  /** Flags for `flotilla serve` and a way to open the same storage from the test. */
+  prepare(dataDir: string): { args: string[]; open: () => Promise<Storage>; drop?: () => Promise<void> };
+}
+
+const backends: Backend[] = [
+  { name: 'SQLite data dir', skip: false, prepare: (dataDir) => ({ args: ['--data-dir', dataDir], open: () => openStorage({ dataDir }) }) },
+  {
+    name: 'MongoDB + GridFS',
+    skip: !MONGO_URL,
+    prepare: (dataDir) => {
+      const db = `flotilla_resume_${Date.now().toString(36)}`;
+      const url = MONGO_URL ? withDb(MONGO_URL, db) : '';
+      return {
+        args: ['--data-dir', dataDir, '--mongodb-url', url],
+        open: () => openStorage({ mongodbUrl: url }),
+        drop: async () => {
+          const c = new MongoClient(url);
+          await c.db(db).dropDatabase();
+          await c.close();
+        },
+      };
+    },
+  },
+];
+
+/** The URL with its database path replaced by `db` (query kept). */
+function withDb(url: string, db: string): string {
+  const m = /^(mongodb(?:\+srv)?:\/\/[^/?]*)(?:\/[^?]*)?(\?.*)?$/.exec(url);
+  return m ? `${m[1]}/${db}${m[2] ?? ''}` : url;
+}
+
+reportMongoSkip('resume after SIGKILL on MongoDB');
+
+for (const backend of backends) describe.skipIf(backend.skip)(`resume after SIGKILL (child-process coordinator, ${backend.name})`, () => {
   const clients: FlotillaClient[] = [];
   let child: ChildProcess | null = null;
   let cleanup = async () => {};
@@ -97,10 +135,14 @@ describe('resume after SIGKILL (child-process coordinator, SQLite data dir)', ()
 
   it('keeps versions contiguous and verifiable across two crashes mid-round, and training continues', async () => {
     const dir = await tempDir('flotilla-resume-');
-    cleanup = dir.remove;
+    const storage = backend.prepare(dir.dir);
+    cleanup = async () => {
+      await storage.drop?.();
+      await dir.remove();
+    };
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    child = await serve(dir.dir, port);
+    child = await serve(storage.args, port);
     await api(base, '/api/v1/tasks', {
       method: 'POST',
       body: JSON.stringify({
@@ -131,11 +173,10 @@ describe('resume after SIGKILL (child-process coordinator, SQLite data dir)', ()
       });
       await kill(child);
       inFlight.push({ round: running.round, state: running.state });
-      const s = new SqliteStore({ dataDir: dir.dir });
-      await s.init();
-      atCrash.push((await s.getTask('resume'))!.currentVersion);
+      const s = await storage.open();
+      atCrash.push((await s.store.getTask('resume'))!.currentVersion);
       await s.close();
-      child = await serve(dir.dir, port);
+      child = await serve(storage.args, port);
     }
     const last = atCrash[atCrash.length - 1];
     await until('training to continue after the restart', async () => (await api(base, '/api/v1/tasks/resume')).currentVersion >= last + 2 || undefined, 90_000);
@@ -145,9 +186,8 @@ describe('resume after SIGKILL (child-process coordinator, SQLite data dir)', ()
     await kill(child);
     child = null;
 
-    const store = new SqliteStore({ dataDir: dir.dir });
-    await store.init();
-    const blobs = new FileBlobStore(dir.dir);
+    const opened = await storage.open();
+    const { store, blobs } = opened;
     const task = (await store.getTask('resume'))!;
     const versions = (await store.listVersions('resume', { includeArchived: true })).reverse();
     expect(versions.map((v) => v.version)).toEqual(Array.from({ length: versions.length }, (_, i) => i + 1));
@@ -171,6 +211,6 @@ describe('resume after SIGKILL (child-process coordinator, SQLite data dir)', ()
     }
     console.log(`resume: versions at the crashes ${atCrash.join(', ')}; rounds in flight ${JSON.stringify(inFlight)}; ${versions.length} versions at the end`);
     expect(versions.length).toBeGreaterThanOrEqual(last + 2);
-    await store.close();
+    await opened.close();
   }, 240_000);
 });
