@@ -26,6 +26,10 @@ export interface MongoStoreOptions {
 }
 
 const DUPLICATE_KEY = 11000;
+/** createCollection raced with another coordinator's. */
+const NAMESPACE_EXISTS = 48;
+/** Every collection the store uses (created by init). */
+const COLLECTIONS = ['tasks', 'rounds', 'models', 'versions', 'aliases', 'alias_history', 'clients', 'tokens', 'deployments', 'payloads', 'input_stats'] as const;
 const isDuplicate = (err: unknown) => err instanceof MongoServerError && err.code === DUPLICATE_KEY;
 
 /** The database named in a mongodb:// URL (hosts may be a comma-separated list), else 'flotilla'. */
@@ -144,6 +148,15 @@ export class MongoStore implements Store {
       this.transactions = typeof hello.setName === 'string' || hello.msg === 'isdbgrid';
     } catch (err) {
       throw new AppError('FL_ERR_STORE_UNAVAILABLE', { store: 'mongodb', why: (err as Error).message });
+    }
+    // Collections are created here, not implicitly inside a transaction: servers before 4.4 and
+    // cross-shard transactions refuse to create them there.
+    const existing = new Set((await this.db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name));
+    for (const name of COLLECTIONS) {
+      if (existing.has(name)) continue;
+      await this.db.createCollection(name).catch((err: unknown) => {
+        if (!(err instanceof MongoServerError && err.code === NAMESPACE_EXISTS)) throw err;
+      });
     }
     await Promise.all([
       this.rounds.createIndex({ taskId: 1, round: -1 }, { unique: true }),
