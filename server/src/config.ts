@@ -15,8 +15,14 @@ export const ServeConfigSchema = z
     adminToken: z.string().min(16).optional(),
     deviceToken: z.string().min(16).optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** PEM files; both or neither. With them the API and device sockets are served over HTTPS. */
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
+    /** Serve /metrics without a token (for a scraper on a trusted network). */
+    publicMetrics: z.boolean().default(false),
   })
-  .strict();
+  .strict()
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'give both --tls-cert and --tls-key, or neither', path: ['tlsCert'] });
 export type ServeConfig = z.infer<typeof ServeConfigSchema>;
 
 export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeConfig {
@@ -28,6 +34,9 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
       'data-dir': { type: 'string' },
       'mongodb-url': { type: 'string' },
       'log-level': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'public-metrics': { type: 'boolean' },
     },
     strict: true,
     allowPositionals: false,
@@ -40,6 +49,9 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
     adminToken: env.FLOTILLA_ADMIN_TOKEN,
     deviceToken: env.FLOTILLA_DEVICE_TOKEN,
     logLevel: values['log-level'] ?? env.FLOTILLA_LOG_LEVEL,
+    tlsCert: values['tls-cert'] ?? env.FLOTILLA_TLS_CERT,
+    tlsKey: values['tls-key'] ?? env.FLOTILLA_TLS_KEY,
+    publicMetrics: values['public-metrics'] ?? (env.FLOTILLA_PUBLIC_METRICS === undefined ? undefined : env.FLOTILLA_PUBLIC_METRICS === '1' || env.FLOTILLA_PUBLIC_METRICS === 'true'),
   };
   const parsed = ServeConfigSchema.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== '')));
   if (!parsed.success) {

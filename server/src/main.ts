@@ -1,12 +1,18 @@
 /** CLI entry of `flotilla`. Only argument handling and process wiring live here; the app is built by app.ts. */
+import { readFileSync } from 'node:fs';
 import { buildApp } from './app.js';
+import { ADMIN_COMMANDS, ADMIN_USAGE, runAdminCli } from './cli/admin-cli.js';
 import { parseServeConfig } from './config.js';
 import { AppError } from './errors.js';
 import { loadOrCreateSecret } from './secret-file.js';
 
 const USAGE = `usage: flotilla serve [--port N] [--host H] [--data-dir DIR] [--mongodb-url URL] [--log-level L]
+                     [--tls-cert FILE --tls-key FILE] [--public-metrics]
 
-env: FLOTILLA_ADMIN_TOKEN, FLOTILLA_DEVICE_TOKEN, FLOTILLA_MONGODB_URL, FLOTILLA_DATA_DIR, FLOTILLA_PORT, FLOTILLA_HOST`;
+env: FLOTILLA_ADMIN_TOKEN, FLOTILLA_DEVICE_TOKEN, FLOTILLA_MONGODB_URL, FLOTILLA_DATA_DIR, FLOTILLA_PORT, FLOTILLA_HOST,
+     FLOTILLA_TLS_CERT, FLOTILLA_TLS_KEY, FLOTILLA_PUBLIC_METRICS
+
+${ADMIN_USAGE}`;
 
 async function serve(argv: string[]): Promise<void> {
   const cfg = parseServeConfig(argv, process.env);
@@ -18,6 +24,8 @@ async function serve(argv: string[]): Promise<void> {
     adminToken: admin.token,
     deviceToken: device.token,
     logger: { level: cfg.logLevel },
+    publicMetrics: cfg.publicMetrics,
+    ...(cfg.tlsCert && cfg.tlsKey ? { https: { cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) } } : {}),
   });
   if (admin.path) app.log.info(`admin token ${admin.created ? 'generated' : 'read'}: ${admin.path}`);
   if (device.path) app.log.info(`device token ${device.created ? 'generated' : 'read'}: ${device.path}`);
@@ -41,6 +49,11 @@ async function serve(argv: string[]): Promise<void> {
 async function main(): Promise<void> {
   const [cmd, ...rest] = process.argv.slice(2);
   if (cmd === 'serve') return serve(rest);
+  if ((ADMIN_COMMANDS as readonly string[]).includes(cmd ?? '')) {
+    const code = await runAdminCli([cmd!, ...rest], process.env, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) });
+    process.exitCode = code;
+    return;
+  }
   process.stderr.write(`${USAGE}\n`);
   process.exit(cmd === undefined || cmd === '--help' || cmd === '-h' ? 0 : 2);
 }

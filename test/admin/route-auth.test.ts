@@ -31,7 +31,7 @@ describe('every route needs the right credential', () => {
     let forbiddenChecked = 0;
     for (const r of guarded) {
       const url = fillUrl(r.url);
-      const method = r.method as 'GET';
+      const method = r.method as 'GET' | 'HEAD' | 'POST';
       const none = await h.call({ method, url, token: null });
       expect(none.status, `${r.method} ${r.url} without token`).toBe(401);
       if (method !== 'HEAD') expect(none.json.error.code).toBe('FL_ERR_AUTH_REQUIRED');

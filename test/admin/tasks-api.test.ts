@@ -71,7 +71,7 @@ describe('tasks, rounds and clients API', () => {
   });
 
   it('validates plan updates and refuses strategy changes', async () => {
-    const patch = (payload: unknown) => h.call({ method: 'PATCH', url: '/api/v1/tasks/s1/plan', payload });
+    const patch = (payload: object) => h.call({ method: 'PATCH', url: '/api/v1/tasks/s1/plan', payload });
     expect((await patch({ epochs: 3, minReports: 1 })).json.plan).toMatchObject({ epochs: 3, minReports: 1 });
     expect((await patch({ minReports: null })).json.plan.minReports).toBeUndefined();
     for (const bad of [{ epochs: 0 }, { nope: 1 }, { clientsPerRound: 'x' }, { strategy: { name: 'fedadam', params: {} } }, { seed: 5 }, { minReports: 5 }]) {

@@ -70,6 +70,8 @@ export const ERROR_REGISTRY = {
   FL_ERR_HTTP_PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large' },
   FL_ERR_HTTP_UNSUPPORTED_MEDIA: { status: 415, message: 'Unsupported content type' },
   FL_ERR_HTTP_RATE_LIMITED: { status: 429, message: 'Too many requests' },
+  // operator CLI
+  FL_ERR_CLI_UNREACHABLE: { status: 503, message: 'The server cannot be reached' },
   // config and everything else
   FL_ERR_CONFIG_INVALID: { status: 500, message: 'Invalid configuration' },
   FL_ERR_INTERNAL: { status: 500, message: 'Internal error' },

@@ -16,6 +16,7 @@ const AREAS: Record<string, string> = {
   REPORT: 'Reports (device updates)',
   CODEC: 'Codecs',
   TENSOR: 'Tensors',
+  CLI: 'Operator CLI',
 };
 
 const areaOf = (code: string) => code.split('_')[2];

@@ -1,0 +1,225 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ApiClient, ApiError } from './api-client.js';
+import { table, time } from './table.js';
+
+export const ADMIN_COMMANDS = ['tasks', 'rounds', 'models', 'alias', 'clients', 'token', 'tokens'] as const;
+
+export const ADMIN_USAGE = `operator commands (call the admin API of a running server):
+  flotilla tasks list
+  flotilla tasks create <id> (--preset NAME | --spec FILE --weights FILE) [--plan JSON|@FILE] [--model-name M] [--start]
+  flotilla tasks start|pause|resume|stop <id>
+  flotilla rounds list <task> [--limit N] [--offset N]
+  flotilla models list
+  flotilla models versions <model> [--limit N] [--offset N]
+  flotilla alias set <model> <alias> <version>
+  flotilla clients list [--task T] [--state connected|disconnected|revoked]
+  flotilla clients revoke <id>
+  flotilla token create --role admin|viewer|device [--task T] [--name N] [--ttl SECONDS]
+  flotilla tokens list | flotilla token revoke <id>
+
+common flags: --url URL (env FLOTILLA_URL, default http://127.0.0.1:8080)
+              --token TOKEN (env FLOTILLA_TOKEN)
+              --json  machine-readable output (the API's JSON as is)
+--weights FILE is the flat little-endian float32 vector; it is sent base64-encoded.
+For a self-signed TLS certificate, trust it with NODE_EXTRA_CA_CERTS=cert.pem.
+exit status: 0 ok, 1 the API refused (CODE: message on stderr), 2 usage error.`;
+
+export interface CliIo {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+}
+
+class UsageError extends Error {}
+
+const OPTIONS = {
+  url: { type: 'string' },
+  token: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  preset: { type: 'string' },
+  spec: { type: 'string' },
+  weights: { type: 'string' },
+  plan: { type: 'string' },
+  'model-name': { type: 'string' },
+  start: { type: 'boolean', default: false },
+  limit: { type: 'string' },
+  offset: { type: 'string' },
+  task: { type: 'string' },
+  state: { type: 'string' },
+  role: { type: 'string' },
+  name: { type: 'string' },
+  ttl: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+const enc = encodeURIComponent;
+
+function intFlag(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError(`--${name} must be a non-negative integer`);
+  return Number(v);
+}
+
+function jsonArg(v: string, what: string): unknown {
+  const text = v.startsWith('@') ? readFileSync(v.slice(1), 'utf8') : v;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UsageError(`${what} is not valid JSON`);
+  }
+}
+
+function page(limit?: number, offset?: number): string {
+  const q = new URLSearchParams();
+  if (limit !== undefined) q.set('limit', String(limit));
+  if (offset !== undefined) q.set('offset', String(offset));
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+/**
+ * Run one operator command. Returns the exit status; never calls process.exit (tests run it in
+ * process against a real server).
+ */
+export async function runAdminCli(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    io.stderr(`flotilla: ${(err as Error).message}\n${ADMIN_USAGE}\n`);
+    return 2;
+  }
+  const { values: f, positionals: pos } = parsed;
+  if (f.help || pos.length === 0) {
+    io.stdout(`${ADMIN_USAGE}\n`);
+    return f.help ? 0 : 2;
+  }
+  const api = new ApiClient(f.url ?? env.FLOTILLA_URL ?? 'http://127.0.0.1:8080', f.token ?? env.FLOTILLA_TOKEN);
+  const out = (data: unknown, human: () => string) => io.stdout(f.json ? `${JSON.stringify(data, null, 2)}\n` : human());
+  const [group, verb, ...args] = pos;
+  const need = (n: number, usage: string) => {
+    if (args.length !== n) throw new UsageError(`usage: flotilla ${usage}`);
+  };
+  const taskLine = (t: any) => `task ${t.id}: ${t.state}${t.stateReason ? ` (${t.stateReason})` : ''}, version ${t.currentVersion}, next round ${t.nextRound}\n`;
+
+  try {
+    switch (`${group} ${verb ?? ''}`.trim()) {
+      case 'tasks list': {
+        need(0, 'tasks list');
+        const r = await api.call('GET', '/api/v1/tasks');
+        out(r, () => table(r.tasks.map((t: any) => ({ ...t, clientsPerRound: t.plan.clientsPerRound, strategy: t.plan.strategy?.name })), ['id', 'state', 'modelName', 'currentVersion', 'nextRound', 'connectedDevices', 'clientsPerRound', 'strategy']));
+        return 0;
+      }
+      case 'tasks create': {
+        need(1, 'tasks create <id> (--preset NAME | --spec FILE --weights FILE) [--plan JSON|@FILE]');
+        const body: Record<string, unknown> = { id: args[0], plan: f.plan ? jsonArg(f.plan, '--plan') : { clientsPerRound: 1 }, start: f.start };
+        if (f['model-name']) body.modelName = f['model-name'];
+        if (f.preset) body.preset = f.preset;
+        if (f.spec) body.spec = jsonArg(`@${f.spec}`, '--spec');
+        if (f.weights) body.weights = readFileSync(f.weights).toString('base64');
+        if (!f.preset && !(f.spec && f.weights)) throw new UsageError('give --preset NAME, or --spec FILE with --weights FILE');
+        const t = await api.call('POST', '/api/v1/tasks', body);
+        out(t, () => `created ${taskLine(t)}`);
+        return 0;
+      }
+      case 'tasks start':
+      case 'tasks pause':
+      case 'tasks resume':
+      case 'tasks stop': {
+        need(1, `tasks ${verb} <id>`);
+        const t = await api.call('POST', `/api/v1/tasks/${enc(args[0])}/${verb}`);
+        out(t, () => taskLine(t));
+        return 0;
+      }
+      case 'rounds list': {
+        need(1, 'rounds list <task> [--limit N] [--offset N]');
+        const r = await api.call('GET', `/api/v1/tasks/${enc(args[0])}/rounds${page(intFlag(f.limit, 'limit'), intFlag(f.offset, 'offset'))}`);
+        out(r, () =>
+          table(
+            r.rounds.map((x: any) => ({ ...x, started: time(x.startedAt), seconds: x.durationMs === null ? null : x.durationMs / 1000, loss: x.trainMetrics?.loss, accuracy: x.centralMetrics?.accuracy })),
+            ['round', 'state', 'selected', 'reported', 'rejected', 'dropped', 'committedVersion', 'seconds', 'loss', 'accuracy', 'started'],
+          ),
+        );
+        return 0;
+      }
+      case 'models list': {
+        need(0, 'models list');
+        const r = await api.call('GET', '/api/v1/models');
+        out(r, () => table(r.models.map((m: any) => ({ ...m, created: time(m.createdAt) })), ['name', 'latestVersion', 'created', 'description']));
+        return 0;
+      }
+      case 'models versions': {
+        need(1, 'models versions <model> [--limit N] [--offset N]');
+        const r = await api.call('GET', `/api/v1/models/${enc(args[0])}/versions${page(intFlag(f.limit, 'limit'), intFlag(f.offset, 'offset'))}`);
+        out(r, () =>
+          table(
+            r.versions.map((v: any) => ({ ...v, created: time(v.createdAt), accuracy: v.metrics?.accuracy, tags: (v.tags ?? []).join(',') || null })),
+            ['version', 'round', 'parentVersion', 'accuracy', 'tags', 'archived', 'created'],
+          ),
+        );
+        return 0;
+      }
+      case 'alias set': {
+        need(3, 'alias set <model> <alias> <version>');
+        const version = /^\d+$/.test(args[2]) ? Number(args[2]) : args[2];
+        const a = await api.call('PUT', `/api/v1/models/${enc(args[0])}/aliases/${enc(args[1])}`, { version });
+        out(a, () => `${a.model}@${a.alias} -> version ${a.version}\n`);
+        return 0;
+      }
+      case 'clients list': {
+        need(0, 'clients list [--task T] [--state S]');
+        const q = new URLSearchParams();
+        if (f.task) q.set('taskId', f.task);
+        if (f.state) q.set('state', f.state);
+        if (f.limit) q.set('limit', String(intFlag(f.limit, 'limit')));
+        const r = await api.call('GET', `/api/v1/clients${q.size ? `?${q}` : ''}`);
+        out(r, () => table(r.clients.map((c: any) => ({ ...c, lastSeen: time(c.lastSeen) })), ['id', 'taskId', 'state', 'roundsJoined', 'reportsAccepted', 'reportsRejected', 'lastSeen']));
+        return 0;
+      }
+      case 'clients revoke': {
+        need(1, 'clients revoke <id>');
+        const c = await api.call('POST', `/api/v1/clients/${enc(args[0])}/revoke`);
+        out(c, () => `client ${c.id} revoked\n`);
+        return 0;
+      }
+      case 'token create': {
+        need(0, 'token create --role admin|viewer|device [--task T] [--name N] [--ttl SECONDS]');
+        if (!f.role) throw new UsageError('--role is required');
+        const body: Record<string, unknown> = { role: f.role };
+        if (f.task) body.taskId = f.task;
+        if (f.name) body.name = f.name;
+        const ttl = intFlag(f.ttl, 'ttl');
+        if (ttl !== undefined) body.ttlSeconds = ttl;
+        const t = await api.call('POST', '/api/v1/tokens', body);
+        out(t, () => `${t.token}\n`);
+        if (!f.json) io.stderr(`token ${t.id} (${t.role}${t.taskId ? `, task ${t.taskId}` : ''}${t.expiresAt ? `, expires ${time(t.expiresAt)}` : ''}): shown once, store it now\n`);
+        return 0;
+      }
+      case 'tokens list': {
+        need(0, 'tokens list');
+        const r = await api.call('GET', '/api/v1/tokens');
+        out(r, () => table(r.tokens.map((t: any) => ({ ...t, created: time(t.createdAt), expires: time(t.expiresAt) })), ['id', 'role', 'taskId', 'name', 'revoked', 'created', 'expires']));
+        return 0;
+      }
+      case 'token revoke': {
+        need(1, 'token revoke <id>');
+        const t = await api.call('POST', `/api/v1/tokens/${enc(args[0])}/revoke`);
+        out(t, () => `token ${t.id} revoked; ${t.disconnectedSessions} session(s) disconnected\n`);
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown command: ${pos.join(' ')}`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`flotilla: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof ApiError) {
+      if (f.json) io.stderr(`${JSON.stringify({ error: { code: err.code, message: err.message, details: err.details } })}\n`);
+      else io.stderr(`flotilla: ${err.code}: ${err.message}${err.details !== undefined ? ` ${JSON.stringify(err.details).slice(0, 500)}` : ''}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
