@@ -10,7 +10,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { admin, startChildServer, type ChildServer } from './scale/child-server.js';
+import { admin, startChildServer, type ChildServer } from '../test/helpers/child-server.js';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
