@@ -131,7 +131,9 @@ describe(`fuzzing every route (seed ${SEED})`, () => {
       statuses[key] = (statuses[key] ?? 0) + 1;
       expect(res.statusCode, `${req.method} ${req.url} -> ${res.body.slice(0, 300)}`).toBeLessThan(500);
       if (res.statusCode >= 400 && method !== 'HEAD') {
-        const err = res.json().error;
+        // Admin and registry routes answer { error: { code } }; inference routes the Open Inference Protocol's { error, code }.
+        const j = res.json();
+        const err = typeof j.error === 'object' ? j.error : j;
         expect(String(err?.code), `${req.method} ${req.url}: ${res.statusCode} ${res.body.slice(0, 200)}`).toMatch(/^FL_ERR_/);
       }
       const after = await snapshot();
