@@ -22,6 +22,9 @@ import { FlotillaMetrics } from './metrics/flotilla-metrics.js';
 import { healthRoutes } from './http/health-routes.js';
 import { registryRoutes } from './http/registry-routes.js';
 import { tasksRoutes } from './http/tasks-routes.js';
+import { servingRoutes } from './http/serving-routes.js';
+import { Serving, type ServingOptions } from './serving/serving.js';
+import { resolveBackend } from '@flotilla/client';
 import type { BlobStore } from './store/blob-store.js';
 import { openStorage } from './store/open-storage.js';
 import { Registry, type RegistryOptions } from './registry/registry.js';
@@ -60,6 +63,10 @@ export interface AppOptions {
   processMetrics?: boolean;
   /** Failed authentications allowed per client address and window before 429 (false: no limit). Default 30 per minute. */
   authRateLimit?: { max: number; timeWindowMs: number } | false;
+  /** Model serving: memory bound, default batching, payload sampling (see ServingOptions). */
+  serving?: ServingOptions;
+  /** Inference and bandit feedback without a token (OIP /v2 and TF Serving /v1 routes). */
+  publicInference?: boolean;
   /** TLS: PEM certificate chain and key; the REST API and socket.io are then served over HTTPS. */
   https?: { cert: string | Buffer; key: string | Buffer };
 }
@@ -74,6 +81,7 @@ export interface Flotilla {
   adminToken: string;
   authenticator: Authenticator;
   metrics: FlotillaMetrics;
+  serving: Serving;
   /** Every route registered, with the roles its guard admits (empty for public routes). */
   routes: RouteInfo[];
 }
@@ -134,6 +142,8 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     authenticateDevice: (token, taskId) => authenticator.authenticateDevice(token, taskId),
   });
   await coordinator.init();
+  const serving = new Serving({ store, registry, backend: () => resolveBackend(), logger: app.log }, opts.serving);
+  await serving.start();
 
   const io: Flotilla['io'] = new IOServer(app.server, {
     maxHttpBufferSize: opts.maxMessageBytes ?? 80 * 1024 * 1024,
@@ -147,7 +157,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   });
 
   const metrics = new FlotillaMetrics(coordinator, { processMetrics: opts.processMetrics });
-  const flotilla: Flotilla = { coordinator, registry, store, blobs, io, deviceToken, adminToken, authenticator, metrics, routes };
+  const flotilla: Flotilla = { coordinator, registry, store, blobs, io, deviceToken, adminToken, authenticator, metrics, serving, routes };
   app.decorate('flotilla', flotilla);
 
   await app.register(healthRoutes, { store, ready: () => true });
@@ -156,6 +166,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   await app.register(clientsRoutes, { coordinator, store, auth });
   await app.register(tokensRoutes, { coordinator, store, auth, authenticator });
   await app.register(metricsRoutes, { metrics, auth, public: opts.publicMetrics ?? false });
+  await app.register(servingRoutes, { serving, auth, publicInference: opts.publicInference ?? false });
 
   app.addHook('preClose', async () => {
     stopGateway();

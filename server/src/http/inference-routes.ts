@@ -1,0 +1,204 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AppError, ERROR_REGISTRY, type ErrorCode } from '../errors.js';
+import { VARIANTS } from '../registry/variants.js';
+import { checkOipOutputs, parseOipInputs } from '../serving/infer-input.js';
+import type { InferResult, Serving } from '../serving/serving.js';
+import { requireRole, type AuthConfig } from './auth.js';
+
+export interface InferenceRoutesOptions {
+  serving: Serving;
+  auth: AuthConfig;
+  /** Inference (and feedback) without a token. Health probes are always public. */
+  publicInference?: boolean;
+  /** Server version for `GET /v2`. */
+  version?: string;
+}
+
+/**
+ * Error mapping of the inference protocols (OIP and TF Serving answer `{ "error": "<message>" }`):
+ * the same registry codes and statuses as everywhere, in that form plus `code` and `details`.
+ * Schema failures and unparsable bodies are FL_ERR_SERVING_BAD_INPUT.
+ */
+export function inferenceErrorHandler(err: FastifyError | AppError | Error, req: FastifyRequest, reply: FastifyReply): void {
+  let code: ErrorCode;
+  let details: unknown;
+  const fe = err as FastifyError & { validation?: unknown };
+  if (err instanceof AppError) {
+    code = err.code;
+    details = err.details;
+  } else if (fe.validation) {
+    code = 'FL_ERR_SERVING_BAD_INPUT';
+    details = { issues: fe.validation };
+  } else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') code = 'FL_ERR_HTTP_PAYLOAD_TOO_LARGE';
+  else if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') code = 'FL_ERR_HTTP_UNSUPPORTED_MEDIA';
+  else if (fe.statusCode === 429) code = 'FL_ERR_HTTP_RATE_LIMITED';
+  else if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
+    code = 'FL_ERR_SERVING_BAD_INPUT';
+    details = { why: fe.message };
+  } else {
+    req.log.error({ err }, 'unhandled inference error');
+    code = 'FL_ERR_INTERNAL';
+  }
+  // Credential failures answer as on every other route (`{ error: { code, message } }`): one
+  // auth contract for the whole server, whatever protocol the route speaks.
+  if (code.startsWith('FL_ERR_AUTH_') || code === 'FL_ERR_HTTP_RATE_LIMITED') {
+    void reply.status(ERROR_REGISTRY[code].status).send({ error: { code, message: ERROR_REGISTRY[code].message, ...(details !== undefined ? { details } : {}) } });
+    return;
+  }
+  const why = (details as { why?: unknown } | undefined)?.why;
+  const message = err instanceof AppError ? err.message : ERROR_REGISTRY[code].message;
+  void reply
+    .status(ERROR_REGISTRY[code].status)
+    .send({ error: typeof why === 'string' ? `${message}: ${why}` : message, code, ...(details !== undefined ? { details } : {}) });
+}
+
+/** The request id: the body's `id`, else `x-request-id`, else a new UUID. */
+export function requestIdOf(req: FastifyRequest, bodyId?: string): string {
+  const h = req.headers['x-request-id'];
+  return bodyId ?? (typeof h === 'string' && h.length > 0 && h.length <= 256 ? h : randomUUID());
+}
+
+export function routingKeyOf(req: FastifyRequest, fromBody?: unknown): string | undefined {
+  const h = req.headers['x-routing-key'];
+  if (typeof h === 'string' && h.length > 0) return h;
+  return typeof fromBody === 'string' ? fromBody : undefined;
+}
+
+/** Headers naming what served the request. */
+export function servedHeaders(reply: FastifyReply, res: InferResult): void {
+  reply.header('x-model-name', res.model).header('x-model-version', String(res.version)).header('x-request-id', res.requestId);
+  if (res.variant !== 'float32') reply.header('x-model-variant', res.variant);
+  if (res.deployment) reply.header('x-deployment', res.deployment);
+}
+
+/** How long a readiness probe waits for loads in progress before answering not ready. */
+const READY_WAIT_MS = 2000;
+
+/** True when `p` resolves within `ms`; false when it rejects or takes longer. */
+async function settles(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true, () => false), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const Name = z.string().min(1).max(128);
+const Ref = z.string().min(1).max(64);
+const ModelParams = z.object({ name: Name }).strict();
+const VersionParams = z.object({ name: Name, version: Ref }).strict();
+const VariantQuery = z.object({ variant: z.enum(['float32', ...VARIANTS]).optional() }).strict();
+const Params = z.record(z.string(), z.unknown());
+const InferBody = z.object({
+  id: z.string().min(1).max(256).optional(),
+  parameters: Params.optional(),
+  inputs: z
+    .array(
+      z.object({
+        name: z.string().min(1).max(256),
+        shape: z.array(z.number().int().min(0)).min(1).max(8),
+        datatype: z.string().min(1).max(16),
+        parameters: Params.optional(),
+        data: z.unknown(),
+      }),
+    )
+    .min(1)
+    .max(16),
+  outputs: z.array(z.object({ name: z.string().min(1).max(256), parameters: Params.optional() })).max(16).optional(),
+});
+
+/**
+ * Open Inference Protocol (KServe V2) REST. `{name}` is a deployment (its routing decides the
+ * version) or a model (its `latest`); `/versions/{version}` (a number or an alias) bypasses
+ * routing. Every answer names the serving version in `model_version` and `x-model-version`.
+ */
+export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async (app, opts) => {
+  app.setErrorHandler(inferenceErrorHandler);
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const serving = opts.serving;
+  const callers = opts.publicInference ? [] : [requireRole(opts.auth, ['admin', 'viewer', 'device'])];
+
+  // Probes answer without a token only with publicInference until the admin API lists them in
+  // PUBLIC_ROUTES (see SERVING_PUBLIC_ROUTES in serving-routes.ts).
+  r.get('/v2/health/live', { preHandler: callers }, async () => ({ live: true }));
+  r.get('/v2/health/ready', { preHandler: callers }, async (_req, reply) => {
+    const ready = await settles(serving.whenReady(), READY_WAIT_MS);
+    return reply.status(ready ? 200 : 503).send({ ready });
+  });
+  r.get('/v2', { preHandler: callers }, async () => ({ name: 'flotilla', version: opts.version ?? '0.1.0', extensions: ['model_repository_stats'] }));
+
+  const metadata = async (name: string, ref?: string) => {
+    const targets = ref === undefined ? await serving.endpointVersions(name) : null;
+    const model = targets ? targets[0].model : serving.hasDeployment(name) ? serving.getDeployment(name).model : name;
+    const version = targets ? targets[0].version : await serving.resolveRef(model, ref!);
+    const served = await serving.cache.get(model, version, targets ? targets[0].variant : 'float32');
+    const io = served.io;
+    return {
+      name,
+      versions: targets ? [...new Set(targets.map((t) => String(t.version)))] : [String(version)],
+      platform: 'tensorflowjs',
+      inputs: [{ name: io.inputName, datatype: 'FP32', shape: [-1, ...io.inputShape] }],
+      outputs: [{ name: io.outputName, datatype: 'FP32', shape: [-1, ...io.outputShape] }],
+      parameters: { model, ...(serving.hasDeployment(name) ? { deployment: name } : {}) },
+    };
+  };
+
+  r.get('/v2/models/:name', { schema: { params: ModelParams }, preHandler: callers }, async (req) => metadata(req.params.name));
+  r.get('/v2/models/:name/versions/:version', { schema: { params: VersionParams }, preHandler: callers }, async (req) => metadata(req.params.name, req.params.version));
+
+  const readiness = async (reply: FastifyReply, name: string, ref?: string) => {
+    let targets: Array<{ model: string; version: number; variant: string; loaded: boolean }>;
+    if (ref === undefined) targets = await serving.endpointVersions(name);
+    else {
+      const model = serving.hasDeployment(name) ? serving.getDeployment(name).model : name;
+      const version = await serving.resolveRef(model, ref);
+      targets = [{ model, version, variant: 'float32', loaded: !!serving.cache.peek(model, version) }];
+    }
+    // A probe of a version not loaded yet starts loading it and waits a little for the load.
+    const loads = targets.filter((t) => !t.loaded).map((t) => serving.cache.get(t.model, t.version, t.variant));
+    const ready = loads.length === 0 || (await settles(Promise.all(loads), READY_WAIT_MS));
+    return reply.status(ready ? 200 : 503).send({ name, ready });
+  };
+  r.get('/v2/models/:name/ready', { schema: { params: ModelParams }, preHandler: callers }, async (req, reply) => readiness(reply, req.params.name));
+  r.get('/v2/models/:name/versions/:version/ready', { schema: { params: VersionParams }, preHandler: callers }, async (req, reply) =>
+    readiness(reply, req.params.name, req.params.version),
+  );
+
+  const infer = async (req: FastifyRequest, reply: FastifyReply, name: string, body: z.infer<typeof InferBody>, ref?: string, variant?: string) => {
+    const id = requestIdOf(req, body.id);
+    const res = await serving.infer({
+      endpoint: name,
+      ref,
+      variant: variant ?? (typeof body.parameters?.variant === 'string' ? body.parameters.variant : undefined),
+      requestId: id,
+      routingKey: routingKeyOf(req, body.parameters?.routing_key),
+      parse: (io, maxRows) => {
+        checkOipOutputs(body.outputs, io);
+        return parseOipInputs(body.inputs, io, maxRows);
+      },
+    });
+    servedHeaders(reply, res);
+    return {
+      model_name: name,
+      model_version: String(res.version),
+      id,
+      parameters: { model: res.model, variant: res.variant, ...(res.deployment ? { deployment: res.deployment } : {}) },
+      outputs: [{ name: res.io.outputName, datatype: 'FP32', shape: [res.rows, ...res.io.outputShape], data: Array.from(res.output) }],
+    };
+  };
+
+  r.post('/v2/models/:name/infer', { schema: { params: ModelParams, querystring: VariantQuery, body: InferBody }, preHandler: callers }, async (req, reply) =>
+    infer(req, reply, req.params.name, req.body, undefined, req.query.variant),
+  );
+  r.post(
+    '/v2/models/:name/versions/:version/infer',
+    { schema: { params: VersionParams, querystring: VariantQuery, body: InferBody }, preHandler: callers },
+    async (req, reply) => infer(req, reply, req.params.name, req.body, req.params.version, req.query.variant),
+  );
+};
+

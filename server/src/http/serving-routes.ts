@@ -1,0 +1,30 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { Serving } from '../serving/serving.js';
+import type { AuthConfig } from './auth.js';
+import { deploymentsRoutes } from './deployments-routes.js';
+import { inferenceRoutes } from './inference-routes.js';
+import { tfServingRoutes } from './tfserving-routes.js';
+
+export interface ServingRoutesOptions {
+  serving: Serving;
+  auth: AuthConfig;
+  /** Inference and feedback without a token (health probes are always public). */
+  publicInference?: boolean;
+}
+
+/** Public without a token: the OIP health probes (and, with publicInference, inference itself). */
+export const SERVING_PUBLIC_ROUTES: readonly string[] = ['/v2/health/live', '/v2/health/ready'];
+
+/**
+ * Everything serving answers over HTTP: OIP (`/v2`), TF Serving (`/v1/models`), deployments,
+ * payloads and drift (`/api/v1`). Closes the Serving (flushing the payload log and bandit state
+ * into the store) before the app's onClose hooks close the store.
+ */
+export const servingRoutes: FastifyPluginAsync<ServingRoutesOptions> = async (app, opts) => {
+  await app.register(inferenceRoutes, opts);
+  await app.register(tfServingRoutes, opts);
+  await app.register(deploymentsRoutes, opts);
+  app.addHook('preClose', async () => {
+    await opts.serving.close();
+  });
+};

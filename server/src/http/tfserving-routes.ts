@@ -1,0 +1,101 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AppError } from '../errors.js';
+import { nestRows, parseTfServingBody } from '../serving/infer-input.js';
+import type { Serving } from '../serving/serving.js';
+import { requireRole } from './auth.js';
+import { inferenceErrorHandler, requestIdOf, routingKeyOf, servedHeaders, type InferenceRoutesOptions } from './inference-routes.js';
+
+const Name = z.string().min(1).max(160);
+const PredictBody = z.object({ signature_name: z.string().max(128).optional(), instances: z.unknown().optional(), inputs: z.unknown().optional() });
+
+/** "mnist:predict" -> ["mnist", "predict"]; fastify has no literal-colon suffix in paths, so the verb is parsed here. */
+function verb(segment: string): [string, string] {
+  const i = segment.lastIndexOf(':');
+  if (i <= 0) throw new AppError('FL_ERR_HTTP_NOT_FOUND', { why: 'expected {name}:predict' });
+  const v = segment.slice(i + 1);
+  if (v !== 'predict') throw new AppError('FL_ERR_SERVING_BAD_INPUT', { why: `method '${v}' is not supported; use :predict`, method: v });
+  return [segment.slice(0, i), v];
+}
+
+/**
+ * TF Serving REST API: `POST /v1/models/{name}[/versions/{v}|/labels/{alias}]:predict` with
+ * `instances` (row format, answered as `predictions`) or `inputs` (columnar, answered as
+ * `outputs`), and `GET /v1/models/{name}[/versions/{v}]` status. `{name}` is a deployment or a
+ * model, as in the OIP routes; answers also carry `model_version`.
+ */
+export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async (app, opts) => {
+  app.setErrorHandler(inferenceErrorHandler);
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const serving: Serving = opts.serving;
+  const callers = opts.publicInference ? [] : [requireRole(opts.auth, ['admin', 'viewer', 'device'])];
+
+  const predict = async (req: FastifyRequest, reply: FastifyReply, name: string, body: z.infer<typeof PredictBody>, ref?: string) => {
+    let format: 'row' | 'columnar' = 'row';
+    const res = await serving.infer({
+      endpoint: name,
+      ref,
+      requestId: requestIdOf(req),
+      routingKey: routingKeyOf(req),
+      parse: (io, maxRows) => {
+        const parsed = parseTfServingBody(body as { instances?: unknown; inputs?: unknown }, io, maxRows);
+        format = parsed.format;
+        return parsed.input;
+      },
+    });
+    servedHeaders(reply, res);
+    const rows = nestRows(res.output, res.rows, res.io.outWidth);
+    return format === 'row' ? { predictions: rows, model_version: String(res.version) } : { outputs: rows, model_version: String(res.version) };
+  };
+
+  r.post('/v1/models/:name', { schema: { params: z.object({ name: Name }).strict(), body: PredictBody }, preHandler: callers }, async (req, reply) => {
+    const [name] = verb(req.params.name);
+    return predict(req, reply, name, req.body);
+  });
+  r.post(
+    '/v1/models/:name/versions/:version',
+    { schema: { params: z.object({ name: Name, version: z.string().min(1).max(64) }).strict(), body: PredictBody }, preHandler: callers },
+    async (req, reply) => {
+      const [v] = verb(req.params.version);
+      if (!/^[0-9]{1,15}$/.test(v)) throw new AppError('FL_ERR_SERVING_BAD_INPUT', { why: 'versions are numbers; use /labels/{alias} for aliases', version: v });
+      return predict(req, reply, req.params.name, req.body, v);
+    },
+  );
+  r.post(
+    '/v1/models/:name/labels/:label',
+    { schema: { params: z.object({ name: Name, label: z.string().min(1).max(64) }).strict(), body: PredictBody }, preHandler: callers },
+    async (req, reply) => {
+      const [label] = verb(req.params.label);
+      return predict(req, reply, req.params.name, req.body, label);
+    },
+  );
+
+  const status = async (name: string, ref?: string) => {
+    const targets =
+      ref === undefined
+        ? await serving.endpointVersions(name)
+        : await (async () => {
+            const model = serving.hasDeployment(name) ? serving.getDeployment(name).model : name;
+            const version = await serving.resolveRef(model, ref);
+            return [{ version, loaded: !!serving.cache.peek(model, version), loading: serving.cache.isLoading(model, version) }];
+          })();
+    const seen = new Set<number>();
+    return {
+      model_version_status: targets
+        .filter((t) => !seen.has(t.version) && seen.add(t.version))
+        .map((t) => ({
+          version: String(t.version),
+          // Versions load on demand: one not loaded yet is servable and reported as START.
+          state: t.loaded ? 'AVAILABLE' : t.loading ? 'LOADING' : 'START',
+          status: { error_code: 'OK', error_message: '' },
+        })),
+    };
+  };
+  r.get('/v1/models/:name', { schema: { params: z.object({ name: Name }).strict() }, preHandler: callers }, async (req) => status(req.params.name));
+  r.get(
+    '/v1/models/:name/versions/:version',
+    { schema: { params: z.object({ name: Name, version: z.string().regex(/^[0-9]{1,15}$/) }).strict() }, preHandler: callers },
+    async (req) => status(req.params.name, req.params.version),
+  );
+};

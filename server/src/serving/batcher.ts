@@ -1,0 +1,208 @@
+import { AppError } from '../errors.js';
+import type { BatchingConfig } from '../store/records.js';
+
+export type { BatchingConfig };
+
+export const DEFAULT_BATCHING: BatchingConfig = { maxBatchSize: 32, maxQueueDelayMs: 5, maxQueueSize: 1024, timeoutMs: 10_000 };
+
+/** Runs one batch: `rows` rows of `input` (row-major) in, `rows` rows of output out. */
+export type BatchRunner = (input: Float32Array, rows: number) => Float32Array | Promise<Float32Array>;
+
+export interface BatchResult {
+  /** This request's rows of the output. */
+  output: Float32Array;
+  queueMs: number;
+  computeMs: number;
+  /** Rows in the batch this request ran in. */
+  batchRows: number;
+}
+
+interface Pending {
+  input: Float32Array;
+  rows: number;
+  enqueuedAt: number;
+  timer: NodeJS.Timeout | null;
+  resolve(r: BatchResult): void;
+  reject(e: unknown): void;
+}
+
+export interface BatcherStats {
+  queued: number;
+  batches: number;
+  rows: number;
+  rejectedFull: number;
+  timedOut: number;
+  /** rows per batch -> number of batches */
+  batchSizes: Record<string, number>;
+}
+
+/**
+ * Dynamic batcher of one loaded model version (Triton's dynamic batcher): requests queue; a batch
+ * runs when its rows reach `maxBatchSize` or its oldest request has waited `maxQueueDelayMs`.
+ * Contracts:
+ *  - one batch runs at a time, in arrival order; a request larger than maxBatchSize runs alone;
+ *  - the queue holds at most `maxQueueSize` requests: beyond that `submit` rejects at once with
+ *    FL_ERR_SERVING_OVERLOADED (429), so overload never turns into a hang;
+ *  - a request still queued after `timeoutMs` rejects with FL_ERR_SERVING_TIMEOUT and never runs;
+ *  - after `close()` new requests reject with FL_ERR_SERVING_UNAVAILABLE; queued ones still run,
+ *    then `onDrained` fires (the model cache disposes the model there).
+ */
+export class Batcher {
+  private queue: Pending[] = [];
+  private head = 0;
+  private queuedRows = 0;
+  private running = false;
+  private scheduled = false;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private onDrained: (() => void) | null = null;
+  private readonly sizes = new Map<number, number>();
+  private counters = { batches: 0, rows: 0, rejectedFull: 0, timedOut: 0 };
+
+  constructor(
+    private readonly run: BatchRunner,
+    private readonly rowWidth: number,
+    private readonly outWidth: number,
+    private config: BatchingConfig = DEFAULT_BATCHING,
+  ) {}
+
+  get settings(): BatchingConfig {
+    return { ...this.config };
+  }
+
+  /** New limits apply from the next batch. */
+  configure(config: BatchingConfig): void {
+    this.config = { ...config };
+  }
+
+  get queued(): number {
+    return this.queue.length - this.head;
+  }
+
+  submit(input: Float32Array, rows: number): Promise<BatchResult> {
+    if (this.closed) return Promise.reject(new AppError('FL_ERR_SERVING_UNAVAILABLE', { why: 'model unloaded' }));
+    if (this.queued >= this.config.maxQueueSize) {
+      this.counters.rejectedFull++;
+      return Promise.reject(new AppError('FL_ERR_SERVING_OVERLOADED', { queued: this.queued, maxQueueSize: this.config.maxQueueSize }));
+    }
+    return new Promise<BatchResult>((resolve, reject) => {
+      const p: Pending = { input, rows, enqueuedAt: performance.now(), timer: null, resolve, reject };
+      if (this.config.timeoutMs > 0) {
+        p.timer = setTimeout(() => this.expire(p), this.config.timeoutMs);
+        p.timer.unref?.();
+      }
+      this.queue.push(p);
+      this.queuedRows += rows;
+      this.schedule();
+    });
+  }
+
+  stats(): BatcherStats {
+    return { queued: this.queued, ...this.counters, batchSizes: Object.fromEntries([...this.sizes].sort((a, b) => a[0] - b[0])) };
+  }
+
+  /** Stop accepting; `drained` runs once the queue is empty and no batch runs. */
+  close(drained?: () => void): void {
+    this.closed = true;
+    this.onDrained = drained ?? null;
+    this.maybeDrained();
+  }
+
+  private maybeDrained(): void {
+    if (this.closed && !this.running && this.queued === 0 && this.onDrained) {
+      const f = this.onDrained;
+      this.onDrained = null;
+      if (this.timer) clearTimeout(this.timer);
+      f();
+    }
+  }
+
+  private expire(p: Pending): void {
+    const i = this.queue.indexOf(p, this.head);
+    if (i < 0) return; // already running or done
+    this.queue.splice(i, 1);
+    this.queuedRows -= p.rows;
+    this.counters.timedOut++;
+    p.reject(new AppError('FL_ERR_SERVING_TIMEOUT', { waitedMs: Math.round(performance.now() - p.enqueuedAt), timeoutMs: this.config.timeoutMs }));
+    this.maybeDrained();
+  }
+
+  private schedule(): void {
+    if (this.running || this.scheduled || this.queued === 0) return;
+    const oldest = this.queue[this.head];
+    const waited = performance.now() - oldest.enqueuedAt;
+    if (this.queuedRows >= this.config.maxBatchSize || waited >= this.config.maxQueueDelayMs || this.closed) {
+      if (this.timer) {
+        clearTimeout(this.timer);
+        this.timer = null;
+      }
+      // setImmediate, not a direct call: requests already read from sockets join this batch.
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        void this.runBatch();
+      });
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.schedule();
+      }, this.config.maxQueueDelayMs - waited);
+    }
+  }
+
+  private take(): Pending[] {
+    const batch: Pending[] = [];
+    let rows = 0;
+    while (this.head < this.queue.length) {
+      const p = this.queue[this.head];
+      if (batch.length > 0 && rows + p.rows > this.config.maxBatchSize) break;
+      batch.push(p);
+      rows += p.rows;
+      this.head++;
+    }
+    this.queuedRows -= rows;
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    return batch;
+  }
+
+  private async runBatch(): Promise<void> {
+    if (this.running || this.queued === 0) return;
+    this.running = true;
+    const batch = this.take();
+    const rows = batch.reduce((n, p) => n + p.rows, 0);
+    const started = performance.now();
+    for (const p of batch) if (p.timer) clearTimeout(p.timer);
+    try {
+      let input: Float32Array;
+      if (batch.length === 1) input = batch[0].input;
+      else {
+        input = new Float32Array(rows * this.rowWidth);
+        let off = 0;
+        for (const p of batch) {
+          input.set(p.input, off);
+          off += p.input.length;
+        }
+      }
+      const out = await this.run(input, rows);
+      const computeMs = performance.now() - started;
+      this.counters.batches++;
+      this.counters.rows += rows;
+      this.sizes.set(rows, (this.sizes.get(rows) ?? 0) + 1);
+      let off = 0;
+      for (const p of batch) {
+        const n = p.rows * this.outWidth;
+        p.resolve({ output: out.subarray(off, off + n), queueMs: started - p.enqueuedAt, computeMs, batchRows: rows });
+        off += n;
+      }
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+    } finally {
+      this.running = false;
+      this.maybeDrained();
+      this.schedule();
+    }
+  }
+}

@@ -1,0 +1,586 @@
+import { AppError } from '../errors.js';
+import type { Registry } from '../registry/registry.js';
+import type { WeightsVariant } from '../registry/variants.js';
+import type { DeploymentRecord } from '../store/records.js';
+import type { Store } from '../store/store.js';
+import type { Rng } from './bandit.js';
+import { DEFAULT_BATCHING, type BatchingConfig } from './batcher.js';
+import { StatsAccumulator, driftSummary, type DriftSummary } from './drift.js';
+import type { ModelIO, ParsedInput } from './infer-input.js';
+import { ModelCache, type ServedModel, type ServedModelInfo } from './model-cache.js';
+import { PayloadLog } from './payload-log.js';
+import { DeploymentRuntime, TargetStats, targetsOf, type Target } from './router.js';
+
+export interface ServingOptions {
+  /** Resident bytes of loaded versions together (LRU beyond). Default 512 MiB. */
+  maxModelBytes?: number;
+  /** Default dynamic batching; deployments may override per field. */
+  batching?: Partial<BatchingConfig>;
+  /** Fraction of request ids whose payloads are logged. Default 0.01. */
+  payloadSampleRate?: number;
+  /** Newest payload records kept per model. Default 1000. */
+  payloadCapPerModel?: number;
+  /** Rows served after a version's first load that become its drift reference when none was recorded. Default 200. */
+  referenceWindow?: number;
+  /** Largest batch dimension of one request. Default 1024. */
+  maxRowsPerRequest?: number;
+  /** How long an alias resolution is reused. Default 1000 ms. */
+  aliasTtlMs?: number;
+  /** How often aliases named in deployments are re-resolved and new versions warmed. Default 2000 ms; 0 disables. */
+  warmIntervalMs?: number;
+  /** Served request ids remembered for bandit feedback. Default 100000. */
+  feedbackCapacity?: number;
+  /** Preload and warm the targets of stored deployments at start. Default true. */
+  preload?: boolean;
+  rng?: Rng;
+}
+
+export interface ServingDeps {
+  store: Store;
+  registry: Registry;
+  /** Resolves the tfjs backend (once per process). */
+  backend: () => Promise<string>;
+  logger: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
+}
+
+export interface InferRequest {
+  /** A deployment name, else a model name. */
+  endpoint: string;
+  /** An explicit version number or alias: bypasses routing and shadowing. */
+  ref?: string;
+  variant?: string;
+  requestId: string;
+  /** Sticky split key. */
+  routingKey?: string;
+  parse(io: ModelIO, maxRows: number): ParsedInput;
+}
+
+export interface InferResult {
+  model: string;
+  version: number;
+  variant: WeightsVariant;
+  deployment?: string;
+  requestId: string;
+  output: Float32Array;
+  rows: number;
+  io: ModelIO;
+  queueMs: number;
+  computeMs: number;
+  totalMs: number;
+}
+
+export type DeploymentInput = Pick<DeploymentRecord, 'name' | 'model' | 'routing' | 'batching' | 'description'>;
+
+const DEPLOYMENT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+const codeOf = (err: unknown): string => (err instanceof AppError ? err.code : 'FL_ERR_INTERNAL');
+
+/**
+ * Model serving: deployments and their routing, the model cache with per-version batchers,
+ * latency statistics, bandit feedback, shadow comparison, the sampled payload log and drift.
+ * Contracts:
+ *  - `infer` resolves endpoint -> target -> version -> loaded model, parses the input against
+ *    that model, and answers through the version's batcher; every result names the version;
+ *  - input errors are FL_ERR_SERVING_BAD_INPUT (400), a full queue FL_ERR_SERVING_OVERLOADED (429),
+ *    a request queued too long FL_ERR_SERVING_TIMEOUT (504); none of them crash or hang;
+ *  - shadow copies run after the primary answered and never change or delay it;
+ *  - deployments are stored through the Store; bandit posteriors are written back within ~1 s.
+ */
+export class Serving {
+  readonly cache: ModelCache;
+  readonly payloads: PayloadLog;
+  private readonly runtimes = new Map<string, DeploymentRuntime>();
+  private readonly resolved = new Map<string, { version: number; at: number }>();
+  private readonly awaiting = new Map<string, { key: string; version: number }>();
+  private readonly references = new Map<string, StatsAccumulator | 'done'>();
+  private readonly configuredFor = new WeakMap<ServedModel, string>();
+  private readonly defaults: BatchingConfig;
+  private readonly opts: Required<Omit<ServingOptions, 'batching' | 'rng'>>;
+  private readonly rng: Rng;
+  private timers: NodeJS.Timeout[] = [];
+  private preloaded: Promise<void> = Promise.resolve();
+  private isReady = false;
+  backendName = '';
+
+  constructor(
+    private readonly deps: ServingDeps,
+    options: ServingOptions = {},
+  ) {
+    this.opts = {
+      maxModelBytes: options.maxModelBytes ?? 512 * 1024 * 1024,
+      payloadSampleRate: options.payloadSampleRate ?? 0.01,
+      payloadCapPerModel: options.payloadCapPerModel ?? 1000,
+      referenceWindow: options.referenceWindow ?? 200,
+      maxRowsPerRequest: options.maxRowsPerRequest ?? 1024,
+      aliasTtlMs: options.aliasTtlMs ?? 1000,
+      warmIntervalMs: options.warmIntervalMs ?? 2000,
+      feedbackCapacity: options.feedbackCapacity ?? 100_000,
+      preload: options.preload ?? true,
+    };
+    this.rng = options.rng ?? Math.random;
+    this.defaults = { ...DEFAULT_BATCHING, ...options.batching };
+    this.cache = new ModelCache({
+      registry: deps.registry,
+      maxBytes: this.opts.maxModelBytes,
+      batching: this.defaults,
+      ready: async () => (this.backendName = await deps.backend()),
+      onLoad: (m) => {
+        deps.logger.info({ model: m.record.model, version: m.record.version, variant: m.variant, coldStartMs: m.coldStartMs }, 'serving: version loaded');
+        void this.startReference(m);
+      },
+    });
+    this.payloads = new PayloadLog(deps.store, {
+      rate: this.opts.payloadSampleRate,
+      capPerModel: this.opts.payloadCapPerModel,
+      onError: (err) => deps.logger.warn({ err }, 'serving: payload log write failed'),
+    });
+  }
+
+  get store(): Store {
+    return this.deps.store;
+  }
+
+  get maxRowsPerRequest(): number {
+    return this.opts.maxRowsPerRequest;
+  }
+
+  /** Load stored deployments; preload and warm their targets in the background (see `whenReady`). */
+  async start(): Promise<void> {
+    for (const d of await this.deps.store.listDeployments()) this.runtimes.set(d.name, new DeploymentRuntime(d, this.rng));
+    this.preloaded = this.opts.preload
+      ? Promise.allSettled([...this.runtimes.values()].map((rt) => this.warm(rt))).then(() => undefined)
+      : Promise.resolve();
+    void this.preloaded.then(() => (this.isReady = true));
+    const flush = setInterval(() => void this.persistBandits(), 1000);
+    flush.unref();
+    this.timers.push(flush);
+    if (this.opts.warmIntervalMs > 0) {
+      const watch = setInterval(() => void this.refreshAliases(), this.opts.warmIntervalMs);
+      watch.unref();
+      this.timers.push(watch);
+    }
+  }
+
+  /** Resolves once deployments named at start are loaded and warmed (failures are logged, not thrown). */
+  whenReady(): Promise<void> {
+    return this.preloaded;
+  }
+
+  ready(): boolean {
+    return this.isReady;
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.persistBandits();
+    await this.payloads.flush();
+    this.cache.close();
+  }
+
+  // ---- resolution ----
+
+  /** Version number of a ref ("3", "latest", "production"), cached for aliasTtlMs. */
+  async resolveRef(model: string, ref: string, fresh = false): Promise<number> {
+    const key = `${model}\u0000${ref}`;
+    const hit = this.resolved.get(key);
+    if (!fresh && hit && Date.now() - hit.at < this.opts.aliasTtlMs) return hit.version;
+    const { record } = await this.deps.registry.resolve(model, ref);
+    this.resolved.set(key, { version: record.version, at: Date.now() });
+    return record.version;
+  }
+
+  private runtime(name: string): DeploymentRuntime | null {
+    return this.runtimes.get(name) ?? null;
+  }
+
+  private async load(model: string, target: Pick<Target, 'ref' | 'variant'>, rt: DeploymentRuntime | null): Promise<ServedModel> {
+    const version = await this.resolveRef(model, target.ref);
+    const served = await this.cache.get(model, version, target.variant);
+    if (rt?.record.batching) {
+      const tag = `${rt.record.name}@${rt.record.updatedAt}`;
+      if (this.configuredFor.get(served) !== tag) {
+        served.batcher.configure({ ...this.defaults, ...rt.record.batching });
+        this.configuredFor.set(served, tag);
+      }
+    }
+    return served;
+  }
+
+  /** Load and warm every target of a deployment. */
+  private async warm(rt: DeploymentRuntime): Promise<void> {
+    await Promise.all(
+      rt.targets.map((t) =>
+        this.load(rt.record.model, t, rt).catch((err) => this.deps.logger.warn({ err, deployment: rt.record.name, target: t.key }, 'serving: preload failed')),
+      ),
+    );
+  }
+
+  /** Re-resolve aliases named in deployments; warm versions they moved to. */
+  async refreshAliases(): Promise<void> {
+    for (const rt of this.runtimes.values()) {
+      for (const t of rt.targets) {
+        if (/^[0-9]+$/.test(t.ref)) continue;
+        try {
+          const v = await this.resolveRef(rt.record.model, t.ref, true);
+          if (!this.cache.peek(rt.record.model, v, t.variant)) await this.load(rt.record.model, t, rt);
+        } catch (err) {
+          this.deps.logger.warn({ err, deployment: rt.record.name, target: t.key }, 'serving: alias refresh failed');
+        }
+      }
+    }
+  }
+
+  // ---- inference ----
+
+  async infer(req: InferRequest): Promise<InferResult> {
+    const t0 = performance.now();
+    const rt = this.runtime(req.endpoint);
+    const model = rt ? rt.record.model : req.endpoint;
+    let target: Pick<Target, 'key' | 'ref' | 'variant'>;
+    let routed = false;
+    if (req.ref !== undefined || !rt) {
+      const variant = (req.variant ?? 'float32') as WeightsVariant;
+      const ref = req.ref ?? 'latest';
+      target = { key: variant === 'float32' ? ref : `${ref}#${variant}`, ref, variant };
+    } else {
+      target = rt.targets[rt.choose(req.routingKey)];
+      routed = true;
+    }
+    let stats: TargetStats | undefined;
+    if (rt) {
+      stats = rt.perTarget.get(target.key);
+      if (!stats) rt.perTarget.set(target.key, (stats = new TargetStats()));
+    }
+    let served: ServedModel | null = null;
+    try {
+      served = await this.load(model, target, rt);
+      const input = req.parse(served.io, this.opts.maxRowsPerRequest);
+      const res = await served.batcher.submit(input.data, input.rows);
+      const totalMs = performance.now() - t0;
+      const version = served.record.version;
+      served.requests++;
+      served.rate.add();
+      served.latency.queue.record(res.queueMs);
+      served.latency.compute.record(res.computeMs);
+      served.latency.total.record(totalMs);
+      if (rt && stats) {
+        rt.requests++;
+        rt.rate.add();
+        rt.latency.queue.record(res.queueMs);
+        rt.latency.compute.record(res.computeMs);
+        rt.latency.total.record(totalMs);
+        stats.served(version);
+        stats.latency.queue.record(res.queueMs);
+        stats.latency.compute.record(res.computeMs);
+        stats.latency.total.record(totalMs);
+        if (routed && rt.bandit) this.remember(rt.record.name, req.requestId, target.key, version);
+        const shadow = routed ? rt.shadowFor(req.requestId) : null;
+        if (shadow) this.mirror(rt, shadow, input, res.output, totalMs, served.io.outWidth);
+      }
+      this.feedReference(served, input);
+      this.payloads.offer(req.requestId, () => ({
+        model,
+        version,
+        requestId: req.requestId,
+        ...(rt ? { deployment: rt.record.name } : {}),
+        at: Date.now(),
+        input: { shape: [input.rows, ...served!.io.inputShape], data: Array.from(input.data) },
+        output: { shape: [input.rows, ...served!.io.outputShape], data: Array.from(res.output) },
+        latencyMs: r3(totalMs),
+      }));
+      return {
+        model,
+        version,
+        variant: served.variant,
+        ...(rt ? { deployment: rt.record.name } : {}),
+        requestId: req.requestId,
+        output: res.output,
+        rows: input.rows,
+        io: served.io,
+        queueMs: res.queueMs,
+        computeMs: res.computeMs,
+        totalMs,
+      };
+    } catch (err) {
+      if (served) served.errors++;
+      rt?.error(codeOf(err), target.key);
+      throw err;
+    }
+  }
+
+  private mirror(rt: DeploymentRuntime, shadow: Target, input: ParsedInput, primary: Float32Array, primaryMs: number, width: number): void {
+    rt.shadow.mirrored++;
+    const t0 = performance.now();
+    void (async () => {
+      const served = await this.load(rt.record.model, shadow, rt);
+      if (served.io.rowWidth * input.rows !== input.data.length) throw new AppError('FL_ERR_SERVING_BAD_INPUT', { why: 'shadow input shape differs' });
+      const res = await served.batcher.submit(input.data, input.rows);
+      const ms = performance.now() - t0;
+      served.requests++;
+      served.latency.queue.record(res.queueMs);
+      served.latency.compute.record(res.computeMs);
+      served.latency.total.record(ms);
+      const stats = rt.perTarget.get(shadow.key);
+      stats?.served(served.record.version);
+      stats?.latency.total.record(ms);
+      rt.shadow.compare(primary, res.output, width, primaryMs, ms);
+    })().catch(() => {
+      rt.shadow.failed++;
+    });
+  }
+
+  // ---- bandit feedback ----
+
+  private remember(deployment: string, requestId: string, key: string, version: number): void {
+    const k = `${deployment}\u0000${requestId}`;
+    this.awaiting.delete(k);
+    this.awaiting.set(k, { key, version });
+    if (this.awaiting.size > this.opts.feedbackCapacity) this.awaiting.delete(this.awaiting.keys().next().value!);
+  }
+
+  /** Credit `reward` in [0, 1] to the target (and version) that served `requestId`; once per request. */
+  async feedback(name: string, requestId: string, reward: number): Promise<{ target: string; version: number }> {
+    const rt = this.requireRuntime(name);
+    if (!rt.bandit) throw new AppError('FL_ERR_DEPLOYMENT_INVALID', { deployment: name, why: 'feedback needs a bandit deployment', mode: rt.record.routing.mode });
+    const k = `${name}\u0000${requestId}`;
+    const served = this.awaiting.get(k);
+    const arm = served ? rt.targets.findIndex((t) => t.key === served.key) : -1;
+    if (!served || arm < 0) throw new AppError('FL_ERR_DEPLOYMENT_UNKNOWN_REQUEST', { deployment: name, requestId });
+    this.awaiting.delete(k);
+    rt.bandit.reward(arm, reward);
+    rt.dirty = true;
+    return { target: served.key, version: served.version };
+  }
+
+  private async persistBandits(): Promise<void> {
+    for (const rt of this.runtimes.values()) {
+      if (!rt.dirty) continue;
+      rt.dirty = false;
+      try {
+        rt.record = await this.deps.store.updateDeployment(rt.record.name, { state: rt.state() });
+      } catch (err) {
+        this.deps.logger.warn({ err, deployment: rt.record.name }, 'serving: could not save bandit state');
+      }
+    }
+  }
+
+  // ---- deployments ----
+
+  private requireRuntime(name: string): DeploymentRuntime {
+    const rt = this.runtimes.get(name);
+    if (!rt) throw new AppError('FL_ERR_DEPLOYMENT_NOT_FOUND', { deployment: name });
+    return rt;
+  }
+
+  /** Check a configuration against the registry and load (warm) every target. */
+  private async validate(d: DeploymentInput): Promise<void> {
+    const invalid = (why: string, extra: Record<string, unknown> = {}) => new AppError('FL_ERR_DEPLOYMENT_INVALID', { deployment: d.name, why, ...extra });
+    if (!DEPLOYMENT_NAME.test(d.name)) throw invalid('bad name', { rule: DEPLOYMENT_NAME.source });
+    await this.deps.registry.getModel(d.model);
+    if (d.name !== d.model && (await this.deps.store.getModel(d.name))) throw invalid('a deployment may not hide another model of the same name', { model: d.name });
+    const targets = targetsOf(d.routing);
+    if (new Set(targets.map((t) => t.key)).size !== targets.length) throw invalid('targets must be distinct');
+    if (d.routing.mode === 'bandit' && targets.length < 2) throw invalid('a bandit needs at least two targets');
+    for (const t of targets) {
+      try {
+        const version = await this.resolveRef(d.model, t.ref, true);
+        await this.cache.get(d.model, version, t.variant);
+      } catch (err) {
+        const wire = err instanceof AppError ? err.toWire() : { code: 'FL_ERR_INTERNAL' };
+        throw invalid('a target cannot be served', { target: t.key, cause: wire });
+      }
+    }
+  }
+
+  async createDeployment(input: DeploymentInput): Promise<DeploymentRecord> {
+    if (this.runtimes.has(input.name) || (await this.deps.store.getDeployment(input.name))) {
+      throw new AppError('FL_ERR_DEPLOYMENT_EXISTS', { deployment: input.name });
+    }
+    await this.validate(input);
+    const now = Date.now();
+    const record: DeploymentRecord = { ...input, createdAt: now, updatedAt: now };
+    for (const k of Object.keys(record) as (keyof DeploymentRecord)[]) if (record[k] === undefined) delete record[k];
+    await this.deps.store.createDeployment(record);
+    const rt = new DeploymentRuntime(record, this.rng);
+    this.runtimes.set(record.name, rt);
+    await this.warm(rt);
+    return record;
+  }
+
+  async updateDeployment(name: string, input: Omit<DeploymentInput, 'name'>): Promise<DeploymentRecord> {
+    const rt = this.requireRuntime(name);
+    await this.validate({ ...input, name });
+    const record = await this.deps.store.updateDeployment(name, {
+      model: input.model,
+      routing: input.routing,
+      batching: input.batching,
+      description: input.description,
+      // Arms of targets that stay keep what they learned (DeploymentRuntime.configure matches them by key).
+      state: input.routing.mode === 'bandit' && rt.bandit ? { arms: rt.bandit.snapshot() } : undefined,
+    });
+    rt.configure(record);
+    await this.warm(rt);
+    return record;
+  }
+
+  async deleteDeployment(name: string): Promise<void> {
+    this.requireRuntime(name);
+    await this.deps.store.deleteDeployment(name);
+    this.runtimes.delete(name);
+  }
+
+  getDeployment(name: string): DeploymentRecord {
+    return this.requireRuntime(name).record;
+  }
+
+  listDeployments(): DeploymentRecord[] {
+    return [...this.runtimes.values()].map((rt) => rt.record).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  hasDeployment(name: string): boolean {
+    return this.runtimes.has(name);
+  }
+
+  /** Targets a deployment (or model) routes to, resolved to versions, with load state. */
+  async endpointVersions(endpoint: string): Promise<Array<{ model: string; target: string; version: number; variant: WeightsVariant; loaded: boolean; loading: boolean }>> {
+    const rt = this.runtimes.get(endpoint);
+    const model = rt ? rt.record.model : endpoint;
+    const targets = rt ? rt.targets : [{ key: 'latest', ref: 'latest', variant: 'float32' as WeightsVariant }];
+    const out = [];
+    for (const t of targets) {
+      const version = await this.resolveRef(model, t.ref);
+      out.push({ model, target: t.key, version, variant: t.variant, loaded: !!this.cache.peek(model, version, t.variant), loading: this.cache.isLoading(model, version, t.variant) });
+    }
+    return out;
+  }
+
+  /** Start loading (no wait). */
+  prefetch(model: string, version: number, variant: string = 'float32'): void {
+    this.cache.get(model, version, variant).catch(() => undefined);
+  }
+
+  // ---- statistics ----
+
+  async deploymentStats(name: string) {
+    const rt = this.requireRuntime(name);
+    const r = rt.record.routing;
+    const versions = [];
+    for (const [key, s] of rt.perTarget) {
+      const t = rt.targets.find((x) => x.key === key);
+      let current: { version: number; coldStartMs: number | null } | null = null;
+      if (t) {
+        try {
+          const v = await this.resolveRef(rt.record.model, t.ref);
+          const m = this.cache.peek(rt.record.model, v, t.variant);
+          current = { version: v, coldStartMs: m ? r3(m.coldStartMs) : null };
+        } catch {
+          current = null;
+        }
+      }
+      versions.push({
+        target: key,
+        routed: !!t,
+        ...(t && r.mode === 'split' ? { weight: t.weight } : {}),
+        ...(t && r.mode === 'shadow' ? { role: key === rt.targets[0].key ? 'primary' : 'shadow' } : {}),
+        currentVersion: current?.version ?? null,
+        coldStartMs: current?.coldStartMs ?? null,
+        requests: s.requests,
+        share: rt.requests > 0 && !(r.mode === 'shadow' && t && key === rt.targets[1].key) ? s.requests / rt.requests : 0,
+        errors: s.errors,
+        byVersion: Object.fromEntries(s.versions),
+        latencyMs: s.latency.summary(),
+      });
+    }
+    const errors = Object.fromEntries(rt.errors);
+    const errorCount = [...rt.errors.values()].reduce((a, b) => a + b, 0);
+    return {
+      deployment: name,
+      model: rt.record.model,
+      mode: r.mode,
+      since: rt.since,
+      requests: rt.requests,
+      errors: errorCount,
+      errorsByCode: errors,
+      errorRate: rt.requests + errorCount > 0 ? errorCount / (rt.requests + errorCount) : 0,
+      throughput: r3(rt.rate.perSecond()),
+      latencyMs: rt.latency.summary(),
+      versions,
+      bandit: rt.bandit ? { algorithm: rt.bandit.algorithm, arms: rt.bandit.summary(), awaitingFeedback: this.awaitingCount(name) } : null,
+      shadow: r.mode === 'shadow' ? { target: rt.targets[1].key, percent: r.percent, ...rt.shadow.summary() } : null,
+    };
+  }
+
+  private awaitingCount(name: string): number {
+    let n = 0;
+    const prefix = `${name}\u0000`;
+    for (const k of this.awaiting.keys()) if (k.startsWith(prefix)) n++;
+    return n;
+  }
+
+  servingStats(): { backend: string; ready: boolean; totalBytes: number; maxBytes: number; models: ServedModelInfo[]; payloadLog: object } {
+    return {
+      backend: this.backendName,
+      ready: this.isReady,
+      totalBytes: this.cache.totalBytes,
+      maxBytes: this.opts.maxModelBytes,
+      models: this.cache.list().map((m) => m.info()),
+      payloadLog: { rate: this.opts.payloadSampleRate, capPerModel: this.opts.payloadCapPerModel, written: this.payloads.written, dropped: this.payloads.dropped },
+    };
+  }
+
+  // ---- drift reference and summary ----
+
+  private async startReference(m: ServedModel): Promise<void> {
+    const key = `${m.record.model}\u0000${m.record.version}`;
+    if (this.references.has(key)) return;
+    this.references.set(key, 'done'); // until the store says otherwise
+    try {
+      if (!(await this.deps.store.getInputStats(m.record.model, m.record.version))) this.references.set(key, new StatsAccumulator(m.io.rowWidth));
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'serving: could not read input statistics');
+    }
+  }
+
+  private feedReference(m: ServedModel, input: ParsedInput): void {
+    const key = `${m.record.model}\u0000${m.record.version}`;
+    const acc = this.references.get(key);
+    if (!acc || acc === 'done') return;
+    acc.add(input.data);
+    if (acc.count < this.opts.referenceWindow) return;
+    this.references.set(key, 'done');
+    const s = acc.stats();
+    void this.deps.store
+      .putInputStats({ model: m.record.model, version: m.record.version, ...s, source: 'first-window', createdAt: Date.now() })
+      .catch((err) => this.deps.logger.warn({ err }, 'serving: could not record input statistics'));
+  }
+
+  /** Record the drift reference of a version (e.g. by the publisher, from its training data). */
+  async putReference(model: string, version: number, s: { count: number; mean: number[]; variance: number[] }, source = 'publish'): Promise<void> {
+    const record = await this.deps.registry.getVersion(model, version);
+    const width = record.spec.inputShape.reduce((a, b) => a * b, 1);
+    if (s.mean.length !== width || s.variance.length !== width) {
+      throw new AppError('FL_ERR_SERVING_BAD_INPUT', { why: 'statistics need one mean and one variance per input feature', features: width });
+    }
+    await this.deps.store.putInputStats({ model, version, ...s, source, createdAt: Date.now() });
+    this.references.set(`${model}\u0000${version}`, 'done');
+  }
+
+  async drift(model: string, ref?: string, threshold = 0.5): Promise<{ model: string; version: number; reference: object | null; summary: DriftSummary }> {
+    await this.payloads.flush();
+    const version = await this.resolveRef(model, ref ?? 'latest');
+    const record = await this.deps.registry.getVersion(model, version);
+    const width = record.spec.inputShape.reduce((a, b) => a * b, 1);
+    const refStats = await this.deps.store.getInputStats(model, version);
+    const acc = new StatsAccumulator(width);
+    for (const p of await this.deps.store.listPayloads(model, { version })) if (p.input.data.length % width === 0) acc.add(p.input.data);
+    const empty = { count: 0, mean: new Array(width).fill(0), variance: new Array(width).fill(0) };
+    return {
+      model,
+      version,
+      reference: refStats ? { source: refStats.source, count: refStats.count, createdAt: refStats.createdAt } : null,
+      summary: driftSummary(refStats ?? empty, acc.stats(), threshold),
+    };
+  }
+}
+
