@@ -99,10 +99,12 @@ export const tasksRoutes: FastifyPluginAsync<TasksRoutesOptions> = async (app, o
   }
 
   r.get('/api/v1/tasks/:id/rounds', { schema: { params: IdParams, querystring: Page, tags: ['rounds'], summary: 'Rounds of a task, newest first, paged' }, preHandler: reader }, async (req) => {
-    c.getRunner(req.params.id);
+    const live = c.getRunner(req.params.id).currentRound;
     const { limit, offset } = req.query;
     const rounds = await opts.store.listRounds(req.params.id, { limit, offset });
-    return { rounds: rounds.map(roundSummary), limit, offset, nextOffset: rounds.length === limit ? offset + limit : null };
+    // The round in flight is stored when it starts; its live record has the reports since.
+    const current = rounds.map((x) => (live && live.round === x.round ? live.record : x));
+    return { rounds: current.map(roundSummary), limit, offset, nextOffset: rounds.length === limit ? offset + limit : null };
   });
 
   r.get('/api/v1/tasks/:id/rounds/:round', { schema: { params: RoundParams, tags: ['rounds'], summary: 'One round in detail' }, preHandler: reader }, async (req) => {
