@@ -10,7 +10,7 @@ import type { CentralEvaluator } from './coordinator/deps.js';
 import { attachGateway } from './coordinator/gateway.js';
 import type { SocketData } from './coordinator/sessions.js';
 import { AppError } from './errors.js';
-import type { AuthThrottle } from './http/auth.js';
+import { INFERENCE_PUBLIC_ROUTES, type AuthThrottle } from './http/auth.js';
 import { clientsRoutes } from './http/clients-routes.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { frameworkErrors } from './http/framework-errors.js';
@@ -130,7 +130,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
       },
     };
   }
-  await installOpenApi(app, { publicUrls: opts.publicMetrics ? ['/metrics'] : [], version: '0.1.0' });
+  await installOpenApi(app, { publicUrls: [...(opts.publicMetrics ? ['/metrics'] : []), ...(opts.publicInference ? INFERENCE_PUBLIC_ROUTES : [])], version: '0.1.0' });
 
   const registry = new Registry(store, blobs, { ...opts.registry, evaluator: opts.centralEvaluator });
   const coordinator = new Coordinator({
@@ -170,7 +170,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
 
   app.addHook('preClose', async () => {
     stopGateway();
-    coordinator.close();
+    await coordinator.close();
     io.local.disconnectSockets(true);
   });
   app.addHook('onClose', async () => {

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PUBLIC_ROUTES } from '../../server/src/http/auth.js';
+import { INFERENCE_PUBLIC_ROUTES, matchesRoute, PUBLIC_ROUTES } from '../../server/src/http/auth.js';
 import { adminApp, fillUrl, type AdminHarness } from './admin-helpers.js';
 
-const isPublic = (url: string, extra: readonly string[] = []) =>
-  [...PUBLIC_ROUTES, ...extra].some((p) => (p.endsWith('/*') ? url.startsWith(p.slice(0, -1)) : url === p));
+const isPublic = (url: string, extra: readonly string[] = []) => matchesRoute(url, [...PUBLIC_ROUTES, ...extra]);
 
 /**
  * Walks the whole route table (collected by an onRoute hook as plugins register): every route
@@ -65,6 +64,18 @@ describe('every route needs the right credential', () => {
 });
 
 describe('auth options', () => {
+  it('opens only the documented inference routes with publicInference', async () => {
+    const h = await adminApp({ publicInference: true });
+    try {
+      const open = h.app.flotilla.routes.filter((r) => r.roles === null && !isPublic(r.url));
+      for (const r of open) expect(matchesRoute(r.url, INFERENCE_PUBLIC_ROUTES), `${r.method} ${r.url}`).toBe(true);
+      // Admin routes keep their guards.
+      expect((await h.call({ method: 'GET', url: '/api/v1/tasks', token: null })).status).toBe(401);
+    } finally {
+      await h.app.close();
+    }
+  });
+
   it('serves /metrics publicly only when configured', async () => {
     const h = await adminApp({ publicMetrics: true });
     try {

@@ -28,10 +28,17 @@ export interface AuthConfig {
 }
 
 /**
- * Routes that answer without a token (docs/api.md lists them; the route-table test enforces that
- * every other route needs one). `/metrics` joins them only with `publicMetrics`.
+ * Routes that may answer without a token (docs/api.md lists them; the route-table test enforces
+ * that every other route needs one). `/metrics` joins them only with `publicMetrics`, and
+ * INFERENCE_PUBLIC_ROUTES only with `publicInference`. A trailing `/*` matches a prefix.
  */
-export const PUBLIC_ROUTES: readonly string[] = ['/healthz', '/readyz', '/openapi.json', '/docs', '/docs/*'];
+export const PUBLIC_ROUTES: readonly string[] = ['/healthz', '/readyz', '/openapi.json', '/docs', '/docs/*', '/v2/health/live', '/v2/health/ready'];
+export const INFERENCE_PUBLIC_ROUTES: readonly string[] = ['/v2', '/v2/*', '/v1/models/*', '/api/v1/deployments/:name/feedback'];
+
+/** Whether `url` (a route pattern) is in `patterns` (exact, or under a `/*` prefix). */
+export function matchesRoute(url: string, patterns: readonly string[]): boolean {
+  return patterns.some((p) => (p.endsWith('/*') ? url.startsWith(p.slice(0, -1)) : url === p));
+}
 
 /** A preHandler (hoisted to onRequest by route-table.ts) that carries the roles it admits. */
 export type RoleGuard = ((req: FastifyRequest) => Promise<void>) & { roles: readonly Role[] };

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
-import { PUBLIC_ROUTES } from './auth.js';
+import { matchesRoute, PUBLIC_ROUTES } from './auth.js';
 
 export interface OpenApiOptions {
   /** Listed as public in the document (no security requirement). */
@@ -10,8 +10,7 @@ export interface OpenApiOptions {
   version: string;
 }
 
-const isPublic = (url: string, extra: readonly string[]) =>
-  [...PUBLIC_ROUTES, ...extra].some((p) => (p.endsWith('/*') ? url.startsWith(p.slice(0, -1)) : url === p));
+const isPublic = (url: string, extra: readonly string[]) => matchesRoute(url, [...PUBLIC_ROUTES, ...extra]);
 
 /**
  * OpenAPI 3 generated from the zod route schemas (@fastify/swagger + the type provider's
