@@ -241,6 +241,12 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       expect(await s.getClient('nope')).toBeNull();
       expect((await s.listClients()).map((x) => x.id).sort()).toEqual(['dev-1', 'dev-2']);
       expect((await s.listClients('b')).map((x) => x.id)).toEqual(['dev-2']);
+      const many = Array.from({ length: 50 }, (_, i) => ({ ...c, id: `bulk-${i}`, lastSeen: i }));
+      await s.upsertClients(many);
+      await s.upsertClients([{ ...many[3], reportsAccepted: 7 }]);
+      await s.upsertClients([]);
+      expect(await s.getClient('bulk-3')).toEqual({ ...many[3], reportsAccepted: 7 });
+      expect((await s.listClients('a')).length).toBe(51);
     });
 
     it('stores tokens, refuses a duplicate id, lists newest first and revokes idempotently', async () => {

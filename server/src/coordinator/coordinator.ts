@@ -9,6 +9,7 @@ import { ScreeningOptionsSchema } from '../fl/screening.js';
 import type { ClientRecord, TaskRecord } from '../store/records.js';
 import type { CentralEvaluator, CoordinatorDeps, CoordinatorLogger, CoordinatorStats } from './deps.js';
 import { SessionTable } from './sessions.js';
+import { ClientActivity } from './client-activity.js';
 import { TaskRunner } from './task-runner.js';
 import type { Registry } from '../registry/registry.js';
 import type { Store } from '../store/store.js';
@@ -69,10 +70,13 @@ export class Coordinator {
   readonly sessions = new SessionTable();
   readonly stats: CoordinatorStats = { roundsStarted: 0, roundsCommitted: 0, roundsFailed: 0, reportsAccepted: 0, rejected: {} };
   private readonly runners = new Map<string, TaskRunner>();
+  /** Device records, written behind in batches. */
+  readonly clients: ClientActivity;
   private readonly deps: CoordinatorDeps;
 
   constructor(private readonly opts: CoordinatorOptions) {
     this.events.setMaxListeners(100);
+    this.clients = new ClientActivity(opts.store, opts.logger);
     this.deps = {
       store: opts.store,
       registry: opts.registry,
@@ -93,15 +97,13 @@ export class Coordinator {
 
   /** Refuse a revoked device at hello (FL_ERR_CLIENT_REVOKED). */
   async assertClientAllowed(deviceId: string): Promise<void> {
-    if ((await this.opts.store.getClient(deviceId))?.revoked) throw new AppError('FL_ERR_CLIENT_REVOKED', { client: deviceId });
+    if ((await this.clients.get(deviceId))?.revoked) throw new AppError('FL_ERR_CLIENT_REVOKED', { client: deviceId });
   }
 
   /** Mark a device revoked and disconnect its session; later hellos with its id are refused. */
   async revokeClient(deviceId: string): Promise<ClientRecord> {
-    const c = await this.opts.store.getClient(deviceId);
-    if (!c) throw new AppError('FL_ERR_CLIENT_NOT_FOUND', { client: deviceId });
-    const next = { ...c, revoked: true };
-    await this.opts.store.upsertClient(next);
+    const next = await this.clients.revoke(deviceId);
+    if (!next) throw new AppError('FL_ERR_CLIENT_NOT_FOUND', { client: deviceId });
     this.sessions.get(deviceId)?.socket.disconnect(true);
     return next;
   }
@@ -250,37 +252,22 @@ export class Coordinator {
     return r.record;
   }
 
-  /** Record that a device was seen (hello) for a task. */
-  async touchClient(deviceId: string, taskId: string): Promise<void> {
-    const now = Date.now();
-    const c = (await this.opts.store.getClient(deviceId)) ?? {
-      id: deviceId,
-      taskId,
-      firstSeen: now,
-      lastSeen: now,
-      roundsJoined: 0,
-      reportsAccepted: 0,
-      reportsRejected: 0,
-      revoked: false,
-    };
-    await this.opts.store.upsertClient({ ...c, taskId, lastSeen: now });
+  /** Record that a device was seen (hello) for a task (written behind, see ClientActivity). */
+  touchClient(deviceId: string, taskId: string): Promise<void> {
+    return this.clients.touch(deviceId, taskId);
   }
 
   async countReport(deviceId: string, accepted: boolean): Promise<void> {
     try {
-      const c = await this.opts.store.getClient(deviceId);
-      if (!c) return;
-      if (accepted) {
-        c.reportsAccepted++;
-        c.roundsJoined++;
-      } else c.reportsRejected++;
-      await this.opts.store.upsertClient(c);
+      await this.clients.countReport(deviceId, accepted);
     } catch (err) {
       this.opts.logger.warn({ err }, 'client stats update failed');
     }
   }
 
-  close(): void {
+  /** Stop timers and flush device bookkeeping; task state in the store is left as is, for resume. */
+  async close(): Promise<void> {
     for (const r of this.runners.values()) r.dispose();
+    await this.clients.close();
   }
 }

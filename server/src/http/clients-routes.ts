@@ -40,12 +40,13 @@ export const clientsRoutes: FastifyPluginAsync<ClientsRoutesOptions> = async (ap
 
   r.get('/api/v1/clients', { schema: { querystring: ListQuery, tags: ['clients'], summary: 'List clients, by task and state' }, preHandler: reader }, async (req) => {
     const { taskId, state, limit, offset } = req.query;
+    await c.clients.flush(); // device activity is written behind; read it up to date
     const all = (await opts.store.listClients(taskId)).filter((x) => state === undefined || clientState(x, c.sessions.get(x.id)) === state);
     return { clients: all.slice(offset, offset + limit).map((x) => clientView(x, c.sessions.get(x.id))), total: all.length, limit, offset };
   });
 
   r.get('/api/v1/clients/:id', { schema: { params: IdParams, tags: ['clients'], summary: 'One client: session, rounds taken part in, rejected reports' }, preHandler: reader }, async (req) => {
-    const rec = await opts.store.getClient(req.params.id);
+    const rec = await c.clients.get(req.params.id);
     if (!rec) throw new AppError('FL_ERR_CLIENT_NOT_FOUND', { client: req.params.id });
     const session = c.sessions.get(rec.id);
     const rounds = [];

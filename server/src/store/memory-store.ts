@@ -158,6 +158,9 @@ export class MemoryStore implements Store {
   async upsertClient(c: ClientRecord): Promise<void> {
     this.clients.set(c.id, clone(c));
   }
+  async upsertClients(cs: readonly ClientRecord[]): Promise<void> {
+    for (const c of cs) this.clients.set(c.id, clone(c));
+  }
   async getClient(id: string): Promise<ClientRecord | null> {
     const c = this.clients.get(id);
     return c ? clone(c) : null;

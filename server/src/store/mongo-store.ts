@@ -376,6 +376,17 @@ export class MongoStore implements Store {
     await this.clients.replaceOne({ _id: id as never }, rest, { upsert: true });
   }
 
+  async upsertClients(cs: readonly ClientRecord[]): Promise<void> {
+    if (cs.length === 0) return;
+    await this.clients.bulkWrite(
+      cs.map((c) => {
+        const { id, ...rest } = c;
+        return { replaceOne: { filter: { _id: id as never }, replacement: rest, upsert: true } };
+      }),
+      { ordered: false },
+    );
+  }
+
   async getClient(id: string): Promise<ClientRecord | null> {
     const d = await this.clients.findOne({ _id: id as never });
     return d ? ({ id, ...strip<Omit<ClientRecord, 'id'>>(d)! } as ClientRecord) : null;

@@ -345,6 +345,16 @@ export class SqliteStore implements Store {
     ).run(c.id, c.taskId, c.firstSeen, c.lastSeen, c.roundsJoined, c.reportsAccepted, c.reportsRejected, c.revoked ? 1 : 0);
   }
 
+  async upsertClients(cs: readonly ClientRecord[]): Promise<void> {
+    const stmt = this.q(
+      `INSERT OR REPLACE INTO clients (id, task_id, first_seen, last_seen, rounds_joined, reports_accepted, reports_rejected, revoked)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.conn.transaction(() => {
+      for (const c of cs) stmt.run(c.id, c.taskId, c.firstSeen, c.lastSeen, c.roundsJoined, c.reportsAccepted, c.reportsRejected, c.revoked ? 1 : 0);
+    })();
+  }
+
   async getClient(id: string): Promise<ClientRecord | null> {
     const r = this.q('SELECT * FROM clients WHERE id = ?').get(id) as Row | undefined;
     return r ? clientFromRow(r) : null;

@@ -89,6 +89,8 @@ export interface Store {
   aliasHistory(model: string, alias?: string): Promise<AliasHistoryRecord[]>;
 
   upsertClient(client: ClientRecord): Promise<void>;
+  /** Upsert many client records in one write (one transaction where the store has them). */
+  upsertClients(clients: readonly ClientRecord[]): Promise<void>;
   getClient(id: string): Promise<ClientRecord | null>;
   listClients(taskId?: string): Promise<ClientRecord[]>;
 

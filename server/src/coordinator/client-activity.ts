@@ -1,0 +1,98 @@
+import type { ClientRecord } from '../store/records.js';
+import type { Store } from '../store/store.js';
+import type { CoordinatorLogger } from './deps.js';
+
+/**
+ * Device bookkeeping (last seen, rounds joined, reports accepted/rejected) written behind: the
+ * coordinator updates records in memory on every hello and report, and dirty records reach the
+ * store in one batch every `flushMs`. A 10,000-device connect storm or a 1,000-report round then
+ * costs a few store transactions instead of one durable write per message.
+ *
+ * Contracts: this is the only writer of client records while the coordinator runs; `revoke` is
+ * written through at once (security state is never deferred); a crash loses at most `flushMs` of
+ * activity counters, never a revocation; `close` flushes.
+ */
+export class ClientActivity {
+  private readonly cache = new Map<string, ClientRecord>();
+  private readonly dirty = new Set<string>();
+  private readonly timer: ReturnType<typeof setInterval>;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly store: Store,
+    private readonly logger: CoordinatorLogger,
+    flushMs = 1000,
+  ) {
+    this.timer = setInterval(() => void this.flush(), flushMs);
+    this.timer.unref();
+  }
+
+  async get(id: string): Promise<ClientRecord | null> {
+    const hit = this.cache.get(id);
+    if (hit) return { ...hit };
+    const c = await this.store.getClient(id);
+    if (c && !this.cache.has(id)) this.cache.set(id, c);
+    return c ? { ...(this.cache.get(id) ?? c) } : null;
+  }
+
+  private async update(id: string, taskId: string | null, change: (c: ClientRecord) => void): Promise<ClientRecord | null> {
+    let c = this.cache.get(id) ?? (await this.store.getClient(id));
+    if (!c) {
+      if (taskId === null) return null;
+      const now = Date.now();
+      c = { id, taskId, firstSeen: now, lastSeen: now, roundsJoined: 0, reportsAccepted: 0, reportsRejected: 0, revoked: false };
+    }
+    c = this.cache.get(id) ?? c; // another update may have loaded it meanwhile
+    change(c);
+    this.cache.set(id, c);
+    this.dirty.add(id);
+    return { ...c };
+  }
+
+  /** A device said hello for `taskId`. */
+  async touch(id: string, taskId: string): Promise<void> {
+    await this.update(id, taskId, (c) => {
+      c.taskId = taskId;
+      c.lastSeen = Date.now();
+    });
+  }
+
+  async countReport(id: string, accepted: boolean): Promise<void> {
+    await this.update(id, null, (c) => {
+      if (accepted) {
+        c.reportsAccepted++;
+        c.roundsJoined++;
+      } else c.reportsRejected++;
+    });
+  }
+
+  /** Mark revoked and write it through now. Returns null for an unknown device. */
+  async revoke(id: string): Promise<ClientRecord | null> {
+    const c = await this.update(id, null, (x) => {
+      x.revoked = true;
+    });
+    if (c) await this.flush();
+    return c;
+  }
+
+  /** Write every dirty record in one batch (serialised with any flush in progress). */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      if (this.dirty.size === 0) return;
+      const batch = [...this.dirty].map((id) => ({ ...this.cache.get(id)! }));
+      this.dirty.clear();
+      try {
+        await this.store.upsertClients(batch);
+      } catch (err) {
+        for (const c of batch) this.dirty.add(c.id);
+        this.logger.warn({ err, clients: batch.length }, 'client activity flush failed; will retry');
+      }
+    });
+    return this.flushing;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+  }
+}
