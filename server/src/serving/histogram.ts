@@ -103,13 +103,14 @@ export class RateWindow {
     this.slots[i] += n;
   }
 
-  /** Mean rate over the window, or over the time since creation when that is shorter. */
+  /** Mean rate over the window, or over the time since creation when that is shorter (at least 1 s). */
   perSecond(): number {
     const nowMs = this.now();
     const sec = Math.floor(nowMs / 1000);
     let total = 0;
     for (let i = 0; i < this.seconds; i++) if (this.stamps[i] > sec - this.seconds) total += this.slots[i];
-    const span = Math.min(this.seconds, Math.max(1, (nowMs - this.startedAt) / 1000));
+    // The window is the seconds - 1 whole seconds before this one plus the part of this one gone by.
+    const span = Math.max(1, Math.min(this.seconds - 1 + (nowMs % 1000) / 1000, (nowMs - this.startedAt) / 1000));
     return total / span;
   }
 }
