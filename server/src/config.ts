@@ -11,7 +11,8 @@ export const ServeConfigSchema = z
     port: z.coerce.number().int().min(0).max(65535).default(8080),
     host: z.string().min(1).default('127.0.0.1'),
     dataDir: z.string().min(1).default('./flotilla-data'),
-    mongodbUrl: z.string().url().optional(),
+    // Multi-host replica-set URLs (mongodb://a:1,b:2/db?replicaSet=x) are not WHATWG URLs: check the scheme, let the driver parse the rest.
+    mongodbUrl: z.string().regex(/^mongodb(\+srv)?:\/\/\S+$/, 'a mongodb:// or mongodb+srv:// URL').optional(),
     adminToken: z.string().min(16).optional(),
     deviceToken: z.string().min(16).optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
