@@ -1,0 +1,47 @@
+/**
+ * `npm run bench`: runs the benchmarks one after another (never two at once: they share the CPU)
+ * with quick settings, each printing its own figures and ratio against its in-run baseline.
+ * `npm run bench -- --full` uses the issue's full sizes (10,000 devices, McMahan's rounds to 97%,
+ * the experiments): hours on a 2-core machine. `--only a,b` runs a subset.
+ */
+import { spawnSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({ options: { full: { type: 'boolean', default: false }, only: { type: 'string' } } });
+
+const quick: Record<string, string[]> = {
+  aggregation: ['bench/aggregation.ts', '--n', '10,100,1000'],
+  compression: ['bench/compression.ts'],
+  registry: ['bench/registry.ts'],
+  serving: ['bench/serving.ts'],
+  simulation: ['bench/simulation.ts', '--rounds', '5'],
+  'scale-connections': ['bench/scale.ts', 'connections', '--devices', '2000', '--idle-seconds', '10'],
+  'scale-rounds': ['bench/scale.ts', 'rounds', '--devices', '300', '--rounds', '2'],
+  'scale-memory': ['bench/scale.ts', 'memory', '--sizes', '50,200', '--rounds', '1'],
+};
+const full: Record<string, string[]> = {
+  ...quick,
+  simulation: ['bench/simulation.ts'],
+  'scale-connections': ['bench/scale.ts', 'connections', '--devices', '10000'],
+  'scale-rounds': ['bench/scale.ts', 'rounds', '--devices', '1000', '--rounds', '3'],
+  'scale-memory': ['bench/scale.ts', 'memory', '--sizes', '100,300,1000'],
+  'fedavg-mnist': ['bench/fedavg-mnist.ts'],
+};
+
+const table = values.full ? full : quick;
+const names = values.only ? values.only.split(',') : Object.keys(table);
+let failed = 0;
+for (const name of names) {
+  const args = table[name];
+  if (!args) {
+    console.error(`unknown benchmark ${name}; known: ${Object.keys(table).join(', ')}`);
+    process.exit(2);
+  }
+  console.log(`\n=== ${name}: npx tsx ${args.join(' ')}`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', ...args], { stdio: 'inherit' });
+  if (r.status !== 0) {
+    failed++;
+    console.error(`=== ${name} failed (exit ${r.status})`);
+  }
+}
+process.exit(failed ? 1 : 0);
