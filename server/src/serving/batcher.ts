@@ -75,6 +75,10 @@ export class Batcher {
     this.config = { ...config };
   }
 
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   get queued(): number {
     return this.queue.length - this.head;
   }

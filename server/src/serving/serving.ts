@@ -93,7 +93,8 @@ export class Serving {
   private readonly resolved = new Map<string, { version: number; at: number }>();
   private readonly awaiting = new Map<string, { key: string; version: number }>();
   private readonly references = new Map<string, StatsAccumulator | 'done'>();
-  private readonly configuredFor = new WeakMap<ServedModel, string>();
+  /** Which deployment's batching a loaded version runs with: the most recently updated one that routes to it. */
+  private readonly configuredBy = new WeakMap<ServedModel, { name: string; updatedAt: number }>();
   private readonly defaults: BatchingConfig;
   private readonly opts: Required<Omit<ServingOptions, 'batching' | 'rng'>>;
   private readonly rng: Rng;
@@ -155,7 +156,7 @@ export class Serving {
     flush.unref();
     this.timers.push(flush);
     if (this.opts.warmIntervalMs > 0) {
-      const watch = setInterval(() => void this.refreshAliases(), this.opts.warmIntervalMs);
+      const watch = setInterval(() => void this.syncDeployments().then(() => this.refreshAliases()), this.opts.warmIntervalMs);
       watch.unref();
       this.timers.push(watch);
     }
@@ -198,10 +199,11 @@ export class Serving {
     const version = await this.resolveRef(model, target.ref);
     const served = await this.cache.get(model, version, target.variant);
     if (rt?.record.batching) {
-      const tag = `${rt.record.name}@${rt.record.updatedAt}`;
-      if (this.configuredFor.get(served) !== tag) {
+      const { name, updatedAt } = rt.record;
+      const prev = this.configuredBy.get(served);
+      if (!prev || (prev.name === name ? prev.updatedAt !== updatedAt : updatedAt > prev.updatedAt)) {
         served.batcher.configure({ ...this.defaults, ...rt.record.batching });
-        this.configuredFor.set(served, tag);
+        this.configuredBy.set(served, { name, updatedAt });
       }
     }
     return served;
@@ -214,6 +216,34 @@ export class Serving {
         this.load(rt.record.model, t, rt).catch((err) => this.deps.logger.warn({ err, deployment: rt.record.name, target: t.key }, 'serving: preload failed')),
       ),
     );
+  }
+
+  /**
+   * Follow deployment changes other nodes made in the shared store: add new ones (warmed), apply
+   * changed ones, drop deleted ones. Bandit arms learned here are kept (see DeploymentRuntime.configure).
+   */
+  async syncDeployments(): Promise<void> {
+    let stored: DeploymentRecord[];
+    try {
+      stored = await this.deps.store.listDeployments();
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'serving: could not list deployments');
+      return;
+    }
+    const names = new Set(stored.map((d) => d.name));
+    for (const name of [...this.runtimes.keys()]) if (!names.has(name)) this.runtimes.delete(name);
+    for (const d of stored) {
+      const rt = this.runtimes.get(d.name);
+      if (!rt) {
+        const fresh = new DeploymentRuntime(d, this.rng);
+        this.runtimes.set(d.name, fresh);
+        void this.warm(fresh);
+      } else if (rt.record.updatedAt !== d.updatedAt && !rt.dirty) {
+        const targetsChanged = JSON.stringify(rt.record.routing) !== JSON.stringify(d.routing);
+        rt.configure(d);
+        if (targetsChanged) void this.warm(rt);
+      }
+    }
   }
 
   /** Re-resolve aliases named in deployments; warm versions they moved to. */
@@ -256,6 +286,8 @@ export class Serving {
     try {
       served = await this.load(model, target, rt);
       const input = req.parse(served.io, this.opts.maxRowsPerRequest);
+      // A version unloaded (LRU) between lookup and submit is loaded again, once.
+      if (served.batcher.isClosed) served = await this.load(model, target, rt);
       const res = await served.batcher.submit(input.data, input.rows);
       const totalMs = performance.now() - t0;
       const version = served.record.version;
