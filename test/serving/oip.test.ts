@@ -115,6 +115,9 @@ describe('Open Inference Protocol (KServe V2) REST', () => {
     const res = await infer('/v2/models/tiny/infer', { inputs: [tensor(rowsOf(1))] }, null);
     expect(res.status).toBe(401);
     expect(res.json.error.code).toBe('FL_ERR_AUTH_REQUIRED');
+    expect((await h.call({ method: 'GET', url: '/v2/health/live', token: null })).status).toBe(200);
+    expect((await h.call({ method: 'GET', url: '/v2/health/ready', token: null })).status).toBe(200);
+    expect((await h.call({ method: 'GET', url: '/v2/models/tiny', token: null })).status).toBe(401);
     const device = await infer('/v2/models/tiny/infer', { inputs: [tensor(rowsOf(1))] }, DEVICE);
     expect(device.status).toBe(200);
   });

@@ -123,10 +123,9 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
   const serving = opts.serving;
   const callers = opts.publicInference ? [] : [requireRole(opts.auth, ['admin', 'viewer', 'device'])];
 
-  // Probes answer without a token only with publicInference until the admin API lists them in
-  // PUBLIC_ROUTES (see SERVING_PUBLIC_ROUTES in serving-routes.ts).
-  r.get('/v2/health/live', { preHandler: callers }, async () => ({ live: true }));
-  r.get('/v2/health/ready', { preHandler: callers }, async (_req, reply) => {
+  // Probes are public (PUBLIC_ROUTES in auth.ts): orchestrators call them without credentials.
+  r.get('/v2/health/live', async () => ({ live: true }));
+  r.get('/v2/health/ready', async (_req, reply) => {
     const ready = await settles(serving.whenReady(), READY_WAIT_MS);
     return reply.status(ready ? 200 : 503).send({ ready });
   });

@@ -8,12 +8,9 @@ import { tfServingRoutes } from './tfserving-routes.js';
 export interface ServingRoutesOptions {
   serving: Serving;
   auth: AuthConfig;
-  /** Inference and feedback without a token (health probes are always public). */
+  /** Inference and feedback without a token (INFERENCE_PUBLIC_ROUTES in auth.ts); the OIP health probes are always public (PUBLIC_ROUTES). */
   publicInference?: boolean;
 }
-
-/** Public without a token: the OIP health probes (and, with publicInference, inference itself). */
-export const SERVING_PUBLIC_ROUTES: readonly string[] = ['/v2/health/live', '/v2/health/ready'];
 
 /**
  * Everything serving answers over HTTP: OIP (`/v2`), TF Serving (`/v1/models`), deployments,
