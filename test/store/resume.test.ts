@@ -3,10 +3,11 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { MongoClient } from 'mongodb';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FlotillaClient, LocalTrainer, type Dataset } from '@flotilla/client';
+import { FlotillaClient, LocalTrainer } from '@flotilla/client';
 import { openStorage, type Storage } from '../../server/src/store/open-storage.js';
 import { MONGO_URL, reportMongoSkip } from './mongo-env.js';
 import { tempDir } from './temp-dir.js';
+import { synthetic } from '../helpers/synthetic.js';
 
 /**
  * Crash safety end to end: a real `flotilla serve` child process is killed with SIGKILL while a
@@ -20,19 +21,6 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ADMIN = 'resume-admin-token-0123456789';
 const DEVICE = 'resume-device-token-0123456789';
 
-function synthetic(n: number, seed: number): Dataset {
-  let s = seed;
-  const rand = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 4294967296) * 2 - 1;
-  const x = new Float32Array(n * 8);
-  const y = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < 8; j++) x[i * 8 + j] = rand();
-    const f = x.subarray(i * 8, i * 8 + 8);
-    const scores = [f[0] + f[1], f[2] - f[3], f[4] + f[5] - f[6]];
-    y[i] = scores.indexOf(Math.max(...scores));
-  }
-  return { x, y, inputSize: 8, numClasses: 3 };
-}
 
 async function freePort(): Promise<number> {
   const srv = createServer();
