@@ -30,6 +30,12 @@ export async function main(argv: string[]): Promise<number> {
       `${opts.clientsPerRound} per round, E=${opts.epochs} B=${opts.batchSize} lr=${opts.lr}, ${opts.model.toUpperCase()}, ` +
       `until ${formatPct(opts.targetAccuracy, 1)} or ${opts.rounds} rounds; coordinator: ${opts.url ?? 'in-process'}`,
   );
+  if (opts.model === 'cnn') {
+    say(
+      'note: without @tensorflow/tfjs-node the CNN trains and evaluates on the pure-JS cpu backend (the wasm backend lacks ' +
+        'Conv2DBackpropFilter): many seconds per device-epoch. Use small --train-limit/--test-limit and a long --deadline-ms.',
+    );
+  }
   // First Ctrl-C stops the task and still writes the results of the rounds so far; a second one exits.
   const abort = new AbortController();
   const onSigint = () => {

@@ -23,6 +23,8 @@ export interface SimulationHooks {
   progress?: RoundProgress;
   /** Called for every closed round, after it is recorded. */
   onRound?(row: RoundRow): void;
+  /** In-process mode: the coordinator's full record of every closed round (train metrics such as dpEpsilon, rejections). */
+  onRecord?(record: RoundRecord): void;
   /** Do not write result files. */
   noFiles?: boolean;
   /** Dataset to use instead of loading MNIST (tests pass a subset). */
@@ -170,7 +172,9 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
       const coordinator = app.flotilla.coordinator;
       stopReason = await new Promise<string>((resolve, reject) => {
         coordinator.events.on('round', (r: RoundRecord) => {
-          if (r.taskId === o.task) record(r);
+          if (r.taskId !== o.task) return;
+          record(r);
+          hooks.onRecord?.(r);
         });
         coordinator.events.on('evaluation', (e: { taskId: string; round: number; version: number; metrics: Record<string, number> }) => {
           if (e.taskId === o.task) federated.push({ round: e.round, version: e.version, accuracy: e.metrics.accuracy ?? null, loss: e.metrics.loss ?? null });
