@@ -137,3 +137,23 @@ describe('publicInference', () => {
     }
   });
 });
+
+describe('a model published by a task', () => {
+  it('serves version 1 of an mnist-mlp task at once (784 inputs, 10 classes)', async () => {
+    const h = await servingApp();
+    try {
+      await h.app.flotilla.coordinator.createTask({ id: 'mnist', preset: 'mnist-mlp', plan: { clientsPerRound: 2, overSelect: 1, roundDeadlineMs: 60_000 } });
+      const meta = (await h.call({ method: 'GET', url: '/v2/models/mnist' })).json;
+      expect(meta.inputs).toEqual([{ name: 'hidden1_input', datatype: 'FP32', shape: [-1, 784] }]);
+      const image = Array.from({ length: 784 }, (_, i) => (i % 28) / 28);
+      const res = await h.call({ method: 'POST', url: '/v2/models/mnist/infer', json: { inputs: [{ name: 'hidden1_input', shape: [2, 784], datatype: 'FP32', data: [image, image] }] } });
+      expect(res.status).toBe(200);
+      expect(res.json.model_version).toBe('1');
+      expect(res.json.outputs[0].shape).toEqual([2, 10]);
+      const probs: number[] = res.json.outputs[0].data.slice(0, 10);
+      expect(probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+    } finally {
+      await h.app.close();
+    }
+  });
+});
