@@ -20,6 +20,7 @@ const { positionals, values } = parseArgs({
     rounds: { type: 'string' },
     sizes: { type: 'string', default: '100,300,1000' },
     'idle-seconds': { type: 'string', default: '20' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const mode = positionals[0] ?? 'connections';
@@ -143,21 +144,26 @@ async function roundsBench() {
   const N = Number(values.devices ?? 1000);
   const R = Number(values.rounds ?? 3);
   const P = 199210;
-  const s = await startChildServer();
+  const prof = values['cpu-prof'];
+  const s = await startChildServer(prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {});
   try {
     const { recs, reports, cpu } = await runRounds(s, 'mnist-mlp', N, R, true, P);
     const bytes = N * (12 + 4 * P);
     console.log(`rounds: ${N} devices selected per round, mnist-mlp (${P} params, ${(bytes / MiB).toFixed(0)} MiB of reports per round)`);
-    console.log('round  state  duration s  median device work ms  max device work ms  reports  ingest MiB/s');
+    console.log('round  state  duration s  median device work ms  max device work ms  overhead s  reports  ingest MiB/s');
     const durs: number[] = [];
+    const overheads: number[] = [];
     for (const r of recs) {
       const d = ((r.endedAt ?? r.startedAt) - r.startedAt) / 1000;
       const work = reports.filter((x) => x.round === r.round).map((x) => x.workMs);
       durs.push(d);
-      console.log(`${String(r.round).padEnd(6)} ${r.state.padEnd(6)} ${d.toFixed(2).padStart(10)}  ${median(work).toFixed(0).padStart(21)}  ${Math.max(...work).toFixed(0).padStart(18)}  ${String(r.reported.length).padStart(7)}  ${(bytes / MiB / d).toFixed(0).padStart(12)}`);
+      const overhead = d - Math.max(...work) / 1000; // round time minus the slowest device's own work (its download)
+      overheads.push(overhead);
+      console.log(`${String(r.round).padEnd(6)} ${r.state.padEnd(6)} ${d.toFixed(2).padStart(10)}  ${median(work).toFixed(0).padStart(21)}  ${Math.max(...work).toFixed(0).padStart(18)}  ${overhead.toFixed(2).padStart(10)}  ${String(r.reported).padStart(7)}  ${(bytes / MiB / d).toFixed(0).padStart(12)}`);
     }
     const tcp = await rawTcp(bytes, 12 + 4 * P);
     const ingest = bytes / median(durs);
+    console.log(`median coordinator overhead per round: ${median(overheads).toFixed(2)} s`);
     console.log(`coordinator CPU: ${(cpu / recs.length).toFixed(2)} s per round (includes serving ${N} weight downloads and making 3 variants)`);
     console.log(`raw loopback TCP of the same bytes: ${(tcp / MiB).toFixed(0)} MiB/s; coordinator round ingest / raw TCP = ${(ingest / tcp).toFixed(3)} (round includes downloads and devices on the same 2 cores)`);
   } finally {

@@ -23,11 +23,11 @@ export interface ChildServer {
 
 const BIN = fileURLToPath(new URL('../../server/bin/flotilla.mjs', import.meta.url));
 
-export async function startChildServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; port?: number } = {}): Promise<ChildServer> {
+export async function startChildServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; port?: number; nodeArgs?: string[] } = {}): Promise<ChildServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'flotilla-bench-'));
   const adminToken = 'admin-token-for-benchmarks-0001';
   const deviceToken = 'device-token-for-benchmarks-001';
-  const proc = spawn(process.execPath, ['--max-old-space-size=8192', BIN, 'serve', '--port', String(opts.port ?? 0), '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])], {
+  const proc = spawn(process.execPath, ['--max-old-space-size=8192', ...(opts.nodeArgs ?? []), BIN, 'serve', '--port', String(opts.port ?? 0), '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])], {
     env: { ...process.env, FLOTILLA_ADMIN_TOKEN: adminToken, FLOTILLA_DEVICE_TOKEN: deviceToken, ...opts.env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -231,12 +231,24 @@ export class Registry {
       this.verified.set(ref.sha256, cached);
       return { ref, bytes: cached };
     }
-    const bytes = await this.blobs.get(ref.sha256);
-    // A version names only blobs written before it, so a missing one is damage, not a 404.
-    if (!bytes) throw new AppError('FL_ERR_BLOB_CORRUPT', { sha256: ref.sha256, why: 'missing' });
-    this.remember(ref.sha256, bytes);
-    return { ref, bytes };
+    // Single flight: when a round starts, every selected device asks for the same new weights at
+    // once; one read (and one checksum) serves them all.
+    let pending = this.reading.get(ref.sha256);
+    if (!pending) {
+      pending = this.blobs.get(ref.sha256).then((bytes) => {
+        // A version names only blobs written before it, so a missing one is damage, not a 404.
+        if (!bytes) throw new AppError('FL_ERR_BLOB_CORRUPT', { sha256: ref.sha256, why: 'missing' });
+        this.remember(ref.sha256, bytes);
+        return bytes;
+      });
+      const done = () => this.reading.delete(ref.sha256);
+      pending.then(done, done);
+      this.reading.set(ref.sha256, pending);
+    }
+    return { ref, bytes: await pending };
   }
+
+  private readonly reading = new Map<string, Promise<Uint8Array>>();
 
   private remember(sha256: string, bytes: Uint8Array): void {
     if (bytes.byteLength > this.cacheBytes / 4) return;
