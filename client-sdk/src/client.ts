@@ -26,6 +26,13 @@ import { LocalTrainer, type Fetcher } from './trainer.js';
 export interface ClientHooks {
   /** Called after local training, before the report is sent: 'drop' abandons the report (fault injection, user veto). */
   beforeReport?(info: { taskId: string; round: number }): Promise<'send' | 'drop'>;
+  /**
+   * Called after local training with the delta (w_local - w_global), before client-side
+   * clipping and encoding; returns the delta to report instead (same length), or nothing to keep
+   * it. May modify `delta` in place. For simulations (e.g. poisoned updates) and research;
+   * a returned vector of another length fails the round locally.
+   */
+  transformDelta?(delta: Float32Array, info: { taskId: string; round: number; numExamples: number }): Float32Array | void;
 }
 
 export interface ClientOptions {
@@ -239,7 +246,9 @@ export class BaseClient extends Emitter<ClientEvents> {
       const data = await this.opts.data.train();
       const out = await this.trainer.fit(loaded, global, data, ins.plan, isStale);
       if (isStale()) return;
-      const encoded = this.encode(out.delta, out.metrics, ins.plan);
+      const delta = this.opts.hooks?.transformDelta?.(out.delta, { taskId: ins.taskId, round: ins.round, numExamples: out.numExamples }) ?? out.delta;
+      if (delta.length !== out.delta.length) throw new RangeError(`transformDelta returned ${delta.length} values, expected ${out.delta.length}`);
+      const encoded = this.encode(delta, out.metrics, ins.plan);
       const verdict = (await this.opts.hooks?.beforeReport?.({ taskId: ins.taskId, round: ins.round })) ?? 'send';
       if (verdict === 'drop' || isStale() || !this.socket?.connected) return;
       // Wait for an upload slot (the coordinator bounds concurrent uploads); the ack may take until the deadline.

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { parseAttack } from './attack.js';
 import { PARTITIONS } from './partition.js';
 
 /**
@@ -44,6 +45,8 @@ Model and data
 Faults
   --dropout P               a selected device vanishes mid-round with probability P, back later
   --straggler P:MS          a selected device waits MS ms before reporting with probability P
+  --attack scale:F:P|noise:STD:P   a fixed fraction P of the devices poisons every update it sends:
+                            scaled by F (e.g. scale:-10:0.1) or replaced by N(0, STD^2) noise
 Execution and output
   --workers W               worker threads (default: available parallelism, at most --clients)
   --out DIR                 results folder (default ./runs/<timestamp>/)
@@ -91,6 +94,17 @@ export const SimOptionsSchema = z
     testLimit: int('test-limit', 1, 10000).optional(),
     dropout: probability('dropout').default(0),
     straggler: StragglerSchema.optional(),
+    attack: z
+      .string()
+      .transform((s, ctx) => {
+        try {
+          return parseAttack(s);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          return z.NEVER;
+        }
+      })
+      .optional(),
     workers: int('workers', 1, 1024).optional(),
     out: z.string().min(1).optional(),
     demo: z.boolean().default(false),
@@ -146,6 +160,7 @@ const FLAGS = {
   'test-limit': { type: 'string' },
   dropout: { type: 'string' },
   straggler: { type: 'string' },
+  attack: { type: 'string' },
   workers: { type: 'string' },
   out: { type: 'string' },
   demo: { type: 'boolean' },

@@ -1,3 +1,5 @@
+import type { Attack } from './attack.js';
+
 /**
  * What the device pool (main thread) and its device workers say to each other. Datasets travel
  * as typed arrays over SharedArrayBuffers (shared, never copied); each device carries only its
@@ -14,6 +16,8 @@ export interface DeviceSpec {
   train: Uint32Array;
   /** Rows of `test` this device evaluates on (federated evaluation); none when absent. */
   eval?: Uint32Array;
+  /** Reports poisoned updates (FaultConfig.attack); set by the pool. */
+  attacker?: boolean;
 }
 
 export interface FaultConfig {
@@ -22,6 +26,8 @@ export interface FaultConfig {
   straggler?: { probability: number; delayMs: number };
   /** A vanished device comes back after a delay drawn uniformly from this range (ms). */
   rejoinMs: [number, number];
+  /** Model poisoning by a fixed fraction of the devices (see attack.ts). */
+  attack?: Attack;
 }
 
 export interface WorkerInit {
@@ -44,7 +50,7 @@ export type WorkerEvent =
   | { type: 'ready'; devices: number; backend: string }
   | { type: 'fit'; deviceId: string; round: number; numExamples: number; loss: number; bytesUp: number; bytesDown: number; trainMs: number }
   | { type: 'eval'; deviceId: string; round: number; numExamples: number; accuracy: number }
-  | { type: 'fault'; kind: 'dropout' | 'straggler' | 'rejoin'; deviceId: string; round: number }
+  | { type: 'fault'; kind: 'dropout' | 'straggler' | 'rejoin' | 'attack'; deviceId: string; round: number }
   | { type: 'rejected'; deviceId: string; round: number; code: string }
   | { type: 'error'; deviceId?: string; message: string; fatal?: boolean }
   | { type: 'stopped' };

@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { chooseAttackers } from './attack.js';
 import type { DeviceSpec, FaultConfig, SharedSplit, WorkerEvent, WorkerInit } from './device-messages.js';
+import { deriveSeed } from './rng.js';
 
 /**
  * Many virtual devices spread over worker threads. Each worker runs its devices as real SDK
@@ -38,6 +40,8 @@ export interface PoolStats {
   dropouts: number;
   stragglers: number;
   rejoins: number;
+  /** Poisoned updates sent (reports of attacker devices, FaultConfig.attack). */
+  attacks: number;
   evals: number;
   rejected: Record<string, number>;
   errors: number;
@@ -65,7 +69,7 @@ export function defaultWorkerCount(devices: number): number {
 }
 
 export class DevicePool extends EventEmitter {
-  readonly stats: PoolStats = { fits: 0, examples: 0, trainMs: 0, bytesUp: 0, bytesDown: 0, dropouts: 0, stragglers: 0, rejoins: 0, evals: 0, rejected: {}, errors: 0 };
+  readonly stats: PoolStats = { fits: 0, examples: 0, trainMs: 0, bytesUp: 0, bytesDown: 0, dropouts: 0, stragglers: 0, rejoins: 0, attacks: 0, evals: 0, rejected: {}, errors: 0 };
   backend = 'unknown';
   private stopped = false;
 
@@ -80,7 +84,10 @@ export class DevicePool extends EventEmitter {
   static async start(o: DevicePoolOptions): Promise<DevicePool> {
     if (o.devices.length === 0) throw new Error('DevicePool: no devices');
     const n = Math.max(1, Math.min(o.workers ?? defaultWorkerCount(o.devices.length), o.devices.length));
-    const faults: FaultConfig = { dropout: o.faults?.dropout ?? 0, straggler: o.faults?.straggler, rejoinMs: o.faults?.rejoinMs ?? [1000, 3000] };
+    const faults: FaultConfig = { dropout: o.faults?.dropout ?? 0, straggler: o.faults?.straggler, rejoinMs: o.faults?.rejoinMs ?? [1000, 3000], attack: o.faults?.attack };
+    // The same devices are malicious in every run with the same seed and device count.
+    const attackers = faults.attack ? chooseAttackers(o.devices.length, faults.attack.fraction, deriveSeed(o.seed ?? 1, 77)) : new Set<number>();
+    const devices: DeviceSpec[] = o.devices.map((d, i) => (attackers.has(i) ? { ...d, attacker: true } : d));
     const train = sharedSplit(o.train);
     const test = o.test ? sharedSplit(o.test) : undefined;
     const workers: Worker[] = [];
@@ -99,7 +106,7 @@ export class DevicePool extends EventEmitter {
         test,
         inputSize: o.inputSize,
         numClasses: o.numClasses,
-        devices: o.devices.slice(from, to),
+        devices: devices.slice(from, to),
         faults,
         seed: o.seed ?? 1,
         verbose: o.verbose ?? false,
@@ -159,6 +166,7 @@ export class DevicePool extends EventEmitter {
       case 'fault':
         if (e.kind === 'dropout') s.dropouts++;
         else if (e.kind === 'straggler') s.stragglers++;
+        else if (e.kind === 'attack') s.attacks++;
         else s.rejoins++;
         break;
       case 'rejected':

@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { FlotillaClient, LocalTrainer, resolveBackend, type Dataset, type Logger } from '@flotilla/client';
 import type { DeviceSpec, PoolCommand, WorkerEvent, WorkerInit } from './device-messages.js';
+import { applyAttack } from './attack.js';
 import { createRng, deriveSeed } from './rng.js';
 
 /**
@@ -11,7 +12,9 @@ import { createRng, deriveSeed } from './rng.js';
  * Faults, decided per (device, round) by a seeded stream:
  *  - dropout: after training the device vanishes (drops its report, disconnects) and comes back
  *    after `rejoinMs` with the same deviceId;
- *  - straggler: the device waits `delayMs` before reporting.
+ *  - straggler: the device waits `delayMs` before reporting;
+ *  - attack: devices the pool marked `attacker` poison every delta they report (attack.ts),
+ *    through the SDK's hooks.transformDelta.
  *
  * Contract with the pool: posts 'ready' once every device's hello was accepted (or 'error' with
  * fatal: true), then events as they happen; on 'stop' it stops every client and posts 'stopped'.
@@ -45,6 +48,7 @@ function makeClient(dev: Device): FlotillaClient {
   const { spec } = dev;
   const trainData = dataset(init.train, spec.train);
   const evalData = init.test && spec.eval && spec.eval.length > 0 ? dataset(init.test, spec.eval) : undefined;
+  const attack = spec.attacker ? init.faults.attack : undefined;
   const client = new FlotillaClient({
     url: init.url,
     token: init.token,
@@ -69,6 +73,14 @@ function makeClient(dev: Device): FlotillaClient {
         }
         return 'send';
       },
+      ...(attack
+        ? {
+            transformDelta: (delta: Float32Array, { round }: { round: number }) => {
+              post({ type: 'fault', kind: 'attack', deviceId: spec.deviceId, round });
+              return applyAttack(delta, attack, rng);
+            },
+          }
+        : {}),
     },
   });
   client.on('fit', (e) => post({ type: 'fit', deviceId: spec.deviceId, ...e }));

@@ -115,6 +115,7 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
     const notes: string[] = [];
     if ('state' in r && r.state === 'failed' && r.failureReason) notes.push(r.failureReason);
     if (s && (s.dropouts || s.stragglers)) notes.push(`dropouts ${s.dropouts} stragglers ${s.stragglers}`);
+    if (s?.attacks) notes.push(`poisoned updates so far ${s.attacks}`);
     progress.round(row, notes.length ? notes.join('; ') : undefined);
     hooks.onRound?.(row);
     return row;
@@ -153,7 +154,7 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
       devices,
       workers: o.workers,
       seed: o.seed,
-      faults: { dropout: o.dropout, straggler: o.straggler },
+      faults: { dropout: o.dropout, straggler: o.straggler, attack: o.attack },
       verbose: !o.quiet && process.env.FLOTILLA_SIM_DEBUG === '1',
     });
     // Show each distinct device error once (the first few), so a broken setup is visible at once.
@@ -233,7 +234,8 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
     out.files = await writeResults(out.outDir, results, {
       title: `FedAvg on MNIST (${o.model === 'cnn' ? 'CNN' : '2NN MLP'}, ${o.partition}${o.partition === 'dirichlet' ? ` α=${o.alpha}` : ''})`,
       subtitle: `${o.clients} devices, ${o.clientsPerRound} per round, E=${o.epochs}, B=${o.batchSize}, lr=${o.lr}` +
-        (o.dropout ? `, dropout ${o.dropout}` : '') + (o.straggler ? `, stragglers ${o.straggler.probability}:${o.straggler.delayMs}ms` : ''),
+        (o.dropout ? `, dropout ${o.dropout}` : '') + (o.straggler ? `, stragglers ${o.straggler.probability}:${o.straggler.delayMs}ms` : '') +
+        (o.attack ? `, attack ${o.attack.kind}` : ''),
       target: o.targetAccuracy,
     });
   }

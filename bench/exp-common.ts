@@ -1,0 +1,158 @@
+/**
+ * Shared plumbing of the issue-6 experiments (bench/exp-*.ts): one simulator run per
+ * configuration (in-process coordinator, real SDK devices, central test-set evaluation),
+ * markdown tables, and the files each experiment leaves in docs/experiments/:
+ *   <name>.md     the measured table(s) and the exact settings
+ *   <name>*.svg   chart(s) drawn with the simulator's chart writer
+ *   <name>.json   every run's per-round series, so tables and charts can be re-derived
+ *
+ * Runs are strictly sequential (one training run at a time). Nothing here extrapolates: a
+ * threshold not reached within the cap is reported as "not reached by round N".
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TaskPlanInput } from '@flotilla/client/protocol';
+import { parseCliOptions, type SimOptions } from '../simulator/src/cli-options.js';
+import { createProgress, formatPct } from '../simulator/src/progress.js';
+import type { RoundRow } from '../simulator/src/results.js';
+import { runSimulation, type SimulationHooks } from '../simulator/src/simulation.js';
+
+export const DOCS_DIR = 'docs/experiments';
+
+export interface RunSpec {
+  /** Row label in tables and chart legends. */
+  label: string;
+  /** flotilla-sim flags (see simulator/src/cli-options.ts). */
+  args: string[];
+  /** Extra task-plan fields: strategy, codec, screening, ... */
+  plan?: Partial<TaskPlanInput>;
+}
+
+/** A committed round: the simulator's row plus the coordinator's aggregated train metrics. */
+export interface RoundPoint extends RoundRow {
+  trainMetrics: Record<string, number>;
+  rejected: number;
+}
+
+export interface RunOutcome {
+  label: string;
+  args: string[];
+  plan: Partial<TaskPlanInput>;
+  rounds: RoundPoint[];
+  finalAccuracy: number | null;
+  bestAccuracy: number | null;
+  stopReason: string;
+  wallS: number;
+  /** Device pool statistics (uploads, attacks, rejections). */
+  pool: Record<string, unknown>;
+}
+
+interface RoundRecordLike {
+  round: number;
+  trainMetrics?: Record<string, number>;
+  rejected?: unknown[];
+}
+
+/** Run one configuration to its cap (or target) and collect its rounds. */
+export async function runOne(spec: RunSpec, extraHooks: Partial<SimulationHooks> = {}): Promise<RunOutcome> {
+  const opts = parseCliOptions([...spec.args, '--eval-clients', '0', '--quiet']);
+  if (opts === 'help') throw new Error('unreachable');
+  const records = new Map<number, RoundRecordLike>();
+  const progress = createProgress({ total: opts.rounds, target: opts.targetAccuracy });
+  console.log(`\n[${spec.label}] ${spec.args.join(' ')}${spec.plan ? ` plan ${JSON.stringify(spec.plan)}` : ''}`);
+  const hooks: SimulationHooks = {
+    progress,
+    noFiles: true,
+    ...(spec.plan ? { plan: spec.plan } : {}),
+    ...extraHooks,
+    onRecord: (r) => void records.set(r.round, r as RoundRecordLike),
+  };
+  const r = await runSimulation(opts as SimOptions, hooks);
+  const s = r.results.summary!;
+  const rounds: RoundPoint[] = r.results.rounds
+    .filter((row) => !row.failed)
+    .map((row) => {
+      const rec = records.get(row.round);
+      return { ...row, trainMetrics: rec?.trainMetrics ?? {}, rejected: rec?.rejected?.length ?? 0 };
+    });
+  console.log(`[${spec.label}] ${s.stopReason}: final ${formatPct(s.finalAccuracy)}, best ${formatPct(s.bestAccuracy)}, ${(s.wallMs / 1000).toFixed(0)} s`);
+  return {
+    label: spec.label,
+    args: spec.args,
+    plan: spec.plan ?? {},
+    rounds,
+    finalAccuracy: s.finalAccuracy,
+    bestAccuracy: s.bestAccuracy,
+    stopReason: s.stopReason,
+    wallS: s.wallMs / 1000,
+    pool: { ...r.pool },
+  };
+}
+
+/** First round whose central test accuracy reached `threshold`, or null. */
+export function roundsTo(run: RunOutcome, threshold: number): number | null {
+  return run.rounds.find((p) => p.accuracy !== null && p.accuracy >= threshold)?.round ?? null;
+}
+
+/** "R" or "not reached by round N" (N = last round run). */
+export function reachText(run: RunOutcome, threshold: number): string {
+  const r = roundsTo(run, threshold);
+  if (r !== null) return String(r);
+  const last = run.rounds.length ? run.rounds[run.rounds.length - 1].round : 0;
+  return `not reached by round ${last}`;
+}
+
+export function pct(v: number | null | undefined, digits = 2): string {
+  return v === null || v === undefined || !Number.isFinite(v) ? '-' : `${(v * 100).toFixed(digits)}%`;
+}
+
+export function markdownTable(headers: string[], rows: Array<Array<string | number>>): string {
+  const line = (cells: Array<string | number>) => `| ${cells.map(String).join(' | ')} |`;
+  return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n') + '\n';
+}
+
+export function accuracyPoints(run: RunOutcome): Array<{ x: number; y: number }> {
+  return run.rounds.filter((p) => p.accuracy !== null).map((p) => ({ x: p.round, y: p.accuracy! }));
+}
+
+/** Write docs/experiments/<name>.md, the charts and the raw series; returns the paths. */
+export async function writeExperiment(
+  name: string,
+  markdown: string,
+  charts: Record<string, string>,
+  runs: RunOutcome[],
+  settings: Record<string, unknown>,
+  dir = DOCS_DIR,
+): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const paths: string[] = [];
+  const md = join(dir, `${name}.md`);
+  await writeFile(md, markdown);
+  paths.push(md);
+  for (const [file, svg] of Object.entries(charts)) {
+    const p = join(dir, file);
+    await writeFile(p, svg);
+    paths.push(p);
+  }
+  const json = join(dir, `${name}.json`);
+  const slim = runs.map((r) => ({
+    ...r,
+    rounds: r.rounds.map((p) => ({
+      round: p.round,
+      accuracy: p.accuracy,
+      loss: p.loss,
+      participants: p.participants,
+      bytesUp: p.bytesUp,
+      rejected: p.rejected,
+      ...(p.trainMetrics.dpEpsilon !== undefined ? { dpEpsilon: p.trainMetrics.dpEpsilon } : {}),
+    })),
+  }));
+  await writeFile(json, JSON.stringify({ generatedAt: new Date().toISOString(), settings, runs: slim }, null, 1) + '\n');
+  paths.push(json);
+  return paths;
+}
+
+/** The command line that produced a file, for the markdown header. */
+export function commandLine(script: string): string {
+  return `npx tsx ${script} ${process.argv.slice(2).join(' ')}`.trim();
+}
