@@ -100,9 +100,15 @@ export class RemoteCoordinator {
         return 'interrupted';
       }
       const rounds = (await this.listRounds(id)).filter((r) => r.round > seen && TERMINAL_ROUND.has(r.state)).sort((a, b) => a.round - b.round);
+      // Fell more than a page behind: fetch the missing rounds one by one, so none is skipped.
+      if (rounds.length > 0 && rounds[0].round > seen + 1) {
+        const missing: RoundRecord[] = [];
+        for (let n = seen + 1; n < rounds[0].round; n++) missing.push(await this.ok<RoundRecord>('GET', `/api/v1/tasks/${encodeURIComponent(id)}/rounds/${n}`));
+        rounds.unshift(...missing);
+      }
       for (const r of rounds) {
         // Rounds close in order; stop at a gap so none is reported twice or skipped.
-        if (r.round !== seen + 1) break;
+        if (r.round !== seen + 1 || !TERMINAL_ROUND.has(r.state)) break;
         seen = r.round;
         count++;
         let own: { accuracy: number; loss: number } | undefined;
