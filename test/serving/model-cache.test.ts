@@ -81,3 +81,13 @@ describe('model cache', () => {
     }
   });
 });
+
+describe('serving options', () => {
+  it('refuses out-of-range options with FL_ERR_CONFIG_INVALID', async () => {
+    const { resolveServingOptions } = await import('../../server/src/serving/serving-options.js');
+    for (const o of [{ payloadSampleRate: 2 }, { maxModelBytes: 0 }, { batching: { maxBatchSize: 0 } }, { batching: { maxQueueDelayMs: -1 } }]) {
+      expect(() => resolveServingOptions(o)).toThrow(expect.objectContaining({ code: 'FL_ERR_CONFIG_INVALID' }));
+    }
+    expect(resolveServingOptions({}).payloadSampleRate).toBe(0.01);
+  });
+});

@@ -73,6 +73,12 @@ export class LatencySet {
   readonly compute = new Histogram();
   readonly total = new Histogram();
 
+  record(queueMs: number, computeMs: number, totalMs: number): void {
+    this.queue.record(queueMs);
+    this.compute.record(computeMs);
+    this.total.record(totalMs);
+  }
+
   summary(): { queue: LatencySummary; compute: LatencySummary; total: LatencySummary } {
     return { queue: this.queue.summary(), compute: this.compute.summary(), total: this.total.summary() };
   }

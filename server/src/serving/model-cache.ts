@@ -47,6 +47,14 @@ export class ServedModel {
     this.batcher = new Batcher((x, rows) => this.predict(x, rows), this.io.rowWidth, this.io.outWidth, batching);
   }
 
+  /** One request answered (shadow copies included). */
+  observe(queueMs: number, computeMs: number, totalMs: number): void {
+    this.requests++;
+    this.rate.add();
+    this.lastUsed = Date.now();
+    this.latency.record(queueMs, computeMs, totalMs);
+  }
+
   get coldStartMs(): number {
     return this.loadMs + this.warmupMs;
   }

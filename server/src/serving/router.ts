@@ -28,9 +28,10 @@ export class TargetStats {
   /** Version number -> requests served (an alias target may move between versions). */
   readonly versions = new Map<number, number>();
 
-  served(version: number): void {
+  served(version: number, queueMs: number, computeMs: number, totalMs: number): void {
     this.requests++;
     this.versions.set(version, (this.versions.get(version) ?? 0) + 1);
+    this.latency.record(queueMs, computeMs, totalMs);
   }
 }
 
@@ -154,6 +155,13 @@ export class DeploymentRuntime {
     const r = this.record.routing;
     if (r.mode !== 'shadow') return null;
     return hashFraction(`shadow\u0000${requestId}`) * 100 < r.percent ? this.targets[1] : null;
+  }
+
+  /** One request answered. */
+  observe(queueMs: number, computeMs: number, totalMs: number): void {
+    this.requests++;
+    this.rate.add();
+    this.latency.record(queueMs, computeMs, totalMs);
   }
 
   error(code: string, targetKey?: string): void {

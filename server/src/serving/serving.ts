@@ -5,35 +5,17 @@ import type { DeploymentRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { Rng } from './bandit.js';
 import { DEFAULT_BATCHING, type BatchingConfig } from './batcher.js';
-import { StatsAccumulator, driftSummary, type DriftSummary } from './drift.js';
+import { deploymentStats } from './deployment-stats.js';
+import { FeedbackLedger } from './feedback-ledger.js';
+import type { FeatureStats } from './drift.js';
+import { InputReferences, type DriftReport } from './input-reference.js';
 import type { ModelIO, ParsedInput } from './infer-input.js';
 import { ModelCache, type ServedModel, type ServedModelInfo } from './model-cache.js';
 import { PayloadLog } from './payload-log.js';
+import { resolveServingOptions, type ResolvedServingOptions, type ServingOptions } from './serving-options.js';
 import { DeploymentRuntime, TargetStats, targetsOf, type Target } from './router.js';
 
-export interface ServingOptions {
-  /** Resident bytes of loaded versions together (LRU beyond). Default 512 MiB. */
-  maxModelBytes?: number;
-  /** Default dynamic batching; deployments may override per field. */
-  batching?: Partial<BatchingConfig>;
-  /** Fraction of request ids whose payloads are logged. Default 0.01. */
-  payloadSampleRate?: number;
-  /** Newest payload records kept per model. Default 1000. */
-  payloadCapPerModel?: number;
-  /** Rows served after a version's first load that become its drift reference when none was recorded. Default 200. */
-  referenceWindow?: number;
-  /** Largest batch dimension of one request. Default 1024. */
-  maxRowsPerRequest?: number;
-  /** How long an alias resolution is reused. Default 1000 ms. */
-  aliasTtlMs?: number;
-  /** How often aliases named in deployments are re-resolved and new versions warmed. Default 2000 ms; 0 disables. */
-  warmIntervalMs?: number;
-  /** Served request ids remembered for bandit feedback. Default 100000. */
-  feedbackCapacity?: number;
-  /** Preload and warm the targets of stored deployments at start. Default true. */
-  preload?: boolean;
-  rng?: Rng;
-}
+export type { ServingOptions };
 
 export interface ServingDeps {
   store: Store;
@@ -91,12 +73,12 @@ export class Serving {
   readonly payloads: PayloadLog;
   private readonly runtimes = new Map<string, DeploymentRuntime>();
   private readonly resolved = new Map<string, { version: number; at: number }>();
-  private readonly awaiting = new Map<string, { key: string; version: number }>();
-  private readonly references = new Map<string, StatsAccumulator | 'done'>();
+  private readonly ledger: FeedbackLedger;
+  private readonly references: InputReferences;
   /** Which deployment's batching a loaded version runs with: the most recently updated one that routes to it. */
   private readonly configuredBy = new WeakMap<ServedModel, { name: string; updatedAt: number }>();
   private readonly defaults: BatchingConfig;
-  private readonly opts: Required<Omit<ServingOptions, 'batching' | 'rng'>>;
+  private readonly opts: ResolvedServingOptions;
   private readonly rng: Rng;
   private timers: NodeJS.Timeout[] = [];
   private preloaded: Promise<void> = Promise.resolve();
@@ -107,18 +89,9 @@ export class Serving {
     private readonly deps: ServingDeps,
     options: ServingOptions = {},
   ) {
-    this.opts = {
-      maxModelBytes: options.maxModelBytes ?? 512 * 1024 * 1024,
-      payloadSampleRate: options.payloadSampleRate ?? 0.01,
-      payloadCapPerModel: options.payloadCapPerModel ?? 1000,
-      referenceWindow: options.referenceWindow ?? 200,
-      maxRowsPerRequest: options.maxRowsPerRequest ?? 1024,
-      aliasTtlMs: options.aliasTtlMs ?? 1000,
-      warmIntervalMs: options.warmIntervalMs ?? 2000,
-      feedbackCapacity: options.feedbackCapacity ?? 100_000,
-      preload: options.preload ?? true,
-    };
+    this.opts = resolveServingOptions(options);
     this.rng = options.rng ?? Math.random;
+    this.ledger = new FeedbackLedger(this.opts.feedbackCapacity);
     this.defaults = { ...DEFAULT_BATCHING, ...options.batching };
     this.cache = new ModelCache({
       registry: deps.registry,
@@ -127,9 +100,10 @@ export class Serving {
       ready: async () => (this.backendName = await deps.backend()),
       onLoad: (m) => {
         deps.logger.info({ model: m.record.model, version: m.record.version, variant: m.variant, coldStartMs: m.coldStartMs }, 'serving: version loaded');
-        void this.startReference(m);
+        void this.references.start(m);
       },
     });
+    this.references = new InputReferences(deps.store, deps.registry, this.opts.referenceWindow, deps.logger);
     this.payloads = new PayloadLog(deps.store, {
       rate: this.opts.payloadSampleRate,
       capPerModel: this.opts.payloadCapPerModel,
@@ -291,26 +265,15 @@ export class Serving {
       const res = await served.batcher.submit(input.data, input.rows);
       const totalMs = performance.now() - t0;
       const version = served.record.version;
-      served.requests++;
-      served.rate.add();
-      served.latency.queue.record(res.queueMs);
-      served.latency.compute.record(res.computeMs);
-      served.latency.total.record(totalMs);
+      served.observe(res.queueMs, res.computeMs, totalMs);
       if (rt && stats) {
-        rt.requests++;
-        rt.rate.add();
-        rt.latency.queue.record(res.queueMs);
-        rt.latency.compute.record(res.computeMs);
-        rt.latency.total.record(totalMs);
-        stats.served(version);
-        stats.latency.queue.record(res.queueMs);
-        stats.latency.compute.record(res.computeMs);
-        stats.latency.total.record(totalMs);
-        if (routed && rt.bandit) this.remember(rt.record.name, req.requestId, target.key, version);
+        rt.observe(res.queueMs, res.computeMs, totalMs);
+        stats.served(version, res.queueMs, res.computeMs, totalMs);
+        if (routed && rt.bandit) this.ledger.remember(rt.record.name, req.requestId, target.key, version);
         const shadow = routed ? rt.shadowFor(req.requestId) : null;
         if (shadow) this.mirror(rt, shadow, input, res.output, totalMs, served.io.outWidth);
       }
-      this.feedReference(served, input);
+      this.references.feed(served, input);
       this.payloads.offer(req.requestId, () => ({
         model,
         version,
@@ -349,13 +312,8 @@ export class Serving {
       if (served.io.rowWidth * input.rows !== input.data.length) throw new AppError('FL_ERR_SERVING_BAD_INPUT', { why: 'shadow input shape differs' });
       const res = await served.batcher.submit(input.data, input.rows);
       const ms = performance.now() - t0;
-      served.requests++;
-      served.latency.queue.record(res.queueMs);
-      served.latency.compute.record(res.computeMs);
-      served.latency.total.record(ms);
-      const stats = rt.perTarget.get(shadow.key);
-      stats?.served(served.record.version);
-      stats?.latency.total.record(ms);
+      served.observe(res.queueMs, res.computeMs, ms);
+      rt.perTarget.get(shadow.key)?.served(served.record.version, res.queueMs, res.computeMs, ms);
       rt.shadow.compare(primary, res.output, width, primaryMs, ms);
     })().catch(() => {
       rt.shadow.failed++;
@@ -364,22 +322,13 @@ export class Serving {
 
   // ---- bandit feedback ----
 
-  private remember(deployment: string, requestId: string, key: string, version: number): void {
-    const k = `${deployment}\u0000${requestId}`;
-    this.awaiting.delete(k);
-    this.awaiting.set(k, { key, version });
-    if (this.awaiting.size > this.opts.feedbackCapacity) this.awaiting.delete(this.awaiting.keys().next().value!);
-  }
-
   /** Credit `reward` in [0, 1] to the target (and version) that served `requestId`; once per request. */
   async feedback(name: string, requestId: string, reward: number): Promise<{ target: string; version: number }> {
     const rt = this.requireRuntime(name);
     if (!rt.bandit) throw new AppError('FL_ERR_DEPLOYMENT_INVALID', { deployment: name, why: 'feedback needs a bandit deployment', mode: rt.record.routing.mode });
-    const k = `${name}\u0000${requestId}`;
-    const served = this.awaiting.get(k);
+    const served = this.ledger.take(name, requestId);
     const arm = served ? rt.targets.findIndex((t) => t.key === served.key) : -1;
     if (!served || arm < 0) throw new AppError('FL_ERR_DEPLOYMENT_UNKNOWN_REQUEST', { deployment: name, requestId });
-    this.awaiting.delete(k);
     rt.bandit.reward(arm, reward);
     rt.dirty = true;
     return { target: served.key, version: served.version };
@@ -496,58 +445,11 @@ export class Serving {
 
   async deploymentStats(name: string) {
     const rt = this.requireRuntime(name);
-    const r = rt.record.routing;
-    const versions = [];
-    for (const [key, s] of rt.perTarget) {
-      const t = rt.targets.find((x) => x.key === key);
-      let current: { version: number; coldStartMs: number | null } | null = null;
-      if (t) {
-        try {
-          const v = await this.resolveRef(rt.record.model, t.ref);
-          const m = this.cache.peek(rt.record.model, v, t.variant);
-          current = { version: v, coldStartMs: m ? r3(m.coldStartMs) : null };
-        } catch {
-          current = null;
-        }
-      }
-      versions.push({
-        target: key,
-        routed: !!t,
-        ...(t && r.mode === 'split' ? { weight: t.weight } : {}),
-        ...(t && r.mode === 'shadow' ? { role: key === rt.targets[0].key ? 'primary' : 'shadow' } : {}),
-        currentVersion: current?.version ?? null,
-        coldStartMs: current?.coldStartMs ?? null,
-        requests: s.requests,
-        share: rt.requests > 0 && !(r.mode === 'shadow' && t && key === rt.targets[1].key) ? s.requests / rt.requests : 0,
-        errors: s.errors,
-        byVersion: Object.fromEntries(s.versions),
-        latencyMs: s.latency.summary(),
-      });
-    }
-    const errors = Object.fromEntries(rt.errors);
-    const errorCount = [...rt.errors.values()].reduce((a, b) => a + b, 0);
-    return {
-      deployment: name,
-      model: rt.record.model,
-      mode: r.mode,
-      since: rt.since,
-      requests: rt.requests,
-      errors: errorCount,
-      errorsByCode: errors,
-      errorRate: rt.requests + errorCount > 0 ? errorCount / (rt.requests + errorCount) : 0,
-      throughput: r3(rt.rate.perSecond()),
-      latencyMs: rt.latency.summary(),
-      versions,
-      bandit: rt.bandit ? { algorithm: rt.bandit.algorithm, arms: rt.bandit.summary(), awaitingFeedback: this.awaitingCount(name) } : null,
-      shadow: r.mode === 'shadow' ? { target: rt.targets[1].key, percent: r.percent, ...rt.shadow.summary() } : null,
-    };
-  }
-
-  private awaitingCount(name: string): number {
-    let n = 0;
-    const prefix = `${name}\u0000`;
-    for (const k of this.awaiting.keys()) if (k.startsWith(prefix)) n++;
-    return n;
+    return deploymentStats(rt, {
+      resolve: (model, ref) => this.resolveRef(model, ref),
+      coldStartMs: (model, version, variant) => this.cache.peek(model, version, variant as WeightsVariant)?.coldStartMs ?? null,
+      awaitingFeedback: this.ledger.pending(name),
+    });
   }
 
   servingStats(): { backend: string; ready: boolean; totalBytes: number; maxBytes: number; models: ServedModelInfo[]; payloadLog: object } {
@@ -561,58 +463,16 @@ export class Serving {
     };
   }
 
-  // ---- drift reference and summary ----
-
-  private async startReference(m: ServedModel): Promise<void> {
-    const key = `${m.record.model}\u0000${m.record.version}`;
-    if (this.references.has(key)) return;
-    this.references.set(key, 'done'); // until the store says otherwise
-    try {
-      if (!(await this.deps.store.getInputStats(m.record.model, m.record.version))) this.references.set(key, new StatsAccumulator(m.io.rowWidth));
-    } catch (err) {
-      this.deps.logger.warn({ err }, 'serving: could not read input statistics');
-    }
-  }
-
-  private feedReference(m: ServedModel, input: ParsedInput): void {
-    const key = `${m.record.model}\u0000${m.record.version}`;
-    const acc = this.references.get(key);
-    if (!acc || acc === 'done') return;
-    acc.add(input.data);
-    if (acc.count < this.opts.referenceWindow) return;
-    this.references.set(key, 'done');
-    const s = acc.stats();
-    void this.deps.store
-      .putInputStats({ model: m.record.model, version: m.record.version, ...s, source: 'first-window', createdAt: Date.now() })
-      .catch((err) => this.deps.logger.warn({ err }, 'serving: could not record input statistics'));
-  }
+  // ---- drift ----
 
   /** Record the drift reference of a version (e.g. by the publisher, from its training data). */
-  async putReference(model: string, version: number, s: { count: number; mean: number[]; variance: number[] }, source = 'publish'): Promise<void> {
-    const record = await this.deps.registry.getVersion(model, version);
-    const width = record.spec.inputShape.reduce((a, b) => a * b, 1);
-    if (s.mean.length !== width || s.variance.length !== width) {
-      throw new AppError('FL_ERR_SERVING_BAD_INPUT', { why: 'statistics need one mean and one variance per input feature', features: width });
-    }
-    await this.deps.store.putInputStats({ model, version, ...s, source, createdAt: Date.now() });
-    this.references.set(`${model}\u0000${version}`, 'done');
+  putReference(model: string, version: number, s: FeatureStats, source = 'publish'): Promise<void> {
+    return this.references.put(model, version, s, source);
   }
 
-  async drift(model: string, ref?: string, threshold = 0.5): Promise<{ model: string; version: number; reference: object | null; summary: DriftSummary }> {
+  /** Drift of a version's logged inputs (default: `latest`) against its reference. */
+  async drift(model: string, ref?: string, threshold = 0.5): Promise<DriftReport> {
     await this.payloads.flush();
-    const version = await this.resolveRef(model, ref ?? 'latest');
-    const record = await this.deps.registry.getVersion(model, version);
-    const width = record.spec.inputShape.reduce((a, b) => a * b, 1);
-    const refStats = await this.deps.store.getInputStats(model, version);
-    const acc = new StatsAccumulator(width);
-    for (const p of await this.deps.store.listPayloads(model, { version })) if (p.input.data.length % width === 0) acc.add(p.input.data);
-    const empty = { count: 0, mean: new Array(width).fill(0), variance: new Array(width).fill(0) };
-    return {
-      model,
-      version,
-      reference: refStats ? { source: refStats.source, count: refStats.count, createdAt: refStats.createdAt } : null,
-      summary: driftSummary(refStats ?? empty, acc.stats(), threshold),
-    };
+    return this.references.drift(model, await this.resolveRef(model, ref ?? 'latest'), threshold);
   }
 }
-

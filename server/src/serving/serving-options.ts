@@ -1,0 +1,56 @@
+import { AppError } from '../errors.js';
+import type { Rng } from './bandit.js';
+import type { BatchingConfig } from './batcher.js';
+
+export interface ServingOptions {
+  /** Resident bytes of loaded versions together (LRU beyond). Default 512 MiB. */
+  maxModelBytes?: number;
+  /** Default dynamic batching; deployments may override per field. */
+  batching?: Partial<BatchingConfig>;
+  /** Fraction of request ids whose payloads are logged. Default 0.01. */
+  payloadSampleRate?: number;
+  /** Newest payload records kept per model. Default 1000. */
+  payloadCapPerModel?: number;
+  /** Rows served after a version's first load that become its drift reference when none was recorded. Default 200. */
+  referenceWindow?: number;
+  /** Largest batch dimension of one request. Default 1024. */
+  maxRowsPerRequest?: number;
+  /** How long an alias resolution is reused. Default 1000 ms. */
+  aliasTtlMs?: number;
+  /** How often aliases named in deployments are re-resolved and new versions warmed. Default 2000 ms; 0 disables. */
+  warmIntervalMs?: number;
+  /** Served request ids remembered for bandit feedback. Default 100000. */
+  feedbackCapacity?: number;
+  /** Preload and warm the targets of stored deployments at start. Default true. */
+  preload?: boolean;
+  rng?: Rng;
+}
+
+export type ResolvedServingOptions = Required<Omit<ServingOptions, 'batching' | 'rng'>>;
+
+/** The defaults documented above, filled in; FL_ERR_CONFIG_INVALID for values out of range. */
+export function resolveServingOptions(o: ServingOptions): ResolvedServingOptions {
+  const r: ResolvedServingOptions = {
+    maxModelBytes: o.maxModelBytes ?? 512 * 1024 * 1024,
+    payloadSampleRate: o.payloadSampleRate ?? 0.01,
+    payloadCapPerModel: o.payloadCapPerModel ?? 1000,
+    referenceWindow: o.referenceWindow ?? 200,
+    maxRowsPerRequest: o.maxRowsPerRequest ?? 1024,
+    aliasTtlMs: o.aliasTtlMs ?? 1000,
+    warmIntervalMs: o.warmIntervalMs ?? 2000,
+    feedbackCapacity: o.feedbackCapacity ?? 100_000,
+    preload: o.preload ?? true,
+  };
+  const bad = (option: string, rule: string) => new AppError('FL_ERR_CONFIG_INVALID', { option: `serving.${option}`, rule });
+  if (!(r.payloadSampleRate >= 0 && r.payloadSampleRate <= 1)) throw bad('payloadSampleRate', 'in [0, 1]');
+  for (const k of ['maxModelBytes', 'payloadCapPerModel', 'referenceWindow', 'maxRowsPerRequest', 'feedbackCapacity'] as const) {
+    if (!(Number.isInteger(r[k]) && r[k] >= 1)) throw bad(k, 'an integer >= 1');
+  }
+  for (const k of ['aliasTtlMs', 'warmIntervalMs'] as const) if (!(r[k] >= 0)) throw bad(k, '>= 0');
+  const b = o.batching ?? {};
+  if (b.maxBatchSize !== undefined && !(Number.isInteger(b.maxBatchSize) && b.maxBatchSize >= 1)) throw bad('batching.maxBatchSize', 'an integer >= 1');
+  if (b.maxQueueSize !== undefined && !(Number.isInteger(b.maxQueueSize) && b.maxQueueSize >= 1)) throw bad('batching.maxQueueSize', 'an integer >= 1');
+  if (b.maxQueueDelayMs !== undefined && !(b.maxQueueDelayMs >= 0)) throw bad('batching.maxQueueDelayMs', '>= 0');
+  if (b.timeoutMs !== undefined && !(b.timeoutMs >= 0)) throw bad('batching.timeoutMs', '>= 0 (0: none)');
+  return r;
+}
