@@ -65,7 +65,8 @@ const codeOf = (err: unknown): string => (err instanceof AppError ? err.code : '
  *    that model, and answers through the version's batcher; every result names the version;
  *  - input errors are FL_ERR_SERVING_BAD_INPUT (400), a full queue FL_ERR_SERVING_OVERLOADED (429),
  *    a request queued too long FL_ERR_SERVING_TIMEOUT (504); none of them crash or hang;
- *  - shadow copies run after the primary answered and never change or delay it;
+ *  - a shadow copy is submitted once the primary has its answer; it never changes that answer,
+ *    and its failures only count in the shadow statistics (it does share the CPU);
  *  - deployments are stored through the Store; bandit posteriors are written back within ~1 s.
  */
 export class Serving {
