@@ -31,7 +31,8 @@ export interface RunSpec {
 /** A committed round: the simulator's row plus the coordinator's aggregated train metrics. */
 export interface RoundPoint extends RoundRow {
   trainMetrics: Record<string, number>;
-  rejected: number;
+  /** Error codes of the reports the coordinator rejected in this round (screening: FL_ERR_REPORT_REJECTED_NORM). */
+  rejectedCodes: string[];
 }
 
 export interface RunOutcome {
@@ -50,7 +51,7 @@ export interface RunOutcome {
 interface RoundRecordLike {
   round: number;
   trainMetrics?: Record<string, number>;
-  rejected?: unknown[];
+  rejected?: Array<{ code: string }>;
 }
 
 /** Run one configuration to its cap (or target) and collect its rounds. */
@@ -73,7 +74,7 @@ export async function runOne(spec: RunSpec, extraHooks: Partial<SimulationHooks>
     .filter((row) => !row.failed)
     .map((row) => {
       const rec = records.get(row.round);
-      return { ...row, trainMetrics: rec?.trainMetrics ?? {}, rejected: rec?.rejected?.length ?? 0 };
+      return { ...row, trainMetrics: rec?.trainMetrics ?? {}, rejectedCodes: (rec?.rejected ?? []).map((x) => x.code) };
     });
   console.log(`[${spec.label}] ${s.stopReason}: final ${formatPct(s.finalAccuracy)}, best ${formatPct(s.bestAccuracy)}, ${(s.wallMs / 1000).toFixed(0)} s`);
   return {
@@ -143,7 +144,7 @@ export async function writeExperiment(
       loss: p.loss,
       participants: p.participants,
       bytesUp: p.bytesUp,
-      rejected: p.rejected,
+      ...(p.rejectedCodes.length ? { rejected: p.rejectedCodes } : {}),
       ...(p.trainMetrics.dpEpsilon !== undefined ? { dpEpsilon: p.trainMetrics.dpEpsilon } : {}),
     })),
   }));

@@ -27,7 +27,7 @@ export interface AccuracyChartOptions {
   height?: number;
 }
 
-const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#e377c2'];
+const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
 
 /** Up to ~`count` round tick values covering [lo, hi] at a 1/2/5 x 10^k step. */
 export function niceTicks(lo: number, hi: number, count = 8): number[] {
