@@ -23,11 +23,12 @@ describe('Open Inference Protocol (KServe V2) REST', () => {
     expect(meta.status).toBe(200);
     expect(meta.json).toMatchObject({
       name: 'tiny',
-      versions: ['2'],
+      versions: ['2', '1'],
       platform: 'tensorflowjs',
       inputs: [{ name: 'hidden_input', datatype: 'FP32', shape: [-1, 8] }],
       outputs: [{ name: 'logits', datatype: 'FP32', shape: [-1, 3] }],
     });
+    expect(meta.json.parameters).toEqual({ model: 'tiny', routed: ['2'] });
     expect((await h.call({ method: 'GET', url: '/v2/models/tiny/versions/1' })).json.versions).toEqual(['1']);
     expect((await h.call({ method: 'GET', url: '/v2/models/tiny/ready' })).json).toEqual({ name: 'tiny', ready: true });
     expect((await h.call({ method: 'GET', url: '/v2/models/tiny/versions/1/ready' })).status).toBe(200);

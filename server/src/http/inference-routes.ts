@@ -139,11 +139,16 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
     const io = served.io;
     return {
       name,
-      versions: targets ? [...new Set(targets.map((t) => String(t.version)))] : [String(version)],
+      // Every version that may be requested explicitly (newest first); `routed` is what routing picks now.
+      versions: targets ? (await serving.versionsOf(model)).map(String) : [String(version)],
       platform: 'tensorflowjs',
       inputs: [{ name: io.inputName, datatype: 'FP32', shape: [-1, ...io.inputShape] }],
       outputs: [{ name: io.outputName, datatype: 'FP32', shape: [-1, ...io.outputShape] }],
-      parameters: { model, ...(serving.hasDeployment(name) ? { deployment: name } : {}) },
+      parameters: {
+        model,
+        ...(serving.hasDeployment(name) ? { deployment: name } : {}),
+        ...(targets ? { routed: [...new Set(targets.map((t) => String(t.version)))] } : {}),
+      },
     };
   };
 

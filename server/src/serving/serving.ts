@@ -437,6 +437,11 @@ export class Serving {
     return out;
   }
 
+  /** Version numbers of a model that are not archived, newest first (at most 100). */
+  async versionsOf(model: string): Promise<number[]> {
+    return (await this.deps.registry.listVersions(model, { limit: 100 })).map((v) => v.version);
+  }
+
   /** Start loading (no wait). */
   prefetch(model: string, version: number, variant: string = 'float32'): void {
     this.cache.get(model, version, variant).catch(() => undefined);
