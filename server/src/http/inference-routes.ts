@@ -129,7 +129,7 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
     const ready = await settles(serving.whenReady(), READY_WAIT_MS);
     return reply.status(ready ? 200 : 503).send({ ready });
   });
-  r.get('/v2', { preHandler: callers }, async () => ({ name: 'flotilla', version: opts.version ?? '0.1.0', extensions: ['model_repository_stats'] }));
+  r.get('/v2', { preHandler: callers }, async () => ({ name: 'flotilla', version: opts.version ?? '0.1.0', extensions: [] }));
 
   const metadata = async (name: string, ref?: string) => {
     const targets = ref === undefined ? await serving.endpointVersions(name) : null;
