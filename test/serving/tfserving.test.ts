@@ -46,6 +46,12 @@ describe('TF Serving REST API', () => {
     expect(s.json).toEqual({ model_version_status: [{ version: '2', state: 'AVAILABLE', status: { error_code: 'OK', error_message: '' } }] });
     expect((await h.call({ method: 'GET', url: '/v1/models/tiny/versions/1' })).json.model_version_status[0].version).toBe('1');
     expect((await h.call({ method: 'GET', url: '/v1/models/nope' })).status).toBe(404);
+    const meta = (await h.call({ method: 'GET', url: '/v1/models/tiny/metadata' })).json;
+    expect(meta.model_spec).toEqual({ name: 'tiny', signature_name: '', version: '2' });
+    const sig = meta.metadata.signature_def.signature_def.serving_default;
+    expect(sig.inputs.hidden_input.tensor_shape.dim.map((d: { size: string }) => d.size)).toEqual(['-1', '8']);
+    expect(sig.outputs.logits.dtype).toBe('DT_FLOAT');
+    expect((await h.call({ method: 'GET', url: '/v1/models/tiny/versions/1/metadata' })).json.model_spec.version).toBe('1');
   });
 
   it('answers bad requests with 400 and the { error } form', async () => {

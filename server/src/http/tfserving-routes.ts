@@ -23,7 +23,8 @@ function verb(segment: string): [string, string] {
  * TF Serving REST API: `POST /v1/models/{name}[/versions/{v}|/labels/{alias}]:predict` with
  * `instances` (row format, answered as `predictions`) or `inputs` (columnar, answered as
  * `outputs`), and `GET /v1/models/{name}[/versions/{v}]` status. `{name}` is a deployment or a
- * model, as in the OIP routes; answers also carry `model_version`.
+ * model, as in the OIP routes; answers also carry `model_version`. `GET .../metadata` answers the
+ * serving_default signature.
  */
 export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async (app, opts) => {
   app.setErrorHandler(inferenceErrorHandler);
@@ -92,6 +93,34 @@ export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
         })),
     };
   };
+  /** TF Serving's GetModelMetadata: the serving_default signature (dtypes and shapes, -1 = batch). */
+  const metadata = async (name: string, ref?: string) => {
+    const model = serving.hasDeployment(name) ? serving.getDeployment(name).model : name;
+    const t = ref === undefined ? (await serving.endpointVersions(name))[0] : { model, version: await serving.resolveRef(model, ref), variant: 'float32' };
+    const io = (await serving.cache.get(t.model, t.version, t.variant)).io;
+    const tensor = (n: string, shape: number[]) => ({ dtype: 'DT_FLOAT', tensor_shape: { dim: [-1, ...shape].map((d) => ({ size: String(d), name: '' })), unknown_rank: false }, name: n });
+    return {
+      model_spec: { name, signature_name: '', version: String(t.version) },
+      metadata: {
+        signature_def: {
+          signature_def: {
+            serving_default: {
+              inputs: { [io.inputName]: tensor(io.inputName, io.inputShape) },
+              outputs: { [io.outputName]: tensor(io.outputName, io.outputShape) },
+              method_name: 'tensorflow/serving/predict',
+            },
+          },
+        },
+      },
+    };
+  };
+  r.get('/v1/models/:name/metadata', { schema: { params: z.object({ name: Name }).strict() }, preHandler: callers }, async (req) => metadata(req.params.name));
+  r.get(
+    '/v1/models/:name/versions/:version/metadata',
+    { schema: { params: z.object({ name: Name, version: z.string().regex(/^[0-9]{1,15}$/) }).strict() }, preHandler: callers },
+    async (req) => metadata(req.params.name, req.params.version),
+  );
+
   r.get('/v1/models/:name', { schema: { params: z.object({ name: Name }).strict() }, preHandler: callers }, async (req) => status(req.params.name));
   r.get(
     '/v1/models/:name/versions/:version',
