@@ -59,6 +59,17 @@ describe('payload log and drift', () => {
     expect(d.summary.top.slice(0, 4).map((f: { feature: number }) => f.feature).sort()).toEqual([0, 1, 2, 3]);
   });
 
+  it('logs at most payloadMaxRows rows of a large request and notes how many it had', async () => {
+    const id = Array.from({ length: 200 }, (_, i) => `big-${i}`).find((x) => sampledId(x, 0.5))!;
+    expect((await infer(id, rowsOf(40, 9))).status).toBe(200);
+    const p = (await h.call({ method: 'GET', url: '/api/v1/models/tiny/payloads?limit=1' })).json.payloads[0];
+    expect(p.requestId).toBe(id);
+    expect(p.truncatedFrom).toBe(40);
+    expect(p.input.shape).toEqual([32, 8]);
+    expect(p.input.data).toHaveLength(32 * 8);
+    expect(p.output.shape).toEqual([32, 3]);
+  });
+
   it('accepts a reference recorded at publish and validates its width', async () => {
     const put = await h.call({ method: 'PUT', url: '/api/v1/models/tiny/versions/2/input-stats', json: { count: 1000, mean: new Array(8).fill(0), variance: new Array(8).fill(1) } });
     expect(put.status).toBe(200);

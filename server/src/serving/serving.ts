@@ -275,16 +275,21 @@ export class Serving {
         if (shadow) this.mirror(rt, shadow, input, res.output, totalMs, served.io.outWidth);
       }
       this.references.feed(served, input);
-      this.payloads.offer(req.requestId, () => ({
-        model,
-        version,
-        requestId: req.requestId,
-        ...(rt ? { deployment: rt.record.name } : {}),
-        at: Date.now(),
-        input: { shape: [input.rows, ...served!.io.inputShape], data: Array.from(input.data) },
-        output: { shape: [input.rows, ...served!.io.outputShape], data: Array.from(res.output) },
-        latencyMs: r3(totalMs),
-      }));
+      this.payloads.offer(req.requestId, () => {
+        const io = served!.io;
+        const rows = Math.min(input.rows, this.opts.payloadMaxRows);
+        return {
+          model,
+          version,
+          requestId: req.requestId,
+          ...(rt ? { deployment: rt.record.name } : {}),
+          at: Date.now(),
+          input: { shape: [rows, ...io.inputShape], data: Array.from(input.data.subarray(0, rows * io.rowWidth)) },
+          output: { shape: [rows, ...io.outputShape], data: Array.from(res.output.subarray(0, rows * io.outWidth)) },
+          latencyMs: r3(totalMs),
+          ...(rows < input.rows ? { truncatedFrom: input.rows } : {}),
+        };
+      });
       return {
         model,
         version,

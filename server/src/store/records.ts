@@ -188,6 +188,8 @@ export interface PayloadRecord {
   input: { shape: number[]; data: number[] };
   output: { shape: number[]; data: number[] };
   latencyMs: number;
+  /** Rows the request had when only its first rows were logged (large batches are cut to bound the log). */
+  truncatedFrom?: number;
 }
 
 /** Per-feature statistics of a version's inputs: the reference the drift summary compares logged inputs with. */
