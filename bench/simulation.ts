@@ -77,8 +77,9 @@ async function baseline(): Promise<{ examplesPerSec: number; examples: number; m
 }
 
 console.log(`bench/simulation: tfjs backend ${backend}; 2NN MLP, ${EPC} rows per device, E=1, B=${B}, lr=${LR}`);
-const base = await baseline();
-console.log(`  baseline model.fit:            ${base.examplesPerSec.toFixed(0).padStart(7)} examples/s  (${base.examples} examples in ${(base.ms / 1000).toFixed(2)} s, 1 thread)`);
+// The baseline runs before and after the simulation; on a shared machine the two bracket the noise.
+const before = await baseline();
+console.log(`  baseline model.fit (before):   ${before.examplesPerSec.toFixed(0).padStart(7)} examples/s  (${before.examples} examples in ${(before.ms / 1000).toFixed(2)} s, 1 thread)`);
 
 const opts = parseCliOptions([
   '--clients', String(clients), '--clients-per-round', String(perRound), '--rounds', String(rounds),
@@ -87,6 +88,9 @@ const opts = parseCliOptions([
 ]);
 if (opts === 'help') throw new Error('unreachable');
 const sim = await runSimulation(opts, { noFiles: true, centralEvaluation: false, plan: { overSelect: 1 } });
+const after = await baseline();
+console.log(`  baseline model.fit (after):    ${after.examplesPerSec.toFixed(0).padStart(7)} examples/s`);
+const base = { examplesPerSec: (before.examplesPerSec + after.examplesPerSec) / 2 };
 // Rounds after the first (which includes model loading in every worker) are the steady state.
 const steady = sim.results.rounds.slice(1);
 const steadyMs = steady.reduce((s, r) => s + r.durationMs, 0);
@@ -96,5 +100,6 @@ const inTrainer = (sim.pool.examples / sim.pool.trainMs) * 1000;
 const perWorker = e2e / sim.workers;
 console.log(`  simulator, end to end:         ${e2e.toFixed(0).padStart(7)} examples/s  (${steadyExamples} examples in ${(steadyMs / 1000).toFixed(2)} s of rounds 2..${rounds}, ${sim.workers} worker thread(s), ${clients} devices on socket.io)`);
 console.log(`  simulator, inside the trainer: ${inTrainer.toFixed(0).padStart(7)} examples/s per worker (summed SDK trainMs)`);
-console.log(`  overhead ratio (baseline / simulator per worker): ${(base.examplesPerSec / perWorker).toFixed(2)}x end to end, ${(base.examplesPerSec / inTrainer).toFixed(2)}x inside the trainer`);
+console.log(`  overhead ratio (mean baseline / simulator per worker): ${(base.examplesPerSec / perWorker).toFixed(2)}x end to end, ${(base.examplesPerSec / inTrainer).toFixed(2)}x inside the trainer`);
+console.log(`  (baseline spread before/after: ${((Math.abs(before.examplesPerSec - after.examplesPerSec) / base.examplesPerSec) * 100).toFixed(0)}%, the noise floor of this comparison)`);
 process.exit(0);
