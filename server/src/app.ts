@@ -49,6 +49,8 @@ export interface AppOptions {
   registry?: Omit<RegistryOptions, 'evaluator'>;
   heartbeatIntervalMs?: number;
   sessionTimeoutMs?: number;
+  /** How long a selected device that lost its connection may take to say hello again before it counts as dropped (default 3000 ms). */
+  reconnectGraceMs?: number;
   /** Bytes of device uploads in flight at once (default 32 MiB): bounds transport memory whatever the number of devices. */
   uploadBudgetBytes?: number;
   /** Messages one device connection may send: burst and sustained rate (default 100 / 50 per s). */
@@ -139,6 +141,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     logger: app.log,
     evaluator: opts.centralEvaluator,
     uploadBudgetBytes: opts.uploadBudgetBytes,
+    reconnectGraceMs: opts.reconnectGraceMs,
     authenticateDevice: (token, taskId) => authenticator.authenticateDevice(token, taskId),
   });
   await coordinator.init();

@@ -17,6 +17,8 @@ export class ActiveRound {
   readonly selected: Set<string>;
   readonly reported = new Set<string>();
   readonly dropped = new Set<string>();
+  /** Selected devices that lost their connection at some point of this round. */
+  readonly disconnected = new Set<string>();
   readonly failures: FitFailure[] = [];
   timer: ReturnType<typeof setTimeout> | null = null;
   readonly gate: UploadGate;
@@ -84,6 +86,12 @@ export class ActiveRound {
       if (d.verdict === 'reject') this.reject(clientId, 'FL_ERR_REPORT_REJECTED_NORM', { norm: d.norm, threshold: d.threshold });
     }
     this.aggregator.add({ clientId, numExamples: r.numExamples, delta, metrics: r.metrics });
+    if (this.dropped.delete(clientId)) {
+      // It lost its connection mid-round and came back in time: a participant, not a dropout.
+      this.record.dropped = this.record.dropped.filter((id) => id !== clientId);
+      const i = this.failures.findIndex((f) => f.clientId === clientId);
+      if (i >= 0) this.failures.splice(i, 1);
+    }
     this.reported.add(clientId);
     this.record.reported.push(clientId);
     this.record.bytesUp += r.delta.byteLength;

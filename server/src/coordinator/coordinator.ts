@@ -35,6 +35,8 @@ export interface CoordinatorOptions {
   logger: CoordinatorLogger;
   evaluator?: CentralEvaluator;
   onPublished?: CoordinatorDeps['onPublished'];
+  /** A disconnected selected device counts as dropped after this long without a new hello (default 3 s). */
+  reconnectGraceMs?: number;
   /** Bytes of uploads in flight at once (default 32 MiB); see UploadGate. */
   uploadBudgetBytes?: number;
   /** Throws AppError (FL_ERR_AUTH_*) unless the token may join the task. */
@@ -87,6 +89,7 @@ export class Coordinator {
       logger: opts.logger,
       stats: this.stats,
       uploadBudgetBytes: opts.uploadBudgetBytes ?? 32 * 1024 * 1024,
+      reconnectGraceMs: opts.reconnectGraceMs ?? 3000,
     };
   }
 

@@ -38,4 +38,6 @@ export interface CoordinatorDeps {
   stats: CoordinatorStats;
   /** Transport memory allowed for uploads in flight; slots per round = budget / update size, clamped to [2, 64]. */
   uploadBudgetBytes: number;
+  /** How long a selected device that disconnected may take to come back before it counts as dropped. */
+  reconnectGraceMs: number;
 }

@@ -150,7 +150,7 @@ export function attachGateway(
     socket.on('disconnect', () => {
       const s = socket.data.session;
       if (!s) return;
-      if (coordinator.sessions.remove(s)) coordinator.maybeRunner(s.taskId)?.onDeviceGone(s.deviceId, 'disconnected');
+      if (coordinator.sessions.remove(s)) coordinator.maybeRunner(s.taskId)?.onDeviceGone(s.deviceId, 'disconnected', true);
     });
   });
 

@@ -165,8 +165,10 @@ export class TaskRunner {
 
   /** The round a report or upload request names, or the coded reason it cannot be taken. */
   private roundFor(round: number): ActiveRound {
-    if (this.task.state !== 'running') throw new AppError('FL_ERR_TASK_NOT_RUNNING', { task: this.task.id });
     const a = this.active;
+    // A report for a round that is over is late, whatever the task does now (done, paused...).
+    if (round < (a?.round ?? this.task.nextRound)) throw new AppError('FL_ERR_ROUND_LATE_REPORT', { round, current: a?.round ?? null });
+    if (this.task.state !== 'running') throw new AppError('FL_ERR_TASK_NOT_RUNNING', { task: this.task.id });
     if (!a || round !== a.round) {
       if (round < (a?.round ?? this.task.nextRound)) throw new AppError('FL_ERR_ROUND_LATE_REPORT', { round, current: a?.round ?? null });
       throw new AppError('FL_ERR_ROUND_WRONG_ROUND', { round, current: a?.round ?? null });
@@ -193,11 +195,23 @@ export class TaskRunner {
     else if (a.settled) await this.settle(a);
   }
 
-  onDeviceGone(deviceId: string, reason: string): void {
+  /**
+   * A selected device failed (fit:failure: dropped at once) or lost its connection (dropped only
+   * if it has not said hello again within the reconnect grace, so a device whose network blinks
+   * mid-round can still report before the deadline).
+   */
+  onDeviceGone(deviceId: string, reason: string, grace = false): void {
     const a = this.active;
     if (!a) return;
     a.gate.release(deviceId);
-    if (a.state === 'training' && a.drop(deviceId, reason) && a.settled) void this.settle(a);
+    if (a.state !== 'training') return;
+    if (grace) a.disconnected.add(deviceId);
+    const drop = () => {
+      if (this.active === a && a.state === 'training' && !this.deps.sessions.get(deviceId) && a.drop(deviceId, reason) && a.settled) void this.settle(a);
+    };
+    if (!grace || this.deps.reconnectGraceMs <= 0) return drop();
+    const t = setTimeout(drop, this.deps.reconnectGraceMs);
+    t.unref?.();
   }
 
   /** The round stops taking reports: deadline timer off, devices waiting for an upload slot told it is over. */
@@ -207,9 +221,15 @@ export class TaskRunner {
     a.gate.clear(new AppError('FL_ERR_ROUND_LATE_REPORT', { round: a.round }));
   }
 
+  /** When a round closes, selected devices that lost their connection during it and did not report are recorded as dropped. */
+  private recordGone(a: ActiveRound): void {
+    for (const id of a.selected) if (!a.reported.has(id) && (a.disconnected.has(id) || !this.deps.sessions.get(id))) a.drop(id, 'disconnected');
+  }
+
   private async aggregate(a: ActiveRound): Promise<void> {
     if (a.state !== 'training') return;
     this.clearTimer(a);
+    this.recordGone(a);
     a.transition('aggregating');
     const t0 = performance.now();
     try {
@@ -283,6 +303,7 @@ export class TaskRunner {
     const a = this.active;
     if (!a || a.state === 'done' || a.state === 'failed') return;
     this.clearTimer(a);
+    if (a.state === 'training') this.recordGone(a);
     a.transition('failed');
     a.record.failureReason = reason;
     a.record.endedAt = Date.now();
