@@ -56,7 +56,7 @@ describe('model cache', () => {
     }
   });
 
-  it('warms versions an alias named in a deployment moves to, and follows deployments written by another node', async () => {
+  it('warms versions an alias named in a deployment (or a served latest) moves to, and follows deployments written by another node', async () => {
     const h = await servingApp({ serving: { warmIntervalMs: 0 } });
     try {
       await h.publishTiny('tiny', 2);
@@ -67,6 +67,13 @@ describe('model cache', () => {
       expect(serving.cache.peek('tiny', 2)).toBeNull();
       await serving.refreshAliases();
       expect(serving.cache.peek('tiny', 2)).not.toBeNull();
+      // `latest` of a model served without a deployment is kept warm too.
+      await h.call({ method: 'POST', url: '/v2/models/tiny/infer', json: body });
+      const { publishTiny } = h;
+      await publishTiny('tiny');
+      expect(serving.cache.peek('tiny', 3)).toBeNull();
+      await serving.refreshAliases();
+      expect(serving.cache.peek('tiny', 3)).not.toBeNull();
       // Another node writes a deployment straight into the shared store.
       const now = Date.now();
       await h.app.flotilla.store.createDeployment({ name: 'remote', model: 'tiny', routing: { mode: 'split', targets: [{ ref: '1' }] }, createdAt: now, updatedAt: now });

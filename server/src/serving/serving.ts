@@ -75,6 +75,8 @@ export class Serving {
   private readonly runtimes = new Map<string, DeploymentRuntime>();
   private readonly resolved = new Map<string, { version: number; at: number }>();
   private readonly ledger: FeedbackLedger;
+  /** Models asked for without a deployment or version: their `latest` is kept warm. */
+  private readonly servedLatest = new Set<string>();
   private readonly references: InputReferences;
   /** Which deployment's batching a loaded version runs with: the most recently updated one that routes to it. */
   private readonly configuredBy = new WeakMap<ServedModel, { name: string; updatedAt: number }>();
@@ -221,8 +223,19 @@ export class Serving {
     }
   }
 
-  /** Re-resolve aliases named in deployments; warm versions they moved to. */
+  /**
+   * Re-resolve aliases named in deployments, and `latest` of models served without a deployment
+   * or version; warm the versions they moved to (e.g. one a round just committed).
+   */
   async refreshAliases(): Promise<void> {
+    for (const model of this.servedLatest) {
+      try {
+        const v = await this.resolveRef(model, 'latest', true);
+        if (!this.cache.peek(model, v)) await this.cache.get(model, v);
+      } catch {
+        this.servedLatest.delete(model);
+      }
+    }
     for (const rt of this.runtimes.values()) {
       for (const t of rt.targets) {
         if (/^[0-9]+$/.test(t.ref)) continue;
@@ -260,6 +273,7 @@ export class Serving {
     let served: ServedModel | null = null;
     try {
       served = await this.load(model, target, rt);
+      if (!rt && req.ref === undefined) this.servedLatest.add(model);
       const input = req.parse(served.io, this.opts.maxRowsPerRequest);
       // A version unloaded (LRU) between lookup and submit is loaded again, once.
       if (served.batcher.isClosed) served = await this.load(model, target, rt);
