@@ -170,6 +170,26 @@ describe('deployments: split, bandit, shadow, stats', () => {
   });
 });
 
+describe('batching settings', () => {
+  it('apply to the versions a deployment routes to; on a shared version the most recently updated deployment wins', async () => {
+    const h = await servingApp({ serving: { batching: { maxBatchSize: 16 } } });
+    try {
+      await h.publishTiny('tiny');
+      const serving = h.app.flotilla.serving;
+      const batchOf = () => serving.cache.peek('tiny', 1)!.batcher.settings.maxBatchSize;
+      await h.call({ method: 'POST', url: '/api/v1/deployments', json: { name: 'a', model: 'tiny', routing: { mode: 'split', targets: [{ ref: '1' }] }, batching: { maxBatchSize: 8 } } });
+      expect(batchOf()).toBe(8);
+      await new Promise((r) => setTimeout(r, 5));
+      await h.call({ method: 'POST', url: '/api/v1/deployments', json: { name: 'b', model: 'tiny', routing: { mode: 'split', targets: [{ ref: '1' }] }, batching: { maxBatchSize: 4 } } });
+      for (const name of ['a', 'b', 'a']) await h.call({ method: 'POST', url: `/v2/models/${name}/infer`, json: { inputs: [tensor(rowsOf(1))] } });
+      expect(batchOf()).toBe(4);
+      expect(serving.cache.peek('tiny', 1)!.batcher.settings).toMatchObject({ maxQueueDelayMs: 5, maxQueueSize: 1024 });
+    } finally {
+      await h.app.close();
+    }
+  });
+});
+
 describe('overload and timeouts', () => {
   it('answers 429 FL_ERR_SERVING_OVERLOADED when the queue is full and never hangs', async () => {
     const h = await servingApp({ serving: { batching: { maxBatchSize: 1, maxQueueDelayMs: 0, maxQueueSize: 2 } } });
