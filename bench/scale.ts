@@ -123,6 +123,8 @@ async function runRounds(s: ChildServer, preset: string, n: number, rounds: numb
     preset,
     plan: { clientsPerRound: n, overSelect: 1, minAvailable: n, minReports: n, roundDeadlineMs: 600_000, maxRounds: rounds, maxUpdateBytes: 64 * MiB },
   });
+  const created = await admin(s, 'GET', '/api/v1/tasks/scale');
+  if (created.parameters !== deltaFloats) throw new Error(`${preset} has ${created.parameters} parameters, not ${deltaFloats}`);
   const ls = startLoaders(s, 'scale', n, Number(values.loaders), { respond: true, download, deltaFloats });
   await Promise.all(ls.map((l) => l.connected));
   const rssBefore = s.rssBytes();
@@ -143,7 +145,7 @@ async function runRounds(s: ChildServer, preset: string, n: number, rounds: numb
 async function roundsBench() {
   const N = Number(values.devices ?? 1000);
   const R = Number(values.rounds ?? 3);
-  const P = 199210;
+  const P = 199_210; // mnist-mlp: 784*200+200 + 200*200+200 + 200*10+10
   const prof = values['cpu-prof'];
   const s = await startChildServer(prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {});
   try {
@@ -174,7 +176,7 @@ async function roundsBench() {
 async function memoryBench() {
   const sizes = values.sizes!.split(',').map(Number);
   const R = Number(values.rounds ?? 2);
-  const P = 987_010;
+  const P = 987_210; // wide-mlp: 784*1000+1000 + 1000*200+200 + 200*10+10
   const model = (4 * P) / MiB;
   console.log(`memory: wide-mlp (${P} params, ${model.toFixed(1)} MiB float32), ${R} rounds per N, no downloads`);
   console.log('N      RSS before MiB  peak RSS MiB  (peak - before) / model size  round s');

@@ -46,3 +46,36 @@ describe('a small federation over real sockets', () => {
     expect(task.currentVersion).toBe(1 + committed.length);
   });
 });
+
+describe('federated evaluation', () => {
+  it('asks devices to evaluate each committed version and stores the weighted result with the round and the version', async () => {
+    const app = await buildApp();
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const addr = app.server.address();
+    const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    const co = app.flotilla.coordinator;
+    const clients: FlotillaClient[] = [];
+    try {
+      await co.createTask({ id: 'ev', preset: 'tiny-mlp', plan: { clientsPerRound: 2, overSelect: 1, maxRounds: 1, evalClientsPerRound: 3 } });
+      const trainer = new LocalTrainer();
+      for (let i = 0; i < 3; i++) {
+        const train = synthetic(50, i);
+        const held = synthetic(20 + 10 * i, 100 + i);
+        clients.push(new FlotillaClient({ url, token: app.flotilla.deviceToken, taskId: 'ev', data: { train: () => train, evaluate: () => held }, trainer }));
+      }
+      await Promise.all(clients.map((c) => c.start()));
+      const evaluated = new Promise<{ round: number; version: number; metrics: Record<string, number> }>((resolve) => co.events.on('evaluation', resolve));
+      await co.startTask('ev');
+      const e = await evaluated;
+      expect(e.metrics.evalParticipants).toBe(3);
+      expect(e.metrics.accuracy).toBeGreaterThanOrEqual(0);
+      expect(e.metrics.accuracy).toBeLessThanOrEqual(1);
+      await new Promise((r) => setTimeout(r, 100));
+      expect((await app.flotilla.store.getRound('ev', e.round))!.evalMetrics.accuracy).toBeCloseTo(e.metrics.accuracy, 6);
+      expect((await app.flotilla.store.getVersion('ev', e.version))!.metrics.federated_accuracy).toBeCloseTo(e.metrics.accuracy, 6);
+    } finally {
+      await Promise.all(clients.map((c) => c.stop()));
+      await app.close();
+    }
+  });
+});

@@ -2,10 +2,11 @@ import { clientPlanOf, effectiveMinAvailable, effectiveMinReports, type EvalRepo
 import { AppError } from '../errors.js';
 import { createRng, type Rng } from '../fl/rng.js';
 import { closeAtDeadline } from '../fl/round-state.js';
-import type { EvalResult, Strategy } from '../fl/strategy.js';
+import type { Strategy } from '../fl/strategy.js';
 import { createStrategy } from '../fl/strategies/index.js';
 import type { RoundRecord, TaskRecord } from '../store/records.js';
 import { ActiveRound } from './active-round.js';
+import { FederatedEvaluation } from './federated-evaluation.js';
 import { NormScreen, ScreeningOptionsSchema } from '../fl/screening.js';
 import type { CoordinatorDeps } from './deps.js';
 import { artifactPaths } from './artifact-paths.js';
@@ -20,7 +21,7 @@ export class TaskRunner {
   private active: ActiveRound | null = null;
   private busy = false; // aggregating/committing, or starting a round
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
-  private pendingEval: { round: number; version: number; expected: Set<string>; results: EvalResult[]; timer: ReturnType<typeof setTimeout> } | null = null;
+  private readonly evaluation: FederatedEvaluation;
   private strategy: Strategy;
   /** Built from a plan update; replaces `strategy` (carrying its state) when the next round starts. */
   private nextStrategy: Strategy | null = null;
@@ -37,6 +38,7 @@ export class TaskRunner {
     this.screen = task.plan.screening ? new NormScreen(ScreeningOptionsSchema.parse(task.plan.screening)) : null;
     if (task.strategyState !== undefined) this.strategy.importState?.(task.strategyState);
     this.rng = createRng(task.plan.seed ?? Math.floor(Math.random() * 2 ** 31));
+    this.evaluation = new FederatedEvaluation(deps, () => this.task, () => this.strategy, this.rng);
   }
 
   get id(): string {
@@ -295,7 +297,7 @@ export class TaskRunner {
     } else if (a.round >= plan.maxRounds) {
       await this.setState('done', `round cap ${plan.maxRounds} reached`);
     }
-    this.startEvaluation(a.round, this.task.currentVersion);
+    this.evaluation.start(a.round, this.task.currentVersion);
     this.poke();
   }
 
@@ -324,70 +326,15 @@ export class TaskRunner {
     this.retryTimer = setTimeout(() => this.poke(), 200);
   }
 
-  private startEvaluation(round: number, version: number): void {
-    const n = this.task.plan.evalClientsPerRound;
-    if (n <= 0) return;
-    const available = this.deps.sessions.forTask(this.task.id).map((s) => s.deviceId);
-    const chosen = this.strategy.configureEvaluate(round, available, this.rng);
-    if (chosen.length === 0) return;
-    if (this.pendingEval) this.finishEvaluation();
-    const paths = artifactPaths(this.task.modelName, version);
-    const deadline = Date.now() + this.task.plan.roundDeadlineMs;
-    this.pendingEval = {
-      round,
-      version,
-      expected: new Set(chosen),
-      results: [],
-      timer: setTimeout(() => this.finishEvaluation(), this.task.plan.roundDeadlineMs),
-    };
-    for (const id of chosen) {
-      this.deps.sessions.get(id)?.socket.emit('eval:instruction', {
-        taskId: this.task.id,
-        round,
-        modelName: this.task.modelName,
-        modelVersion: version,
-        modelUrl: paths.modelJson,
-        weightsUrl: paths.weights,
-        batchSize: 256,
-        deadline,
-      });
-    }
-  }
-
-  /** An evaluation report; accepted only from a device asked to evaluate that round, once. */
+  /** An evaluation report from a device (see FederatedEvaluation). */
   onEvalReport(deviceId: string, r: EvalReport): void {
-    const p = this.pendingEval;
-    if (!p || p.round !== r.round) throw new AppError('FL_ERR_ROUND_LATE_REPORT', { round: r.round });
-    if (!p.expected.has(deviceId)) throw new AppError('FL_ERR_ROUND_NOT_SELECTED', { round: r.round });
-    p.expected.delete(deviceId);
-    p.results.push({ clientId: deviceId, numExamples: r.numExamples, metrics: r.metrics });
-    if (p.expected.size === 0) this.finishEvaluation();
-  }
-
-  private finishEvaluation(): void {
-    const p = this.pendingEval;
-    if (!p) return;
-    clearTimeout(p.timer);
-    this.pendingEval = null;
-    const metrics = this.strategy.aggregateEvaluate(p.round, p.results, []);
-    if (Object.keys(metrics).length === 0) return;
-    void (async () => {
-      const rec = await this.deps.store.getRound(this.task.id, p.round);
-      if (rec) {
-        rec.evalMetrics = metrics;
-        await this.deps.store.saveRound(rec);
-      }
-      const fed: Record<string, number> = {};
-      for (const [k, v] of Object.entries(metrics)) fed[`federated_${k}`] = v;
-      await this.deps.store.addVersionMetrics(this.task.modelName, p.version, fed);
-      this.deps.events.emit('evaluation', { taskId: this.task.id, round: p.round, version: p.version, metrics });
-    })().catch((err) => this.deps.logger.error({ err }, 'storing federated evaluation'));
+    this.evaluation.onReport(deviceId, r);
   }
 
   /** Stop timers; the coordinator is shutting down (state in the store is left as is, for resume). */
   dispose(): void {
     if (this.active) this.clearTimer(this.active);
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.pendingEval) clearTimeout(this.pendingEval.timer);
+    this.evaluation.dispose();
   }
 }

@@ -1,0 +1,88 @@
+import type { EvalReport } from '@flotilla/client/protocol';
+import { AppError } from '../errors.js';
+import type { Rng } from '../fl/rng.js';
+import type { EvalResult, Strategy } from '../fl/strategy.js';
+import type { TaskRecord } from '../store/records.js';
+import { artifactPaths } from './artifact-paths.js';
+import type { CoordinatorDeps } from './deps.js';
+
+interface Pending {
+  round: number;
+  version: number;
+  expected: Set<string>;
+  results: EvalResult[];
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * Federated evaluation of each committed version (DESIGN.md, step 6): devices chosen by the
+ * strategy evaluate it on their local held-out data; the weighted result is stored with the round
+ * (`evalMetrics`) and added to the version's metrics as `federated_<key>`. It runs beside the next
+ * round and never blocks it. At most one evaluation is open per task: a new one closes the last.
+ */
+export class FederatedEvaluation {
+  private pending: Pending | null = null;
+
+  constructor(
+    private readonly deps: CoordinatorDeps,
+    private readonly task: () => TaskRecord,
+    private readonly strategy: () => Strategy,
+    private readonly rng: Rng,
+  ) {}
+
+  start(round: number, version: number): void {
+    const t = this.task();
+    if (t.plan.evalClientsPerRound <= 0) return;
+    const available = this.deps.sessions.forTask(t.id).map((s) => s.deviceId);
+    const chosen = this.strategy().configureEvaluate(round, available, this.rng);
+    if (chosen.length === 0) return;
+    if (this.pending) this.finish();
+    const paths = artifactPaths(t.modelName, version);
+    const deadline = Date.now() + t.plan.roundDeadlineMs;
+    this.pending = { round, version, expected: new Set(chosen), results: [], timer: setTimeout(() => this.finish(), t.plan.roundDeadlineMs) };
+    for (const id of chosen) {
+      this.deps.sessions.get(id)?.socket.emit('eval:instruction', {
+        taskId: t.id,
+        round,
+        modelName: t.modelName,
+        modelVersion: version,
+        modelUrl: paths.modelJson,
+        weightsUrl: paths.weights,
+        batchSize: 256,
+        deadline,
+      });
+    }
+  }
+
+  /** An evaluation report; accepted only from a device asked to evaluate that round, once. */
+  onReport(deviceId: string, r: EvalReport): void {
+    const p = this.pending;
+    if (!p || p.round !== r.round) throw new AppError('FL_ERR_ROUND_LATE_REPORT', { round: r.round });
+    if (!p.expected.has(deviceId)) throw new AppError('FL_ERR_ROUND_NOT_SELECTED', { round: r.round });
+    p.expected.delete(deviceId);
+    p.results.push({ clientId: deviceId, numExamples: r.numExamples, metrics: r.metrics });
+    if (p.expected.size === 0) this.finish();
+  }
+
+  private finish(): void {
+    const p = this.pending;
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.pending = null;
+    const metrics = this.strategy().aggregateEvaluate(p.round, p.results, []);
+    if (Object.keys(metrics).length === 0) return;
+    const t = this.task();
+    void (async () => {
+      const rec = await this.deps.store.getRound(t.id, p.round);
+      if (rec) await this.deps.store.saveRound({ ...rec, evalMetrics: metrics });
+      const fed: Record<string, number> = {};
+      for (const [k, v] of Object.entries(metrics)) fed[`federated_${k}`] = v;
+      await this.deps.store.addVersionMetrics(t.modelName, p.version, fed);
+      this.deps.events.emit('evaluation', { taskId: t.id, round: p.round, version: p.version, metrics });
+    })().catch((err) => this.deps.logger.error({ err }, 'storing federated evaluation'));
+  }
+
+  dispose(): void {
+    if (this.pending) clearTimeout(this.pending.timer);
+  }
+}
