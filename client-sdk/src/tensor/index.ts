@@ -7,3 +7,4 @@ export { topkCodec, topkCount, DEFAULT_TOPK_FRACTION } from './topk-codec.js';
 export { ErrorFeedback } from './error-feedback.js';
 export { getCodec, listCodecs } from './codecs.js';
 export { l2Norm, clipInPlace } from './vector-ops.js';
+export { kthSmallest } from './select.js';

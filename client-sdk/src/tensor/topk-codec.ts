@@ -1,5 +1,6 @@
 import { AppError } from '../protocol/errors.js';
 import { HEADER_BYTES, expectHeader, writeHeader, type CodecOptions, type DeltaCodec } from './codec.js';
+import { kthSmallest } from './select.js';
 
 /**
  * Top-k sparsification (Aji & Heafield 2017; Lin et al. 2018, "Deep Gradient Compression"):
@@ -32,35 +33,6 @@ export function topkCount(n: number, fraction: number): number {
   return Math.min(n, Math.max(1, Math.ceil(fraction * n - 1e-9)));
 }
 
-/** The value at ascending rank `r` of `a` (quickselect, median-of-three pivot); reorders `a`. */
-function selectRank(a: Float32Array, r: number): number {
-  let lo = 0;
-  let hi = a.length - 1;
-  while (hi > lo) {
-    const mid = (lo + hi) >>> 1;
-    const x = a[lo];
-    const y = a[mid];
-    const z = a[hi];
-    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
-    let i = lo;
-    let j = hi;
-    while (i <= j) {
-      while (a[i] < pivot) i++;
-      while (a[j] > pivot) j--;
-      if (i <= j) {
-        const t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-        i++;
-        j--;
-      }
-    }
-    if (r <= j) hi = j;
-    else if (r >= i) lo = i;
-    else return a[r];
-  }
-  return a[r];
-}
 
 function magnitudes(delta: Float32Array): Float32Array {
   const m = new Float32Array(delta.length);
@@ -82,7 +54,7 @@ export function topkIndices(delta: Float32Array, k: number): Uint32Array {
     return out;
   }
   if (k === 0) return out;
-  const thr = selectRank(magnitudes(delta), n - k);
+  const thr = kthSmallest(magnitudes(delta), n - k);
   let above = 0;
   for (let i = 0; i < n; i++) if (Math.abs(delta[i]) > thr) above++;
   let ties = k - above;
@@ -136,6 +108,6 @@ export const topkCodec: DeltaCodec = {
     const k = topkCount(n, fractionOf(options));
     for (let i = 0; i < n; i++) if (!Number.isFinite(delta[i])) return NaN;
     if (k >= n) return 0;
-    return selectRank(magnitudes(delta), n - k - 1);
+    return kthSmallest(magnitudes(delta), n - k - 1);
   },
 };

@@ -1,3 +1,4 @@
+import { beta as sampleBeta, type Rng } from '../fl/rng.js';
 /**
  * Multi-armed bandits over a deployment's candidate versions, learning from delayed rewards in
  * [0, 1] (`POST /api/v1/deployments/{name}/feedback`). Pure: no I/O; randomness is injected.
@@ -23,43 +24,10 @@ export interface ArmState {
   rewardSum: number;
 }
 
-export type Rng = () => number;
+export type { Rng } from '../fl/rng.js';
 
-/** Standard normal by Box-Muller. */
-function normal(rng: Rng): number {
-  let u = 0;
-  while (u === 0) u = rng();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
-}
-
-/** Gamma(shape, 1) by Marsaglia & Tsang (2000); shape < 1 by the boost Gamma(a+1) * U^(1/a). */
-export function sampleGamma(shape: number, rng: Rng): number {
-  if (shape < 1) {
-    let u = 0;
-    while (u === 0) u = rng();
-    return sampleGamma(shape + 1, rng) * Math.pow(u, 1 / shape);
-  }
-  const d = shape - 1 / 3;
-  const c = 1 / Math.sqrt(9 * d);
-  for (;;) {
-    let x: number;
-    let v: number;
-    do {
-      x = normal(rng);
-      v = 1 + c * x;
-    } while (v <= 0);
-    v = v * v * v;
-    const u = rng();
-    if (u < 1 - 0.0331 * x * x * x * x) return d * v;
-    if (Math.log(u) < 0.5 * x * x + d * (1 - v + Math.log(v))) return d * v;
-  }
-}
-
-export function sampleBeta(alpha: number, beta: number, rng: Rng): number {
-  const x = sampleGamma(alpha, rng);
-  const y = sampleGamma(beta, rng);
-  return x / (x + y);
-}
+/** Beta variate used for Thompson sampling (the FL core's random module). */
+export { beta as sampleBeta } from '../fl/rng.js';
 
 export class Bandit {
   readonly arms: ArmState[];
