@@ -21,6 +21,7 @@ export const ServeConfigSchema = z
     tlsKey: z.string().min(1).optional(),
     /** Serve /metrics without a token (for a scraper on a trusted network). */
     publicMetrics: z.boolean().default(false),
+    publicInference: z.boolean().default(false),
   })
   .strict()
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'give both --tls-cert and --tls-key, or neither', path: ['tlsCert'] });
@@ -38,6 +39,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'public-metrics': { type: 'boolean' },
+      'public-inference': { type: 'boolean' },
     },
     strict: true,
     allowPositionals: false,
@@ -53,6 +55,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
     tlsCert: values['tls-cert'] ?? env.FLOTILLA_TLS_CERT,
     tlsKey: values['tls-key'] ?? env.FLOTILLA_TLS_KEY,
     publicMetrics: values['public-metrics'] ?? (env.FLOTILLA_PUBLIC_METRICS === undefined ? undefined : env.FLOTILLA_PUBLIC_METRICS === '1' || env.FLOTILLA_PUBLIC_METRICS === 'true'),
+    publicInference: values['public-inference'] ?? (env.FLOTILLA_PUBLIC_INFERENCE === undefined ? undefined : env.FLOTILLA_PUBLIC_INFERENCE === '1' || env.FLOTILLA_PUBLIC_INFERENCE === 'true'),
   };
   const parsed = ServeConfigSchema.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== '')));
   if (!parsed.success) {

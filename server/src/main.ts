@@ -7,10 +7,10 @@ import { AppError } from './errors.js';
 import { loadOrCreateSecret } from './secret-file.js';
 
 const USAGE = `usage: flotilla serve [--port N] [--host H] [--data-dir DIR] [--mongodb-url URL] [--log-level L]
-                     [--tls-cert FILE --tls-key FILE] [--public-metrics]
+                     [--tls-cert FILE --tls-key FILE] [--public-metrics] [--public-inference]
 
 env: FLOTILLA_ADMIN_TOKEN, FLOTILLA_DEVICE_TOKEN, FLOTILLA_MONGODB_URL, FLOTILLA_DATA_DIR, FLOTILLA_PORT, FLOTILLA_HOST,
-     FLOTILLA_TLS_CERT, FLOTILLA_TLS_KEY, FLOTILLA_PUBLIC_METRICS
+     FLOTILLA_TLS_CERT, FLOTILLA_TLS_KEY, FLOTILLA_PUBLIC_METRICS, FLOTILLA_PUBLIC_INFERENCE
 
 ${ADMIN_USAGE}`;
 
@@ -25,6 +25,7 @@ async function serve(argv: string[]): Promise<void> {
     deviceToken: device.token,
     logger: { level: cfg.logLevel },
     publicMetrics: cfg.publicMetrics,
+    publicInference: cfg.publicInference,
     ...(cfg.tlsCert && cfg.tlsKey ? { https: { cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) } } : {}),
   });
   if (admin.path) app.log.info(`admin token ${admin.created ? 'generated' : 'read'}: ${admin.path}`);

@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { parseServeConfig } from '../../server/src/config.js';
+
+describe('flotilla serve configuration', () => {
+  it('reads flags over environment over defaults', () => {
+    const c = parseServeConfig(['--port', '9000', '--public-inference'], { FLOTILLA_PORT: '1', FLOTILLA_PUBLIC_METRICS: '1' });
+    expect(c.port).toBe(9000);
+    expect(c.publicInference).toBe(true);
+    expect(c.publicMetrics).toBe(true);
+    expect(c.host).toBe('127.0.0.1');
+    expect(parseServeConfig([], { FLOTILLA_PUBLIC_INFERENCE: 'true' }).publicInference).toBe(true);
+    expect(parseServeConfig([], {}).publicInference).toBe(false);
+  });
+
+  it('accepts multi-host MongoDB replica-set URLs and refuses bad values with a code', () => {
+    const url = 'mongodb://a.example:27017,b.example:27017/flotilla?replicaSet=rs0';
+    expect(parseServeConfig(['--mongodb-url', url], {}).mongodbUrl).toBe(url);
+    expect(() => parseServeConfig(['--mongodb-url', 'http://x'], {})).toThrow(expect.objectContaining({ code: 'FL_ERR_CONFIG_INVALID' }));
+    expect(() => parseServeConfig(['--port', '70000'], {})).toThrow(expect.objectContaining({ code: 'FL_ERR_CONFIG_INVALID' }));
+    expect(() => parseServeConfig(['--nope'], {})).toThrow();
+  });
+});
