@@ -74,7 +74,7 @@ describe('SIGKILL at random points', () => {
     const rand = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 4294967296);
     for (;;) {
       const t = await admin(server, 'GET', '/api/v1/tasks/chaos').catch(() => null);
-      if (t && t.currentVersion >= TARGET + 1) break;
+      if (t && t.currentVersion >= TARGET + 1 && (!chaos || kills >= KILLS)) break;
       if (chaos && kills < KILLS && t && t.currentVersion >= 2 + kills * 2) {
         await sleep(50 + rand() * 400);
         await server.stop('SIGKILL');

@@ -54,7 +54,9 @@ describe('simulator end to end', () => {
     }
     expect(rounds[2].accuracy!).toBeGreaterThan(rounds[0].accuracy! - 0.05);
     expect(r.results.summary).toMatchObject({ roundsCommitted: 3, roundsFailed: 0, stopReason: 'round cap 3 reached' });
-    expect(r.pool.fits).toBeGreaterThanOrEqual(9);
+    // A device counts a fit when its report's ack reaches it; the run may end (round cap) before
+    // the last round's acks arrive in the workers, so the last round's fits may be missing.
+    expect(r.pool.fits).toBeGreaterThanOrEqual(6);
     expect(lines).toEqual(['round 1', 'round 2', 'round 3']);
 
     const json = JSON.parse(await readFile(join(out, 'results.json'), 'utf8'));
