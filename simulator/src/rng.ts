@@ -1,19 +1,11 @@
 /**
  * Seeded random numbers for the simulator (partitions, fault injection), so that a run is
  * repeatable under `--seed`. mulberry32: fast, 32-bit state, not cryptographic.
+ * The generators themselves are the FL core's (one implementation); partition helpers live here.
  */
-export type Rng = () => number;
+import { createRng, gamma, gaussian, type Rng } from '@flotilla/server/rng';
 
-export function createRng(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { createRng, gamma, gaussian, type Rng };
 
 /** Derive an independent stream for a sub-purpose (e.g. per device) from a seed. */
 export function deriveSeed(seed: number, salt: number): number {
@@ -32,40 +24,6 @@ export function shuffle<T extends { length: number; [i: number]: number }>(a: T,
     a[j] = t;
   }
   return a;
-}
-
-/** Standard normal (Box-Muller). */
-export function gaussian(rng: Rng): number {
-  let u = 0;
-  while (u === 0) u = rng();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
-}
-
-/**
- * Gamma(shape, 1) variate: Marsaglia & Tsang (2000); for shape < 1 the boost
- * Gamma(a) = Gamma(a + 1) * U^(1/a).
- */
-export function gamma(shape: number, rng: Rng): number {
-  if (!(shape > 0)) throw new RangeError('gamma shape must be > 0');
-  if (shape < 1) {
-    let u = 0;
-    while (u === 0) u = rng();
-    return gamma(shape + 1, rng) * Math.pow(u, 1 / shape);
-  }
-  const d = shape - 1 / 3;
-  const c = 1 / Math.sqrt(9 * d);
-  for (;;) {
-    let x: number;
-    let v: number;
-    do {
-      x = gaussian(rng);
-      v = 1 + c * x;
-    } while (v <= 0);
-    v = v * v * v;
-    const u = rng();
-    if (u < 1 - 0.0331 * x * x * x * x) return d * v;
-    if (Math.log(u) < 0.5 * x * x + d * (1 - v + Math.log(v))) return d * v;
-  }
 }
 
 /** One draw from a symmetric Dirichlet(alpha) over k categories. */

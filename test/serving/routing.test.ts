@@ -1,20 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { createRng } from '../../server/src/fl/rng.js';
 import { Bandit, sampleBeta } from '../../server/src/serving/bandit.js';
 import { driftSummary, StatsAccumulator } from '../../server/src/serving/drift.js';
 import { hashFraction, sampledId } from '../../server/src/serving/payload-log.js';
 import { DeploymentRuntime } from '../../server/src/serving/router.js';
 import type { DeploymentRecord } from '../../server/src/store/records.js';
 
-function seeded(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const seeded = createRng;
 
 /** Bernoulli arms with these success rates; returns the pulls per arm after `n` rounds. */
 function play(alg: 'thompson' | 'ucb1', rates: number[], n: number, seed = 7) {

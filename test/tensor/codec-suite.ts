@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AppError, type ErrorCode } from '@flotilla/client/protocol';
 import { CODEC_IDS, HEADER_BYTES, type CodecName, type CodecOptions, type DeltaCodec } from '@flotilla/client/tensor';
+import { createRng } from '../../server/src/fl/rng.js';
 
 /**
  * The shared codec suite (codec.ts contract): every codec from listCodecs() runs it. What differs
@@ -25,17 +26,8 @@ function maxAbs(x: Float32Array, from = 0, to = x.length): number {
   return m;
 }
 
-/** Seeded generator for reproducible test vectors (mulberry32). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded generator for reproducible test vectors (the FL core's mulberry32). */
+export const seeded = createRng;
 
 export const SUITE_SPECS: Record<CodecName, SuiteSpec> = {
   f32: {
