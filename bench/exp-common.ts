@@ -9,7 +9,7 @@
  * Runs are strictly sequential (one training run at a time). Nothing here extrapolates: a
  * threshold not reached within the cap is reported as "not reached by round N".
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TaskPlanInput } from '@flotilla/client/protocol';
 import { parseCliOptions, type SimOptions } from '../simulator/src/cli-options.js';
@@ -151,6 +151,31 @@ export async function writeExperiment(
   await writeFile(json, JSON.stringify({ generatedAt: new Date().toISOString(), settings, runs: slim }, null, 1) + '\n');
   paths.push(json);
   return paths;
+}
+
+/**
+ * Runs saved by writeExperiment, read back (for --replot: re-derive tables and charts without
+ * training again). Only what the JSON keeps comes back: accuracy, loss, participants, bytesUp,
+ * rejections and dpEpsilon per round; the run's pool statistics and labels.
+ */
+export async function loadRuns<T extends object = Record<string, never>>(path: string): Promise<{ settings: Record<string, unknown>; runs: Array<RunOutcome & T> }> {
+  const j = JSON.parse(await readFile(path, 'utf8')) as { settings: Record<string, unknown>; runs: Array<Record<string, unknown> & { rounds: Array<Record<string, unknown>> }> };
+  const runs = j.runs.map((r) => ({
+    ...r,
+    rounds: r.rounds.map((p) => ({
+      round: p.round as number,
+      accuracy: (p.accuracy as number | null) ?? null,
+      loss: (p.loss as number | null) ?? null,
+      participants: p.participants as number,
+      failed: false,
+      durationMs: 0,
+      bytesUp: p.bytesUp as number,
+      bytesDown: 0,
+      rejectedCodes: (p.rejected as string[] | undefined) ?? [],
+      trainMetrics: p.dpEpsilon !== undefined ? { dpEpsilon: p.dpEpsilon as number } : {},
+    })),
+  })) as unknown as Array<RunOutcome & T>;
+  return { settings: j.settings, runs };
 }
 
 /** The command line that produced a file, for the markdown header. */

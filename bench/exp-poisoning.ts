@@ -17,7 +17,7 @@
 import { parseArgs } from 'node:util';
 import type { TaskPlanInput } from '@flotilla/client/protocol';
 import { renderAccuracyChart } from '../simulator/src/svg-chart.js';
-import { accuracyPoints, commandLine, markdownTable, pct, runOne, writeExperiment, type RunOutcome } from './exp-common.js';
+import { accuracyPoints, commandLine, loadRuns, markdownTable, pct, runOne, writeExperiment, type RunOutcome } from './exp-common.js';
 
 const { values } = parseArgs({
   options: {
@@ -30,6 +30,8 @@ const { values } = parseArgs({
     'trim-beta': { type: 'string', default: '0.2' },
     byzantine: { type: 'string', default: '2' },
     'no-baseline': { type: 'boolean', default: false },
+    /** Re-derive the table and charts from saved poisoning.json file(s) (comma-separated; runs are merged) instead of training. */
+    replot: { type: 'string' },
     seed: { type: 'string', default: '1' },
     out: { type: 'string', default: 'docs/experiments' },
   },
@@ -44,9 +46,9 @@ const DEFENSES: Record<string, { label: string; plan: Partial<TaskPlanInput>; no
   krum: { label: 'Krum', plan: { strategy: { name: 'krum', params: { byzantine: Number(values.byzantine) } } }, note: `f=${values.byzantine}` },
   normbounded: { label: 'Norm bounding', plan: { strategy: { name: 'normbounded', params: { maxNorm: Number(values['max-norm']) } } }, note: `every update clipped to L2 ${values['max-norm']}, then FedAvg` },
   screening: {
-    label: 'FedAvg + screening',
+    label: 'Norm screening',
     plan: { strategy: { name: 'fedavg', params: {} }, screening: { action: 'reject', multiplier: 3, window: 100, minHistory: 10 } },
-    note: 'reject norms > 3x median of the last 100 accepted (after 10 known)',
+    note: 'FedAvg; reject norms > 3x median of the last 100 accepted (after 10 known)',
   },
 };
 for (const d of defenses) if (!DEFENSES[d]) throw new Error(`unknown defense ${d}; known: ${Object.keys(DEFENSES).join(', ')}`);
@@ -64,11 +66,24 @@ const attackLabel = (a: string) => {
 type Run = RunOutcome & { attack: string; defense: string };
 const runs: Run[] = [];
 let baseline: Run | undefined;
-if (!values['no-baseline']) {
+const replot = values.replot;
+if (replot) {
+  const files = replot.split(',').filter(Boolean);
+  for (const [i, f] of files.entries()) {
+    const saved = await loadRuns<{ attack: string; defense: string }>(f);
+    if (i === 0) Object.assign(values, saved.settings, { replot });
+    for (const r of saved.runs) {
+      if (r.attack === 'none') baseline ??= r;
+      else runs.push(r);
+    }
+  }
+  attacks.splice(0, attacks.length, ...new Set(runs.map((r) => r.attack)));
+  values.attacks = attacks.join(',');
+} else if (!values['no-baseline']) {
   const r = await runOne({ label: 'FedAvg, no attack', args: [...baseArgs(), '--task', 'poison-baseline'], plan: DEFENSES.fedavg.plan });
   baseline = { ...r, attack: 'none', defense: 'fedavg' };
 }
-for (const a of attacks) {
+for (const a of replot ? [] : attacks) {
   for (const d of defenses) {
     const def = DEFENSES[d];
     const r = await runOne({ label: `${def.label} / ${a}`, args: [...baseArgs(), '--attack', a, '--task', `poison-${d}`], plan: def.plan });
@@ -79,19 +94,31 @@ for (const a of attacks) {
 const poisonedSent = (r: Run) => Number(r.pool.attacks ?? 0);
 const normRejected = (r: Run) => r.rounds.reduce((s, p) => s + p.rejectedCodes.filter((c) => c.includes('NORM')).length, 0);
 const last = (r: Run) => (r.rounds.length ? r.rounds[r.rounds.length - 1].round : 0);
+const accs = (r: Run) => r.rounds.map((p) => p.accuracy).filter((a): a is number => a !== null);
+/** Mean accuracy over the last half of the rounds: one lucky (attacker-free) last round does not decide the row. */
+const lateMean = (r: Run) => {
+  const a = accs(r).slice(Math.floor(accs(r).length / 2));
+  return a.length ? a.reduce((s, v) => s + v, 0) / a.length : null;
+};
+/** Worst accuracy after round 1. */
+const worst = (r: Run) => {
+  const a = accs(r).slice(1);
+  return a.length ? Math.min(...a) : null;
+};
+const half = () => Math.floor(Number(values.rounds) / 2) + 1;
 
 const table = markdownTable(
-  ['attack', 'aggregation', 'settings', `accuracy after round ${values.rounds}`, 'best', 'poisoned updates sent', 'reports rejected by norm screening', 'rounds'],
-  [
-    ...(baseline ? [['none', 'FedAvg', DEFENSES.fedavg.note, pct(baseline.finalAccuracy), pct(baseline.bestAccuracy), '0', '0', last(baseline)]] : []),
-    ...runs.map((r) => [r.attack, DEFENSES[r.defense].label, DEFENSES[r.defense].note, pct(r.finalAccuracy), pct(r.bestAccuracy), poisonedSent(r), normRejected(r), last(r)]),
-  ],
+  ['attack', 'aggregation', 'settings', `accuracy after round ${values.rounds}`, `mean accuracy, rounds ${half()}-${values.rounds}`, 'worst after round 1', 'poisoned updates sent', 'reports rejected by norm screening', 'rounds'],
+  [baseline, ...runs]
+    .filter((r): r is Run => r !== undefined)
+    .map((r) => [r.attack, r === baseline ? 'FedAvg' : DEFENSES[r.defense].label, DEFENSES[r.defense].note, pct(r.finalAccuracy), pct(lateMean(r)), pct(worst(r)), poisonedSent(r), normRejected(r), last(r)]),
 );
 
+/** One chart per attack: poisoning-scale-10.svg, poisoning-noise0.1.svg, ... */
+const chartName = (a: string) => `poisoning-${a.split(':').slice(0, 2).join('')}.svg`;
 const charts: Record<string, string> = {};
 for (const a of attacks) {
-  const kind = a.split(':')[0];
-  charts[`poisoning-${kind}.svg`] = renderAccuracyChart({
+  charts[chartName(a)] = renderAccuracyChart({
     title: `Poisoning: ${attackLabel(a)}`,
     subtitle: `IID MNIST, 2NN MLP, ${values.clients} devices, ${values['clients-per-round']} reports per round, E=1, B=10, lr 0.1`,
     series: [
@@ -103,7 +130,7 @@ for (const a of attacks) {
 
 const md = `# Poisoning: FedAvg against robust aggregation
 
-Generated by \`${commandLine('bench/exp-poisoning.ts')}\` on ${new Date().toISOString().slice(0, 10)}.
+${replot ? `Runs of \`bench/exp-poisoning.ts\` (see README.md for the commands); table and charts re-derived from the saved runs with \`--replot ${replot}\`` : `Generated by \`${commandLine('bench/exp-poisoning.ts')}\``} on ${new Date().toISOString().slice(0, 10)}.
 
 Setting: IID MNIST, 2NN MLP, ${values.clients} devices, ${values['clients-per-round']} reports aggregated per round (13 asked:
 over-selection 1.3), E=1, B=10, client SGD lr 0.1, seed ${values.seed}, ${values.rounds} rounds per run, central evaluation on
@@ -113,9 +140,13 @@ ${attacks.map((a) => `- \`${a}\`: ${attackLabel(a)}`).join('\n')}
 
 Honest deltas in this setting have L2 norm about 1.4-3 (measured on one device, first six local epochs), so the noise
 attack's updates (norm about 0.1 x sqrt(199,210) = 45) are some 20x larger than honest ones, and the scaled ones 10x.
+Whether an attacker is among a round's 10 aggregated reports is chance (10 of 100 devices are attackers), so FedAvg's
+accuracy swings from round to round: the table gives the last round, the mean over the second half of the rounds and the
+worst round after the first. "Poisoned updates sent" counts every poisoned report, including those of over-selected
+devices that arrived after their round had closed.
 
 ${table}
-Charts: ${attacks.map((a) => `[poisoning-${a.split(':')[0]}.svg](poisoning-${a.split(':')[0]}.svg)`).join(', ')}. Per-round series: [poisoning.json](poisoning.json).
+Charts: ${attacks.map((a) => `[${chartName(a)}](${chartName(a)})`).join(', ')}. Per-round series: [poisoning.json](poisoning.json).
 `;
 
 const files = await writeExperiment('poisoning', md, charts, baseline ? [baseline, ...runs] : runs, values, values.out);
