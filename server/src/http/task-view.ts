@@ -37,6 +37,8 @@ export function roundSummary(r: RoundRecord) {
     endedAt: r.endedAt ?? null,
     durationMs: durationMs(r),
     failureReason: r.failureReason ?? null,
+    bytesUp: r.bytesUp,
+    bytesDown: r.bytesDown,
     trainMetrics: r.trainMetrics,
     centralMetrics: r.centralMetrics,
   };
