@@ -138,8 +138,9 @@ the 10,000 test images. Attackers: a fixed, seeded 10% of the devices (flotilla-
 then report a poisoned delta every time they are selected:
 ${attacks.map((a) => `- \`${a}\`: ${attackLabel(a)}`).join('\n')}
 
-Honest deltas in this setting have L2 norm about 1.4-3 (measured on one device, first six local epochs), so the noise
-attack's updates (norm about 0.1 x sqrt(199,210) = 45) are some 20x larger than honest ones, and the scaled ones 10x.
+Honest deltas in this setting have L2 norm about 1.4-3 (measured on one device, first six local epochs). A noise update
+of std s has norm about s x sqrt(199,210) = 446 s (45 for s = 0.1, 446 for s = 1): some 20x and 200x an honest one; the
+scaled updates are 10x.
 Whether an attacker is among a round's 10 aggregated reports is chance (10 of 100 devices are attackers), so FedAvg's
 accuracy swings from round to round: the table gives the last round, the mean over the second half of the rounds and the
 worst round after the first. "Poisoned updates sent" counts every poisoned report, including those of over-selected
