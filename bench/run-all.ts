@@ -26,6 +26,10 @@ const full: Record<string, string[]> = {
   'scale-rounds': ['bench/scale.ts', 'rounds', '--devices', '1000', '--rounds', '3'],
   'scale-memory': ['bench/scale.ts', 'memory', '--sizes', '100,300,1000'],
   'fedavg-mnist': ['bench/fedavg-mnist.ts'],
+  'exp-noniid': ['bench/exp-noniid.ts'],
+  'exp-poisoning': ['bench/exp-poisoning.ts'],
+  'exp-compression': ['bench/exp-compression.ts'],
+  'exp-privacy': ['bench/exp-privacy.ts'],
 };
 
 const table = values.full ? full : quick;
