@@ -8,6 +8,8 @@ import { silentLogger, type Logger } from './logger.js';
 export interface LoadedModel {
   model: tf.LayersModel;
   manifest: WeightManifest;
+  /** Training it needs Conv2DBackpropFilter (not in the wasm backend); inference does not. */
+  hasConv: boolean;
 }
 
 export interface FitOutput {
@@ -63,8 +65,7 @@ export class LocalTrainer {
         const model = await tf.models.modelFromJSON({ modelTopology: json.modelTopology } as unknown as tf.io.ModelJSON);
         const manifest = buildManifest(json.weightsManifest.flatMap((g) => g.weights));
         const hasConv = model.layers.some((l) => /conv/i.test(l.getClassName()));
-        await ensureTrainableBackend(hasConv, this.logger);
-        return { model, manifest };
+        return { model, manifest, hasConv };
       })();
       p.catch(() => this.models.delete(modelUrl));
       this.models.set(modelUrl, p);
@@ -115,6 +116,7 @@ export class LocalTrainer {
   fit(m: LoadedModel, global: Float32Array, data: Dataset, plan: ClientPlan, shouldStop: () => boolean = () => false): Promise<FitOutput> {
     return this.serial(async () => {
       const t0 = Date.now();
+      await ensureTrainableBackend(m.hasConv, this.logger);
       this.setWeights(m, global);
       const { x, y, n } = gatherRows(data);
       if (n === 0) throw new Error('no local training data');
