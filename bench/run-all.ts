@@ -26,10 +26,11 @@ const full: Record<string, string[]> = {
   'scale-rounds': ['bench/scale.ts', 'rounds', '--devices', '1000', '--rounds', '3'],
   'scale-memory': ['bench/scale.ts', 'memory', '--sizes', '100,300,1000'],
   'fedavg-mnist': ['bench/fedavg-mnist.ts'],
-  'exp-noniid': ['bench/exp-noniid.ts'],
-  'exp-poisoning': ['bench/exp-poisoning.ts'],
-  'exp-compression': ['bench/exp-compression.ts'],
-  'exp-privacy': ['bench/exp-privacy.ts'],
+  // Written under .bench-out/, not over the measured results in docs/experiments/.
+  'exp-noniid': ['bench/exp-noniid.ts', '--rounds', '700', '--out', '.bench-out/exp-noniid'],
+  'exp-poisoning': ['bench/exp-poisoning.ts', '--out', '.bench-out/exp-poisoning'],
+  'exp-compression': ['bench/exp-compression.ts', '--out', '.bench-out/exp-compression'],
+  'exp-privacy': ['bench/exp-privacy.ts', '--out', '.bench-out/exp-privacy'],
 };
 
 const table = values.full ? full : quick;
