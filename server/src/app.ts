@@ -101,7 +101,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
       ? { store: opts.store, blobs: opts.blobs, close: async () => (await opts.store!.close(), await opts.blobs!.close()) }
       : await openStorage({ dataDir: opts.dataDir, mongodbUrl: opts.mongodbUrl });
   const { store, blobs } = storage;
-  if (opts.store) await store.init();
+  if (opts.store && opts.blobs) await store.init(); // openStorage initialises the stores it opens
   const deviceToken = opts.deviceToken ?? randomBytes(24).toString('base64url');
   const adminToken = opts.adminToken ?? randomBytes(24).toString('base64url');
   const authenticator = new Authenticator({ store, adminToken, deviceToken });
