@@ -30,8 +30,8 @@ export interface FaultConfig {
   attack?: Attack;
 }
 
-export interface WorkerInit {
-  workerIndex: number;
+/** Where devices connect and what data they hold: given to the pool and handed on to each worker. */
+export interface DeviceFleet {
   url: string;
   token: string;
   taskId: string;
@@ -40,6 +40,10 @@ export interface WorkerInit {
   inputSize: number;
   numClasses: number;
   devices: DeviceSpec[];
+}
+
+export interface WorkerInit extends DeviceFleet {
+  workerIndex: number;
   faults: FaultConfig;
   seed: number;
   /** Log SDK warnings to stderr. */

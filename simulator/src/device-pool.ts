@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { chooseAttackers } from './attack.js';
-import type { DeviceSpec, FaultConfig, SharedSplit, WorkerEvent, WorkerInit } from './device-messages.js';
+import type { DeviceFleet, DeviceSpec, FaultConfig, SharedSplit, WorkerEvent, WorkerInit } from './device-messages.js';
 import { deriveSeed } from './rng.js';
 
 /**
@@ -13,15 +13,7 @@ import { deriveSeed } from './rng.js';
  * `DevicePool.start` resolves once every device's hello was accepted. Events: every WorkerEvent
  * except 'ready'/'stopped' is re-emitted as 'event'; stats accumulate in `stats`.
  */
-export interface DevicePoolOptions {
-  url: string;
-  token: string;
-  taskId: string;
-  train: SharedSplit;
-  test?: SharedSplit;
-  inputSize: number;
-  numClasses: number;
-  devices: DeviceSpec[];
+export interface DevicePoolOptions extends DeviceFleet {
   /** Worker threads; default os.availableParallelism(), at most one per device. */
   workers?: number;
   faults?: Partial<FaultConfig>;
