@@ -243,10 +243,23 @@ export class TaskRunner {
       await this.commit(a, outcome.weights, performance.now() - t0);
     } catch (err) {
       this.deps.logger.error({ err, task: this.task.id, round: a.round }, 'aggregation or commit failed');
+      this.restoreCommittedStrategy();
       await this.fail(`commit failed: ${String(err)}`);
       return;
     }
     await this.afterCommit(a);
+  }
+
+  /**
+   * After a failed aggregation or commit. aggregateFit may already have advanced the strategy's
+   * state (momentum, moments, the privacy accountant) for an aggregate that never became a model;
+   * rebuild it from the last committed state, as a restart would, so a retried round starts from
+   * exactly what is stored.
+   */
+  private restoreCommittedStrategy(): void {
+    const s = createStrategy(this.task.plan);
+    if (this.task.strategyState !== undefined) s.importState?.(this.task.strategyState);
+    this.strategy = s;
   }
 
   private async commit(a: ActiveRound, weights: Float32Array, aggMs: number): Promise<void> {
