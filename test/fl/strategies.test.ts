@@ -37,6 +37,7 @@ describe('strategy registry', () => {
     const bad: Array<[string, Record<string, unknown>, Record<string, unknown>?]> = [
       ['nope', {}],
       ['fedavgm', { serverMomentum: 1 }],
+      ['fedavg', { serverLearningRate: 1 }], // fedavg takes no params
       ['fedavgm', { unknownParam: 1 }],
       ['fedadam', { tau: -1 }],
       ['fedyogi', { beta1: 1.5 }],

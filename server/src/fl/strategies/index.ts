@@ -23,6 +23,7 @@ import { DpFedAvg, DpFedAvgParamsSchema } from '../dp/dp-fedavg.js';
  */
 type Factory = (plan: TaskPlan) => Strategy;
 
+const NoParams = z.object({}).strict();
 const BufferedParams = z.object({ maxUpdates: z.number().int().min(1).optional() }).strict();
 
 /** Updates a non-streaming strategy keeps per round: at least the selection size (see BufferedAggregator). */
@@ -46,8 +47,10 @@ function krumFactory(name: 'krum' | 'multikrum'): Factory {
 }
 
 const FACTORIES: Record<string, Factory> = {
-  fedavg: (plan) =>
-    new FedAvg({ clientsPerRound: plan.clientsPerRound, overSelect: plan.overSelect, evalClientsPerRound: plan.evalClientsPerRound }),
+  fedavg: (plan) => {
+    parseParams(NoParams, plan); // FedAvg takes none: a typo'd param is an error, not silently ignored
+    return new FedAvg(selectionParams(plan));
+  },
   fedavgm: (plan) => new FedAvgM(selectionParams(plan), parseParams(FedAvgMParamsSchema, plan)),
   fedprox: (plan) => {
     const p = parseParams(z.object({ mu: z.number().min(0).max(100).optional() }).strict(), plan);
