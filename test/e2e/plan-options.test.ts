@@ -17,9 +17,11 @@ describe('plan options end to end', () => {
     await app.close();
   });
 
+  let url = '';
   async function federate(plan: Record<string, unknown>, rounds: number): Promise<RoundRecord[]> {
     const s = await startServer();
     app = s.app;
+    url = s.url;
     const co = app.flotilla.coordinator;
     await co.createTask({ id: 'p', preset: 'tiny-mlp', plan: { clientsPerRound: 4, overSelect: 1, maxRounds: rounds, epochs: 2, batchSize: 16, learningRate: 0.2, ...plan } as never });
     const trainer = new LocalTrainer();
@@ -54,6 +56,12 @@ describe('plan options end to end', () => {
     expect(m.dpEpsilon).toBeGreaterThan(0);
     expect(m.dpEpsilon).toBeGreaterThan(recs[0].trainMetrics.dpEpsilon);
     expect(m.dpServerClipped).toBe(0); // every device clipped to the norm it was sent
+    // Stored with the round and returned by the admin API, over real HTTP.
+    const res = await fetch(`${url}/api/v1/tasks/p/rounds`, { headers: { authorization: `Bearer ${app.flotilla.adminToken}` } });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { rounds: Array<{ round: number; trainMetrics: Record<string, number> }> };
+    const byRound = new Map(body.rounds.map((r) => [r.round, r.trainMetrics.dpEpsilon]));
+    for (const r of recs) expect(byRound.get(r.round)).toBe(r.trainMetrics.dpEpsilon);
   });
 
   it('screening rejects an update whose norm is an outlier, with its code', async () => {
