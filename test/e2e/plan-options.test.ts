@@ -5,6 +5,7 @@ import type { FlotillaApp, RoundRecord } from '@flotilla/server';
 import { RawDevice } from '../helpers/raw-device.js';
 import { nextEvent, startServer } from '../helpers/server.js';
 import { synthetic } from '../helpers/synthetic.js';
+import { tempDir } from '../store/temp-dir.js';
 
 
 /** Plans with other strategies, codecs and DP run end to end through real SDK clients. */
@@ -80,5 +81,44 @@ describe('plan options end to end', () => {
     expect(poisoned.error.code).toBe('FL_ERR_REPORT_REJECTED_NORM');
     await expect(co.createTask({ id: 'bad', preset: 'tiny-mlp', plan: { clientsPerRound: 3, screening: { multiplier: 0 } } })).rejects.toMatchObject({ code: 'FL_ERR_TASK_INVALID_SPEC' });
     devs.forEach((d) => d.close());
+  });
+
+  it('screening keeps its norm history across a restart: the first report after it is screened against the committed rounds', async () => {
+    const tmp = await tempDir();
+    const token = 'device-token-for-screening-restart';
+    const rep = (round: number, v: number) => ({ taskId: 'sr', round, numExamples: 1, metrics: {}, codec: 'f32', delta: f32Codec.encode(new Float32Array(195).fill(v)) });
+    try {
+      let s = await startServer({ dataDir: tmp.dir, deviceToken: token });
+      app = s.app;
+      await app.flotilla.coordinator.createTask({ id: 'sr', preset: 'tiny-mlp', plan: { clientsPerRound: 2, overSelect: 1, minReports: 2, roundDeadlineMs: 30_000, screening: { multiplier: 3, minHistory: 2, window: 10 } } });
+      let devs = [new RawDevice(s.url), new RawDevice(s.url)];
+      for (const d of devs) await d.hello(token, 'sr');
+      const committed = nextEvent<RoundRecord>(app.flotilla.coordinator.events, 'round', (r) => r.round === 1);
+      await app.flotilla.coordinator.startTask('sr');
+      await devs[0].instruction(1);
+      expect((await devs[0].send('fit:report', rep(1, 0.01))).ok).toBe(true);
+      expect((await devs[1].send('fit:report', rep(1, 0.012))).ok).toBe(true);
+      expect((await committed).state).toBe('done');
+      devs.forEach((d) => d.close());
+      await app.close();
+
+      s = await startServer({ dataDir: tmp.dir, deviceToken: token });
+      app = s.app;
+      devs = [new RawDevice(s.url), new RawDevice(s.url)];
+      for (const d of devs) await d.hello(token, 'sr');
+      // The round that started after round 1 died with the first server; its retry gets the next number.
+      const runner = app.flotilla.coordinator.getRunner('sr');
+      for (let t0 = Date.now(); runner.currentRound?.state !== 'training' && Date.now() - t0 < 15_000; ) await new Promise((r) => setTimeout(r, 20));
+      const round = runner.currentRound!.round;
+      expect(round).toBeGreaterThan(1);
+      await devs[0].instruction(round);
+      // 10x the norms of round 1: rejected at once, which it would not be with an empty history.
+      expect((await devs[0].send('fit:report', rep(round, -0.1))).error.code).toBe('FL_ERR_REPORT_REJECTED_NORM');
+      expect((await devs[1].send('fit:report', rep(round, 0.011))).ok).toBe(true);
+      devs.forEach((d) => d.close());
+    } finally {
+      await app.close();
+      await tmp.remove();
+    }
   });
 });

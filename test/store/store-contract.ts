@@ -115,14 +115,14 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       const v2 = version('a', 2, { taskId: 'a', round: 1, parentVersion: 1, metrics: { accuracy: 0.8, participants: 2 } });
       const r1 = round('a', 1, { state: 'done', committedVersion: 2, reported: ['c1', 'c2'], endedAt: 1_700_000_000_900 });
       await s.commitRound({
-        task: { id: 'a', currentVersion: 2, nextRound: 2, strategyState: { step: 1 }, state: 'running' },
+        task: { id: 'a', currentVersion: 2, nextRound: 2, strategyState: { step: 1 }, screeningState: [0.5, 1.25], state: 'running' },
         round: r1,
         version: v2,
         by: 'coordinator',
       });
       expect(await s.getVersion('a', 2)).toEqual(v2);
       expect(await s.getRound('a', 1)).toEqual(r1);
-      expect(await s.getTask('a')).toMatchObject({ currentVersion: 2, nextRound: 2, strategyState: { step: 1 }, state: 'running', modelName: 'a' });
+      expect(await s.getTask('a')).toMatchObject({ currentVersion: 2, nextRound: 2, strategyState: { step: 1 }, screeningState: [0.5, 1.25], state: 'running', modelName: 'a' });
       expect(await s.getAlias('a', 'latest')).toMatchObject({ version: 2, updatedBy: 'coordinator' });
       expect((await s.aliasHistory('a', 'latest'))[0]).toMatchObject({ from: 1, to: 2, by: 'coordinator', action: 'set' });
     });

@@ -25,7 +25,7 @@ export class TaskRunner {
   private strategy: Strategy;
   /** Built from a plan update; replaces `strategy` (carrying its state) when the next round starts. */
   private nextStrategy: Strategy | null = null;
-  /** Norm screening of updates, when the plan asks for it (history kept across rounds). */
+  /** Norm screening of updates, when the plan asks for it (history kept across rounds and saved with each commit). */
   private readonly screen: NormScreen | null;
   private readonly rng: Rng;
 
@@ -37,6 +37,7 @@ export class TaskRunner {
     this.strategy = createStrategy(task.plan);
     this.screen = task.plan.screening ? new NormScreen(ScreeningOptionsSchema.parse(task.plan.screening)) : null;
     if (task.strategyState !== undefined) this.strategy.importState?.(task.strategyState);
+    if (this.screen && task.screeningState !== undefined) this.screen.importState(task.screeningState);
     this.rng = createRng(task.plan.seed ?? Math.floor(Math.random() * 2 ** 31));
     this.evaluation = new FederatedEvaluation(deps, () => this.task, () => this.strategy, this.rng);
   }
@@ -271,9 +272,10 @@ export class TaskRunner {
     if (committed.centralMetrics.accuracy !== undefined) metrics.accuracy = committed.centralMetrics.accuracy;
     if (committed.centralMetrics.loss !== undefined) metrics.loss = committed.centralMetrics.loss;
     const strategyState = this.strategy.exportState?.();
+    const screeningState = this.screen?.exportState();
     // Blobs (weights and variants) first, then one store transaction: version, round, task, `latest`.
     const v = await this.deps.registry.commitRound({
-      task: { id: this.task.id, currentVersion: version, nextRound: this.task.nextRound, strategyState, state: this.task.state },
+      task: { id: this.task.id, currentVersion: version, nextRound: this.task.nextRound, strategyState, screeningState, state: this.task.state },
       round: committed,
       version: {
         model: this.task.modelName,
@@ -290,7 +292,7 @@ export class TaskRunner {
     });
     a.transition('done');
     Object.assign(a.record, committed);
-    this.task = { ...this.task, currentVersion: version, strategyState };
+    this.task = { ...this.task, currentVersion: version, strategyState, screeningState };
     this.weights = weights;
     this.deps.stats.roundsCommitted++;
     try {

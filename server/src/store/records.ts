@@ -17,6 +17,8 @@ export interface TaskRecord {
   nextRound: number;
   /** Server-optimizer state of the strategy (momentum, moments), for resume. */
   strategyState?: unknown;
+  /** Update screening's recent accepted L2 norms (oldest first), for resume; absent without screening. */
+  screeningState?: number[];
   stateReason?: string;
   createdAt: number;
   updatedAt: number;

@@ -38,6 +38,7 @@ export function taskFromRow(r: Row): TaskRecord {
     updatedAt: r.updated_at as number,
   };
   if (r.strategy_state !== null) t.strategyState = parse(r.strategy_state);
+  if (r.screening_state !== null && r.screening_state !== undefined) t.screeningState = parse(r.screening_state);
   opt(t, 'stateReason', r.state_reason);
   return t;
 }
@@ -52,6 +53,7 @@ export function taskToRow(t: TaskRecord): Row {
     current_version: t.currentVersion,
     next_round: t.nextRound,
     strategy_state: t.strategyState === undefined ? null : json(t.strategyState),
+    screening_state: t.screeningState === undefined ? null : json(t.screeningState),
     state_reason: t.stateReason ?? null,
     created_at: t.createdAt,
     updated_at: t.updatedAt,

@@ -147,6 +147,10 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (model, version)
   ) STRICT, WITHOUT ROWID;
   `,
+  // 4: a task's update-screening history (recent accepted norms), saved with each commit.
+  `
+  ALTER TABLE tasks ADD COLUMN screening_state TEXT;
+  `,
 ];
 
 /** Apply the migrations the database lacks. Refuses a database newer than this build. */

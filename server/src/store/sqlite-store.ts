@@ -128,8 +128,8 @@ export class SqliteStore implements Store {
       this.ensureModel(initial.model, initial.createdAt);
       this.insertVersion(initial);
       this.q(
-        `INSERT INTO tasks (id, model_name, spec, plan, state, current_version, next_round, strategy_state, state_reason, created_at, updated_at)
-         VALUES (@id, @model_name, @spec, @plan, @state, @current_version, @next_round, @strategy_state, @state_reason, @created_at, @updated_at)`,
+        `INSERT INTO tasks (id, model_name, spec, plan, state, current_version, next_round, strategy_state, screening_state, state_reason, created_at, updated_at)
+         VALUES (@id, @model_name, @spec, @plan, @state, @current_version, @next_round, @strategy_state, @screening_state, @state_reason, @created_at, @updated_at)`,
       ).run(taskToRow(task));
       this.moveAlias(initial.model, 'latest', initial.version, 'system', initial.createdAt, 'set');
     });
@@ -154,7 +154,8 @@ export class SqliteStore implements Store {
     const next: TaskRecord = { ...taskFromRow(r), ...structuredClone(patch), id, updatedAt: Date.now() };
     this.q(
       `UPDATE tasks SET model_name = @model_name, spec = @spec, plan = @plan, state = @state, current_version = @current_version,
-         next_round = @next_round, strategy_state = @strategy_state, state_reason = @state_reason, updated_at = @updated_at
+         next_round = @next_round, strategy_state = @strategy_state, screening_state = @screening_state, state_reason = @state_reason,
+         updated_at = @updated_at
        WHERE id = @id`,
     ).run(taskToRow(next));
     return next;

@@ -43,7 +43,7 @@ export interface PayloadQuery extends PageOptions {
 }
 
 export interface CommitInput {
-  task: Pick<TaskRecord, 'id' | 'currentVersion' | 'nextRound' | 'strategyState' | 'state' | 'stateReason'>;
+  task: Pick<TaskRecord, 'id' | 'currentVersion' | 'nextRound' | 'strategyState' | 'screeningState' | 'state' | 'stateReason'>;
   round: RoundRecord;
   version: VersionRecord;
   /** Who moved `latest` (for alias history). */
