@@ -22,6 +22,10 @@ export interface AccuracyChartOptions {
   failedX?: number[];
   subtitle?: string;
   xLabel?: string;
+  /** 'log10': logarithmic x axis (points with x <= 0 are left out), for quantities spanning decades such as bytes. Default 'linear'. */
+  xScale?: 'linear' | 'log10';
+  /** Unit appended to the legend's last x value (default: "@ x", as for rounds). */
+  xUnit?: string;
   yLabel?: string;
   width?: number;
   height?: number;
@@ -39,6 +43,20 @@ export function niceTicks(lo: number, hi: number, count = 8): number[] {
   const first = Math.ceil(lo / step - 1e-9) * step;
   for (let v = first; v <= hi + step * 1e-9; v += step) out.push(Number(v.toFixed(10)));
   return out;
+}
+
+/** Ticks of a log axis over [lo, hi] (lo > 0): 1, 2 and 5 times each power of ten, thinned to about `count`. */
+export function logTicks(lo: number, hi: number, count = 10): number[] {
+  if (!(lo > 0) || !(hi >= lo)) return [];
+  const out: number[] = [];
+  for (let k = Math.floor(Math.log10(lo)); k <= Math.ceil(Math.log10(hi)); k++) {
+    for (const m of [1, 2, 5]) {
+      const v = Number((m * 10 ** k).toPrecision(6));
+      if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) out.push(v);
+    }
+  }
+  if (out.length <= count) return out;
+  return out.filter((v) => Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9); // decades only
 }
 
 function esc(s: string): string {
@@ -63,9 +81,11 @@ export function renderAccuracyChart(o: AccuracyChartOptions): string {
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
 
-  const pts = o.series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
-  const xMax = Math.max(1, ...pts.map((p) => p.x));
-  const xMin = pts.length ? Math.min(0, ...pts.map((p) => p.x)) : 0;
+  const log = o.xScale === 'log10';
+  const usable = (p: ChartPoint) => Number.isFinite(p.x) && Number.isFinite(p.y) && (!log || p.x > 0);
+  const pts = o.series.flatMap((s) => s.points).filter(usable);
+  const xMax = log ? Math.max(...pts.map((p) => p.x), 1e-300) : Math.max(1, ...pts.map((p) => p.x));
+  const xMin = log ? Math.min(...pts.map((p) => p.x), xMax) : pts.length ? Math.min(0, ...pts.map((p) => p.x)) : 0;
   // y: zoom onto the interesting band but always show 100% and the target.
   const ys = pts.map((p) => p.y);
   if (o.target !== undefined) ys.push(o.target);
@@ -73,7 +93,12 @@ export function renderAccuracyChart(o: AccuracyChartOptions): string {
   const yMin = Math.max(0, Math.floor((yLowRaw - 0.02) * 10) / 10);
   const yMax = 1;
 
-  const sx = (x: number) => m.left + ((x - xMin) / (xMax - xMin)) * pw;
+  // Log axis: widen to whole decades around the data so its ends carry ticks.
+  const lxMin = log ? Math.floor(Math.log10(xMin)) : 0;
+  const lxMax = log ? Math.max(Math.ceil(Math.log10(xMax)), lxMin + 1) : 0;
+  const sx = log
+    ? (x: number) => m.left + ((Math.log10(x) - lxMin) / (lxMax - lxMin)) * pw
+    : (x: number) => m.left + ((x - xMin) / (xMax - xMin)) * pw;
   const sy = (y: number) => m.top + (1 - (y - yMin) / (yMax - yMin)) * ph;
 
   const parts: string[] = [];
@@ -95,7 +120,7 @@ export function renderAccuracyChart(o: AccuracyChartOptions): string {
       `<text x="${m.left - 10}" y="${y}" text-anchor="end" dominant-baseline="middle" font-size="13" fill="#333">${pct(t, yStep)}</text>`,
     );
   }
-  const xTicks = niceTicks(xMin, xMax, 10).filter((t) => Number.isInteger(t));
+  const xTicks = log ? logTicks(10 ** lxMin, 10 ** lxMax, 12) : niceTicks(xMin, xMax, 10).filter((t) => Number.isInteger(t));
   for (const t of xTicks) {
     const x = fmt(sx(t));
     parts.push(
@@ -124,7 +149,7 @@ export function renderAccuracyChart(o: AccuracyChartOptions): string {
   // Series.
   o.series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length];
-    const ps = s.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y)).sort((a, b) => a.x - b.x);
+    const ps = s.points.filter(usable).sort((a, b) => a.x - b.x);
     if (ps.length === 0) return;
     const d = ps.map((p, j) => `${j === 0 ? 'M' : 'L'}${fmt(sx(p.x))} ${fmt(sy(p.y))}`).join(' ');
     parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2" stroke-linejoin="round"/>`);
@@ -142,15 +167,15 @@ export function renderAccuracyChart(o: AccuracyChartOptions): string {
   }
 
   // Legend (bottom right, above the axis), with each series' last value.
-  const legend = o.series.filter((s) => s.points.length > 0);
+  const legend = o.series.filter((s) => s.points.some(usable));
   legend.forEach((s, i) => {
     const color = COLORS[o.series.indexOf(s) % COLORS.length];
-    const last = s.points[s.points.length - 1];
+    const last = s.points.filter(usable).at(-1)!;
     const y = m.top + ph - 16 - (legend.length - 1 - i) * 20;
     const x = m.left + pw - 250;
     parts.push(
       `<line x1="${x}" y1="${y}" x2="${x + 24}" y2="${y}" stroke="${color}" stroke-width="3"/>`,
-      `<text x="${x + 32}" y="${y}" dominant-baseline="middle" font-size="13" fill="#222">${esc(s.name)} (last ${pct(last.y, 0.0001)} @ ${last.x})</text>`,
+      `<text x="${x + 32}" y="${y}" dominant-baseline="middle" font-size="13" fill="#222">${esc(s.name)} (last ${pct(last.y, 0.0001)} @ ${Number.isInteger(last.x) ? last.x : Number(last.x.toPrecision(4))}${o.xUnit ? ` ${esc(o.xUnit)}` : ''})</text>`,
     );
   });
   if (failed.length > 0) {

@@ -11,7 +11,7 @@ import {
   writeResults,
   type RoundRow,
 } from '../../simulator/src/results.js';
-import { niceTicks, renderAccuracyChart } from '../../simulator/src/svg-chart.js';
+import { logTicks, niceTicks, renderAccuracyChart } from '../../simulator/src/svg-chart.js';
 
 const rows: RoundRow[] = [
   { round: 1, accuracy: 0.81, loss: 0.62, participants: 10, failed: false, durationMs: 1500, bytesUp: 7_960_000, bytesDown: 7_960_000 },
@@ -100,6 +100,27 @@ describe('svg chart', () => {
     expect(svg).toContain('IID (last 90% @ 2)');
     expect(svg).toContain('shards (last 50% @ 1)');
     expect(svg).not.toContain('NaN');
+  });
+
+  it('log x axis: 1-2-5 ticks per decade, thinned to decades when there are many; x <= 0 left out', () => {
+    expect(logTicks(1, 100)).toEqual([1, 2, 5, 10, 20, 50, 100]);
+    expect(logTicks(0.1, 1000, 6)).toEqual([0.1, 1, 10, 100, 1000]);
+    expect(logTicks(0, 10)).toEqual([]);
+    const svg = renderAccuracyChart({
+      title: 'bytes',
+      xScale: 'log10',
+      xUnit: 'MB',
+      series: [
+        { name: 'f32', points: [{ x: 0, y: 0.1 }, { x: 8, y: 0.9 }, { x: 160, y: 0.95 }] },
+        { name: 'topk', points: [{ x: 0.16, y: 0.8 }, { x: 3.2, y: 0.93 }] },
+      ],
+    });
+    expect(svg).not.toContain('NaN');
+    expect(svg).toContain('f32 (last 95% @ 160 MB)');
+    expect(svg).toContain('topk (last 93% @ 3.2 MB)');
+    // axis from 0.1 to 1000 (whole decades around 0.16..160): the decade ticks are labelled
+    for (const t of ['0.1', '1', '10', '100', '1000']) expect(svg).toContain(`fill="#333">${t}</text>`);
+    expect(svg.match(/<path d="M/g)?.length).toBe(2);
   });
 
   it('renders an empty run without NaN', () => {
