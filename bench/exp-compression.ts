@@ -5,12 +5,17 @@
  * feedback on the device). Measures encoded bytes uploaded per round (as received by the
  * coordinator) and central test accuracy after R rounds.
  *
- *   npx tsx bench/exp-compression.ts [--rounds 12] [--codecs f32,f16,int8,topk] [--topk 0.01] [--seed 1] [--out docs/experiments]
+ *   npx tsx bench/exp-compression.ts [--rounds 12] [--codecs f32,f16,int8,topk] [--topk 0.01] [--thresholds 0.95,0.96,0.97]
+ *     [--seed 1] [--out docs/experiments]
+ *
+ * Besides bytes per round and accuracy at the cap, a second table gives, per accuracy threshold,
+ * the round each codec first reached it and the bytes uploaded up to and including that round:
+ * the cost that matters when a codec needs more rounds to get as far.
  */
 import { parseArgs } from 'node:util';
 import type { TaskPlanInput } from '@flotilla/client/protocol';
 import { renderAccuracyChart } from '../simulator/src/svg-chart.js';
-import { accuracyPoints, commandLine, loadRuns, markdownTable, pct, runOne, writeExperiment, type RunOutcome } from './exp-common.js';
+import { accuracyPoints, commandLine, reachText, roundsTo, loadRuns, markdownTable, pct, runOne, writeExperiment, type RunOutcome } from './exp-common.js';
 
 const { values } = parseArgs({
   options: {
@@ -19,6 +24,7 @@ const { values } = parseArgs({
     'clients-per-round': { type: 'string', default: '10' },
     codecs: { type: 'string', default: 'f32,f16,int8,topk' },
     topk: { type: 'string', default: '0.01' },
+    thresholds: { type: 'string', default: '0.95,0.96,0.97' },
     seed: { type: 'string', default: '1' },
     out: { type: 'string', default: 'docs/experiments' },
     /** Re-derive the table and chart from a saved compression.json instead of training. */
@@ -27,7 +33,7 @@ const { values } = parseArgs({
 });
 const replot = values.replot;
 const saved = replot ? await loadRuns<{ codec: string }>(replot) : undefined;
-if (saved) Object.assign(values, saved.settings, { replot });
+if (saved) Object.assign(values, saved.settings, { replot, out: values.out, thresholds: values.thresholds }); // --out and --thresholds: this command's
 const codecs = values.codecs!.split(',').filter(Boolean);
 const topk = Number(values.topk);
 const label = (c: string) => (c === 'topk' ? `topk ${Number((topk * 100).toFixed(2))}%` : c);
@@ -66,10 +72,43 @@ const table = markdownTable(
   ]),
 );
 
+/** Bytes uploaded in rounds 1..round (inclusive). */
+const uploadedThrough = (r: RunOutcome, round: number) => r.rounds.filter((p) => p.round <= round).reduce((s, p) => s + p.bytesUp, 0);
+const thresholds = values.thresholds!.split(',').filter(Boolean).map(Number);
+const reachTable = markdownTable(
+  ['codec', ...thresholds.flatMap((t) => [`round to ${pct(t, 0)}`, `uploaded until ${pct(t, 0)}`])],
+  runs.map((r) => [
+    label(r.codec),
+    ...thresholds.flatMap((t) => {
+      const at = roundsTo(r, t);
+      return at === null ? [reachText(r, t), '-'] : [String(at), mb(uploadedThrough(r, at))];
+    }),
+  ]),
+);
+
 const chart = renderAccuracyChart({
   title: 'Update compression: test accuracy by round',
   subtitle: `IID, ${values.clients} devices, ${values['clients-per-round']}/round, E=1, B=10; upload per report: ${runs.map((r) => `${label(r.codec)} ${Math.round(perReport(r) / 1e3)} kB`).join(', ')}`,
   series: runs.map((r) => ({ name: label(r.codec), points: accuracyPoints(r) })),
+});
+
+/** Accuracy against the MB uploaded so far: where the codecs' curves cross is what a byte buys. */
+const bytesChart = renderAccuracyChart({
+  title: 'Update compression: test accuracy against bytes uploaded',
+  subtitle: `IID, ${values.clients} devices, ${values['clients-per-round']}/round, E=1, B=10; x: MB of updates received since round 1 (log scale)`,
+  xLabel: 'MB uploaded (cumulative, log scale)',
+  xScale: 'log10',
+  xUnit: 'MB',
+  series: runs.map((r) => {
+    let sum = 0;
+    return {
+      name: label(r.codec),
+      points: r.rounds.flatMap((p) => {
+        sum += p.bytesUp;
+        return p.accuracy === null ? [] : [{ x: sum / 1e6, y: p.accuracy }];
+      }),
+    };
+  }),
 });
 
 const md = `# Update compression: bytes uploaded and accuracy
@@ -83,10 +122,13 @@ plan's codec; downloads of the global model are f32 in every run and not counted
 device's error feedback (what one round drops is added to the next delta).
 
 ${table}
-Chart: [compression.svg](compression.svg). Per-round series: [compression.json](compression.json).
+Rounds and upload needed to reach an accuracy (bytes summed over every round up to and including the one that reached it):
+
+${reachTable}
+Charts: [accuracy by round](compression.svg), [accuracy against MB uploaded](compression-bytes.svg). Per-round series: [compression.json](compression.json).
 `;
 
-const files = await writeExperiment('compression', md, { 'compression.svg': chart }, runs, values, values.out);
-console.log('\n' + table);
+const files = await writeExperiment('compression', md, { 'compression.svg': chart, 'compression-bytes.svg': bytesChart }, runs, values, values.out);
+console.log('\n' + table + '\n' + reachTable);
 console.log(`Wrote ${files.join(', ')}`);
 process.exit(0);

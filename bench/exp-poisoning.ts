@@ -71,7 +71,7 @@ if (replot) {
   const files = replot.split(',').filter(Boolean);
   for (const [i, f] of files.entries()) {
     const saved = await loadRuns<{ attack: string; defense: string }>(f);
-    if (i === 0) Object.assign(values, saved.settings, { replot });
+    if (i === 0) Object.assign(values, saved.settings, { replot, out: values.out });
     for (const r of saved.runs) {
       if (r.attack === 'none') baseline ??= r;
       else runs.push(r);

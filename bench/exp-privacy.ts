@@ -36,7 +36,7 @@ const { values } = parseArgs({
 });
 const replot = values.replot;
 const saved = replot ? await loadRuns<{ z: number }>(replot) : undefined;
-if (saved) Object.assign(values, saved.settings, { replot, ...pick(['budgets', 'chart-eps-max']) });
+if (saved) Object.assign(values, saved.settings, { replot, out: values.out, ...pick(['budgets', 'chart-eps-max']) });
 
 /** Flags given on this command line win over saved settings (presentation-only flags, with --replot). */
 function pick(keys: string[]): Record<string, string> {
