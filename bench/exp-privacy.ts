@@ -27,7 +27,7 @@ const { values } = parseArgs({
     delta: { type: 'string', default: '1e-5' },
     budgets: { type: 'string', default: '1,2,4,8,16' },
     /** The accuracy-against-ε chart shows rounds with ε up to this (the table and JSON keep all). */
-    'chart-eps-max': { type: 'string', default: '20' },
+    'chart-eps-max': { type: 'string', default: '100' },
     seed: { type: 'string', default: '1' },
     out: { type: 'string', default: 'docs/experiments' },
     /** Re-derive the table and charts from a saved privacy.json instead of training. */
@@ -110,7 +110,8 @@ const charts: Record<string, string> = {
     title: 'DP-FedAvg: test accuracy against ε',
     subtitle: `δ=${values.delta}, S=${values.clip}, ${clients} devices, ${perRound} per round (q=${q}), E=1, B=10; one point per round` +
       (hidden ? `; ε > ${epsMax} not drawn` : ''),
-    xLabel: `ε (RDP accountant, δ=${values.delta})`,
+    xLabel: `ε (RDP accountant, δ=${values.delta}; log scale)`,
+    xScale: 'log10',
     series: noisy.map((r) => ({
       name: `z = ${r.z}`,
       points: r.rounds
