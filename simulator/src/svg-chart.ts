@@ -27,6 +27,8 @@ export interface AccuracyChartOptions {
   /** Unit appended to the legend's last x value (default: "@ x", as for rounds). */
   xUnit?: string;
   yLabel?: string;
+  /** Lower end of the y axis, in [0, 1) (default: just below the lowest point). Lines below it are clipped at the axis. */
+  yMin?: number;
   width?: number;
   height?: number;
 }
@@ -90,7 +92,7 @@ export function renderAccuracyChart(o: AccuracyChartOptions): string {
   const ys = pts.map((p) => p.y);
   if (o.target !== undefined) ys.push(o.target);
   const yLowRaw = ys.length ? Math.min(...ys) : 0;
-  const yMin = Math.max(0, Math.floor((yLowRaw - 0.02) * 10) / 10);
+  const yMin = o.yMin ?? Math.max(0, Math.floor((yLowRaw - 0.02) * 10) / 10);
   const yMax = 1;
 
   // Log axis: widen to whole decades around the data so its ends carry ticks.
@@ -107,6 +109,7 @@ export function renderAccuracyChart(o: AccuracyChartOptions): string {
     `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
     `<text x="${W / 2}" y="28" text-anchor="middle" font-size="20" font-weight="bold" fill="#222">${esc(o.title)}</text>`,
   );
+  parts.push(`<defs><clipPath id="plot-area"><rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}"/></clipPath></defs>`);
   if (o.subtitle) parts.push(`<text x="${W / 2}" y="52" text-anchor="middle" font-size="14" fill="#555">${esc(o.subtitle)}</text>`);
 
   // Grid, ticks and tick labels.
@@ -152,9 +155,9 @@ export function renderAccuracyChart(o: AccuracyChartOptions): string {
     const ps = s.points.filter(usable).sort((a, b) => a.x - b.x);
     if (ps.length === 0) return;
     const d = ps.map((p, j) => `${j === 0 ? 'M' : 'L'}${fmt(sx(p.x))} ${fmt(sy(p.y))}`).join(' ');
-    parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2" stroke-linejoin="round"/>`);
+    parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2" stroke-linejoin="round" clip-path="url(#plot-area)"/>`);
     if (ps.length <= 60) {
-      for (const p of ps) parts.push(`<circle cx="${fmt(sx(p.x))}" cy="${fmt(sy(p.y))}" r="3" fill="${color}"/>`);
+      for (const p of ps.filter((q) => q.y >= yMin)) parts.push(`<circle cx="${fmt(sx(p.x))}" cy="${fmt(sy(p.y))}" r="3" fill="${color}"/>`);
     }
   });
 
