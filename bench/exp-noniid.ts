@@ -11,7 +11,7 @@
  *   npx tsx bench/exp-noniid.ts [--rounds 40] [--clients 100] [--clients-per-round 10]
  *     [--partitions shards,dirichlet] [--alpha 0.1] [--strategies fedavg,fedavgm,fedprox,fedadam]
  *     [--threshold 0.9] [--lr 0.1] [--seed 1] [--out docs/experiments]
- *   npx tsx bench/exp-noniid.ts --replot a/noniid.json,b/noniid.json [--name noniid] [--out DIR]
+ *   npx tsx bench/exp-noniid.ts --replot a/noniid.json,b/noniid.json [--name noniid] [--out DIR] [--y-min 0.8]
  *
  * --replot merges saved runs (same client settings, possibly different caps) into one table and one
  * chart per partition without training; the later file wins for a partition/strategy pair.
@@ -44,6 +44,8 @@ const { values } = parseArgs({
     replot: { type: 'string' },
     /** Base name of the written files (<name>.md, <name>.json, <name>-<partition>.svg). */
     name: { type: 'string', default: 'noniid' },
+    /** Lower end of the charts' accuracy axis (default: below the lowest point), e.g. 0.8 to look at the approach to 97%. */
+    'y-min': { type: 'string' },
   },
 });
 type Run = RunOutcome & { partition: string; strategy: string };
@@ -52,7 +54,7 @@ const merged = new Map<string, Run>();
 const caps = new Set<number>();
 for (const [i, f] of (replot ?? '').split(',').filter(Boolean).entries()) {
   const saved = await loadRuns<{ partition: string; strategy: string }>(f);
-  if (i === 0) Object.assign(values, saved.settings, { replot, out: values.out, name: values.name });
+  if (i === 0) Object.assign(values, saved.settings, { replot, out: values.out, name: values.name, 'y-min': values['y-min'] });
   caps.add(Number(saved.settings.rounds));
   for (const r of saved.runs) merged.set(`${r.partition}/${r.strategy}`, r);
 }
@@ -118,6 +120,7 @@ for (const p of partitions) {
     title: `Non-IID MNIST, ${partitionLabel(p)}: test accuracy by round`,
     subtitle: `2NN MLP, ${values.clients} devices, ${values['clients-per-round']} per round, E=1, B=10, client lr ${values.lr}; ${replot ? 'each run until 97% or its cap' : `cap ${values.rounds} rounds`}`,
     target: 0.97,
+    ...(values['y-min'] !== undefined ? { yMin: Number(values['y-min']) } : {}),
     series: runs.filter((r) => r.partition === p).map((r) => ({ name: STRATEGIES[r.strategy].label, points: accuracyPoints(r) })),
   });
 }
