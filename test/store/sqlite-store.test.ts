@@ -32,6 +32,30 @@ describe('SqliteStore specifics', () => {
     await t.remove();
   });
 
+  it('upgrades a database of an older schema in place, keeping its tasks (migration 4 adds screeningState)', async () => {
+    const t = await tempDir();
+    const db = new BetterSqlite3(join(t.dir, 'flotilla.db'));
+    for (const m of MIGRATIONS.slice(0, 3)) db.exec(m);
+    db.pragma('user_version = 3');
+    const old = task('a', { strategyState: { m: [1] } });
+    db.prepare(
+      `INSERT INTO tasks (id, model_name, spec, plan, state, current_version, next_round, strategy_state, state_reason, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`,
+    ).run(old.id, old.modelName, JSON.stringify(old.spec), JSON.stringify(old.plan), old.state, old.currentVersion, old.nextRound, JSON.stringify(old.strategyState), old.createdAt, old.updatedAt);
+    db.close();
+    const s = new SqliteStore({ dataDir: t.dir });
+    await s.init();
+    const got = await s.getTask('a');
+    expect(got).toMatchObject({ id: 'a', strategyState: { m: [1] } });
+    expect(got!.screeningState).toBeUndefined();
+    expect((await s.updateTask('a', { screeningState: [0.25] })).screeningState).toEqual([0.25]);
+    await s.close();
+    const check = new BetterSqlite3(join(t.dir, 'flotilla.db'), { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    check.close();
+    await t.remove();
+  });
+
   it('refuses a database written by a newer schema', async () => {
     const t = await tempDir();
     const db = new BetterSqlite3(join(t.dir, 'flotilla.db'));
