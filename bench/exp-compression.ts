@@ -72,8 +72,11 @@ const table = markdownTable(
   ]),
 );
 
-/** Bytes uploaded in rounds 1..round (inclusive). */
-const uploadedThrough = (r: RunOutcome, round: number) => r.rounds.filter((p) => p.round <= round).reduce((s, p) => s + p.bytesUp, 0);
+/** Bytes uploaded in rounds 1..i, for each round i of the run (same order as r.rounds). */
+const cumulativeBytes = (r: RunOutcome) => {
+  let sum = 0;
+  return r.rounds.map((p) => (sum += p.bytesUp));
+};
 const thresholds = values.thresholds!.split(',').filter(Boolean).map(Number);
 const reachTable = markdownTable(
   ['codec', ...thresholds.flatMap((t) => [`round to ${pct(t, 0)}`, `uploaded until ${pct(t, 0)}`])],
@@ -81,7 +84,7 @@ const reachTable = markdownTable(
     label(r.codec),
     ...thresholds.flatMap((t) => {
       const at = roundsTo(r, t);
-      return at === null ? [reachText(r, t), '-'] : [String(at), mb(uploadedThrough(r, at))];
+      return at === null ? [reachText(r, t), '-'] : [String(at), mb(cumulativeBytes(r)[r.rounds.findIndex((p) => p.round === at)])];
     }),
   ]),
 );
@@ -100,14 +103,8 @@ const bytesChart = renderAccuracyChart({
   xScale: 'log10',
   xUnit: 'MB',
   series: runs.map((r) => {
-    let sum = 0;
-    return {
-      name: label(r.codec),
-      points: r.rounds.flatMap((p) => {
-        sum += p.bytesUp;
-        return p.accuracy === null ? [] : [{ x: sum / 1e6, y: p.accuracy }];
-      }),
-    };
+    const bytes = cumulativeBytes(r);
+    return { name: label(r.codec), points: r.rounds.flatMap((p, i) => (p.accuracy === null ? [] : [{ x: bytes[i] / 1e6, y: p.accuracy }])) };
   }),
 });
 

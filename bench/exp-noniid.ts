@@ -48,6 +48,13 @@ const { values } = parseArgs({
     'y-min': { type: 'string' },
   },
 });
+const STRATEGIES: Record<string, { label: string; plan: Partial<TaskPlanInput>; note: string }> = {
+  fedavg: { label: 'FedAvg', plan: { strategy: { name: 'fedavg', params: {} } }, note: 'weighted mean of deltas' },
+  fedavgm: { label: 'FedAvgM', plan: { strategy: { name: 'fedavgm', params: { serverLearningRate: 0.3, serverMomentum: 0.7 } } }, note: 'server lr 0.3, momentum 0.7' },
+  fedprox: { label: 'FedProx', plan: { strategy: { name: 'fedprox', params: {} }, proximalMu: 0.1 }, note: 'mu 0.1' },
+  fedadam: { label: 'FedAdam', plan: { strategy: { name: 'fedadam', params: { eta: 0.003, tau: 1e-3, beta1: 0.9, beta2: 0.99 } } }, note: 'eta 0.003, tau 1e-3, beta1 0.9, beta2 0.99' },
+};
+
 type Run = RunOutcome & { partition: string; strategy: string };
 const replot = values.replot;
 const merged = new Map<string, Run>();
@@ -59,9 +66,9 @@ for (const [i, f] of (replot ?? '').split(',').filter(Boolean).entries()) {
   for (const r of saved.runs) merged.set(`${r.partition}/${r.strategy}`, r);
 }
 if (replot) {
-  // Canonical order (partitions as saved, strategies as in STRATEGIES below), whatever the files' order.
+  // Canonical order whatever the files' order: shards before dirichlet, strategies as in STRATEGIES.
   values.partitions = [...new Set([...merged.values()].map((r) => r.partition))].sort().reverse().join(',');
-  values.strategies = ['fedavg', 'fedavgm', 'fedprox', 'fedadam'].filter((s) => [...merged.values()].some((r) => r.strategy === s)).join(',');
+  values.strategies = Object.keys(STRATEGIES).filter((s) => [...merged.values()].some((r) => r.strategy === s)).join(',');
   values.rounds = [...caps].sort((a, b) => a - b).join('/');
 }
 const name = values.name!;
@@ -69,12 +76,6 @@ const threshold = Number(values.threshold);
 const partitions = values.partitions!.split(',').filter(Boolean);
 const strategies = values.strategies!.split(',').filter(Boolean);
 
-const STRATEGIES: Record<string, { label: string; plan: Partial<TaskPlanInput>; note: string }> = {
-  fedavg: { label: 'FedAvg', plan: { strategy: { name: 'fedavg', params: {} } }, note: 'weighted mean of deltas' },
-  fedavgm: { label: 'FedAvgM', plan: { strategy: { name: 'fedavgm', params: { serverLearningRate: 0.3, serverMomentum: 0.7 } } }, note: 'server lr 0.3, momentum 0.7' },
-  fedprox: { label: 'FedProx', plan: { strategy: { name: 'fedprox', params: {} }, proximalMu: 0.1 }, note: 'mu 0.1' },
-  fedadam: { label: 'FedAdam', plan: { strategy: { name: 'fedadam', params: { eta: 0.003, tau: 1e-3, beta1: 0.9, beta2: 0.99 } } }, note: 'eta 0.003, tau 1e-3, beta1 0.9, beta2 0.99' },
-};
 for (const s of strategies) if (!STRATEGIES[s]) throw new Error(`unknown strategy ${s}; known: ${Object.keys(STRATEGIES).join(', ')}`);
 
 const partitionLabel = (p: string) => (p === 'dirichlet' ? `dirichlet α=${values.alpha}` : p === 'shards' ? 'shards (2 per device)' : p);

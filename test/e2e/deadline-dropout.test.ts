@@ -1,12 +1,24 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { f32Codec } from '@flotilla/client/tensor';
-import type { FlotillaApp, RoundRecord } from '@flotilla/server';
+import { MemoryBlobStore, MemoryStore, type AppOptions, type CommitInput, type FlotillaApp, type RoundRecord } from '@flotilla/server';
 import { RawDevice } from '../helpers/raw-device.js';
 import { nextEvent, startServer } from '../helpers/server.js';
 
 const P = 195; // tiny-mlp parameters
 
-describe('round deadlines and dropouts', () => {
+/** A real MemoryStore whose next commit fails once, as a full disk or a lost database would. */
+class FailingOnceStore extends MemoryStore {
+  failNext = false;
+  override async commitRound(input: CommitInput): Promise<void> {
+    if (this.failNext) {
+      this.failNext = false;
+      throw new Error('injected: disk full');
+    }
+    return super.commitRound(input);
+  }
+}
+
+describe('failed rounds: deadlines, dropouts, commit failures', () => {
   let app: FlotillaApp;
   let devices: RawDevice[] = [];
   afterEach(async () => {
@@ -15,8 +27,8 @@ describe('round deadlines and dropouts', () => {
     await app.close();
   });
 
-  async function setup(plan: { clientsPerRound: number } & Record<string, unknown>, n: number) {
-    const s = await startServer();
+  async function setup(plan: { clientsPerRound: number } & Record<string, unknown>, n: number, opts: AppOptions = {}) {
+    const s = await startServer(opts);
     app = s.app;
     await app.flotilla.coordinator.createTask({ id: 't', preset: 'tiny-mlp', plan: { maxRounds: 10, ...plan } });
     for (let i = 0; i < n; i++) {
@@ -84,5 +96,39 @@ describe('round deadlines and dropouts', () => {
     const r1 = await done;
     expect(r1.state).toBe('failed');
     expect(r1.dropped.length).toBe(2);
+  });
+
+  it('a failed commit leaves the model and the server optimizer state as last committed (FedAvgM momentum is not advanced)', async () => {
+    const store = new FailingOnceStore();
+    const lr = 0.5;
+    const momentum = 0.9;
+    const co = await setup(
+      { clientsPerRound: 2, overSelect: 1, strategy: { name: 'fedavgm', params: { serverLearningRate: lr, serverMomentum: momentum } } },
+      2,
+      { store, blobs: new MemoryBlobStore() },
+    );
+    const runner = co.getRunner('t');
+    const w0 = Float32Array.from(runner.globalWeights);
+    const v0 = runner.record.currentVersion;
+
+    store.failNext = true;
+    const first = nextEvent<RoundRecord>(co.events, 'round', (r) => r.round === 1);
+    await co.startTask('t');
+    for (const d of devices) await d.instruction(1);
+    for (const d of devices) expect((await d.send('fit:report', report(1, 1))).ok).toBe(true);
+    const r1 = await first;
+    expect(r1.state).toBe('failed');
+    expect(r1.failureReason).toMatch(/commit failed/);
+    expect(Buffer.from(runner.globalWeights.buffer).equals(Buffer.from(w0.buffer))).toBe(true);
+    expect(runner.record.currentVersion).toBe(v0);
+
+    // The retry commits. Its step is the first momentum step (lr * 1), not lr * (1 + momentum):
+    // the failed round's aggregate never became a model, so it must not live on in the momentum.
+    const second = nextEvent<RoundRecord>(co.events, 'round', (r) => r.round === 2);
+    for (const d of devices) await d.instruction(2);
+    for (const d of devices) expect((await d.send('fit:report', report(2, 1))).ok).toBe(true);
+    expect((await second).state).toBe('done');
+    for (let i = 0; i < P; i++) expect(runner.globalWeights[i]).toBeCloseTo(w0[i] + lr, 5);
+    expect(runner.record.currentVersion).toBe(v0 + 1);
   });
 });

@@ -17,6 +17,13 @@ import { artifactPaths } from './artifact-paths.js';
  * through the store before anyone is told: the round's number is reserved before instructions go
  * out, and a version is visible only after `commitRound` succeeded.
  */
+/** The task's strategy as of its last commit: built from the plan, with the stored state imported. */
+function committedStrategy(task: TaskRecord): Strategy {
+  const s = createStrategy(task.plan);
+  if (task.strategyState !== undefined) s.importState?.(task.strategyState);
+  return s;
+}
+
 export class TaskRunner {
   private active: ActiveRound | null = null;
   private busy = false; // aggregating/committing, or starting a round
@@ -34,9 +41,8 @@ export class TaskRunner {
     private task: TaskRecord,
     private weights: Float32Array,
   ) {
-    this.strategy = createStrategy(task.plan);
+    this.strategy = committedStrategy(task);
     this.screen = task.plan.screening ? new NormScreen(ScreeningOptionsSchema.parse(task.plan.screening)) : null;
-    if (task.strategyState !== undefined) this.strategy.importState?.(task.strategyState);
     if (this.screen && task.screeningState !== undefined) this.screen.importState(task.screeningState);
     this.rng = createRng(task.plan.seed ?? Math.floor(Math.random() * 2 ** 31));
     this.evaluation = new FederatedEvaluation(deps, () => this.task, () => this.strategy, this.rng);
@@ -244,23 +250,14 @@ export class TaskRunner {
       await this.commit(a, outcome.weights, performance.now() - t0);
     } catch (err) {
       this.deps.logger.error({ err, task: this.task.id, round: a.round }, 'aggregation or commit failed');
-      this.restoreCommittedStrategy();
+      // aggregateFit may already have advanced the strategy's state (momentum, moments, the privacy
+      // accountant) for an aggregate that never became a model: go back to what is stored, as a
+      // restart would, so the retried round starts from exactly the committed state.
+      this.strategy = committedStrategy(this.task);
       await this.fail(`commit failed: ${String(err)}`);
       return;
     }
     await this.afterCommit(a);
-  }
-
-  /**
-   * After a failed aggregation or commit. aggregateFit may already have advanced the strategy's
-   * state (momentum, moments, the privacy accountant) for an aggregate that never became a model;
-   * rebuild it from the last committed state, as a restart would, so a retried round starts from
-   * exactly what is stored.
-   */
-  private restoreCommittedStrategy(): void {
-    const s = createStrategy(this.task.plan);
-    if (this.task.strategyState !== undefined) s.importState?.(this.task.strategyState);
-    this.strategy = s;
   }
 
   private async commit(a: ActiveRound, weights: Float32Array, aggMs: number): Promise<void> {

@@ -38,7 +38,7 @@ export function taskFromRow(r: Row): TaskRecord {
     updatedAt: r.updated_at as number,
   };
   if (r.strategy_state !== null) t.strategyState = parse(r.strategy_state);
-  if (r.screening_state !== null && r.screening_state !== undefined) t.screeningState = parse(r.screening_state);
+  if (r.screening_state !== null) t.screeningState = parse(r.screening_state);
   opt(t, 'stateReason', r.state_reason);
   return t;
 }
