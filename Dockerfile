@@ -12,12 +12,16 @@ RUN apt-get update \
 WORKDIR /app
 # Manifests first, so that the dependency layer is rebuilt only when they change.
 COPY package.json package-lock.json ./
+COPY protocol/package.json protocol/package.json
+COPY model/package.json model/package.json
 COPY client-sdk/package.json client-sdk/package.json
 COPY server/package.json server/package.json
 COPY simulator/package.json simulator/package.json
 # tfjs-node is optional: when its libtensorflow download fails, npm drops it and the wasm backend is used.
 RUN npm ci --no-audit --no-fund && npm cache clean --force
 COPY tsconfig.json ./
+COPY protocol protocol
+COPY model model
 COPY client-sdk client-sdk
 COPY server server
 COPY simulator simulator

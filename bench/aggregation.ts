@@ -7,7 +7,7 @@
  *   npx tsx bench/aggregation.ts [--p 1000000] [--n 10,100,1000]
  */
 import { parseArgs } from 'node:util';
-import { f32Codec } from '@flotilla/client/tensor';
+import { f32Codec } from '@flotilla/protocol';
 import { WeightedMean } from '../server/src/fl/weighted-mean.js';
 import { allFinite } from '../server/src/fl/update-checks.js';
 

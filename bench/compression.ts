@@ -7,7 +7,7 @@
  *   npx tsx bench/compression.ts [--p 1000000] [--runs 5]
  */
 import { parseArgs } from 'node:util';
-import { ErrorFeedback, getCodec, type CodecOptions } from '@flotilla/client/tensor';
+import { ErrorFeedback, getCodec, type CodecOptions } from '@flotilla/protocol';
 
 const { values } = parseArgs({ options: { p: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '5' } } });
 const P = Number(values.p);

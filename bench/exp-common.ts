@@ -11,7 +11,7 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { TaskPlanInput } from '@flotilla/client/protocol';
+import type { TaskPlanInput } from '@flotilla/protocol';
 import { parseCliOptions, type SimOptions } from '../simulator/src/cli-options.js';
 import { createProgress, formatPct } from '../simulator/src/progress.js';
 import type { RoundRow } from '../simulator/src/results.js';

@@ -13,7 +13,7 @@
  * the cost that matters when a codec needs more rounds to get as far.
  */
 import { parseArgs } from 'node:util';
-import type { TaskPlanInput } from '@flotilla/client/protocol';
+import type { TaskPlanInput } from '@flotilla/protocol';
 import { renderAccuracyChart } from '../simulator/src/svg-chart.js';
 import { accuracyPoints, commandLine, reachText, roundsTo, loadRuns, markdownTable, pct, runOne, writeExperiment, type RunOutcome } from './exp-common.js';
 

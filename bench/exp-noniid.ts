@@ -22,7 +22,7 @@
  * partition, client SGD lr --lr, no over-selection (exactly C*K devices per round, as in the paper).
  */
 import { parseArgs } from 'node:util';
-import type { TaskPlanInput } from '@flotilla/client/protocol';
+import type { TaskPlanInput } from '@flotilla/protocol';
 import { renderAccuracyChart } from '../simulator/src/svg-chart.js';
 import { accuracyPoints, commandLine, loadRuns, markdownTable, pct, reachText, runOne, writeExperiment, type RunOutcome } from './exp-common.js';
 

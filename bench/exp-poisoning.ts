@@ -15,7 +15,7 @@
  * this setting measured 1.4-3.0 in L2 norm (one device, 600 rows, first six rounds).
  */
 import { parseArgs } from 'node:util';
-import type { TaskPlanInput } from '@flotilla/client/protocol';
+import type { TaskPlanInput } from '@flotilla/protocol';
 import { renderAccuracyChart } from '../simulator/src/svg-chart.js';
 import { accuracyPoints, commandLine, loadRuns, markdownTable, pct, runOne, writeExperiment, type RunOutcome } from './exp-common.js';
 

@@ -12,7 +12,7 @@
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import Fastify from 'fastify';
-import { buildPreset, specOf } from '@flotilla/client/model';
+import { buildPreset, specOf } from '@flotilla/model';
 import { buildApp, MemoryBlobStore, MemoryStore } from '@flotilla/server';
 
 const { values } = parseArgs({

@@ -16,7 +16,7 @@
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { resolveBackend } from '@flotilla/client';
-import { buildPreset } from '@flotilla/client/model';
+import { buildPreset } from '@flotilla/model';
 import { parseCliOptions } from '../simulator/src/cli-options.js';
 import { loadMnist, MNIST_CLASSES, MNIST_INPUT_SIZE } from '../simulator/src/mnist.js';
 import { iid } from '../simulator/src/partition.js';

@@ -5,8 +5,8 @@
  * then send a precomputed f32 delta.
  */
 import { io, type Socket } from 'socket.io-client';
-import { PROTOCOL_VERSION } from '@flotilla/client/protocol';
-import { f32Codec } from '@flotilla/client/tensor';
+import { PROTOCOL_VERSION } from '@flotilla/protocol';
+import { f32Codec } from '@flotilla/protocol';
 
 interface LoaderConfig {
   url: string;

@@ -1,6 +1,6 @@
 /** @flotilla/client, browser entry: imports nothing from Node. */
-import { resolveBackend as resolve } from './backend.js';
-import type { Logger } from './logger.js';
+import { resolveBackend as resolve } from '@flotilla/model';
+import type { Logger } from '@flotilla/model';
 import { BaseClient } from './client.js';
 
 /** A device client that resolves the best tfjs backend for this platform before connecting. */
@@ -16,8 +16,8 @@ export { BaseClient, ClientError, type ClientOptions, type ClientHooks, type Cli
 export { loadModel, MemoryModelCache, type LoadModelOptions, type LoadedRegistryModel, type ModelCacheStore, type CachedResponse, type ModelVariant } from './model-loader.js';
 export { LocalTrainer, type Fetcher, type FitOutput, type EvalOutput, type LoadedModel } from './trainer.js';
 export { type Dataset, type DataProvider, datasetSize, gatherRows } from './data.js';
-export { type Logger, silentLogger } from './logger.js';
-export * as protocol from './protocol/index.js';
+export { type Logger, silentLogger } from '@flotilla/model';
+export * as protocol from '@flotilla/protocol';
 
 /** Pick the best tfjs backend in a browser (webgl > wasm > cpu); logs once. */
 export function resolveBackend(logger?: Logger, prefer?: string): Promise<string> {

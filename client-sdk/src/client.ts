@@ -13,14 +13,14 @@ import {
   type ServerToClientEvents,
   type ClientPlan,
   type WireError,
-} from './protocol/index.js';
-import { getCodec } from './tensor/codecs.js';
-import { ErrorFeedback } from './tensor/error-feedback.js';
-import { clipInPlace } from './tensor/vector-ops.js';
-import { bytesToFloat32 } from './tensor/manifest.js';
+} from '@flotilla/protocol';
+import { getCodec } from '@flotilla/protocol';
+import { ErrorFeedback } from '@flotilla/protocol';
+import { clipInPlace } from '@flotilla/protocol';
+import { bytesToFloat32 } from '@flotilla/protocol';
 import type { DataProvider } from './data.js';
 import { Emitter } from './emitter.js';
-import { silentLogger, type Logger } from './logger.js';
+import { silentLogger, type Logger } from '@flotilla/model';
 import { LocalTrainer, type Fetcher } from './trainer.js';
 
 export interface ClientHooks {

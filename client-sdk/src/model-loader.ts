@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { ClientError } from './client.js';
-import type { LayersModelJson, WireError } from './protocol/index.js';
+import type { LayersModelJson, WireError } from '@flotilla/protocol';
 
 /** Weights variants the registry publishes ('float32' is the version's own weights). */
 export type ModelVariant = 'float32' | 'float16' | 'int8' | 'pruned';

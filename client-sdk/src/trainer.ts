@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ClientPlan, LayersModelJson } from './protocol/index.js';
-import { buildManifest, splitFlat, type WeightManifest } from './tensor/manifest.js';
-import { ensureTrainableBackend } from './backend.js';
+import type { ClientPlan, LayersModelJson } from '@flotilla/protocol';
+import { buildManifest, splitFlat, type WeightManifest } from '@flotilla/protocol';
+import { ensureTrainableBackend } from '@flotilla/model';
 import { gatherRows, type Dataset } from './data.js';
-import { silentLogger, type Logger } from './logger.js';
+import { silentLogger, type Logger } from '@flotilla/model';
 
 export interface LoadedModel {
   model: tf.LayersModel;

@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { Server as IOServer } from 'socket.io';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import type { ClientToServerEvents, ServerToClientEvents } from '@flotilla/client/protocol';
+import type { ClientToServerEvents, ServerToClientEvents } from '@flotilla/protocol';
 import { Authenticator } from './auth/authenticator.js';
 import { Coordinator } from './coordinator/coordinator.js';
 import type { CentralEvaluator } from './coordinator/deps.js';
@@ -24,7 +24,7 @@ import { registryRoutes } from './http/registry-routes.js';
 import { tasksRoutes } from './http/tasks-routes.js';
 import { servingRoutes } from './http/serving-routes.js';
 import { Serving, type ServingOptions } from './serving/serving.js';
-import { resolveBackend } from '@flotilla/client';
+import { resolveBackend } from '@flotilla/model';
 import type { BlobStore } from './store/blob-store.js';
 import { openStorage } from './store/open-storage.js';
 import { Registry, type RegistryOptions } from './registry/registry.js';
@@ -145,7 +145,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     authenticateDevice: (token, taskId) => authenticator.authenticateDevice(token, taskId),
   });
   await coordinator.init();
-  const serving = new Serving({ store, registry, backend: () => resolveBackend(), logger: app.log }, opts.serving);
+  const serving = new Serving({ store, registry, backend: () => resolveBackend('node'), logger: app.log }, opts.serving);
   await serving.start();
 
   const io: Flotilla['io'] = new IOServer(app.server, {

@@ -1,5 +1,5 @@
 /**
- * Server view of the one error registry (defined with the protocol in @flotilla/client so that
+ * Server view of the one error registry (defined with the wire protocol in @flotilla/protocol so that
  * devices and servers share it). Import errors from here inside the server.
  */
-export { AppError, ERROR_REGISTRY, ERROR_CODES, toWireError, isErrorCode, type ErrorCode, type WireError } from '@flotilla/client/protocol';
+export { AppError, ERROR_REGISTRY, ERROR_CODES, toWireError, isErrorCode, type ErrorCode, type WireError } from '@flotilla/protocol';

@@ -1,6 +1,6 @@
 /** CLI entry of `flotilla`. Only argument handling and process wiring live here; the app is built by app.ts. */
 import { readFileSync } from 'node:fs';
-import { resolveBackend } from '@flotilla/client';
+import { resolveBackend } from '@flotilla/model';
 import { buildApp } from './app.js';
 import { ADMIN_COMMANDS, ADMIN_USAGE, runAdminCli } from './cli/admin-cli.js';
 import { parseServeConfig } from './config.js';
@@ -20,7 +20,7 @@ async function serve(argv: string[]): Promise<void> {
   const admin = cfg.adminToken ? { token: cfg.adminToken, path: null, created: false } : loadOrCreateSecret(cfg.dataDir, 'admin-token');
   const device = cfg.deviceToken ? { token: cfg.deviceToken, path: null, created: false } : loadOrCreateSecret(cfg.dataDir, 'device-token');
   // Pick the tfjs backend before anything builds a model (presets, serving): once, logged.
-  await resolveBackend(cfg.logLevel === 'silent' ? undefined : console);
+  await resolveBackend('node', cfg.logLevel === 'silent' ? undefined : console);
   const app = await buildApp({
     dataDir: cfg.mongodbUrl ? undefined : cfg.dataDir,
     mongodbUrl: cfg.mongodbUrl,

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { LocalTrainer, resolveBackend, type Dataset, type Fetcher, type LoadedModel, type Logger } from '@flotilla/client';
-import { layersModelJson, type ModelSpec } from '@flotilla/client/protocol';
-import { bytesToFloat32 } from '@flotilla/client/tensor';
+import { layersModelJson, type ModelSpec } from '@flotilla/protocol';
+import { bytesToFloat32 } from '@flotilla/protocol';
 
 /**
  * Central (server-side) test-set evaluation for the simulator. In-process mode hands

@@ -1,5 +1,5 @@
 import type { RoundRecord } from '@flotilla/server';
-import type { TaskPlanInput } from '@flotilla/client/protocol';
+import type { TaskPlanInput } from '@flotilla/protocol';
 
 /**
  * The simulator's view of a coordinator it does not own (--url): the admin REST API only.

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { buildApp, type FlotillaApp, type RoundRecord, type TaskRecord } from '@flotilla/server';
 import { resolveBackend } from '@flotilla/client';
-import type { TaskPlanInput } from '@flotilla/client/protocol';
+import type { TaskPlanInput } from '@flotilla/protocol';
 import { createCentralEvaluator, RemoteVersionEvaluator } from './central-evaluator.js';
 import type { SimOptions } from './cli-options.js';
 import type { DeviceSpec } from './device-messages.js';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { io } from 'socket.io-client';
-import { PROTOCOL_VERSION } from '@flotilla/client/protocol';
+import { PROTOCOL_VERSION } from '@flotilla/protocol';
 import { parseServeConfig } from '../../server/src/config.js';
 import { adminApp, ADMIN, DEVICE, type AdminHarness } from './admin-helpers.js';
 

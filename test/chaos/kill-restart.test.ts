@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { FlotillaClient, LocalTrainer, type Dataset } from '@flotilla/client';
-import { modelFromSpec, setFlatWeights } from '@flotilla/client/model';
+import { modelFromSpec, setFlatWeights } from '@flotilla/model';
 import { openStorage } from '../../server/src/store/open-storage.js';
 import { Registry } from '../../server/src/registry/registry.js';
 import { admin, startChildServer, type ChildServer } from '../helpers/child-server.js';

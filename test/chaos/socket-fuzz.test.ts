@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ERROR_CODES, PROTOCOL_VERSION } from '@flotilla/client/protocol';
-import { f32Codec } from '@flotilla/client/tensor';
+import { ERROR_CODES, PROTOCOL_VERSION } from '@flotilla/protocol';
+import { f32Codec } from '@flotilla/protocol';
 import type { FlotillaApp } from '@flotilla/server';
 import { RawDevice } from '../helpers/raw-device.js';
 import { startServer } from '../helpers/server.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { f32Codec } from '@flotilla/client/tensor';
+import { f32Codec } from '@flotilla/protocol';
 import type { FlotillaApp, RoundRecord } from '@flotilla/server';
 import { RawDevice } from '../helpers/raw-device.js';
 import { nextEvent, startServer } from '../helpers/server.js';

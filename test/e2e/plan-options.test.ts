@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FlotillaClient, LocalTrainer } from '@flotilla/client';
-import { f32Codec } from '@flotilla/client/tensor';
+import { f32Codec } from '@flotilla/protocol';
 import type { FlotillaApp, RoundRecord } from '@flotilla/server';
 import { RawDevice } from '../helpers/raw-device.js';
 import { nextEvent, startServer } from '../helpers/server.js';

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { f32Codec } from '@flotilla/client/tensor';
+import { f32Codec } from '@flotilla/protocol';
 import type { FlotillaApp, RoundRecord } from '@flotilla/server';
 import { UploadGate } from '../../server/src/coordinator/upload-gate.js';
 import { RawDevice } from '../helpers/raw-device.js';

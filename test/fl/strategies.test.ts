@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AppError, TaskPlanSchema } from '@flotilla/client/protocol';
+import { AppError, TaskPlanSchema } from '@flotilla/protocol';
 import { createStrategy, strategyNames } from '../../server/src/fl/strategies/index.js';
 import { CLIENTS, strategySuite, type StrategyVariant } from './strategy-suite.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TaskPlanSchema, type TaskPlanInput } from '@flotilla/client/protocol';
+import { TaskPlanSchema, type TaskPlanInput } from '@flotilla/protocol';
 import { createRng } from '../../server/src/fl/rng.js';
 import { selectionSize } from '../../server/src/fl/selection.js';
 import { createStrategy } from '../../server/src/fl/strategies/index.js';

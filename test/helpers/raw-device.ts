@@ -1,5 +1,5 @@
 import { io, type Socket } from 'socket.io-client';
-import { PROTOCOL_VERSION, type FitInstruction } from '@flotilla/client/protocol';
+import { PROTOCOL_VERSION, type FitInstruction } from '@flotilla/protocol';
 
 /**
  * A device driven by hand over a raw socket.io-client, for protocol and bad-input tests: it sends

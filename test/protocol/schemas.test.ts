@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FitReportSchema, HelloSchema, TaskPlanSchema, effectiveMinReports } from '@flotilla/client/protocol';
+import { FitReportSchema, HelloSchema, TaskPlanSchema, effectiveMinReports } from '@flotilla/protocol';
 
 describe('protocol schemas', () => {
   it('fills plan defaults and rejects inconsistent plans', () => {

@@ -1,5 +1,5 @@
-import type { ModelSpec } from '@flotilla/client/protocol';
-import { buildManifest } from '@flotilla/client/tensor';
+import type { ModelSpec } from '@flotilla/protocol';
+import { buildManifest } from '@flotilla/protocol';
 
 /**
  * A linear softmax classifier small enough to evaluate in plain JS: kernel [features, classes],

@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildPreset, specOf } from '@flotilla/client/model';
+import { buildPreset, specOf } from '@flotilla/model';
 import { buildApp, type FlotillaApp } from '../../server/src/app.js';
 import { Registry } from '../../server/src/registry/registry.js';
 import { tempDir } from '../store/temp-dir.js';

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { buildManifest } from '@flotilla/client/tensor';
+import { buildManifest } from '@flotilla/protocol';
 import { decodeSparse, encodeSparse, magnitudePrune } from '../../server/src/registry/magnitude-prune.js';
 import { VARIANTS, decodeVariant, encodeVariant, DEFAULT_VARIANT_OPTIONS } from '../../server/src/registry/variants.js';
 import { rollbackTarget } from '../../server/src/registry/alias-rules.js';
-import type { ModelSpec } from '@flotilla/client/protocol';
+import type { ModelSpec } from '@flotilla/protocol';
 
 const manifest = buildManifest([
   { name: 'k', shape: [100, 50] },

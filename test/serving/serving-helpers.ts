@@ -1,7 +1,7 @@
 import type { InjectOptions } from 'fastify';
 import * as tf from '@tensorflow/tfjs';
-import { buildPreset, specOf } from '@flotilla/client/model';
-import type { ModelSpec } from '@flotilla/client/protocol';
+import { buildPreset, specOf } from '@flotilla/model';
+import type { ModelSpec } from '@flotilla/protocol';
 import { buildApp, MemoryBlobStore, MemoryStore, type AppOptions, type FlotillaApp } from '@flotilla/server';
 
 export const ADMIN = 'admin-token-for-serving-tests-0123';
@@ -57,7 +57,7 @@ export async function servingApp(opts: AppOptions = {}): Promise<ServingHarness>
 
 /** What tfjs itself predicts for `rows` (8 features each) with these weights: the reference answer. */
 export async function referencePredict(spec: ModelSpec, weights: Float32Array, rows: number[][]): Promise<number[][]> {
-  const { setFlatWeights } = await import('@flotilla/client/model');
+  const { setFlatWeights } = await import('@flotilla/model');
   const m = await tf.models.modelFromJSON({ modelTopology: spec.topology } as unknown as tf.io.ModelJSON);
   setFlatWeights(m, weights, spec.manifest);
   const out = tf.tidy(() => (m.predict(tf.tensor2d(rows)) as tf.Tensor).arraySync() as number[][]);

@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { AppError, type ErrorCode, type ModelSpec, type TaskPlan } from '@flotilla/client/protocol';
+import { AppError, type ErrorCode, type ModelSpec, type TaskPlan } from '@flotilla/protocol';
 import type { RoundRecord, TaskRecord, VersionRecord } from '../../server/src/store/records.js';
 
 /** Records for the store and registry suites: every optional field appears in at least one fixture. */

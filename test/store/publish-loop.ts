@@ -3,8 +3,8 @@
  * SQLite store + file blobs in argv[2], printing each committed version number, until killed.
  * Every version has new weights (seeded by its number), so every publish writes new blobs.
  */
-import { buildManifest } from '@flotilla/client/tensor';
-import type { ModelSpec } from '@flotilla/client/protocol';
+import { buildManifest } from '@flotilla/protocol';
+import type { ModelSpec } from '@flotilla/protocol';
 import { Registry } from '../../server/src/registry/registry.js';
 import { FileBlobStore } from '../../server/src/store/file-blob-store.js';
 import { SqliteStore } from '../../server/src/store/sqlite-store.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AppError, type ErrorCode } from '@flotilla/client/protocol';
-import { CODEC_IDS, HEADER_BYTES, type CodecName, type CodecOptions, type DeltaCodec } from '@flotilla/client/tensor';
+import { AppError, type ErrorCode } from '@flotilla/protocol';
+import { CODEC_IDS, HEADER_BYTES, type CodecName, type CodecOptions, type DeltaCodec } from '@flotilla/protocol';
 import { createRng } from '../../server/src/fl/rng.js';
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { getCodec, listCodecs } from '@flotilla/client/tensor';
-import { AppError, CodecNameSchema } from '@flotilla/client/protocol';
+import { getCodec, listCodecs } from '@flotilla/protocol';
+import { AppError, CodecNameSchema } from '@flotilla/protocol';
 import { SUITE_SPECS, codecSuite } from './codec-suite.js';
 
 const codecs = listCodecs();

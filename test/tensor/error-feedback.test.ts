@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorFeedback, getCodec } from '@flotilla/client/tensor';
+import { ErrorFeedback, getCodec } from '@flotilla/protocol';
 import { seeded } from './codec-suite.js';
 
 const topk = getCodec('topk');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { f16Codec } from '@flotilla/client/tensor';
+import { f16Codec } from '@flotilla/protocol';
 
 /** Hand-checked binary16 encodings (IEEE 754-2008), read back from the encoded bytes. */
 function halfBits(x: number): number {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AppError } from '@flotilla/client/protocol';
-import { int8Codec } from '@flotilla/client/tensor';
+import { AppError } from '@flotilla/protocol';
+import { int8Codec } from '@flotilla/protocol';
 import { seeded } from './codec-suite.js';
 
 describe('int8 codec, hand-computed cases', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AppError } from '@flotilla/client/protocol';
-import { topkCodec, topkCount } from '@flotilla/client/tensor';
+import { AppError } from '@flotilla/protocol';
+import { topkCodec, topkCount } from '@flotilla/protocol';
 
 describe('topk codec, hand-computed cases', () => {
   it('keeps the k largest magnitudes exactly and zero-fills the rest', () => {

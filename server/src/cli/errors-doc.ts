@@ -26,7 +26,7 @@ export function renderErrorsDoc(): string {
     '# Error codes',
     '',
     'Every error Flotilla returns carries one code from the registry in',
-    '`client-sdk/src/protocol/errors.ts`. Over HTTP the body is `{ "error": { "code", "message", "details" } }`',
+    '`protocol/src/errors.ts`. Over HTTP the body is `{ "error": { "code", "message", "details" } }`',
     'with the status below (the inference routes use the Open Inference Protocol `{ "error" }` form);',
     'on the device socket the ack is `{ "ok": false, "error": { "code", "message", "details" } }`;',
     'the CLI prints `CODE: message` and exits non-zero. `details` is optional and code-specific.',

@@ -1,5 +1,5 @@
-import type { FitReport, TaskPlan } from '@flotilla/client/protocol';
-import { getCodec } from '@flotilla/client/tensor';
+import type { FitReport, TaskPlan } from '@flotilla/protocol';
+import { getCodec } from '@flotilla/protocol';
 import { AppError, type ErrorCode } from '../errors.js';
 import type { FitAggregator, FitFailure } from '../fl/strategy.js';
 import { allFinite } from '../fl/update-checks.js';

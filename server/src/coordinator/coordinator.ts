@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { ModelSpecSchema, TaskPlanSchema, type ModelSpec, type TaskPlan, type TaskPlanInput } from '@flotilla/client/protocol';
-import { assertManifest, manifestLength } from '@flotilla/client/tensor';
-import { buildPreset, specOf, type PresetName } from '@flotilla/client/model';
+import { ModelSpecSchema, TaskPlanSchema, type ModelSpec, type TaskPlan, type TaskPlanInput } from '@flotilla/protocol';
+import { assertManifest, manifestLength } from '@flotilla/protocol';
+import { buildPreset, specOf, type PresetName } from '@flotilla/model';
 import { AppError } from '../errors.js';
 import { createStrategy } from '../fl/strategies/index.js';
 import { ScreeningOptionsSchema } from '../fl/screening.js';

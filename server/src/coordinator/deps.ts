@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import type { ModelSpec } from '@flotilla/client/protocol';
+import type { ModelSpec } from '@flotilla/protocol';
 import type { Registry } from '../registry/registry.js';
 import type { VersionRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';

@@ -1,4 +1,4 @@
-import type { EvalReport } from '@flotilla/client/protocol';
+import type { EvalReport } from '@flotilla/protocol';
 import { AppError } from '../errors.js';
 import type { Rng } from '../fl/rng.js';
 import type { EvalResult, Strategy } from '../fl/strategy.js';

@@ -11,7 +11,7 @@ import {
   PROTOCOL_VERSION,
   type ClientToServerEvents,
   type ServerToClientEvents,
-} from '@flotilla/client/protocol';
+} from '@flotilla/protocol';
 import { AppError, type ErrorCode } from '../errors.js';
 import type { Coordinator } from './coordinator.js';
 import type { DeviceSession, DeviceSocket, SocketData } from './sessions.js';

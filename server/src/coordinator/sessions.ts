@@ -1,5 +1,5 @@
 import type { Socket } from 'socket.io';
-import type { ClientToServerEvents, ServerToClientEvents } from '@flotilla/client/protocol';
+import type { ClientToServerEvents, ServerToClientEvents } from '@flotilla/protocol';
 
 export type DeviceSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 

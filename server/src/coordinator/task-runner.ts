@@ -1,4 +1,4 @@
-import { clientPlanOf, effectiveMinAvailable, effectiveMinReports, type EvalReport, type FitReport, type TaskPlan } from '@flotilla/client/protocol';
+import { clientPlanOf, effectiveMinAvailable, effectiveMinReports, type EvalReport, type FitReport, type TaskPlan } from '@flotilla/protocol';
 import { AppError } from '../errors.js';
 import { createRng, type Rng } from '../fl/rng.js';
 import { closeAtDeadline } from '../fl/round-state.js';

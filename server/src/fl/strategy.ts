@@ -1,4 +1,4 @@
-import type { ClientPlan } from '@flotilla/client/protocol';
+import type { ClientPlan } from '@flotilla/protocol';
 import type { Rng } from './rng.js';
 
 /**

@@ -6,4 +6,4 @@ export function allFinite(x: Float32Array): boolean {
   return acc === 0;
 }
 
-export { l2Norm } from '@flotilla/client/tensor';
+export { l2Norm } from '@flotilla/protocol';

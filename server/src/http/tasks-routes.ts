@@ -1,9 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ModelSpecSchema } from '@flotilla/client/protocol';
-import { PRESETS } from '@flotilla/client/model';
-import { bytesToFloat32 } from '@flotilla/client/tensor';
+import { ModelSpecSchema } from '@flotilla/protocol';
+import { PRESETS } from '@flotilla/model';
+import { bytesToFloat32 } from '@flotilla/protocol';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import { AppError } from '../errors.js';
 import type { Store } from '../store/store.js';
@@ -20,7 +20,7 @@ export const TaskId = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:-]+$/);
 const IdParams = z.object({ id: TaskId }).strict();
 const RoundParams = z.object({ id: TaskId, round: z.coerce.number().int().min(1).max(1e9) }).strict();
 /** A plan as JSON; the coordinator validates it with TaskPlanSchema (strict), so bad plans answer FL_ERR_TASK_INVALID_SPEC. */
-const PlanObject = z.record(z.string().max(64), z.unknown()).describe('A TaskPlan (client-sdk/src/protocol/plan.ts); validated with TaskPlanSchema');
+const PlanObject = z.record(z.string().max(64), z.unknown()).describe('A TaskPlan (protocol/src/plan.ts); validated with TaskPlanSchema');
 const Base64 = z.string().max(64 * 1024 * 1024).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'standard base64');
 const CreateBody = z
   .object({

@@ -1,4 +1,4 @@
-import { AppError } from '@flotilla/client/protocol';
+import { AppError } from '@flotilla/protocol';
 import type { AliasHistoryRecord } from '../store/records.js';
 
 /** Alias names: lower-case, start with a letter, at most 63 characters. */

@@ -1,6 +1,6 @@
-import { AppError } from '@flotilla/client/protocol';
-import type { WeightManifest } from '@flotilla/client/tensor';
-import { kthSmallest } from '@flotilla/client/tensor';
+import { AppError } from '@flotilla/protocol';
+import type { WeightManifest } from '@flotilla/protocol';
+import { kthSmallest } from '@flotilla/protocol';
 
 /**
  * Magnitude pruning (Han et al. 2015, "Learning both Weights and Connections for Efficient
@@ -37,7 +37,7 @@ export function magnitudePrune(weights: Float32Array, manifest: WeightManifest, 
   return out;
 }
 
-export { kthSmallest } from '@flotilla/client/tensor';
+export { kthSmallest } from '@flotilla/protocol';
 
 /**
  * Sparse storage of a mostly-zero vector ("FLSP"):

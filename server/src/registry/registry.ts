@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { AppError, layersModelJson, type LayersModelJson, type ModelSpec } from '@flotilla/client/protocol';
-import { assertManifest, float32ToBytes, manifestLength } from '@flotilla/client/tensor';
+import { AppError, layersModelJson, type LayersModelJson, type ModelSpec } from '@flotilla/protocol';
+import { assertManifest, float32ToBytes, manifestLength } from '@flotilla/protocol';
 import type { BlobStore } from '../store/blob-store.js';
 import type { AliasHistoryRecord, AliasRecord, ArtifactRef, ModelRecord, VersionRecord } from '../store/records.js';
 import type { CommitInput, Store, VersionQuery } from '../store/store.js';

@@ -1,5 +1,5 @@
-import { AppError, type ModelSpec } from '@flotilla/client/protocol';
-import { HEADER_BYTES, f16Codec, float32ToBytes, int8Codec, writeHeader, bytesToFloat32 } from '@flotilla/client/tensor';
+import { AppError, type ModelSpec } from '@flotilla/protocol';
+import { HEADER_BYTES, f16Codec, float32ToBytes, int8Codec, writeHeader, bytesToFloat32 } from '@flotilla/protocol';
 import { decodeSparse, encodeSparse, magnitudePrune } from './magnitude-prune.js';
 
 /**

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { setFlatWeights } from '@flotilla/client/model';
+import { setFlatWeights } from '@flotilla/model';
 import { AppError } from '../errors.js';
 import type { Registry } from '../registry/registry.js';
 import { isWeightsVariant, type WeightsVariant } from '../registry/variants.js';

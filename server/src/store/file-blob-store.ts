@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AppError } from '@flotilla/client/protocol';
+import { AppError } from '@flotilla/protocol';
 import type { BlobStore } from './blob-store.js';
 import { sha256Hex } from './memory-blob-store.js';
 

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GridFSBucket, type Db, type GridFSFile } from 'mongodb';
-import { AppError } from '@flotilla/client/protocol';
+import { AppError } from '@flotilla/protocol';
 import type { BlobStore } from './blob-store.js';
 import { sha256Hex } from './memory-blob-store.js';
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { AppError } from '@flotilla/client/protocol';
+import { AppError } from '@flotilla/protocol';
 import type { BlobStore } from './blob-store.js';
 
 export function sha256Hex(bytes: Uint8Array): string {

@@ -1,4 +1,4 @@
-import { AppError } from '@flotilla/client/protocol';
+import { AppError } from '@flotilla/protocol';
 import type { AliasAction, AliasHistoryRecord, AliasRecord, ClientRecord, ModelRecord, RoundRecord, TaskRecord, TokenRecord, VersionRecord } from './records.js';
 import type { DeploymentRecord, InputStatsRecord, PayloadRecord } from './records.js';
 import type { CommitInput, PageOptions, PayloadQuery, Store, VersionQuery } from './store.js';

@@ -1,5 +1,5 @@
 import { MongoClient, MongoServerError, type ClientSession, type Collection, type Db, type Document } from 'mongodb';
-import { AppError } from '@flotilla/client/protocol';
+import { AppError } from '@flotilla/protocol';
 import type {
   AliasAction,
   AliasHistoryRecord,

@@ -1,4 +1,4 @@
-import type { ModelSpec, TaskPlan } from '@flotilla/client/protocol';
+import type { ModelSpec, TaskPlan } from '@flotilla/protocol';
 import type { RoundState } from '../fl/round-state.js';
 
 /** Persistent records. Every Store implementation stores and returns exactly these shapes. */

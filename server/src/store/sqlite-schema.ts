@@ -1,5 +1,5 @@
 import type { Database } from 'better-sqlite3';
-import { AppError } from '@flotilla/client/protocol';
+import { AppError } from '@flotilla/protocol';
 
 /**
  * Schema migrations of the SQLite store, applied in order by `migrate`. The database's

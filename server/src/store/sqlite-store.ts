@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import type { Database, Statement } from 'better-sqlite3';
-import { AppError } from '@flotilla/client/protocol';
+import { AppError } from '@flotilla/protocol';
 import type {
   AliasAction,
   AliasHistoryRecord,

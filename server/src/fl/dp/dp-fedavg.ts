@@ -1,4 +1,4 @@
-import type { ClientPlan } from '@flotilla/client/protocol';
+import type { ClientPlan } from '@flotilla/protocol';
 import { z } from 'zod';
 import { gaussian, type Rng } from '../rng.js';
 import type { EvalResult, FitAggregator, FitFailure, FitOutcome, FitResult, Strategy } from '../strategy.js';

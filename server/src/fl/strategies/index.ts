@@ -1,5 +1,5 @@
-import { AppError } from '@flotilla/client/protocol';
-import type { TaskPlan } from '@flotilla/client/protocol';
+import { AppError } from '@flotilla/protocol';
+import type { TaskPlan } from '@flotilla/protocol';
 import type { Strategy } from '../strategy.js';
 import { z } from 'zod';
 import { selectionSize } from '../selection.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { AppError } from '@flotilla/client/protocol';
-import type { TaskPlan } from '@flotilla/client/protocol';
+import { AppError } from '@flotilla/protocol';
+import type { TaskPlan } from '@flotilla/protocol';
 import type { FedAvgParams } from './fedavg.js';
 
 /**

@@ -1,4 +1,4 @@
-import { AppError } from '../protocol/errors.js';
+import { AppError } from '../errors.js';
 
 /**
  * A delta codec turns a flat float32 delta into bytes and back. Every codec:

@@ -1,4 +1,4 @@
-import { AppError } from '../protocol/errors.js';
+import { AppError } from '../errors.js';
 import type { CodecName, DeltaCodec } from './codec.js';
 import { f16Codec } from './f16-codec.js';
 import { f32Codec } from './f32-codec.js';

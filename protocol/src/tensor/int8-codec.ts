@@ -1,4 +1,4 @@
-import { AppError } from '../protocol/errors.js';
+import { AppError } from '../errors.js';
 import { HEADER_BYTES, expectHeader, writeHeader, type CodecOptions, type DeltaCodec } from './codec.js';
 
 /**

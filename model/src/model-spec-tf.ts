@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ModelSpec } from '../protocol/model-spec.js';
-import { buildManifest, joinFlat, splitFlat, type WeightManifest } from '../tensor/manifest.js';
+import type { ModelSpec } from '@flotilla/protocol';
+import { buildManifest, joinFlat, splitFlat, type WeightManifest } from '@flotilla/protocol';
 
 /**
  * Bridges tfjs models and Flotilla's flat-weights world. Contract: `flatWeights(model)` and

@@ -1,4 +1,4 @@
-import { AppError } from '../protocol/errors.js';
+import { AppError } from '../errors.js';
 
 /**
  * A model's weights are one flat Float32Array plus this manifest. Entry i occupies
