@@ -57,6 +57,7 @@ export const ERROR_REGISTRY = {
   FL_ERR_SERVING_OVERLOADED: { status: 429, message: 'The model is overloaded: its request queue is full; retry later' },
   FL_ERR_SERVING_TIMEOUT: { status: 504, message: 'The inference request timed out before it was served' },
   FL_ERR_SERVING_UNAVAILABLE: { status: 503, message: 'The model version cannot be loaded for serving' },
+  FL_ERR_SERVING_REFERENCE_WINDOW: { status: 409, message: 'Too few logged requests in the window to confirm it as the drift reference' },
   FL_ERR_DEPLOYMENT_NOT_FOUND: { status: 404, message: 'No such deployment' },
   FL_ERR_DEPLOYMENT_EXISTS: { status: 409, message: 'A deployment with this name already exists' },
   FL_ERR_DEPLOYMENT_INVALID: { status: 400, message: 'The deployment configuration is invalid' },

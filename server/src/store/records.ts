@@ -201,7 +201,7 @@ export interface InputStatsRecord {
   count: number;
   mean: number[];
   variance: number[];
-  /** Where they came from: 'publish' (recorded with the version) or 'first-window' (the first sampled requests served). */
+  /** Where they came from: 'publish' (recorded by the publisher) or 'confirmed-window' (logged payloads an operator confirmed). */
   source: string;
   createdAt: number;
 }
