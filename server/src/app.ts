@@ -135,6 +135,8 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   await installOpenApi(app, { publicUrls: [...(opts.publicMetrics ? ['/metrics'] : []), ...(opts.publicInference ? INFERENCE_PUBLIC_ROUTES : [])], version: '0.1.0' });
 
   const registry = new Registry(store, blobs, { ...opts.registry, evaluator: opts.centralEvaluator });
+  // Created before the coordinator so that its publish hook reaches serving at once (no poll delay).
+  const serving = new Serving({ store, registry, backend: () => resolveBackend('node'), logger: app.log }, opts.serving);
   const coordinator = new Coordinator({
     store,
     registry,
@@ -143,9 +145,9 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     uploadBudgetBytes: opts.uploadBudgetBytes,
     reconnectGraceMs: opts.reconnectGraceMs,
     authenticateDevice: (token, taskId) => authenticator.authenticateDevice(token, taskId),
+    onPublished: async (v) => serving.published(v.model),
   });
   await coordinator.init();
-  const serving = new Serving({ store, registry, backend: () => resolveBackend('node'), logger: app.log }, opts.serving);
   await serving.start();
 
   const io: Flotilla['io'] = new IOServer(app.server, {
