@@ -20,6 +20,7 @@ import { collectRoutes, type RouteInfo } from './http/route-table.js';
 import { tokensRoutes } from './http/tokens-routes.js';
 import { FlotillaMetrics } from './metrics/flotilla-metrics.js';
 import { healthRoutes } from './http/health-routes.js';
+import { ROUTER_MAX_PARAM_LENGTH } from './http/ids.js';
 import { registryRoutes } from './http/registry-routes.js';
 import { tasksRoutes } from './http/tasks-routes.js';
 import { servingRoutes } from './http/serving-routes.js';
@@ -111,6 +112,8 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     logger: opts.logger ?? false,
     bodyLimit: opts.bodyLimit ?? 8 * 1024 * 1024,
     frameworkErrors,
+    // Every id the API accepts fits in a path parameter (ids.ts).
+    routerOptions: { maxParamLength: ROUTER_MAX_PARAM_LENGTH },
     ...(opts.https ? { https: opts.https } : {}),
   }) as unknown as FastifyInstance;
   app.setValidatorCompiler(validatorCompiler);
@@ -135,6 +138,8 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   await installOpenApi(app, { publicUrls: [...(opts.publicMetrics ? ['/metrics'] : []), ...(opts.publicInference ? INFERENCE_PUBLIC_ROUTES : [])], version: '0.1.0' });
 
   const registry = new Registry(store, blobs, { ...opts.registry, evaluator: opts.centralEvaluator });
+  // Created before the coordinator so that its publish hook reaches serving at once (no poll delay).
+  const serving = new Serving({ store, registry, backend: () => resolveBackend('node'), logger: app.log }, opts.serving);
   const coordinator = new Coordinator({
     store,
     registry,
@@ -143,9 +148,9 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     uploadBudgetBytes: opts.uploadBudgetBytes,
     reconnectGraceMs: opts.reconnectGraceMs,
     authenticateDevice: (token, taskId) => authenticator.authenticateDevice(token, taskId),
+    onPublished: async (v) => serving.published(v.model),
   });
   await coordinator.init();
-  const serving = new Serving({ store, registry, backend: () => resolveBackend('node'), logger: app.log }, opts.serving);
   await serving.start();
 
   const io: Flotilla['io'] = new IOServer(app.server, {

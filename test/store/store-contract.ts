@@ -4,7 +4,7 @@ import type { Store } from '../../server/src/store/store.js';
 import { expectCode, round, task, version } from './fixtures.js';
 
 /**
- * The one Store contract suite (DESIGN.md: every implementation passes the same suite). Each
+ * The one Store contract suite (docs/architecture.md, "Storage": every implementation passes the same suite). Each
  * implementation's test file calls `storeContract` with a factory. `reopen`, when given, closes
  * nothing itself: it returns a fresh Store over the same durable state (the durability tests).
  */

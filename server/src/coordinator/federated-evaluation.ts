@@ -15,7 +15,7 @@ interface Pending {
 }
 
 /**
- * Federated evaluation of each committed version (DESIGN.md, step 6): devices chosen by the
+ * Federated evaluation of each committed version (docs/architecture.md, "Life of a round", step 7): devices chosen by the
  * strategy evaluate it on their local held-out data; the weighted result is stored with the round
  * (`evalMetrics`) and added to the version's metrics as `federated_<key>`. It runs beside the next
  * round and never blocks it. At most one evaluation is open per task: a new one closes the last.

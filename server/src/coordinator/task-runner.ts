@@ -12,7 +12,7 @@ import type { CoordinatorDeps } from './deps.js';
 import { artifactPaths } from './artifact-paths.js';
 
 /**
- * Runs one task's rounds (DESIGN.md, "The life of a round"). Owns the task's global weights in
+ * Runs one task's rounds (docs/architecture.md, "Life of a round"). Owns the task's global weights in
  * memory (O(model)) and at most one round in flight. All state that must survive a crash goes
  * through the store before anyone is told: the round's number is reserved before instructions go
  * out, and a version is visible only after `commitRound` succeeded.

@@ -167,6 +167,17 @@ export class Serving {
     return record.version;
   }
 
+  /**
+   * A new version of `model` was published (the coordinator's publish hook, see app.ts): forget
+   * its cached alias resolutions so the next request resolves `latest` (and any alias) afresh, and
+   * warm what moved in the background. Never throws.
+   */
+  published(model: string): void {
+    for (const key of [...this.resolved.keys()]) if (key.startsWith(`${model}\u0000`)) this.resolved.delete(key);
+    if (!this.servedLatest.has(model) && ![...this.runtimes.values()].some((rt) => rt.record.model === model)) return;
+    void this.refreshAliases().catch((err) => this.deps.logger.warn({ err, model }, 'serving: warming a published version failed'));
+  }
+
   private runtime(name: string): DeploymentRuntime | null {
     return this.runtimes.get(name) ?? null;
   }
