@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { io as ioClient } from 'socket.io-client';
 import { PROTOCOL_VERSION, f32Codec } from '@flotilla/protocol';
 import type { FlotillaApp } from '@flotilla/server';
 import { RawDevice } from '../helpers/raw-device.js';
@@ -161,6 +162,23 @@ describe('socket edge', () => {
       const ok = new RawDevice(s.url);
       expect((await ok.hello(s.app.flotilla.deviceToken, 't')).ok).toBe(true);
       ok.close();
+    } finally {
+      await s.app.close();
+    }
+  });
+
+  it('with trustProxy, throttles the handshake client named by X-Forwarded-For', async () => {
+    const s = await startServer({ authRateLimit: { max: 2, timeWindowMs: 60_000 }, trustProxy: 'loopback' });
+    try {
+      await s.app.flotilla.coordinator.createTask({ id: 't', preset: 'tiny-mlp', plan: { clientsPerRound: 5 } });
+      const from = async (ip: string) => {
+        const socket = ioClient(s.url, { transports: ['websocket'], reconnection: false, forceNew: true, extraHeaders: { 'x-forwarded-for': ip }, auth: { protocolVersion: PROTOCOL_VERSION, token: 'wrong', taskId: 't' } });
+        const err = await new Promise<any>((resolve) => socket.once('connect_error', (e: any) => resolve(e.data)));
+        socket.disconnect();
+        return err.code;
+      };
+      expect([await from('203.0.113.1'), await from('203.0.113.1'), await from('203.0.113.1')]).toEqual(['FL_ERR_AUTH_INVALID_TOKEN', 'FL_ERR_AUTH_INVALID_TOKEN', 'FL_ERR_AUTH_THROTTLED']);
+      expect(await from('203.0.113.2')).toBe('FL_ERR_AUTH_INVALID_TOKEN');
     } finally {
       await s.app.close();
     }

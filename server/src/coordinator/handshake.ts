@@ -5,6 +5,7 @@ import type { FailureThrottle } from '../auth/failure-throttle.js';
 import { AppError, toWireError, type ErrorCode, type WireError } from '../errors.js';
 import type { Coordinator } from './coordinator.js';
 import type { AdmittedDevice, DeviceSocket } from './sessions.js';
+import { isPlainObject } from './validated-handler.js';
 
 export interface HandshakeOptions {
   /** The failure throttle shared with the REST guards; null: no throttle. */
@@ -13,10 +14,6 @@ export interface HandshakeOptions {
   clientAddress: (req: IncomingMessage) => string;
   /** Counts each refusal by code (coordinator stats). */
   count: (code: ErrorCode) => void;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
 }
 
 /**

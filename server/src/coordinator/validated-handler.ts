@@ -7,7 +7,8 @@ function isBinary(v: unknown): boolean {
   return ArrayBuffer.isView(v) || v instanceof ArrayBuffer;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+/** A JSON object as socket.io's parser makes it (not an array, a Buffer or a class instance). */
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null) return false;
   const proto = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
