@@ -6,7 +6,7 @@
  *
  * Contracts:
  * - Only failures count, and only failures are refused: callers check the credential first and
- *   ask `blocked` only for a credential that failed, so a valid credential is never refused
+ *   call `fail` only for a credential that failed, so a valid credential is never refused
  *   because of other callers' failures from the same address (a NAT, a proxy).
  * - Memory is bounded: at most `maxAddresses` windows are kept; the oldest are dropped first.
  * - Time comes from `now` so tests can drive it.
@@ -38,15 +38,9 @@ export class FailureThrottle {
    * (this failure included), else the seconds until its window ends.
    */
   fail(address: string): { retryAfterSeconds: number } | null {
-    const w = this.current(address, true)!;
+    const w = this.current(address);
     w.failures++;
     return w.failures > this.opts.max ? { retryAfterSeconds: this.retryAfter(w) } : null;
-  }
-
-  /** Whether `address` is over its budget now (without counting anything). */
-  blocked(address: string): { retryAfterSeconds: number } | null {
-    const w = this.current(address, false);
-    return w && w.failures >= this.opts.max ? { retryAfterSeconds: this.retryAfter(w) } : null;
   }
 
   get size(): number {
@@ -57,14 +51,14 @@ export class FailureThrottle {
     return Math.max(1, Math.ceil((w.start + this.opts.windowMs - this.now()) / 1000));
   }
 
-  private current(address: string, create: boolean): Window | undefined {
+  private current(address: string): Window {
     const now = this.now();
     let w = this.windows.get(address);
     if (w && now - w.start >= this.opts.windowMs) {
       this.windows.delete(address);
       w = undefined;
     }
-    if (!w && create) {
+    if (!w) {
       if (this.windows.size >= this.maxAddresses) this.evict(now);
       w = { start: now, failures: 0 };
       this.windows.set(address, w);
