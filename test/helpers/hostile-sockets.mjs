@@ -11,7 +11,7 @@ const sent = { preAuthFrames: 0, events: 0 };
 let stop = false;
 let started = false;
 const maybeStarted = () => {
-  if (!started && sent.preAuthFrames >= 4 && sent.events >= 16) {
+  if (!started && sent.preAuthFrames >= 1 && sent.events >= 4) {
     started = true;
     console.log('started');
   }
