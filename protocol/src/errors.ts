@@ -16,6 +16,7 @@ export const ERROR_REGISTRY = {
   FL_ERR_AUTH_REQUIRED: { status: 401, message: 'A credential is required' },
   FL_ERR_AUTH_INVALID_TOKEN: { status: 401, message: 'The token is invalid, expired or revoked' },
   FL_ERR_AUTH_FORBIDDEN: { status: 403, message: 'The credential does not allow this action' },
+  FL_ERR_AUTH_OUT_OF_SCOPE: { status: 403, message: 'The credential is scoped to other resources (another task, model or endpoint)' },
   FL_ERR_TOKEN_NOT_FOUND: { status: 404, message: 'No such token' },
   // clients (devices known to the coordinator)
   FL_ERR_CLIENT_NOT_FOUND: { status: 404, message: 'No such client' },

@@ -151,6 +151,10 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE tasks ADD COLUMN screening_state TEXT;
   `,
+  // 5: inference tokens scoped to endpoints (a JSON array of names; NULL: every endpoint).
+  `
+  ALTER TABLE tokens ADD COLUMN endpoints TEXT;
+  `,
 ];
 
 /** Apply the migrations the database lacks. Refuses a database newer than this build. */

@@ -371,9 +371,21 @@ export class SqliteStore implements Store {
   async putToken(t: TokenRecord): Promise<void> {
     try {
       this.q(
-        `INSERT INTO tokens (id, hash, role, task_id, name, created_at, created_by, expires_at, revoked, revoked_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(t.id, t.hash, t.role, t.taskId ?? null, t.name ?? null, t.createdAt, t.createdBy, t.expiresAt ?? null, t.revoked ? 1 : 0, t.revokedAt ?? null);
+        `INSERT INTO tokens (id, hash, role, task_id, endpoints, name, created_at, created_by, expires_at, revoked, revoked_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        t.id,
+        t.hash,
+        t.role,
+        t.taskId ?? null,
+        t.endpoints ? json(t.endpoints) : null,
+        t.name ?? null,
+        t.createdAt,
+        t.createdBy,
+        t.expiresAt ?? null,
+        t.revoked ? 1 : 0,
+        t.revokedAt ?? null,
+      );
     } catch (err) {
       if (isDuplicate(err)) throw new AppError('FL_ERR_STORE_CONFLICT', { token: t.id });
       throw err;
