@@ -65,6 +65,9 @@ export const ERROR_REGISTRY = {
   // store
   FL_ERR_STORE_UNAVAILABLE: { status: 503, message: 'The store is unreachable' },
   FL_ERR_STORE_CONFLICT: { status: 409, message: 'A concurrent write conflicted' },
+  FL_ERR_STORE_FULL: { status: 503, message: 'The disk holding the data dir is full: writes are refused until space is freed' },
+  FL_ERR_STORE_CORRUPT: { status: 500, message: 'The database failed its integrity check; restore it from a backup' },
+  FL_ERR_STORE_NOT_WRITABLE: { status: 500, message: 'The data dir cannot be written' },
   // http
   FL_ERR_HTTP_VALIDATION: { status: 400, message: 'The request failed validation' },
   FL_ERR_HTTP_NOT_FOUND: { status: 404, message: 'No such route' },
