@@ -29,6 +29,7 @@ import { resolveBackend } from '@flotilla/model';
 import type { BlobStore } from './store/blob-store.js';
 import { openStorage, type Storage } from './store/open-storage.js';
 import { guardStorage } from './store/storage-health.js';
+import { SqliteStore } from './store/sqlite-store.js';
 import { Registry, type RegistryOptions } from './registry/registry.js';
 import type { Store } from './store/store.js';
 
@@ -100,7 +101,7 @@ export type FlotillaApp = FastifyInstance & { flotilla: Flotilla };
 export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   const storage: Storage =
     opts.store && opts.blobs
-      ? { ...guardStorage(opts.store, opts.blobs), close: async () => (await opts.store!.close(), await opts.blobs!.close()) }
+      ? { ...guardStorage(opts.store, opts.blobs, opts.store instanceof SqliteStore), close: async () => (await opts.store!.close(), await opts.blobs!.close()) }
       : await openStorage({ dataDir: opts.dataDir, mongodbUrl: opts.mongodbUrl });
   const { store, blobs } = storage;
   if (opts.store && opts.blobs) await store.init(); // openStorage initialises the stores it opens

@@ -59,7 +59,7 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
       throw err;
     }
     return {
-      ...guardStorage(store, blobs),
+      ...guardStorage(store, blobs, false),
       close: async () => {
         await store.close();
         await blobs.close();
@@ -85,7 +85,7 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
     await store.init();
   }
   return {
-    ...guardStorage(store, blobs),
+    ...guardStorage(store, blobs, options.dataDir !== undefined),
     ...(swept ? { swept } : {}),
     close: async () => {
       await store.close();

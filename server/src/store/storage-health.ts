@@ -80,8 +80,14 @@ function guard<T extends object>(target: T, health: StorageHealth, clearsOn: rea
   });
 }
 
-/** The store and blob store guarded by one StorageHealth (probe: the blob store's probeWrite, when it has one). */
-export function guardStorage(store: Store, blobs: BlobStore): { store: Store; blobs: BlobStore; health: StorageHealth } {
+/**
+ * Embedded storage (SQLite and blob files on a local file system) guarded by one StorageHealth,
+ * probed with the blob store's probeWrite. Other storage (memory, MongoDB + GridFS: no local
+ * disk to fill) is returned as it is, with a health that never turns full; guarding costs a
+ * promise hop per call, so it is paid only where it can help.
+ */
+export function guardStorage(store: Store, blobs: BlobStore, local: boolean): { store: Store; blobs: BlobStore; health: StorageHealth } {
+  if (!local) return { store, blobs, health: new StorageHealth() };
   const health = new StorageHealth(blobs.probeWrite ? () => blobs.probeWrite!() : undefined);
   return { store: guard(store, health, []), blobs: guard(blobs, health, ['put', 'probeWrite']), health };
 }
