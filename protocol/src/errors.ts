@@ -19,6 +19,7 @@ export const ERROR_REGISTRY = {
   FL_ERR_AUTH_INVALID_TOKEN: { status: 401, message: 'The token is invalid, expired or revoked' },
   FL_ERR_AUTH_FORBIDDEN: { status: 403, message: 'The credential does not allow this action' },
   FL_ERR_AUTH_THROTTLED: { status: 429, message: 'Too many failed authentications from this address; retry later' },
+  FL_ERR_AUTH_OUT_OF_SCOPE: { status: 403, message: 'The credential is scoped to other resources (another task, model or endpoint)' },
   FL_ERR_TOKEN_NOT_FOUND: { status: 404, message: 'No such token' },
   // clients (devices known to the coordinator)
   FL_ERR_CLIENT_NOT_FOUND: { status: 404, message: 'No such client' },
@@ -70,6 +71,9 @@ export const ERROR_REGISTRY = {
   // store
   FL_ERR_STORE_UNAVAILABLE: { status: 503, message: 'The store is unreachable' },
   FL_ERR_STORE_CONFLICT: { status: 409, message: 'A concurrent write conflicted' },
+  FL_ERR_STORE_FULL: { status: 503, message: 'The disk holding the data dir is full: writes are refused until space is freed' },
+  FL_ERR_STORE_CORRUPT: { status: 500, message: 'The database failed its integrity check; restore it from a backup' },
+  FL_ERR_STORE_NOT_WRITABLE: { status: 500, message: 'The data dir cannot be written' },
   // http
   FL_ERR_HTTP_VALIDATION: { status: 400, message: 'The request failed validation' },
   FL_ERR_HTTP_NOT_FOUND: { status: 404, message: 'No such route' },

@@ -28,7 +28,9 @@ import { servingRoutes } from './http/serving-routes.js';
 import { Serving, type ServingOptions } from './serving/serving.js';
 import { resolveBackend } from '@flotilla/model';
 import type { BlobStore } from './store/blob-store.js';
-import { openStorage } from './store/open-storage.js';
+import { openStorage, type Storage } from './store/open-storage.js';
+import { guardStorage } from './store/storage-health.js';
+import { SqliteStore } from './store/sqlite-store.js';
 import { Registry, type RegistryOptions } from './registry/registry.js';
 import type { Store } from './store/store.js';
 
@@ -109,9 +111,9 @@ export type FlotillaApp = FastifyInstance & { flotilla: Flotilla };
  * close releases sockets, timers and the store.
  */
 export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
-  const storage =
+  const storage: Storage =
     opts.store && opts.blobs
-      ? { store: opts.store, blobs: opts.blobs, close: async () => (await opts.store!.close(), await opts.blobs!.close()) }
+      ? { ...guardStorage(opts.store, opts.blobs, opts.store instanceof SqliteStore), close: async () => (await opts.store!.close(), await opts.blobs!.close()) }
       : await openStorage({ dataDir: opts.dataDir, mongodbUrl: opts.mongodbUrl });
   const { store, blobs } = storage;
   if (opts.store && opts.blobs) await store.init(); // openStorage initialises the stores it opens
@@ -177,7 +179,8 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   const flotilla: Flotilla = { coordinator, registry, store, blobs, io, deviceToken, adminToken, authenticator, metrics, serving, routes };
   app.decorate('flotilla', flotilla);
 
-  await app.register(healthRoutes, { store, ready: () => true });
+  if (storage.swept?.removed) app.log.info(storage.swept, 'removed blobs no version references (left by failed commits)');
+  await app.register(healthRoutes, { store, storage: storage.health, ready: () => true });
   await app.register(registryRoutes, { store, blobs, auth, registry });
   await app.register(tasksRoutes, { coordinator, store, auth });
   await app.register(clientsRoutes, { coordinator, store, auth });

@@ -20,6 +20,7 @@ async function serve(argv: string[]): Promise<void> {
   const cfg = parseServeConfig(argv, process.env);
   const admin = cfg.adminToken ? { token: cfg.adminToken, path: null, created: false } : loadOrCreateSecret(cfg.dataDir, 'admin-token');
   const device = cfg.deviceToken ? { token: cfg.deviceToken, path: null, created: false } : loadOrCreateSecret(cfg.dataDir, 'device-token');
+  for (const s of [admin, device]) if ('warning' in s && s.warning) process.stderr.write(`flotilla: WARNING: ${s.warning}\n`);
   // Pick the tfjs backend before anything builds a model (presets, serving): once, logged.
   await resolveBackend('node', cfg.logLevel === 'silent' ? undefined : console);
   const app = await buildApp({

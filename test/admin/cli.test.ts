@@ -78,6 +78,9 @@ describe('flotilla operator CLI', () => {
     expect(tok.code).toBe(0);
     expect(tok.stdout).toMatch(/^flt\.\S+\n$/);
     expect(tok.stderr).toMatch(/shown once/);
+    const inf = await cli(['token', 'create', '--role', 'inference', '--endpoints', 'prod,canary']);
+    expect(inf.code).toBe(0);
+    expect(inf.stderr).toMatch(/inference, endpoints prod,canary/);
     const viewer = JSON.parse((await cli(['token', 'create', '--role', 'viewer', '--json'])).stdout);
     // A viewer may list but not change.
     const asViewer = { FLOTILLA_URL: url, FLOTILLA_TOKEN: viewer.token };

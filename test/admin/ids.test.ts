@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPreset, specOf } from '@flotilla/model';
 import { MAX_ID_LENGTH, MemoryBlobStore, MemoryStore, type FlotillaApp } from '@flotilla/server';
+import { httpCall } from '../helpers/http-call.js';
 import { startServer } from '../helpers/server.js';
 import { fillUrl } from './admin-helpers.js';
 
@@ -15,21 +16,7 @@ describe('ids accepted at creation work on every route; header-unsafe ids are re
   let app: FlotillaApp;
   let url: string;
   const longId = 'T'.repeat(MAX_ID_LENGTH);
-  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const res = await fetch(url + path, {
-      method,
-      headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    let json: any;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, json, text, headers: res.headers };
-  };
+  const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => httpCall(url, method, path, ADMIN, body, headers);
 
   beforeAll(async () => {
     ({ app, url } = await startServer({ store: new MemoryStore(), blobs: new MemoryBlobStore(), adminToken: ADMIN, processMetrics: false, authRateLimit: false }));

@@ -147,8 +147,12 @@ describe('Open Inference Protocol (KServe V2) REST', () => {
     expect((await h.call({ method: 'GET', url: '/v2/health/live', token: null })).status).toBe(200);
     expect((await h.call({ method: 'GET', url: '/v2/health/ready', token: null })).status).toBe(200);
     expect((await h.call({ method: 'GET', url: '/v2/models/tiny', token: null })).status).toBe(401);
+    // Device tokens are for devices: inference takes an inference (or admin) token.
     const device = await infer('/v2/models/tiny/infer', { inputs: [tensor(rowsOf(1))] }, DEVICE);
-    expect(device.status).toBe(200);
+    expect(device.status).toBe(403);
+    expect(device.json.error.code).toBe('FL_ERR_AUTH_FORBIDDEN');
+    const inference = (await h.app.flotilla.authenticator.createToken({ role: 'inference', createdBy: 'test' })).token;
+    expect((await infer('/v2/models/tiny/infer', { inputs: [tensor(rowsOf(1))] }, inference)).status).toBe(200);
   });
 });
 

@@ -258,11 +258,13 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       const base = { hash: 'a'.repeat(64), createdBy: 'admin', revoked: false } as const;
       await s.putToken({ ...base, id: 't1', role: 'device', taskId: 'mnist', name: 'fleet A', createdAt: 1000, expiresAt: 5000 });
       await s.putToken({ ...base, id: 't2', role: 'viewer', createdAt: 2000 });
+      await s.putToken({ ...base, id: 't3', role: 'inference', endpoints: ['prod', 'canary'], createdAt: 500 });
+      expect(await s.getToken('t3')).toEqual({ ...base, id: 't3', role: 'inference', endpoints: ['prod', 'canary'], createdAt: 500 });
       await expectCode(s.putToken({ ...base, id: 't1', role: 'admin', createdAt: 3000 }), 'FL_ERR_STORE_CONFLICT');
       expect(await s.getToken('t1')).toEqual({ ...base, id: 't1', role: 'device', taskId: 'mnist', name: 'fleet A', createdAt: 1000, expiresAt: 5000 });
       expect(await s.getToken('t2')).toEqual({ ...base, id: 't2', role: 'viewer', createdAt: 2000 });
       expect(await s.getToken('nope')).toBeNull();
-      expect((await s.listTokens()).map((t) => t.id)).toEqual(['t2', 't1']);
+      expect((await s.listTokens()).map((t) => t.id)).toEqual(['t2', 't1', 't3']);
       const got = (await s.getToken('t1'))!;
       got.revoked = true;
       expect((await s.getToken('t1'))!.revoked).toBe(false);

@@ -9,6 +9,8 @@ export interface Principal {
   tokenId: string | null;
   /** Device tokens: the one task they may join (absent: the bootstrap device token, any task). */
   taskId?: string;
+  /** Inference tokens: the deployments or models they may call (absent: every endpoint). */
+  endpoints?: string[];
   name: string;
 }
 
@@ -24,6 +26,7 @@ export interface AuthenticatorOptions {
 export interface CreateTokenInput {
   role: TokenRole;
   taskId?: string;
+  endpoints?: string[];
   name?: string;
   expiresAt?: number;
   createdBy: string;
@@ -49,7 +52,13 @@ export class Authenticator {
     if (device) return { role: 'device', tokenId: null, name: 'bootstrap-device' };
     const rec = await this.lookup(token);
     if (!rec) return null;
-    return { role: rec.role, tokenId: rec.id, ...(rec.taskId ? { taskId: rec.taskId } : {}), name: rec.name ?? rec.id };
+    return {
+      role: rec.role,
+      tokenId: rec.id,
+      ...(rec.taskId ? { taskId: rec.taskId } : {}),
+      ...(rec.endpoints ? { endpoints: rec.endpoints } : {}),
+      name: rec.name ?? rec.id,
+    };
   }
 
   /**
@@ -68,6 +77,7 @@ export class Authenticator {
   async createToken(input: CreateTokenInput): Promise<{ record: TokenRecord; token: string }> {
     if (input.role === 'device' && !input.taskId) throw new AppError('FL_ERR_HTTP_VALIDATION', { why: 'device tokens need a taskId' });
     if (input.role !== 'device' && input.taskId) throw new AppError('FL_ERR_HTTP_VALIDATION', { why: 'only device tokens are scoped to a task' });
+    if (input.role !== 'inference' && input.endpoints) throw new AppError('FL_ERR_HTTP_VALIDATION', { why: 'only inference tokens are scoped to endpoints' });
     const t = generateToken();
     const record: TokenRecord = {
       id: t.id,
@@ -77,6 +87,7 @@ export class Authenticator {
       createdBy: input.createdBy,
       revoked: false,
       ...(input.taskId ? { taskId: input.taskId } : {}),
+      ...(input.endpoints ? { endpoints: [...new Set(input.endpoints)] } : {}),
       ...(input.name ? { name: input.name } : {}),
       ...(input.expiresAt !== undefined ? { expiresAt: input.expiresAt } : {}),
     };
@@ -100,6 +111,7 @@ export function tokenView(t: TokenRecord) {
     id: t.id,
     role: t.role,
     taskId: t.taskId ?? null,
+    endpoints: t.endpoints ?? null,
     name: t.name ?? null,
     createdAt: t.createdAt,
     createdBy: t.createdBy,

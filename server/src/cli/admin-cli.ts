@@ -15,7 +15,7 @@ export const ADMIN_USAGE = `operator commands (call the admin API of a running s
   flotilla alias set <model> <alias> <version>
   flotilla clients list [--task T] [--state connected|disconnected|revoked]
   flotilla clients revoke <id>
-  flotilla token create --role admin|viewer|device [--task T] [--name N] [--ttl SECONDS]
+  flotilla token create --role admin|viewer|device|inference [--task T] [--endpoints A,B] [--name N] [--ttl SECONDS]
   flotilla tokens list | flotilla token revoke <id>
 
 common flags: --url URL (env FLOTILLA_URL, default http://127.0.0.1:8080)
@@ -47,6 +47,7 @@ const OPTIONS = {
   task: { type: 'string' },
   state: { type: 'string' },
   role: { type: 'string' },
+  endpoints: { type: 'string' },
   name: { type: 'string' },
   ttl: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
@@ -183,16 +184,17 @@ export async function runAdminCli(argv: string[], env: NodeJS.ProcessEnv, io: Cl
         return 0;
       }
       case 'token create': {
-        need(0, 'token create --role admin|viewer|device [--task T] [--name N] [--ttl SECONDS]');
+        need(0, 'token create --role admin|viewer|device|inference [--task T] [--endpoints A,B] [--name N] [--ttl SECONDS]');
         if (!f.role) throw new UsageError('--role is required');
         const body: Record<string, unknown> = { role: f.role };
         if (f.task) body.taskId = f.task;
+        if (f.endpoints) body.endpoints = f.endpoints.split(',').filter((e) => e.length > 0);
         if (f.name) body.name = f.name;
         const ttl = intFlag(f.ttl, 'ttl');
         if (ttl !== undefined) body.ttlSeconds = ttl;
         const t = await api.call('POST', '/api/v1/tokens', body);
         out(t, () => `${t.token}\n`);
-        if (!f.json) io.stderr(`token ${t.id} (${t.role}${t.taskId ? `, task ${t.taskId}` : ''}${t.expiresAt ? `, expires ${time(t.expiresAt)}` : ''}): shown once, store it now\n`);
+        if (!f.json) io.stderr(`token ${t.id} (${t.role}${t.taskId ? `, task ${t.taskId}` : ''}${t.endpoints ? `, endpoints ${t.endpoints.join(',')}` : ''}${t.expiresAt ? `, expires ${time(t.expiresAt)}` : ''}): shown once, store it now\n`);
         return 0;
       }
       case 'tokens list': {

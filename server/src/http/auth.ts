@@ -68,6 +68,23 @@ export function requireRole(auth: AuthConfig, roles: readonly Role[]): RoleGuard
   return Object.assign(guard, { roles });
 }
 
+/**
+ * preHandler of a public route whose handler still asks who calls (bandit feedback under
+ * publicInference, where the deployment may restrict it): a request without an Authorization
+ * header passes with `principal` null; a credential that is presented is checked as by
+ * requireRole (401 when invalid, counted by the throttle). It carries no roles, so the route
+ * stays public in the route table.
+ */
+export function identify(auth: AuthConfig): (req: FastifyRequest) => Promise<void> {
+  const anyRole = requireRole(auth, ALL_ROLES);
+  return async (req) => {
+    if (req.headers.authorization === undefined) req.principal = null;
+    else await anyRole(req);
+  };
+}
+
+const ALL_ROLES: readonly Role[] = ['admin', 'viewer', 'device', 'inference'];
+
 /** The name recorded as the actor of an admin change (alias history, token creation). */
 export function actorOf(req: FastifyRequest): string {
   const p = req.principal;

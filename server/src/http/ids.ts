@@ -7,6 +7,7 @@ import { z } from 'zod';
  *    ROUTER_MAX_PARAM_LENGTH (measured after percent-decoding) before any schema runs, and the
  *    longest parameter a route takes is an id plus a TF Serving verb (`{name}:predict`);
  *  - it can be echoed in a response header (`x-model-name`, `x-deployment`) unchanged.
+ * Device ids (protocol/src/messages.ts) follow the same rule.
  */
 export const MAX_ID_LENGTH = 128;
 

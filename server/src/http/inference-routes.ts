@@ -8,6 +8,7 @@ import { checkOipOutputs, parseOipInputs } from '../serving/infer-input.js';
 import type { InferResult, Serving } from '../serving/serving.js';
 import { requireRole, type AuthConfig } from './auth.js';
 import { HEADER_SAFE, RequestId } from './ids.js';
+import { endpointScope } from './scope.js';
 
 export interface InferenceRoutesOptions {
   serving: Serving;
@@ -122,7 +123,9 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
   app.setErrorHandler(inferenceErrorHandler);
   const r = app.withTypeProvider<ZodTypeProvider>();
   const serving = opts.serving;
-  const callers = opts.publicInference ? [] : [requireRole(opts.auth, ['admin', 'viewer', 'device'])];
+  // Inference needs an inference (or admin) token unless publicInference; scoped tokens call only their endpoints.
+  const callers = opts.publicInference ? [] : [requireRole(opts.auth, ['inference'])];
+  const scoped = [...callers, endpointScope()];
 
   // Probes are public (PUBLIC_ROUTES in auth.ts): orchestrators call them without credentials.
   r.get('/v2/health/live', async () => ({ live: true }));
@@ -153,8 +156,8 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
     };
   };
 
-  r.get('/v2/models/:name', { schema: { params: ModelParams }, preHandler: callers }, async (req) => metadata(req.params.name));
-  r.get('/v2/models/:name/versions/:version', { schema: { params: VersionParams }, preHandler: callers }, async (req) => metadata(req.params.name, req.params.version));
+  r.get('/v2/models/:name', { schema: { params: ModelParams }, preHandler: scoped }, async (req) => metadata(req.params.name));
+  r.get('/v2/models/:name/versions/:version', { schema: { params: VersionParams }, preHandler: scoped }, async (req) => metadata(req.params.name, req.params.version));
 
   const readiness = async (reply: FastifyReply, name: string, ref?: string) => {
     let targets: Array<{ model: string; version: number; variant: string; loaded: boolean }>;
@@ -169,8 +172,8 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
     const ready = loads.length === 0 || (await settles(Promise.all(loads), READY_WAIT_MS));
     return reply.status(ready ? 200 : 503).send({ name, ready });
   };
-  r.get('/v2/models/:name/ready', { schema: { params: ModelParams }, preHandler: callers }, async (req, reply) => readiness(reply, req.params.name));
-  r.get('/v2/models/:name/versions/:version/ready', { schema: { params: VersionParams }, preHandler: callers }, async (req, reply) =>
+  r.get('/v2/models/:name/ready', { schema: { params: ModelParams }, preHandler: scoped }, async (req, reply) => readiness(reply, req.params.name));
+  r.get('/v2/models/:name/versions/:version/ready', { schema: { params: VersionParams }, preHandler: scoped }, async (req, reply) =>
     readiness(reply, req.params.name, req.params.version),
   );
 
@@ -197,12 +200,12 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
     };
   };
 
-  r.post('/v2/models/:name/infer', { schema: { params: ModelParams, querystring: VariantQuery, body: InferBody }, preHandler: callers }, async (req, reply) =>
+  r.post('/v2/models/:name/infer', { schema: { params: ModelParams, querystring: VariantQuery, body: InferBody }, preHandler: scoped }, async (req, reply) =>
     infer(req, reply, req.params.name, req.body, undefined, req.query.variant),
   );
   r.post(
     '/v2/models/:name/versions/:version/infer',
-    { schema: { params: VersionParams, querystring: VariantQuery, body: InferBody }, preHandler: callers },
+    { schema: { params: VersionParams, querystring: VariantQuery, body: InferBody }, preHandler: scoped },
     async (req, reply) => infer(req, reply, req.params.name, req.body, req.params.version, req.query.variant),
   );
 };

@@ -51,7 +51,7 @@ export interface InferResult {
   totalMs: number;
 }
 
-export type DeploymentInput = Pick<DeploymentRecord, 'name' | 'model' | 'routing' | 'batching' | 'description'>;
+export type DeploymentInput = Pick<DeploymentRecord, 'name' | 'model' | 'routing' | 'batching' | 'feedback' | 'description'>;
 
 const DEPLOYMENT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -425,6 +425,7 @@ export class Serving {
       model: input.model,
       routing: input.routing,
       batching: input.batching,
+      feedback: input.feedback,
       description: input.description,
       // Arms of targets that stay keep what they learned (DeploymentRuntime.configure matches them by key).
       state: input.routing.mode === 'bandit' && rt.bandit ? { arms: rt.bandit.snapshot() } : undefined,

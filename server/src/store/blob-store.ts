@@ -9,4 +9,9 @@ export interface BlobStore {
   get(sha256: string): Promise<Uint8Array | null>;
   has(sha256: string): Promise<boolean>;
   close(): Promise<void>;
+  /**
+   * Optional: a small durable write and its removal, where the blobs live; rejects while that
+   * file system is full. /readyz calls it while storage is marked full (storage-health.ts).
+   */
+  probeWrite?(): Promise<void>;
 }

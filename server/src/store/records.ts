@@ -126,18 +126,23 @@ export interface ClientRecord {
   tokenId?: string | null;
 }
 
-/** Role a credential grants: `admin` everything, `viewer` read-only admin API, `device` a device of one task. */
-export type TokenRole = 'admin' | 'viewer' | 'device';
+/**
+ * Role a credential grants: `admin` everything, `viewer` read-only admin API, `device` a device of
+ * one task (and that task's model), `inference` inference and bandit feedback (docs/api.md).
+ */
+export type TokenRole = 'admin' | 'viewer' | 'device' | 'inference';
 
 /**
  * An API or enrolment token. Only the sha256 of the secret is stored (hex); the secret itself is
- * shown once, at creation. `taskId` scopes device tokens to one task.
+ * shown once, at creation. `taskId` scopes device tokens to one task; `endpoints` scopes inference
+ * tokens to those deployments or models (absent: every endpoint).
  */
 export interface TokenRecord {
   id: string;
   hash: string;
   role: TokenRole;
   taskId?: string;
+  endpoints?: string[];
   name?: string;
   createdAt: number;
   createdBy: string;
@@ -172,12 +177,21 @@ export interface BatchingConfig {
   timeoutMs: number;
 }
 
+/**
+ * Who may send a deployment bandit feedback (admin tokens always may): `callers`, whoever may run
+ * inference on it (inference tokens whose scope admits it; anyone with publicInference);
+ * `tokens`, only the issued tokens listed by id; `admin`, nobody else.
+ */
+export type FeedbackPolicy = { allow: 'callers' } | { allow: 'admin' } | { allow: 'tokens'; tokenIds: string[] };
+
 /** A named inference endpoint over one model. */
 export interface DeploymentRecord {
   name: string;
   model: string;
   routing: DeploymentRouting;
   batching?: Partial<BatchingConfig>;
+  /** Absent: `{ allow: 'callers' }`. */
+  feedback?: FeedbackPolicy;
   /** Learned routing state (bandit arms), written by serving; opaque to stores. */
   state?: unknown;
   description?: string;

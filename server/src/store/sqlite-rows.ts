@@ -188,6 +188,7 @@ export const tokenFromRow = (r: Row): TokenRecord => {
     revoked: r.revoked === 1,
   };
   opt(t, 'taskId', r.task_id);
+  if (r.endpoints !== null && r.endpoints !== undefined) t.endpoints = parse<string[]>(r.endpoints);
   opt(t, 'name', r.name);
   opt(t, 'expiresAt', r.expires_at);
   opt(t, 'revokedAt', r.revoked_at);

@@ -155,6 +155,10 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE clients ADD COLUMN token_id TEXT;
   `,
+  // 6: inference tokens scoped to endpoints (a JSON array of names; NULL: every endpoint).
+  `
+  ALTER TABLE tokens ADD COLUMN endpoints TEXT;
+  `,
 ];
 
 /** Apply the migrations the database lacks. Refuses a database newer than this build. */

@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import type { Database, Statement } from 'better-sqlite3';
@@ -14,6 +13,7 @@ import type {
   TokenRecord,
   VersionRecord,
 } from './records.js';
+import { ownerOnly, prepareDataDir, touchOwnerOnly } from './data-dir.js';
 import { migrate } from './sqlite-schema.js';
 import {
   type Row,
@@ -70,11 +70,26 @@ export class SqliteStore implements Store {
     this.path = join(options.dataDir, 'flotilla.db');
   }
 
+  /**
+   * Open (creating the data dir 0700 and the database 0600; SQLite gives -wal and -shm the
+   * database's mode), check integrity, migrate. Throws FL_ERR_STORE_NOT_WRITABLE or
+   * FL_ERR_STORE_CORRUPT naming the path: a database that fails `PRAGMA quick_check` (b-tree
+   * structure, page and index consistency; O(database size)) is never served from.
+   */
   async init(): Promise<void> {
     if (this.db) return;
-    mkdirSync(this.options.dataDir, { recursive: true });
-    const db = new BetterSqlite3(this.path);
+    prepareDataDir(this.options.dataDir);
+    let db: Database;
     try {
+      touchOwnerOnly(this.path);
+      for (const f of [this.path, `${this.path}-wal`, `${this.path}-shm`]) ownerOnly(f, 0o600);
+      db = new BetterSqlite3(this.path);
+    } catch (err) {
+      throw new AppError('FL_ERR_STORE_NOT_WRITABLE', { path: this.path, why: (err as Error).message });
+    }
+    try {
+      const problems = (db.pragma('quick_check') as Array<{ quick_check: string }>).map((r) => r.quick_check);
+      if (problems.length !== 1 || problems[0] !== 'ok') throw new AppError('FL_ERR_STORE_CORRUPT', { path: this.path, problems: problems.slice(0, 10) });
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
@@ -82,6 +97,8 @@ export class SqliteStore implements Store {
       migrate(db);
     } catch (err) {
       db.close();
+      const code = String((err as { code?: unknown }).code ?? '');
+      if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') throw new AppError('FL_ERR_STORE_CORRUPT', { path: this.path, why: (err as Error).message });
       throw err;
     }
     this.db = db;
@@ -372,9 +389,21 @@ export class SqliteStore implements Store {
   async putToken(t: TokenRecord): Promise<void> {
     try {
       this.q(
-        `INSERT INTO tokens (id, hash, role, task_id, name, created_at, created_by, expires_at, revoked, revoked_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(t.id, t.hash, t.role, t.taskId ?? null, t.name ?? null, t.createdAt, t.createdBy, t.expiresAt ?? null, t.revoked ? 1 : 0, t.revokedAt ?? null);
+        `INSERT INTO tokens (id, hash, role, task_id, endpoints, name, created_at, created_by, expires_at, revoked, revoked_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        t.id,
+        t.hash,
+        t.role,
+        t.taskId ?? null,
+        t.endpoints ? json(t.endpoints) : null,
+        t.name ?? null,
+        t.createdAt,
+        t.createdBy,
+        t.expiresAt ?? null,
+        t.revoked ? 1 : 0,
+        t.revokedAt ?? null,
+      );
     } catch (err) {
       if (isDuplicate(err)) throw new AppError('FL_ERR_STORE_CONFLICT', { token: t.id });
       throw err;
