@@ -20,6 +20,7 @@ export const ERROR_REGISTRY = {
   // clients (devices known to the coordinator)
   FL_ERR_CLIENT_NOT_FOUND: { status: 404, message: 'No such client' },
   FL_ERR_CLIENT_REVOKED: { status: 403, message: 'This device has been revoked' },
+  FL_ERR_CLIENT_CAP_REACHED: { status: 403, message: 'This credential has enrolled as many device ids as it may (maxDevicesPerToken)' },
   // tasks and rounds
   FL_ERR_TASK_NOT_FOUND: { status: 404, message: 'No such task' },
   FL_ERR_TASK_EXISTS: { status: 409, message: 'A task with this name already exists' },

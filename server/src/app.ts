@@ -5,7 +5,7 @@ import { Server as IOServer } from 'socket.io';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ClientToServerEvents, ServerToClientEvents } from '@flotilla/protocol';
 import { Authenticator } from './auth/authenticator.js';
-import { Coordinator } from './coordinator/coordinator.js';
+import { Coordinator, type ClientRetention } from './coordinator/coordinator.js';
 import type { CentralEvaluator } from './coordinator/deps.js';
 import { attachGateway } from './coordinator/gateway.js';
 import type { SocketData } from './coordinator/sessions.js';
@@ -55,6 +55,10 @@ export interface AppOptions {
   uploadBudgetBytes?: number;
   /** Messages one device connection may send: burst and sustained rate (default 100 / 50 per s). */
   deviceRateLimit?: { burst: number; perSecond: number };
+  /** Device ids one credential (an enrolment token, or the bootstrap device token) may enrol; default 10,000. */
+  maxDevicesPerToken?: number;
+  /** Retention of client records: those of devices not seen for maxAgeMs are deleted at start-up and every sweepIntervalMs (default 90 days, hourly); false keeps them. */
+  clientRetention?: ClientRetention | false;
   /** Largest socket.io message, bytes: the transport's last guard (plans set smaller per-update limits). */
   maxMessageBytes?: number;
   /** Largest REST body, bytes. */
@@ -146,6 +150,8 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     reconnectGraceMs: opts.reconnectGraceMs,
     authenticateDevice: (token, taskId) => authenticator.authenticateDevice(token, taskId),
     onPublished: async (v) => serving.published(v.model),
+    maxDevicesPerToken: opts.maxDevicesPerToken,
+    clientRetention: opts.clientRetention,
   });
   await coordinator.init();
   await serving.start();

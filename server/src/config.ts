@@ -22,6 +22,10 @@ export const ServeConfigSchema = z
     /** Serve /metrics without a token (for a scraper on a trusted network). */
     publicMetrics: z.boolean().default(false),
     publicInference: z.boolean().default(false),
+    /** Device ids one credential may enrol (docs/api.md, "Devices"). */
+    maxDevicesPerToken: z.coerce.number().int().min(1).default(10_000),
+    /** Days after which the record of a device not seen is deleted; 0 keeps records for ever. */
+    clientRetentionDays: z.coerce.number().min(0).max(36_500).default(90),
   })
   .strict()
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'give both --tls-cert and --tls-key, or neither', path: ['tlsCert'] });
@@ -40,6 +44,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
       'tls-key': { type: 'string' },
       'public-metrics': { type: 'boolean' },
       'public-inference': { type: 'boolean' },
+      'max-devices-per-token': { type: 'string' },
+      'client-retention-days': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -56,6 +62,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
     tlsKey: values['tls-key'] ?? env.FLOTILLA_TLS_KEY,
     publicMetrics: values['public-metrics'] ?? (env.FLOTILLA_PUBLIC_METRICS === undefined ? undefined : env.FLOTILLA_PUBLIC_METRICS === '1' || env.FLOTILLA_PUBLIC_METRICS === 'true'),
     publicInference: values['public-inference'] ?? (env.FLOTILLA_PUBLIC_INFERENCE === undefined ? undefined : env.FLOTILLA_PUBLIC_INFERENCE === '1' || env.FLOTILLA_PUBLIC_INFERENCE === 'true'),
+    maxDevicesPerToken: values['max-devices-per-token'] ?? env.FLOTILLA_MAX_DEVICES_PER_TOKEN,
+    clientRetentionDays: values['client-retention-days'] ?? env.FLOTILLA_CLIENT_RETENTION_DAYS,
   };
   const parsed = ServeConfigSchema.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== '')));
   if (!parsed.success) {

@@ -129,7 +129,8 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
     // main thread uses the same backend as the devices.
     await resolveBackend();
     if (!o.url) {
-      app = await buildApp({ logger: false, ...(hooks.centralEvaluation === false ? {} : { centralEvaluator: createCentralEvaluator(test) }) });
+      // Every simulated device joins with the one bootstrap token: allow the whole fleet.
+      app = await buildApp({ logger: false, maxDevicesPerToken: Math.max(10_000, devices.length), ...(hooks.centralEvaluation === false ? {} : { centralEvaluator: createCentralEvaluator(test) }) });
       await app.listen({ port: 0, host: '127.0.0.1' });
       url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
       token = app.flotilla.deviceToken;

@@ -95,7 +95,9 @@ export class ActiveRound {
       const d = this.screen.screen(delta);
       if (d.verdict === 'reject') this.reject(clientId, 'FL_ERR_REPORT_REJECTED_NORM', { norm: d.norm, threshold: d.threshold });
     }
-    this.aggregator.add({ clientId, numExamples: r.numExamples, delta, metrics: r.metrics });
+    // The plan's cap on one report's weight: a larger claim is clamped, not refused (docs/strategies.md).
+    const numExamples = Math.min(r.numExamples, this.plan.maxExamplesPerReport ?? r.numExamples);
+    this.aggregator.add({ clientId, numExamples, delta, metrics: r.metrics });
     if (this.dropped.delete(clientId)) {
       // It lost its connection mid-round and came back in time: a participant, not a dropout.
       this.record.dropped = this.record.dropped.filter((id) => id !== clientId);

@@ -41,7 +41,19 @@ export interface CoordinatorOptions {
   uploadBudgetBytes?: number;
   /** Throws AppError (FL_ERR_AUTH_*) unless the token may join the task. */
   authenticateDevice: DeviceAuthenticator;
+  /** Device ids one credential may enrol (default 10,000); a new id past it gets FL_ERR_CLIENT_CAP_REACHED. */
+  maxDevicesPerToken?: number;
+  /** Client records of devices not seen for maxAgeMs are deleted at start-up and every sweepIntervalMs (default 90 days, hourly); false keeps them. */
+  clientRetention?: ClientRetention | false;
 }
+
+export interface ClientRetention {
+  maxAgeMs: number;
+  sweepIntervalMs?: number;
+}
+
+export const DEFAULT_MAX_DEVICES_PER_TOKEN = 10_000;
+export const DEFAULT_CLIENT_RETENTION: Required<ClientRetention> = { maxAgeMs: 90 * 86_400_000, sweepIntervalMs: 3_600_000 };
 
 /**
  * The parts of a plan the protocol schema leaves to the server: strategy params and screening
@@ -75,6 +87,7 @@ export class Coordinator {
   /** Device records, written behind in batches. */
   readonly clients: ClientActivity;
   private readonly deps: CoordinatorDeps;
+  private sweeper: ReturnType<typeof setInterval> | null = null;
 
   constructor(private readonly opts: CoordinatorOptions) {
     this.events.setMaxListeners(100);
@@ -98,9 +111,28 @@ export class Coordinator {
     return { tokenId: r?.tokenId ?? null };
   }
 
-  /** Refuse a revoked device at hello (FL_ERR_CLIENT_REVOKED). */
-  async assertClientAllowed(deviceId: string): Promise<void> {
+  /**
+   * At hello: refuse a revoked device (FL_ERR_CLIENT_REVOKED), and enrol a device id not seen
+   * before under the credential `tokenId`, unless that credential has enrolled
+   * maxDevicesPerToken ids already (FL_ERR_CLIENT_CAP_REACHED; nothing is recorded).
+   */
+  async assertClientAllowed(deviceId: string, taskId: string, tokenId: string | null): Promise<void> {
     if ((await this.clients.get(deviceId))?.revoked) throw new AppError('FL_ERR_CLIENT_REVOKED', { client: deviceId });
+    const cap = this.opts.maxDevicesPerToken ?? DEFAULT_MAX_DEVICES_PER_TOKEN;
+    if (!(await this.clients.enrol(deviceId, taskId, tokenId, cap))) throw new AppError('FL_ERR_CLIENT_CAP_REACHED', { limit: cap });
+  }
+
+  /**
+   * Delete the records of devices not seen for the retention period (revoked and connected ones
+   * stay); emits 'clients:swept' with the ids deleted. Runs at start-up and on a timer (see init).
+   */
+  async sweepClients(): Promise<string[]> {
+    const r = this.opts.clientRetention;
+    if (r === false) return [];
+    const gone = await this.clients.sweep(Date.now() - (r?.maxAgeMs ?? DEFAULT_CLIENT_RETENTION.maxAgeMs), (id) => this.sessions.get(id)?.socket.connected === true);
+    if (gone.length > 0) this.opts.logger.info({ clients: gone.length }, 'client records of long-gone devices deleted');
+    this.events.emit('clients:swept', gone);
+    return gone;
   }
 
   /** Mark a device revoked and disconnect its session; later hellos with its id are refused. */
@@ -165,6 +197,15 @@ export class Coordinator {
         }
       }
       this.runners.set(task.id, new TaskRunner(this.deps, task, weights));
+    }
+    const retention = this.opts.clientRetention;
+    if (retention !== false) {
+      await this.sweepClients();
+      const every = retention?.sweepIntervalMs ?? DEFAULT_CLIENT_RETENTION.sweepIntervalMs;
+      this.sweeper = setInterval(() => {
+        this.sweepClients().catch((err) => this.opts.logger.warn({ err }, 'client retention sweep failed; will retry'));
+      }, every);
+      this.sweeper.unref();
     }
   }
 
@@ -270,6 +311,7 @@ export class Coordinator {
 
   /** Stop timers and flush device bookkeeping; task state in the store is left as is, for resume. */
   async close(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
     for (const r of this.runners.values()) r.dispose();
     await this.clients.close();
   }

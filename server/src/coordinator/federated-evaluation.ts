@@ -60,7 +60,8 @@ export class FederatedEvaluation {
     if (!p || p.round !== r.round) throw new AppError('FL_ERR_ROUND_LATE_REPORT', { round: r.round });
     if (!p.expected.has(deviceId)) throw new AppError('FL_ERR_ROUND_NOT_SELECTED', { round: r.round });
     p.expected.delete(deviceId);
-    p.results.push({ clientId: deviceId, numExamples: r.numExamples, metrics: r.metrics });
+    const cap = this.task().plan.maxExamplesPerReport; // the same cap on one report's weight as fit reports
+    p.results.push({ clientId: deviceId, numExamples: Math.min(r.numExamples, cap ?? r.numExamples), metrics: r.metrics });
     if (p.expected.size === 0) this.finish();
   }
 

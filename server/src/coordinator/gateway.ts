@@ -67,7 +67,7 @@ export function attachGateway(
           const { tokenId } = await coordinator.authenticateDevice(m.token, m.taskId);
           const runner = coordinator.getRunner(m.taskId);
           const deviceId = m.deviceId ?? `dev-${randomUUID()}`;
-          await coordinator.assertClientAllowed(deviceId);
+          await coordinator.assertClientAllowed(deviceId, m.taskId, tokenId);
           const now = Date.now();
           const s: DeviceSession = { deviceId, sessionId: randomUUID(), taskId: m.taskId, socket, connectedAt: now, lastSeen: now, backend: m.backend, tokenId };
           socket.data.session = s;
