@@ -58,9 +58,12 @@ async function closeLoaders(ls: Loader[]) {
   await Promise.all(ls.map((l) => new Promise((r) => { l.proc.once('exit', r); l.proc.send({ type: 'close' }); })));
 }
 
+/** The fleets here are one credential's many devices: lift the per-token device cap (default 10,000). */
+const FLEET_ENV = { FLOTILLA_MAX_DEVICES_PER_TOKEN: '10000000' };
+
 async function connections() {
   const N = Number(values.devices ?? 10000);
-  const s = await startChildServer();
+  const s = await startChildServer({ env: FLEET_ENV });
   try {
     await admin(s, 'POST', '/api/v1/tasks', { id: 'idle', preset: 'tiny-mlp', plan: { clientsPerRound: 100000 } });
     await sleep(1000);
@@ -147,7 +150,7 @@ async function roundsBench() {
   const R = Number(values.rounds ?? 3);
   const P = 199_210; // mnist-mlp: 784*200+200 + 200*200+200 + 200*10+10
   const prof = values['cpu-prof'];
-  const s = await startChildServer(prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {});
+  const s = await startChildServer({ env: FLEET_ENV, ...(prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {}) });
   try {
     const { recs, reports, cpu } = await runRounds(s, 'mnist-mlp', N, R, true, P);
     const bytes = N * (12 + 4 * P);
@@ -181,7 +184,7 @@ async function memoryBench() {
   console.log(`memory: wide-mlp (${P} params, ${model.toFixed(1)} MiB float32), ${R} rounds per N, no downloads`);
   console.log('N      RSS before MiB  peak RSS MiB  (peak - before) / model size  round s');
   for (const n of sizes) {
-    const s = await startChildServer();
+    const s = await startChildServer({ env: FLEET_ENV });
     try {
       const { recs, rssBefore, peak } = await runRounds(s, 'wide-mlp', n, R, false, P);
       const d = median(recs.map((r: any) => (r.endedAt - r.startedAt) / 1000));

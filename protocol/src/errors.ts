@@ -25,6 +25,7 @@ export const ERROR_REGISTRY = {
   FL_ERR_CLIENT_NOT_FOUND: { status: 404, message: 'No such client' },
   FL_ERR_CLIENT_REVOKED: { status: 403, message: 'This device has been revoked' },
   FL_ERR_CLIENT_BOUND: { status: 403, message: 'This device id is bound to another credential' },
+  FL_ERR_CLIENT_CAP_REACHED: { status: 403, message: 'This credential has enrolled as many device ids as it may (maxDevicesPerToken)' },
   // tasks and rounds
   FL_ERR_TASK_NOT_FOUND: { status: 404, message: 'No such task' },
   FL_ERR_TASK_EXISTS: { status: 409, message: 'A task with this name already exists' },
@@ -41,6 +42,7 @@ export const ERROR_REGISTRY = {
   // reports (update payloads)
   FL_ERR_REPORT_SHAPE_MISMATCH: { status: 400, message: 'The update does not match the model size' },
   FL_ERR_REPORT_NON_FINITE: { status: 400, message: 'The update contains NaN or Infinity' },
+  FL_ERR_REPORT_OUT_OF_RANGE: { status: 400, message: 'The update or its metrics would leave float32 range (magnitude above 3.4028234663852886e38)' },
   FL_ERR_REPORT_TOO_LARGE: { status: 413, message: 'The update exceeds the size limit' },
   FL_ERR_REPORT_WRONG_CODEC: { status: 400, message: 'The update uses a codec other than the one the plan requires' },
   FL_ERR_REPORT_REJECTED_NORM: { status: 400, message: 'The update norm is an outlier and was rejected' },

@@ -51,6 +51,11 @@ export const TaskPlanSchema = z
     targetAccuracy: z.number().gt(0).lte(1).optional(),
     /** Devices asked to evaluate each committed version on local held-out data; 0 disables. */
     evalClientsPerRound: z.number().int().min(0).max(100000).default(0),
+    /**
+     * Largest example count one report may weigh with: a report claiming more is clamped to this
+     * (it still counts, with this weight). Absent: the claim is used as sent (at most 1e9).
+     */
+    maxExamplesPerReport: z.number().int().min(1).max(1e9).optional(),
     /** Largest encoded update accepted, in bytes. */
     maxUpdateBytes: z.number().int().min(1024).max(1 << 30).default(64 * 1024 * 1024),
     /** Aggregation strategy name and its parameters (validated by the strategy). */

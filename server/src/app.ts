@@ -4,7 +4,7 @@ import { Server as IOServer } from 'socket.io';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ClientToServerEvents, ServerToClientEvents } from '@flotilla/protocol';
 import { Authenticator } from './auth/authenticator.js';
-import { Coordinator, DEFAULT_MAX_UPDATE_BYTES } from './coordinator/coordinator.js';
+import { Coordinator, DEFAULT_MAX_UPDATE_BYTES, type ClientRetention } from './coordinator/coordinator.js';
 import type { CentralEvaluator } from './coordinator/deps.js';
 import { attachGateway } from './coordinator/gateway.js';
 import type { SocketData } from './coordinator/sessions.js';
@@ -72,6 +72,10 @@ export interface AppOptions {
    * (the failure throttle is per client address). Default false: the peer address.
    */
   trustProxy?: TrustProxy;
+  /** Device ids one credential (an enrolment token, or the bootstrap device token) may enrol; default 10,000. */
+  maxDevicesPerToken?: number;
+  /** Retention of client records: those of devices not seen for maxAgeMs are deleted at start-up and every sweepIntervalMs (default 90 days, hourly); false keeps them. */
+  clientRetention?: ClientRetention | false;
   /** Largest REST body, bytes. */
   bodyLimit?: number;
   /** Serve /metrics without a token (default: a viewer or admin token is needed). */
@@ -153,6 +157,8 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     authenticateDevice: (token, taskId) => authenticator.authenticateDevice(token, taskId),
     onPublished: async (v) => serving.published(v.model),
     maxUpdateBytes: opts.maxUpdateBytes,
+    maxDevicesPerToken: opts.maxDevicesPerToken,
+    clientRetention: opts.clientRetention,
   });
   await coordinator.init();
   await serving.start();

@@ -33,6 +33,10 @@ export const ServeConfigSchema = z
       .default(false),
     /** Largest update a task plan may ask for, bytes; the device socket message cap derives from it. */
     maxUpdateBytes: z.coerce.number().int().min(1024).max(1 << 30).default(64 * 1024 * 1024),
+    /** Device ids one credential may enrol (docs/api.md, "Devices"). */
+    maxDevicesPerToken: z.coerce.number().int().min(1).default(10_000),
+    /** Days after which the record of a device not seen is deleted; 0 keeps records for ever. */
+    clientRetentionDays: z.coerce.number().min(0).max(36_500).default(90),
   })
   .strict()
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'give both --tls-cert and --tls-key, or neither', path: ['tlsCert'] });
@@ -53,6 +57,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
       'public-inference': { type: 'boolean' },
       'trust-proxy': { type: 'string' },
       'max-update-bytes': { type: 'string' },
+      'max-devices-per-token': { type: 'string' },
+      'client-retention-days': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -71,6 +77,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
     publicInference: values['public-inference'] ?? (env.FLOTILLA_PUBLIC_INFERENCE === undefined ? undefined : env.FLOTILLA_PUBLIC_INFERENCE === '1' || env.FLOTILLA_PUBLIC_INFERENCE === 'true'),
     trustProxy: values['trust-proxy'] ?? env.FLOTILLA_TRUST_PROXY,
     maxUpdateBytes: values['max-update-bytes'] ?? env.FLOTILLA_MAX_UPDATE_BYTES,
+    maxDevicesPerToken: values['max-devices-per-token'] ?? env.FLOTILLA_MAX_DEVICES_PER_TOKEN,
+    clientRetentionDays: values['client-retention-days'] ?? env.FLOTILLA_CLIENT_RETENTION_DAYS,
   };
   const parsed = ServeConfigSchema.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== '')));
   if (!parsed.success) {

@@ -10,9 +10,11 @@ import { loadOrCreateSecret } from './secret-file.js';
 const USAGE = `usage: flotilla serve [--port N] [--host H] [--data-dir DIR] [--mongodb-url URL] [--log-level L]
                      [--tls-cert FILE --tls-key FILE] [--public-metrics] [--public-inference]
                      [--trust-proxy true|HOPS|ADDRS] [--max-update-bytes N]
+                     [--max-devices-per-token N] [--client-retention-days D]
 
 env: FLOTILLA_ADMIN_TOKEN, FLOTILLA_DEVICE_TOKEN, FLOTILLA_MONGODB_URL, FLOTILLA_DATA_DIR, FLOTILLA_PORT, FLOTILLA_HOST,
-     FLOTILLA_TLS_CERT, FLOTILLA_TLS_KEY, FLOTILLA_PUBLIC_METRICS, FLOTILLA_PUBLIC_INFERENCE
+     FLOTILLA_TLS_CERT, FLOTILLA_TLS_KEY, FLOTILLA_PUBLIC_METRICS, FLOTILLA_PUBLIC_INFERENCE,
+     FLOTILLA_MAX_DEVICES_PER_TOKEN, FLOTILLA_CLIENT_RETENTION_DAYS
 
 ${ADMIN_USAGE}`;
 
@@ -33,6 +35,8 @@ async function serve(argv: string[]): Promise<void> {
     publicInference: cfg.publicInference,
     trustProxy: cfg.trustProxy,
     maxUpdateBytes: cfg.maxUpdateBytes,
+    maxDevicesPerToken: cfg.maxDevicesPerToken,
+    clientRetention: cfg.clientRetentionDays > 0 ? { maxAgeMs: cfg.clientRetentionDays * 86_400_000 } : false,
     ...(cfg.tlsCert && cfg.tlsKey ? { https: { cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) } } : {}),
   });
   if (admin.path) app.log.info(`admin token ${admin.created ? 'generated' : 'read'}: ${admin.path}`);

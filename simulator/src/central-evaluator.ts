@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { LocalTrainer, resolveBackend, type Dataset, type Fetcher, type LoadedModel, type Logger } from '@flotilla/client';
 import { layersModelJson, type ModelSpec } from '@flotilla/protocol';
 import { bytesToFloat32 } from '@flotilla/protocol';
+import { fetchWithRetry, type RetryOptions } from './coordinator-fetch.js';
 
 /**
  * Central (server-side) test-set evaluation for the simulator. In-process mode hands
@@ -53,13 +54,15 @@ export class RemoteVersionEvaluator {
     private readonly model: string,
     test: TestSet,
     logger?: Logger,
+    /** Waiting out an unreachable coordinator (see coordinator-fetch.ts). */
+    private readonly retry: RetryOptions = {},
   ) {
     this.trainer = new LocalTrainer({ logger });
     this.data = testDataset(test);
   }
 
   private async get(path: string): Promise<Response> {
-    const res = await fetch(new URL(path, this.baseUrl), { headers: { authorization: `Bearer ${this.token}` } });
+    const res = await fetchWithRetry(new URL(path, this.baseUrl), { headers: { authorization: `Bearer ${this.token}` } }, this.retry);
     if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status}`);
     return res;
   }

@@ -24,6 +24,8 @@ Coordinator
   --token T                 device token (with --url)
   --admin-token T           admin token for the REST API (with --url; default: --token)
   --task ID                 task id (default: mnist-sim); with --url, created when missing
+  --wait-timeout S          with --url: how long to wait for an unreachable coordinator, retrying
+                            with backoff (progress on stderr), before giving up (default 300)
 Federation
   --clients N               virtual devices (default 100)
   --clients-per-round K     reports aggregated per round (default 10)
@@ -76,6 +78,7 @@ export const SimOptionsSchema = z
     token: z.string().min(1).optional(),
     adminToken: z.string().min(1).optional(),
     task: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, '--task: letters, digits, . _ : - only').default('mnist-sim'),
+    waitTimeout: int('wait-timeout', 0, 86_400).default(300),
     clients: int('clients', 1, 100_000).default(100),
     clientsPerRound: int('clients-per-round', 1, 100_000).default(10),
     rounds: int('rounds', 1, 1_000_000).default(200),
@@ -142,6 +145,7 @@ const FLAGS = {
   token: { type: 'string' },
   'admin-token': { type: 'string' },
   task: { type: 'string' },
+  'wait-timeout': { type: 'string' },
   clients: { type: 'string' },
   'clients-per-round': { type: 'string' },
   rounds: { type: 'string' },

@@ -10,6 +10,7 @@ import { loadMnist, MNIST_CLASSES, MNIST_INPUT_SIZE, type Mnist } from './mnist.
 import { partition } from './partition.js';
 import { createProgress, type RoundProgress } from './progress.js';
 import { RemoteCoordinator } from './remote-coordinator.js';
+import type { RetryOptions } from './coordinator-fetch.js';
 import { defaultOutDir, roundRowFromRecord, summarize, writeResults, type Results, type RoundRow, type WrittenFiles } from './results.js';
 import { deriveSeed } from './rng.js';
 
@@ -35,6 +36,8 @@ export interface SimulationHooks {
   signal?: AbortSignal;
   /** In-process mode: evaluate each candidate on the test set (default true; benchmarks of raw throughput turn it off). */
   centralEvaluation?: boolean;
+  /** --url mode: a line while the coordinator is unreachable and being retried (default: to stderr). */
+  onWait?(message: string): void;
 }
 
 export interface SimulationResult {
@@ -107,6 +110,9 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
   const federated: Array<{ round: number; version: number; accuracy: number | null; loss: number | null }> = [];
   let stopReason = 'unknown';
   let trainingStart = 0;
+  // --url: admin and registry calls wait out a coordinator that is down or restarting; devices
+  // reconnect on their own (the SDK's reconnect with backoff).
+  const retry: RetryOptions = { maxWaitMs: o.waitTimeout * 1000, onWait: hooks.onWait ?? ((m) => process.stderr.write(`${m}\n`)) };
 
   const record = (r: RoundRecord | RoundRow, own?: { accuracy: number; loss: number }) => {
     const row = 'state' in r ? roundRowFromRecord(r, own) : r;
@@ -129,7 +135,8 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
     // main thread uses the same backend as the devices.
     await resolveBackend();
     if (!o.url) {
-      app = await buildApp({ logger: false, ...(hooks.centralEvaluation === false ? {} : { centralEvaluator: createCentralEvaluator(test) }) });
+      // Every simulated device joins with the one bootstrap token: allow the whole fleet.
+      app = await buildApp({ logger: false, maxDevicesPerToken: Math.max(10_000, devices.length), ...(hooks.centralEvaluation === false ? {} : { centralEvaluator: createCentralEvaluator(test) }) });
       await app.listen({ port: 0, host: '127.0.0.1' });
       url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
       token = app.flotilla.deviceToken;
@@ -138,7 +145,7 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
     } else {
       url = o.url;
       token = o.token!;
-      remote = new RemoteCoordinator(url, o.adminToken ?? token);
+      remote = new RemoteCoordinator(url, o.adminToken ?? token, retry);
       const task = await remote.ensureTask(o.task, preset, plan);
       modelName = task.modelName;
     }
@@ -192,7 +199,7 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
         coordinator.startTask(o.task).catch(reject);
       });
     } else {
-      const evaluator = new RemoteVersionEvaluator(url, token, modelName, test);
+      const evaluator = new RemoteVersionEvaluator(url, token, modelName, test, undefined, retry);
       stopReason = await remote!.follow(o.task, {
         rounds: o.rounds,
         target: o.targetAccuracy,

@@ -254,6 +254,38 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       expect(await s.getClient('dev-2')).not.toHaveProperty('tokenId');
     });
 
+    it('counts clients by the credential they are bound to', async () => {
+      const c = { id: 'x', taskId: 'a', firstSeen: 1, lastSeen: 2, roundsJoined: 0, reportsAccepted: 0, reportsRejected: 0, revoked: false };
+      await s.upsertClients([
+        { ...c, id: 't1-a', tokenId: 't1' },
+        { ...c, id: 't1-b', tokenId: 't1', revoked: true },
+        { ...c, id: 't2-a', tokenId: 't2' },
+        { ...c, id: 'boot-a', tokenId: null },
+        { ...c, id: 'legacy' },
+      ]);
+      expect(await s.getClient('boot-a')).toEqual({ ...c, id: 'boot-a', tokenId: null });
+      expect(await s.getClient('legacy')).toEqual({ ...c, id: 'legacy' });
+      expect(await s.countClientsByToken('t1')).toBe(2);
+      expect(await s.countClientsByToken('t2')).toBe(1);
+      expect(await s.countClientsByToken(null)).toBe(1);
+      expect(await s.countClientsByToken('nope')).toBe(0);
+    });
+
+    it('deletes the records of clients not seen since a cutoff, except revoked ones, and says which', async () => {
+      const c = { id: 'x', taskId: 'a', firstSeen: 1, lastSeen: 2, roundsJoined: 0, reportsAccepted: 0, reportsRejected: 0, revoked: false };
+      await s.upsertClients([
+        { ...c, id: 'old-1', lastSeen: 100 },
+        { ...c, id: 'old-2', lastSeen: 499, tokenId: 't1' },
+        { ...c, id: 'old-revoked', lastSeen: 10, revoked: true },
+        { ...c, id: 'edge', lastSeen: 500 },
+        { ...c, id: 'new', lastSeen: 900 },
+      ]);
+      expect((await s.deleteClientsSeenBefore(500)).sort()).toEqual(['old-1', 'old-2']);
+      expect((await s.listClients()).map((x) => x.id).sort()).toEqual(['edge', 'new', 'old-revoked']);
+      expect(await s.countClientsByToken('t1')).toBe(0);
+      expect(await s.deleteClientsSeenBefore(500)).toEqual([]);
+    });
+
     it('stores tokens, refuses a duplicate id, lists newest first and revokes idempotently', async () => {
       const base = { hash: 'a'.repeat(64), createdBy: 'admin', revoked: false } as const;
       await s.putToken({ ...base, id: 't1', role: 'device', taskId: 'mnist', name: 'fleet A', createdAt: 1000, expiresAt: 5000 });

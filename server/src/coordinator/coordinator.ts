@@ -43,7 +43,19 @@ export interface CoordinatorOptions {
   authenticateDevice: DeviceAuthenticator;
   /** Largest `maxUpdateBytes` a plan may set (the socket transport cap is derived from it); default 64 MiB. */
   maxUpdateBytes?: number;
+  /** Device ids one credential may enrol (default 10,000); a new id past it gets FL_ERR_CLIENT_CAP_REACHED. */
+  maxDevicesPerToken?: number;
+  /** Client records of devices not seen for maxAgeMs are deleted at start-up and every sweepIntervalMs (default 90 days, hourly); false keeps them. */
+  clientRetention?: ClientRetention | false;
 }
+
+export interface ClientRetention {
+  maxAgeMs: number;
+  sweepIntervalMs?: number;
+}
+
+export const DEFAULT_MAX_DEVICES_PER_TOKEN = 10_000;
+export const DEFAULT_CLIENT_RETENTION: Required<ClientRetention> = { maxAgeMs: 90 * 86_400_000, sweepIntervalMs: 3_600_000 };
 
 /** Default of CoordinatorOptions.maxUpdateBytes: the plan schema's default, so default plans are accepted. */
 export const DEFAULT_MAX_UPDATE_BYTES = 64 * 1024 * 1024;
@@ -80,6 +92,7 @@ export class Coordinator {
   /** Device records, written behind in batches. */
   readonly clients: ClientActivity;
   private readonly deps: CoordinatorDeps;
+  private sweeper: ReturnType<typeof setInterval> | null = null;
 
   constructor(private readonly opts: CoordinatorOptions) {
     this.events.setMaxListeners(100);
@@ -107,14 +120,31 @@ export class Coordinator {
    * Admit a device id presented with the credential `tokenId` for `taskId` at handshake. The id
    * is bound to the credential that first used it: another credential gets FL_ERR_CLIENT_BOUND
    * (whether or not the device is connected) and the live session stays; a revoked id gets
-   * FL_ERR_CLIENT_REVOKED. On success the client record is bound and moved to `taskId`.
+   * FL_ERR_CLIENT_REVOKED; a new id past the credential's maxDevicesPerToken gets
+   * FL_ERR_CLIENT_CAP_REACHED and nothing is recorded. On success the client record is bound and
+   * moved to `taskId`.
    */
   async admitDevice(deviceId: string, taskId: string, tokenId: string | null): Promise<void> {
     const live = this.sessions.get(deviceId);
     if (live && live.socket.connected && live.tokenId !== tokenId) throw new AppError('FL_ERR_CLIENT_BOUND', { client: deviceId });
+    const cap = this.opts.maxDevicesPerToken ?? DEFAULT_MAX_DEVICES_PER_TOKEN;
+    if (!(await this.clients.enrol(deviceId, taskId, tokenId, cap))) throw new AppError('FL_ERR_CLIENT_CAP_REACHED', { limit: cap });
     const verdict = await this.clients.bind(deviceId, taskId, tokenId);
     if (verdict === 'revoked') throw new AppError('FL_ERR_CLIENT_REVOKED', { client: deviceId });
     if (verdict === 'bound') throw new AppError('FL_ERR_CLIENT_BOUND', { client: deviceId });
+  }
+
+  /**
+   * Delete the records of devices not seen for the retention period (revoked and connected ones
+   * stay); emits 'clients:swept' with the ids deleted. Runs at start-up and on a timer (see init).
+   */
+  async sweepClients(): Promise<string[]> {
+    const r = this.opts.clientRetention;
+    if (r === false) return [];
+    const gone = await this.clients.sweep(Date.now() - (r?.maxAgeMs ?? DEFAULT_CLIENT_RETENTION.maxAgeMs), (id) => this.sessions.get(id)?.socket.connected === true);
+    if (gone.length > 0) this.opts.logger.info({ clients: gone.length }, 'client records of long-gone devices deleted');
+    this.events.emit('clients:swept', gone);
+    return gone;
   }
 
   /** Mark a device revoked and disconnect its session; later hellos with its id are refused. */
@@ -180,6 +210,15 @@ export class Coordinator {
         }
       }
       this.runners.set(task.id, new TaskRunner(this.deps, task, weights));
+    }
+    const retention = this.opts.clientRetention;
+    if (retention !== false) {
+      await this.sweepClients();
+      const every = retention?.sweepIntervalMs ?? DEFAULT_CLIENT_RETENTION.sweepIntervalMs;
+      this.sweeper = setInterval(() => {
+        this.sweepClients().catch((err) => this.opts.logger.warn({ err }, 'client retention sweep failed; will retry'));
+      }, every);
+      this.sweeper.unref();
     }
   }
 
@@ -292,6 +331,7 @@ export class Coordinator {
 
   /** Stop timers and flush device bookkeeping; task state in the store is left as is, for resume. */
   async close(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
     for (const r of this.runners.values()) r.dispose();
     await this.clients.close();
   }

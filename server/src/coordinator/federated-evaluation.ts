@@ -71,7 +71,8 @@ export class FederatedEvaluation {
       throw new AppError('FL_ERR_EVAL_NOT_REQUESTED', { round: r.round });
     }
     p.expected.delete(deviceId);
-    p.results.push({ clientId: deviceId, numExamples: r.numExamples, metrics: r.metrics });
+    const cap = this.task().plan.maxExamplesPerReport; // the same cap on one report's weight as fit reports
+    p.results.push({ clientId: deviceId, numExamples: Math.min(r.numExamples, cap ?? r.numExamples), metrics: r.metrics });
     if (p.expected.size === 0) this.finish();
   }
 

@@ -10,6 +10,7 @@ import { FederatedEvaluation } from './federated-evaluation.js';
 import { NormScreen, ScreeningOptionsSchema } from '../fl/screening.js';
 import type { CoordinatorDeps } from './deps.js';
 import { artifactPaths } from './artifact-paths.js';
+import { firstOutOfRange } from '../fl/update-checks.js';
 
 /**
  * Runs one task's rounds (docs/architecture.md, "Life of a round"). Owns the task's global weights in
@@ -131,7 +132,10 @@ export class TaskRunner {
     this.task = await this.deps.store.updateTask(this.task.id, { nextRound: round + 1 });
     const updateBytes = 12 + 4 * this.weights.length;
     const slots = Math.max(2, Math.min(64, Math.floor(this.deps.uploadBudgetBytes / updateBytes)));
-    const active = new ActiveRound(record, this.strategy.beginFit(round, this.weights.length), this.weights.length, plan, slots, this.screen);
+    const strategy = this.strategy;
+    const base = this.weights;
+    const outOfRange = (d: Float32Array) => strategy.previewOutOfRange?.(d, base) ?? firstOutOfRange(base, d);
+    const active = new ActiveRound(record, strategy.beginFit(round, base.length), base.length, plan, slots, this.screen, outOfRange);
     active.transition('training');
     await this.deps.store.saveRound(record);
     this.active = active;
@@ -222,7 +226,8 @@ export class TaskRunner {
     if (a.state !== 'training') return;
     if (grace) a.disconnected.add(deviceId);
     const drop = () => {
-      if (this.active === a && a.state === 'training' && !this.deps.sessions.get(deviceId) && a.drop(deviceId, reason) && a.settled) void this.settle(a);
+      // After the grace, only a device that has not come back counts as dropped; a reported failure drops at once.
+      if (this.active === a && a.state === 'training' && (!grace || !this.deps.sessions.get(deviceId)) && a.drop(deviceId, reason) && a.settled) void this.settle(a);
     };
     if (!grace || this.deps.reconnectGraceMs <= 0) return drop();
     const t = setTimeout(drop, this.deps.reconnectGraceMs);

@@ -384,6 +384,18 @@ export class SqliteStore implements Store {
     return (rows as Row[]).map(clientFromRow);
   }
 
+  async countClientsByToken(tokenId: string | null): Promise<number> {
+    return (this.q('SELECT COUNT(*) AS n FROM clients WHERE token_id = ?').get(tokenId ?? '') as { n: number }).n;
+  }
+
+  async deleteClientsSeenBefore(cutoff: number): Promise<string[]> {
+    return this.conn.transaction(() => {
+      const ids = (this.q('SELECT id FROM clients WHERE last_seen < ? AND revoked = 0').all(cutoff) as Array<{ id: string }>).map((r) => r.id);
+      this.q('DELETE FROM clients WHERE last_seen < ? AND revoked = 0').run(cutoff);
+      return ids;
+    })();
+  }
+
   // ---- tokens ----
 
   async putToken(t: TokenRecord): Promise<void> {
