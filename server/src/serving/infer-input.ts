@@ -125,7 +125,7 @@ export interface OipTensor {
   name: string;
   shape: number[];
   datatype: string;
-  data: unknown;
+  data?: unknown;
   parameters?: Record<string, unknown>;
 }
 
