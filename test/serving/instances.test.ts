@@ -50,6 +50,24 @@ describe('worker-thread model instances', () => {
     expect(served.instances!.restarts).toBe(1);
     expect(served.instances!.size).toBe(2);
   });
+  it('retires instances when the deployment asks for fewer, down to the main thread, and keeps answering', async () => {
+    const rows = rowsOf(2, 7);
+    const want = (await referencePredict(published.spec, published.weights[0], rows)).flat();
+    const put = (instances: number) =>
+      h.call({ method: 'PUT', url: '/api/v1/deployments/two', json: { model: 'tiny', routing: { mode: 'split', targets: [{ ref: '1' }] }, batching: { instances, maxBatchSize: 16 } } });
+    const served = h.app.flotilla.serving.cache.peek('tiny', 1)!;
+    for (const [n, size] of [
+      [1, 1],
+      [0, null],
+    ] as const) {
+      expect((await put(n)).status).toBe(200);
+      const res = await h.call({ method: 'POST', url: '/v2/models/two/infer', json: { inputs: [tensor(rows)] } });
+      expect(res.status).toBe(200);
+      expectClose(res.json.outputs[0].data, want);
+      expect(served.instances?.size ?? null).toBe(size);
+      expect(served.batcher.stats().parallel).toBe(Math.max(1, n));
+    }
+  });
 });
 
 describe('device traffic while inference saturates the instances', () => {
