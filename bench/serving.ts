@@ -10,12 +10,13 @@
  *  - a device's heartbeat round-trip on the same server, idle and under saturating inference.
  * Each phase runs `--repeats` times, interleaved; the tables show medians (and the spread).
  *
- *   npx tsx bench/serving.ts [--concurrency 1,4,16,64,256] [--seconds 1.5] [--warmup 0.5] [--repeats 3] [--max-batch 64] [--delay-ms 5]
+ *   npx tsx bench/serving.ts [--concurrency 1,4,16,64,256] [--seconds 1.5] [--warmup 0.5] [--repeats 3] [--max-batch 64] [--delay-ms 5] [--chart docs/serving-throughput.svg]
  *
  * The server runs in this thread; the load generator runs in a worker thread (its own event loop)
  * with keep-alive HTTP/1.1 connections, one per concurrent client. Each client sends a one-row
  * request, waits for the answer, and sends the next (closed loop). Latencies are client-side.
  */
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import Fastify from 'fastify';
@@ -23,6 +24,7 @@ import { io } from 'socket.io-client';
 import { buildPreset, specOf } from '@flotilla/model';
 import { PROTOCOL_VERSION } from '@flotilla/protocol';
 import { buildApp, MemoryBlobStore, MemoryStore } from '@flotilla/server';
+import { renderAccuracyChart } from '../simulator/src/svg-chart.js';
 
 const { values } = parseArgs({
   options: {
@@ -32,6 +34,7 @@ const { values } = parseArgs({
     repeats: { type: 'string', default: '3' },
     'max-batch': { type: 'string', default: '64' },
     'delay-ms': { type: 'string', default: '5' },
+    chart: { type: 'string' },
   },
 });
 const levels = values.concurrency!.split(',').map(Number);
@@ -220,6 +223,28 @@ async function main(): Promise<void> {
   console.log('| --- | --- | --- | --- | --- |');
   for (const [name, runs] of Object.entries(heartbeats)) {
     console.log(`| ${name} | ${median(runs.map((r) => quantile(r, 0.5))).toFixed(2)} | ${median(runs.map((r) => quantile(r, 0.99))).toFixed(2)} | ${median(runs.map((r) => Math.max(...r))).toFixed(2)} | ${runs.map((r) => r.length).join('/')} beats |`);
+  }
+  if (values.chart) {
+    const share = (key: string) => levels.map((c) => ({ x: c, y: med(key, c).rps / med('empty', c).rps }));
+    const series = [
+      { name: 'unbatched', points: share('unbatched') },
+      { name: 'batched, adaptive delay (default)', points: share('batched') },
+      { name: 'batched, fixed 5 ms delay', points: share('fixed') },
+    ];
+    writeFileSync(
+      values.chart,
+      renderAccuracyChart({
+        title: 'Serving throughput as a share of an empty route (MNIST MLP, JSON, medians)',
+        subtitle: `bench/serving.ts, ${repeats} repeats of ${durationMs / 1000} s, 2 shared cores`,
+        series,
+        xScale: 'log10',
+        xLabel: 'concurrent clients',
+        xUnit: 'clients',
+        yLabel: 'req/s / empty-route req/s',
+        yMin: 0,
+      }),
+    );
+    console.log(`chart: ${values.chart}`);
   }
   const info = serving.servingStats().models.find((m) => m.version === 2)!;
   console.log(`\nbatched version: ${info.batcher.batches} batches, delay mode now ${info.batcher.delayMode}; inst2 restarts: ${serving.servingStats().models.find((m) => m.version === 5)?.instances?.restarts}`);
