@@ -220,7 +220,7 @@ describe('overload and timeouts', () => {
     const h = await servingApp();
     try {
       await h.publishTiny('tiny');
-      await h.call({ method: 'POST', url: '/api/v1/deployments', json: { name: 'slow', model: 'tiny', routing: { mode: 'split', targets: [{ ref: '1' }] }, batching: { maxBatchSize: 64, maxQueueDelayMs: 200, timeoutMs: 20 } } });
+      await h.call({ method: 'POST', url: '/api/v1/deployments', json: { name: 'slow', model: 'tiny', routing: { mode: 'split', targets: [{ ref: '1' }] }, batching: { maxBatchSize: 64, maxQueueDelayMs: 200, timeoutMs: 20, delay: 'fixed' } } });
       const res = await h.call({ method: 'POST', url: '/v2/models/slow/infer', json: { inputs: [tensor(rowsOf(1))] } });
       expect(res.status).toBe(504);
       expect(res.json.code).toBe('FL_ERR_SERVING_TIMEOUT');

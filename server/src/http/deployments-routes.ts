@@ -34,6 +34,8 @@ const Batching = z
     maxQueueDelayMs: z.number().min(0).max(1000),
     maxQueueSize: z.number().int().min(1).max(100_000),
     timeoutMs: z.number().int().min(1).max(600_000),
+    delay: z.enum(['adaptive', 'fixed']),
+    instances: z.number().int().min(0).max(64),
   })
   .partial()
   .strict();

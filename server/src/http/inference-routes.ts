@@ -4,6 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, ERROR_REGISTRY, type ErrorCode } from '../errors.js';
 import { VARIANTS } from '../registry/variants.js';
+import { HEADER_LENGTH, attachBinaryInputs, binaryResponse, splitBinaryBody, wantsBinaryOutput } from '../serving/binary-tensors.js';
 import { checkOipOutputs, parseOipInputs } from '../serving/infer-input.js';
 import type { InferResult, Serving } from '../serving/serving.js';
 import { requireRole, type AuthConfig } from './auth.js';
@@ -106,7 +107,7 @@ const InferBody = z.object({
         shape: z.array(z.number().int().min(0)).min(1).max(8),
         datatype: z.string().min(1).max(16),
         parameters: Params.optional(),
-        data: z.unknown(),
+        data: z.unknown().optional(),
       }),
     )
     .min(1)
@@ -127,13 +128,26 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
   const callers = opts.publicInference ? [] : [requireRole(opts.auth, ['inference'])];
   const scoped = [...callers, endpointScope()];
 
+  // Binary tensor extension: the body is the JSON header then raw tensor bytes; the header goes
+  // on to schema validation as the body, the bytes wait here for the handler.
+  const binaryTails = new WeakMap<FastifyRequest, Buffer>();
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (req, body, done) => {
+    try {
+      const { header, tail } = splitBinaryBody(body as Buffer, req.headers[HEADER_LENGTH]);
+      binaryTails.set(req, tail);
+      done(null, header);
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+
   // Probes are public (PUBLIC_ROUTES in auth.ts): orchestrators call them without credentials.
   r.get('/v2/health/live', async () => ({ live: true }));
   r.get('/v2/health/ready', async (_req, reply) => {
     const ready = await settles(serving.whenReady(), READY_WAIT_MS);
     return reply.status(ready ? 200 : 503).send({ ready });
   });
-  r.get('/v2', { preHandler: callers }, async () => ({ name: 'flotilla', version: opts.version ?? '0.1.0', extensions: [] }));
+  r.get('/v2', { preHandler: callers }, async () => ({ name: 'flotilla', version: opts.version ?? '0.1.0', extensions: ['binary_tensor_data'] }));
 
   const metadata = async (name: string, ref?: string) => {
     const targets = ref === undefined ? await serving.endpointVersions(name) : null;
@@ -179,6 +193,11 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
 
   const infer = async (req: FastifyRequest, reply: FastifyReply, name: string, body: z.infer<typeof InferBody>, ref?: string, variant?: string) => {
     const id = requestIdOf(req, body.id);
+    const tail = binaryTails.get(req);
+    if (tail) attachBinaryInputs(body.inputs, tail);
+    else if (body.inputs.some((t) => t.parameters?.binary_data_size !== undefined)) {
+      throw new AppError('FL_ERR_SERVING_BAD_INPUT', { why: `binary_data_size needs an application/octet-stream body with ${HEADER_LENGTH}` });
+    }
     const res = await serving.infer({
       endpoint: name,
       ref,
@@ -191,13 +210,18 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
       },
     });
     servedHeaders(reply, res);
-    return {
+    const header = {
       model_name: name,
       model_version: String(res.version),
       id,
       parameters: { model: res.model, variant: res.variant, ...(res.deployment ? { deployment: res.deployment } : {}) },
-      outputs: [{ name: res.io.outputName, datatype: 'FP32', shape: [res.rows, ...res.io.outputShape], data: Array.from(res.output) }],
     };
+    const output = { name: res.io.outputName, datatype: 'FP32', shape: [res.rows, ...res.io.outputShape] };
+    if (wantsBinaryOutput(body.parameters, body.outputs)) {
+      const bin = binaryResponse({ ...header, outputs: [{ ...output, parameters: { binary_data_size: res.output.byteLength } }] }, res.output);
+      return reply.type('application/octet-stream').header(HEADER_LENGTH, String(bin.headerLength)).send(bin.body);
+    }
+    return { ...header, outputs: [{ ...output, data: Array.from(res.output) }] };
   };
 
   r.post('/v2/models/:name/infer', { schema: { params: ModelParams, querystring: VariantQuery, body: InferBody }, preHandler: scoped }, async (req, reply) =>

@@ -77,13 +77,32 @@ function fill(v: unknown, shape: number[], depth: number, out: Float32Array, pos
   return pos;
 }
 
+/** Binary tensor data (see binary-tensors.ts), already of the declared type: checked, then used as float32. */
+function fromBinary(data: Float32Array | BigInt64Array, count: number, range: Range, input: string): Float32Array {
+  if (data.length !== count) throw bad('data length does not match shape', { input, expected: count, got: data.length });
+  if (data instanceof Float32Array) {
+    for (let i = 0; i < count; i++) if (!Number.isFinite(data[i])) throw bad('data must be finite numbers', { input, index: i, value: String(data[i]) });
+    return data;
+  }
+  const out = new Float32Array(count);
+  const lo = BigInt(range.min);
+  const hi = BigInt(range.max);
+  for (let i = 0; i < count; i++) {
+    const v = data[i];
+    if (v < lo || v > hi) throw bad('integer datatype holds a value outside its range', { input, index: i, value: String(v) });
+    out[i] = Number(v);
+  }
+  return out;
+}
+
 /** Flat (any nesting that matches `shape`, or fully flat) numeric data into a new Float32Array of product(shape). */
 export function toFloat32(data: unknown, shape: number[], datatype: string, input: string): Float32Array {
   const ints = INT_RANGES[datatype];
   if (!ints && !FLOATS.has(datatype)) throw bad('unsupported datatype', { input, datatype, supported: OIP_DATATYPES });
   const range: Range = ints ? { integer: true, min: ints[0], max: ints[1], datatype } : { integer: false, min: -FLOAT_LIMITS[datatype], max: FLOAT_LIMITS[datatype], datatype };
-  if (!Array.isArray(data)) throw bad('data must be an array', { input });
   const count = shape.reduce((a, b) => a * b, 1);
+  if (data instanceof Float32Array || data instanceof BigInt64Array) return fromBinary(data, count, range, input);
+  if (!Array.isArray(data)) throw bad('data must be an array', { input });
   const out = new Float32Array(count);
   const nested = data.length > 0 && Array.isArray(data[0]);
   if (nested) {
@@ -106,7 +125,7 @@ export interface OipTensor {
   name: string;
   shape: number[];
   datatype: string;
-  data: unknown;
+  data?: unknown;
   parameters?: Record<string, unknown>;
 }
 

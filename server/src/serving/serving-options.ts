@@ -52,5 +52,7 @@ export function resolveServingOptions(o: ServingOptions): ResolvedServingOptions
   if (b.maxQueueSize !== undefined && !(Number.isInteger(b.maxQueueSize) && b.maxQueueSize >= 1)) throw bad('batching.maxQueueSize', 'an integer >= 1');
   if (b.maxQueueDelayMs !== undefined && !(b.maxQueueDelayMs >= 0)) throw bad('batching.maxQueueDelayMs', '>= 0');
   if (b.timeoutMs !== undefined && !(b.timeoutMs >= 0)) throw bad('batching.timeoutMs', '>= 0 (0: none)');
+  if (b.delay !== undefined && b.delay !== 'adaptive' && b.delay !== 'fixed') throw bad('batching.delay', "'adaptive' or 'fixed'");
+  if (b.instances !== undefined && !(Number.isInteger(b.instances) && b.instances >= 0 && b.instances <= 64)) throw bad('batching.instances', 'an integer in [0, 64]');
   return r;
 }

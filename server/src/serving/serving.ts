@@ -189,8 +189,8 @@ export class Serving {
       const { name, updatedAt } = rt.record;
       const prev = this.configuredBy.get(served);
       if (!prev || (prev.name === name ? prev.updatedAt !== updatedAt : updatedAt > prev.updatedAt)) {
-        served.batcher.configure({ ...this.defaults, ...rt.record.batching });
         this.configuredBy.set(served, { name, updatedAt });
+        await served.configure({ ...this.defaults, ...rt.record.batching });
       }
     }
     return served;

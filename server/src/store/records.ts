@@ -175,6 +175,13 @@ export interface BatchingConfig {
   maxQueueDelayMs: number;
   maxQueueSize: number;
   timeoutMs: number;
+  /**
+   * 'adaptive' (default): a partial batch runs at once when an instance is idle and waits up to
+   * maxQueueDelayMs only while that measurably raises throughput; 'fixed': always wait (Triton's).
+   */
+  delay?: 'adaptive' | 'fixed';
+  /** Worker-thread model instances; 0 (default) runs inference on the main thread. */
+  instances?: number;
 }
 
 /**
