@@ -64,6 +64,13 @@ export function loadUiFiles(dir = uiDirectory()): Map<string, UiFile> {
   };
   walk(dir);
   files.set('vendor/htm-preact.mjs', entry(readFileSync(vendorFile()), 'x.mjs'));
+  // Every module is announced in the page, so the browser fetches them in parallel instead of
+  // discovering the import graph one level at a time.
+  const index = files.get('index.html');
+  if (index) {
+    const links = [...files.keys()].filter((k) => /\.m?js$/.test(k)).sort().map((k) => `<link rel="modulepreload" href="${k}">`).join('\n');
+    files.set('index.html', entry(Buffer.from(index.body.toString('utf8').replace('<!-- modulepreload -->', links)), 'index.html'));
+  }
   return files;
 }
 

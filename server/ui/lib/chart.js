@@ -19,7 +19,7 @@ export function ticks(lo, hi, count = 5) {
 }
 
 const W = 640;
-const M = { l: 68, r: 30, t: 12, b: 36 };
+const M = { l: 78, r: 30, t: 12, b: 36 };
 
 /**
  * series: [{ name, points: [{ x, y }] }] (y null or undefined = no value). Axes fit the data;
@@ -53,7 +53,7 @@ export function LineChart({ title, series, xLabel = 'round', yLabel = '', yForma
           <line class="axis" x1=${M.l} x2=${W - M.r} y1=${M.t + ph} y2=${M.t + ph} />
           <line class="axis" x1=${M.l} x2=${M.l} y1=${M.t} y2=${M.t + ph} />
           <text class="label" x=${M.l + pw / 2} y=${H - 4} text-anchor="middle">${xLabel}</text>
-          ${yLabel && html`<text class="label" x=${12} y=${M.t + ph / 2} text-anchor="middle" transform=${`rotate(-90 12 ${M.t + ph / 2})`}>${yLabel}</text>`}
+          ${yLabel && html`<text class="label ylabel" x=${12} y=${M.t + ph / 2} text-anchor="middle" transform=${`rotate(-90 12 ${M.t + ph / 2})`}>${yLabel}</text>`}
           ${clean.map(
             (s, i) => html`<g class=${`series s${i}`}>
               <polyline points=${s.points.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(' ')} />

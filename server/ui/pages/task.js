@@ -70,8 +70,8 @@ export function Task({ id, role }) {
     setTask(null), setRounds([]), setDetails({}), setError(null);
     (async () => {
       try {
-        const t = await api(`/api/v1/tasks/${enc(id)}`);
-        const list = (await api(`/api/v1/tasks/${enc(id)}/rounds?limit=1000`)).rounds.slice().reverse();
+        const [t, page] = await Promise.all([api(`/api/v1/tasks/${enc(id)}`), api(`/api/v1/tasks/${enc(id)}/rounds?limit=1000`)]);
+        const list = page.rounds.slice().reverse();
         if (cancelled) return;
         setTask(t), setRounds(list);
         await Promise.all(list.slice(-DETAILED).map((r) => fetchDetail(r.round)));
