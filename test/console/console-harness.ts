@@ -21,7 +21,8 @@ export interface ConsoleHarness {
   call(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; json: any }>;
   /** A fresh browser tab (its own session storage) at 1280x800 unless `viewport`, signed in with `token`. */
   signIn(token: string, viewport?: { width: number; height: number }): Promise<{ page: Page; context: BrowserContext; problems: string[]; urls: string[] }>;
-  shot(page: Page, name: string): Promise<string>;
+  /** A PNG of the whole page (or of the viewport only) under OUT_DIR. */
+  shot(page: Page, name: string, fullPage?: boolean): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -67,9 +68,9 @@ export async function startConsole(opts: AppOptions = {}): Promise<ConsoleHarnes
       await page.locator('.live.live').waitFor();
       return { page, context, problems, urls };
     },
-    async shot(page, name) {
+    async shot(page, name, fullPage = true) {
       const file = join(OUT_DIR, `${name}.png`);
-      await page.screenshot({ path: file, fullPage: true });
+      await page.screenshot({ path: file, fullPage });
       return file;
     },
     async close() {

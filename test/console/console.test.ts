@@ -65,6 +65,7 @@ describe.skipIf(!haveChromium)('operator console in chromium', () => {
       const table = page.locator('figure[aria-label="Accuracy"] table');
       for (const r of api) expect(await table.locator(`tbody tr:has(th:text-is("${r.round}")) td`).first().textContent()).toBe(pct(r.centralMetrics.accuracy));
       await h.shot(page, 'task');
+      await h.shot(page, 'task-1280x800', false);
       await page.getByRole('link', { name: 'Overview' }).click();
       await page.getByRole('heading', { name: 'Training tasks' }).waitFor();
       await page.getByRole('link', { name: 'Fleet' }).click();

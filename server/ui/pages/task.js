@@ -51,14 +51,36 @@ function PlanEditor({ task, onSaved }) {
   </form>`;
 }
 
+/**
+ * The round in flight, from the live pulse: its counts and the reports arriving over time. Its own
+ * component, so that the pulse every second re-renders this and not the whole page's charts.
+ */
+function LiveRound({ id }) {
+  const { pulse } = usePulse();
+  const [arrivals, setArrivals] = useState({ round: null, points: [] });
+  useLive((event, data) => {
+    if (event !== 'pulse') return;
+    const r = data.tasks.find((t) => t.id === id)?.round;
+    if (r) setArrivals((a) => ({ round: r.round, points: [...(a.round === r.round ? a.points : []), { x: (data.at - r.startedAt) / 1000, y: r.reported }].slice(-300) }));
+  });
+  const live = pulse?.tasks.find((t) => t.id === id);
+  const r = live?.round ?? null;
+  return html`<section class="live-round" aria-live="polite">
+      ${live && html`<p>${live.connectedDevices} devices connected.</p>`}
+      ${r
+        ? html`<p><strong>Round ${r.round}</strong> ${r.state}: ${r.reported} of ${r.selected} selected reported, ${r.rejected} rejected, ${r.dropped} dropped; started ${clock(r.startedAt)}, deadline ${clock(r.deadline)}.</p>`
+        : html`<p>No round in flight.</p>`}
+    </section>
+    ${r && arrivals.round === r.round &&
+    html`<${LineChart} title=${`Reports arriving in round ${r.round}`} xLabel="seconds since selection" xFormat=${(v) => num(v, 1)} yMin=${0} yFormat=${(v) => num(v, 0)} series=${[{ name: 'reported', points: arrivals.points }]} />`}`;
+}
+
 export function Task({ id, role }) {
   const [task, setTask] = useState(null);
   const [rounds, setRounds] = useState([]);
   const [details, setDetails] = useState({});
   const [error, setError] = useState(null);
   const [ask, setAsk] = useState(null);
-  const [arrivals, setArrivals] = useState({ round: null, points: [] });
-  const { pulse } = usePulse();
   const admin = role === 'admin';
 
   const fetchDetail = async (n) => {
@@ -89,10 +111,6 @@ export function Task({ id, role }) {
       fetchDetail(data.round).catch(() => {});
     } else if (event === 'evaluation' && data.taskId === id) {
       setDetails((m) => (m[data.round] ? { ...m, [data.round]: { ...m[data.round], evalMetrics: data.metrics } } : m));
-    } else if (event === 'pulse') {
-      const lt = data.tasks.find((t) => t.id === id);
-      const r = lt?.round;
-      if (r) setArrivals((a) => ({ round: r.round, points: [...(a.round === r.round ? a.points : []), { x: (data.at - r.startedAt) / 1000, y: r.reported }].slice(-300) }));
     }
   });
 
@@ -106,9 +124,7 @@ export function Task({ id, role }) {
   };
 
   if (!task) return html`<h1>Task ${id}</h1><${ErrorLine} error=${error} />${!error && html`<p class="loading">Loading…</p>`}`;
-  const live = pulse?.tasks.find((t) => t.id === id);
-  const state = live?.state ?? task.state;
-  const inFlight = live?.round ?? null;
+  const state = task.state;
   const rows = rounds.map((r) => ({ ...r, ...(details[r.round] ? { deadline: details[r.round].deadline, aggregationMs: details[r.round].aggregationMs, evalMetrics: details[r.round].evalMetrics } : {}) }));
   const ended = rows.filter((r) => r.state === 'done' || r.state === 'failed');
   const byCode = {};
@@ -120,7 +136,7 @@ export function Task({ id, role }) {
 
   return html`<h1>Task ${task.id} <span class=${`state ${state}`}>${state}</span></h1>
     ${task.stateReason && html`<p class="muted">${task.stateReason}</p>`}
-    <p class="muted">Model <a href=${`#/registry/${enc(task.modelName)}`}>${task.modelName}</a> v${task.currentVersion} · ${num(task.parameters)} parameters · ${live?.connectedDevices ?? task.connectedDevices} devices connected · strategy ${task.plan.strategy?.name ?? 'fedavg'}${task.plan.strategy && Object.keys(task.plan.strategy.params ?? {}).length ? ` ${JSON.stringify(task.plan.strategy.params)}` : ''}</p>
+    <p class="muted">Model <a href=${`#/registry/${enc(task.modelName)}`}>${task.modelName}</a> v${task.currentVersion} · ${num(task.parameters)} parameters · strategy ${task.plan.strategy?.name ?? 'fedavg'}${task.plan.strategy && Object.keys(task.plan.strategy.params ?? {}).length ? ` ${JSON.stringify(task.plan.strategy.params)}` : ''}</p>
     <${ErrorLine} error=${error} />
     ${admin &&
     html`<div class="actions" role="group" aria-label="Task actions">
@@ -130,11 +146,7 @@ export function Task({ id, role }) {
       ${(state === 'running' || state === 'paused' || state === 'created') &&
       html`<button type="button" class="danger" onClick=${() => setAsk({ title: `Stop task ${id}?`, text: `Task ${id} stops for good after round ${task.nextRound - 1}; it cannot be resumed.`, confirm: 'Stop task', run: () => act('stop') })}>Stop…</button>`}
     </div>`}
-    <section class="live-round" aria-live="polite">
-      ${inFlight
-        ? html`<p><strong>Round ${inFlight.round}</strong> ${inFlight.state}: ${inFlight.reported} of ${inFlight.selected} selected reported, ${inFlight.rejected} rejected, ${inFlight.dropped} dropped; started ${clock(inFlight.startedAt)}, deadline ${clock(inFlight.deadline)}.</p>`
-        : html`<p>No round in flight.</p>`}
-    </section>
+    <${LiveRound} id=${id} />
     <div class="grid">
       <${LineChart} title="Accuracy" yLabel="accuracy" yFormat=${(v) => pct(v)} series=${[
         { name: 'central (server test set)', points: pts(ended, (r) => r.centralMetrics.accuracy) },
@@ -156,9 +168,7 @@ export function Task({ id, role }) {
         { name: 'up (device updates)', points: pts(ended, (r) => r.bytesUp) },
         { name: 'down (global model)', points: pts(ended, (r) => r.bytesDown) },
       ]} />
-      ${inFlight && arrivals.round === inFlight.round &&
-      html`<${LineChart} title=${`Reports arriving in round ${inFlight.round}`} xLabel="seconds since selection" xFormat=${(v) => num(v, 1)} yMin=${0} yFormat=${(v) => num(v, 0)} series=${[{ name: 'reported', points: arrivals.points }]} />`}
-      <${Timeline} rounds=${rows.slice(-20).reverse()} now=${pulse?.at ?? Date.now()} />
+      <${Timeline} rounds=${rows.slice(-20).reverse()} now=${Date.now()} />
     </div>
     <section aria-labelledby="fail-h">
       <h2 id="fail-h">Failures</h2>
