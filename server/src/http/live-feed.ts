@@ -46,9 +46,9 @@ export class LiveFeed {
       coordinator.events.on(event, f);
       this.off.push(() => coordinator.events.off(event, f));
     };
-    on<TaskRecord>('task', (t) => this.broadcast('task', taskView(t, coordinator.sessions.forTask(t.id).length)));
-    on<RoundRecord>('round', (r) => this.broadcast('round', { taskId: r.taskId, ...roundSummary(r) }));
-    on<unknown>('evaluation', (e) => this.broadcast('evaluation', e));
+    on<TaskRecord>('task', (t) => this.broadcast('task', () => taskView(t, coordinator.sessions.forTask(t.id).length)));
+    on<RoundRecord>('round', (r) => this.broadcast('round', () => ({ taskId: r.taskId, ...roundSummary(r) })));
+    on<unknown>('evaluation', (e) => this.broadcast('evaluation', () => e));
   }
 
   get subscribers(): number {
@@ -82,7 +82,7 @@ export class LiveFeed {
     this.subs.add(s);
     this.send(s, frame('pulse', this.snapshot()));
     if (!this.timer) {
-      this.timer = setInterval(() => this.broadcast('pulse', this.snapshot()), this.pulseMs);
+      this.timer = setInterval(() => this.broadcast('pulse', () => this.snapshot()), this.pulseMs);
       this.timer.unref();
     }
     return () => this.remove(s);
@@ -105,9 +105,18 @@ export class LiveFeed {
     }
   }
 
-  private broadcast(event: string, data: unknown): void {
+  /**
+   * Builds the frame only when someone listens, and never throws: these run inside the
+   * coordinator's event emits, which must not see a console's failure.
+   */
+  private broadcast(event: string, data: () => unknown): void {
     if (this.subs.size === 0) return;
-    const f = frame(event, data);
+    let f: string;
+    try {
+      f = frame(event, data());
+    } catch {
+      return;
+    }
     for (const s of [...this.subs]) this.send(s, f);
   }
 
