@@ -18,6 +18,7 @@ const quick: Record<string, string[]> = {
   'scale-connections': ['bench/scale.ts', 'connections', '--devices', '2000', '--idle-seconds', '10'],
   'scale-rounds': ['bench/scale.ts', 'rounds', '--devices', '300', '--rounds', '2'],
   'scale-memory': ['bench/scale.ts', 'memory', '--sizes', '50,200', '--rounds', '1'],
+  console: ['bench/console.ts', '--devices', '200', '--rounds', '3', '--trials', '3'],
 };
 const full: Record<string, string[]> = {
   ...quick,
@@ -25,6 +26,7 @@ const full: Record<string, string[]> = {
   'scale-connections': ['bench/scale.ts', 'connections', '--devices', '10000'],
   'scale-rounds': ['bench/scale.ts', 'rounds', '--devices', '1000', '--rounds', '3'],
   'scale-memory': ['bench/scale.ts', 'memory', '--sizes', '100,300,1000'],
+  console: ['bench/console.ts', '--devices', '1000', '--rounds', '5'],
   'fedavg-mnist': ['bench/fedavg-mnist.ts'],
   // Written under .bench-out/, not over the measured results in docs/experiments/.
   'exp-noniid': ['bench/exp-noniid.ts', '--rounds', '700', '--out', '.bench-out/exp-noniid'],

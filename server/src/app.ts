@@ -25,6 +25,8 @@ import { ROUTER_MAX_PARAM_LENGTH } from './http/ids.js';
 import { registryRoutes } from './http/registry-routes.js';
 import { tasksRoutes } from './http/tasks-routes.js';
 import { servingRoutes } from './http/serving-routes.js';
+import { eventsRoutes } from './http/events-routes.js';
+import { uiRoutes } from './http/ui-routes.js';
 import { Serving, type ServingOptions } from './serving/serving.js';
 import { resolveBackend } from '@flotilla/model';
 import type { BlobStore } from './store/blob-store.js';
@@ -193,6 +195,8 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   await app.register(tokensRoutes, { coordinator, store, auth, authenticator });
   await app.register(metricsRoutes, { metrics, auth, public: opts.publicMetrics ?? false });
   await app.register(servingRoutes, { serving, auth, publicInference: opts.publicInference ?? false });
+  await app.register(eventsRoutes, { coordinator, auth });
+  await app.register(uiRoutes);
 
   app.addHook('preClose', async () => {
     stopGateway();

@@ -44,6 +44,7 @@ async function serve(argv: string[]): Promise<void> {
   const address = await app.listen({ port: cfg.port, host: cfg.host });
   // Machine-readable line for supervisors and tests that start us on port 0.
   process.stdout.write(`flotilla listening ${address}\n`);
+  app.log.info(`operator console: ${address}/ui/`);
   let closing = false;
   const shutdown = (sig: string) => {
     if (closing) return;
