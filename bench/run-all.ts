@@ -43,7 +43,7 @@ for (const name of names) {
     process.exit(2);
   }
   console.log(`\n=== ${name}: npx tsx ${args.join(' ')}`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', ...args], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--import', new URL('../scripts/dev-loader.mjs', import.meta.url).href, ...args], { stdio: 'inherit' });
   if (r.status !== 0) {
     failed++;
     console.error(`=== ${name} failed (exit ${r.status})`);

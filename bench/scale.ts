@@ -25,6 +25,7 @@ const { positionals, values } = parseArgs({
 });
 const mode = positionals[0] ?? 'connections';
 const LOADER = fileURLToPath(new URL('./scale/device-loader.ts', import.meta.url));
+const DEV_LOADER = new URL('../scripts/dev-loader.mjs', import.meta.url).href;
 const MiB = 2 ** 20;
 const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : NaN);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -39,7 +40,7 @@ function startLoaders(s: ChildServer, taskId: string, total: number, k: number, 
   return Array.from({ length: k }, (_, i) => {
     const count = Math.floor(total / k) + (i < total % k ? 1 : 0);
     const proc = fork(LOADER, [JSON.stringify({ url: s.url, token: s.deviceToken, taskId, count, concurrency: 50, respond: false, download: false, deltaFloats: 0, heartbeatMs: 5000, ...extra })], {
-      execArgv: ['--import', 'tsx', '--max-old-space-size=4096'],
+      execArgv: ['--import', DEV_LOADER, '--max-old-space-size=4096'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const reports: Loader['reports'] = [];

@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+/** The `flotilla-sim` command (package.json bin runs the compiled dist/bin.js). */
+import { main } from './cli.js';
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`flotilla-sim: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
