@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// Development launcher: runs server/src/main.ts from sources through the repository's development
-// loader (tsx + @flotilla/source), so tests and local runs see edits without a build. The published
-// `flotilla` bin is the compiled dist/main.js (package.json "bin"); this file is not packed.
-await import('../../scripts/dev-loader.mjs');
-await import('../src/main.ts');
+// The `flotilla` command: the compiled CLI (dist/ is built by `npm run build`, run on install).
+// A committed file rather than a bin path inside dist/, because npm links workspace bins before the
+// root prepare script has built dist/, and skips targets that do not exist yet.
+import '../dist/main.js';

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /** CLI entry of `flotilla`. Only argument handling and process wiring live here; the app is built by app.ts. */
 import { readFileSync } from 'node:fs';
 import { resolveBackend } from '@flotilla/model';

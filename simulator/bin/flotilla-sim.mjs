@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// Development launcher: runs simulator/src/bin.ts from sources through the repository's development
-// loader (tsx + @flotilla/source), so tests see edits without a build. The published `flotilla-sim`
-// bin is the compiled dist/bin.js (package.json "bin"); this file is not packed.
-await import('../../scripts/dev-loader.mjs');
-await import('../src/bin.ts');
+// The `flotilla-sim` command: the compiled CLI (dist/ is built by `npm run build`, run on install).
+// A committed file rather than a bin path inside dist/, because npm links workspace bins before the
+// root prepare script has built dist/, and skips targets that do not exist yet.
+import '../dist/bin.js';

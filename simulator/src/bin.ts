@@ -1,5 +1,4 @@
-#!/usr/bin/env node
-/** The `flotilla-sim` command (package.json bin runs the compiled dist/bin.js). */
+/** Entry of the `flotilla-sim` command (bin/flotilla-sim.mjs imports the compiled dist/bin.js). */
 import { main } from './cli.js';
 
 main(process.argv.slice(2)).then(

@@ -21,7 +21,7 @@ export interface ChildServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-const BIN = fileURLToPath(new URL('../../server/bin/flotilla.mjs', import.meta.url));
+const BIN = fileURLToPath(new URL('../../scripts/dev/flotilla.mjs', import.meta.url));
 
 export async function startChildServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; port?: number; nodeArgs?: string[] } = {}): Promise<ChildServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'flotilla-bench-'));
