@@ -18,6 +18,9 @@ const quick: Record<string, string[]> = {
   'scale-connections': ['bench/scale.ts', 'connections', '--devices', '2000', '--idle-seconds', '10'],
   'scale-rounds': ['bench/scale.ts', 'rounds', '--devices', '300', '--rounds', '2'],
   'scale-memory': ['bench/scale.ts', 'memory', '--sizes', '50,200', '--rounds', '1'],
+  startup: ['bench/startup.ts', '--runs', '5'],
+  'bundle-size': ['bench/bundle-size.ts'],
+  'browser-training': ['bench/browser-training.ts', '--rounds', '3'],
 };
 const full: Record<string, string[]> = {
   ...quick,
@@ -25,6 +28,8 @@ const full: Record<string, string[]> = {
   'scale-connections': ['bench/scale.ts', 'connections', '--devices', '10000'],
   'scale-rounds': ['bench/scale.ts', 'rounds', '--devices', '1000', '--rounds', '3'],
   'scale-memory': ['bench/scale.ts', 'memory', '--sizes', '100,300,1000'],
+  startup: ['bench/startup.ts', '--runs', '9'],
+  'browser-training': ['bench/browser-training.ts', '--rounds', '6'],
   'fedavg-mnist': ['bench/fedavg-mnist.ts'],
   // Written under .bench-out/, not over the measured results in docs/experiments/.
   'exp-noniid': ['bench/exp-noniid.ts', '--rounds', '700', '--out', '.bench-out/exp-noniid'],

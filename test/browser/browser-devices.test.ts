@@ -3,7 +3,7 @@ import type { Browser, Page } from 'playwright-core';
 import { buildApp, type FlotillaApp } from '@flotilla/server';
 import { FlotillaClient, LocalTrainer } from '@flotilla/client';
 import { bytesToFloat32 } from '@flotilla/protocol';
-import { chromiumPath, CHROMIUM_SKIP_REASON, launchChromium } from '../helpers/chromium.js';
+import { chromiumPath, CHROMIUM_SKIP_REASON, launchChromium, withoutWebgl } from '../helpers/chromium.js';
 import { synthetic } from '../helpers/synthetic.js';
 // @ts-expect-error: plain-JavaScript example module without type declarations
 import { mountBrowserDevice } from '../../examples/browser-device/assets.mjs';
@@ -57,14 +57,7 @@ async function openPage(seed: number, examples: number, opts: { noWebgl?: boolea
   const page = await browser.newPage();
   if (opts.noWebgl) {
     // This page's browser offers no WebGL: tfjs must fall back to wasm.
-    await page.addInitScript(() => {
-      for (const C of [HTMLCanvasElement, OffscreenCanvas]) {
-        const get = C.prototype.getContext as (...a: unknown[]) => unknown;
-        (C.prototype as { getContext: unknown }).getContext = function (this: unknown, type: string, ...rest: unknown[]) {
-          return /webgl/.test(type) ? null : get.call(this, type, ...rest);
-        };
-      }
-    });
+    await withoutWebgl(page);
   }
   page.on('request', (r) => requests.push(r.url()));
   page.on('pageerror', (e) => console.warn(`page ${seed}: ${e.message}`));

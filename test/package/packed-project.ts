@@ -26,6 +26,7 @@ const run = (cmd: string, args: string[], cwd: string) => execFileSync(cmd, args
  * which downloads libtensorflow) are omitted, as they are dropped on machines where they fail.
  */
 export function packAndInstall(): PackedProject {
+  const t0 = Date.now();
   run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-b', 'tsconfig.build.json'], ROOT);
   const base = mkdtempSync(join(tmpdir(), 'flotilla-pack-'));
   const packs = join(base, 'tarballs');
@@ -33,6 +34,7 @@ export function packAndInstall(): PackedProject {
   const out = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', packs, ...WORKSPACES.flatMap((w) => ['-w', w])], ROOT)) as { name: string; filename: string }[];
   const tarballs: Record<string, string> = {};
   for (const p of out) tarballs[p.name] = p.filename;
+  const tPacked = Date.now();
   const dir = join(base, 'app');
   mkdirSync(dir);
   const dependencies = Object.fromEntries(out.map((p) => [p.name, `file:../tarballs/${p.filename}`]));
@@ -44,5 +46,6 @@ export function packAndInstall(): PackedProject {
   const addon = 'build/Release/better_sqlite3.node';
   mkdirSync(join(sqlite(dir), 'build/Release'), { recursive: true });
   if (!existsSync(join(sqlite(dir), addon))) copyFileSync(join(sqlite(ROOT), addon), join(sqlite(dir), addon));
+  console.log(`pack test: build + npm pack ${((tPacked - t0) / 1000).toFixed(1)} s, npm install of the tarballs ${((Date.now() - tPacked) / 1000).toFixed(1)} s`);
   return { dir, tarballs };
 }
