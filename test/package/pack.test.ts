@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -139,6 +139,30 @@ describe('packed packages in an empty project', () => {
     const { rounds } = await api(url, 'GET', '/api/v1/tasks/sim/rounds');
     expect(rounds.filter((r: any) => r.state === 'done')).toHaveLength(1);
   }, 300_000);
+
+  it('types: a TypeScript app type-checks against the packed .d.ts files', () => {
+    // The @ts-expect-error line fails the check if the declarations were missing (everything `any`).
+    writeFileSync(
+      join(project.dir, 'consumer.mts'),
+      [
+        "import { FlotillaClient, type FitEvent, type DataProvider } from '@flotilla/client';",
+        "import { buildApp, type FlotillaApp } from '@flotilla/server';",
+        "import { PROTOCOL_VERSION, getCodec } from '@flotilla/protocol';",
+        "const data: DataProvider = { train: () => ({ x: new Float32Array(8), y: new Uint8Array(1), inputSize: 8, numClasses: 3 }) };",
+        "const c = new FlotillaClient({ url: 'http://127.0.0.1:1', token: 't', taskId: 'a', data });",
+        'c.on(\'fit\', (e: FitEvent) => console.log(e.round + 1));',
+        'const app: Promise<FlotillaApp> = buildApp({});',
+        "const n: number = PROTOCOL_VERSION + getCodec('f32').encode(new Float32Array(2)).byteLength;",
+        '// @ts-expect-error: a string is not a number',
+        'const wrong: string = PROTOCOL_VERSION;',
+        'export { app, n, wrong };',
+      ].join('\n'),
+    );
+    const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
+    const args = ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--types', 'node', '--typeRoots', join(ROOT, 'node_modules/@types'), 'consumer.mts'];
+    const r = spawnSync(process.execPath, [tsc, ...args], { cwd: project.dir, encoding: 'utf8' });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+  }, 180_000);
 
   it('bundles the packed client for the browser with no Node built-ins', async () => {
     const entry = join(project.dir, 'browser-app.mjs');
