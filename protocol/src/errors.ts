@@ -9,17 +9,21 @@ export const ERROR_REGISTRY = {
   // protocol / transport
   FL_ERR_PROTO_INVALID_MESSAGE: { status: 400, message: 'The message does not match its schema' },
   FL_ERR_PROTO_VERSION_MISMATCH: { status: 400, message: 'Client protocol version is not supported by this server' },
-  FL_ERR_PROTO_NOT_AUTHENTICATED: { status: 401, message: 'Send hello before any other event' },
+  FL_ERR_PROTO_NOT_AUTHENTICATED: { status: 401, message: 'Authenticate in the connection handshake before sending events' },
   FL_ERR_PROTO_UNKNOWN_EVENT: { status: 400, message: 'Unknown event' },
   FL_ERR_PROTO_RATE_LIMITED: { status: 429, message: 'Too many messages from this device' },
+  FL_ERR_PROTO_MESSAGE_TOO_LARGE: { status: 413, message: 'The message exceeds the size allowed for this event' },
+  FL_ERR_PROTO_UPLOAD_NOT_GRANTED: { status: 409, message: 'Send fit:ready and wait for its ok ack before fit:report' },
   // auth
   FL_ERR_AUTH_REQUIRED: { status: 401, message: 'A credential is required' },
   FL_ERR_AUTH_INVALID_TOKEN: { status: 401, message: 'The token is invalid, expired or revoked' },
   FL_ERR_AUTH_FORBIDDEN: { status: 403, message: 'The credential does not allow this action' },
+  FL_ERR_AUTH_THROTTLED: { status: 429, message: 'Too many failed authentications from this address; retry later' },
   FL_ERR_TOKEN_NOT_FOUND: { status: 404, message: 'No such token' },
   // clients (devices known to the coordinator)
   FL_ERR_CLIENT_NOT_FOUND: { status: 404, message: 'No such client' },
   FL_ERR_CLIENT_REVOKED: { status: 403, message: 'This device has been revoked' },
+  FL_ERR_CLIENT_BOUND: { status: 403, message: 'This device id is bound to another credential' },
   // tasks and rounds
   FL_ERR_TASK_NOT_FOUND: { status: 404, message: 'No such task' },
   FL_ERR_TASK_EXISTS: { status: 409, message: 'A task with this name already exists' },
@@ -32,6 +36,7 @@ export const ERROR_REGISTRY = {
   FL_ERR_ROUND_NOT_SELECTED: { status: 403, message: 'This device was not selected for the round' },
   FL_ERR_ROUND_DUPLICATE_REPORT: { status: 409, message: 'This device already reported for the round' },
   FL_ERR_ROUND_LATE_REPORT: { status: 409, message: 'The report arrived after the round closed' },
+  FL_ERR_EVAL_NOT_REQUESTED: { status: 403, message: 'This device was not asked to evaluate this round, or already reported its evaluation' },
   // reports (update payloads)
   FL_ERR_REPORT_SHAPE_MISMATCH: { status: 400, message: 'The update does not match the model size' },
   FL_ERR_REPORT_NON_FINITE: { status: 400, message: 'The update contains NaN or Infinity' },
@@ -57,6 +62,7 @@ export const ERROR_REGISTRY = {
   FL_ERR_SERVING_OVERLOADED: { status: 429, message: 'The model is overloaded: its request queue is full; retry later' },
   FL_ERR_SERVING_TIMEOUT: { status: 504, message: 'The inference request timed out before it was served' },
   FL_ERR_SERVING_UNAVAILABLE: { status: 503, message: 'The model version cannot be loaded for serving' },
+  FL_ERR_SERVING_REFERENCE_WINDOW: { status: 409, message: 'Too few logged requests in the window to confirm it as the drift reference' },
   FL_ERR_DEPLOYMENT_NOT_FOUND: { status: 404, message: 'No such deployment' },
   FL_ERR_DEPLOYMENT_EXISTS: { status: 409, message: 'A deployment with this name already exists' },
   FL_ERR_DEPLOYMENT_INVALID: { status: 400, message: 'The deployment configuration is invalid' },

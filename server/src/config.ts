@@ -22,6 +22,17 @@ export const ServeConfigSchema = z
     /** Serve /metrics without a token (for a scraper on a trusted network). */
     publicMetrics: z.boolean().default(false),
     publicInference: z.boolean().default(false),
+    /**
+     * Proxies to believe about the client address (X-Forwarded-For): 'true', a hop count, or a
+     * comma-separated list of proxy addresses/CIDRs ('loopback', 'uniquelocal'...). Off by default.
+     */
+    trustProxy: z
+      .string()
+      .min(1)
+      .transform((v): boolean | number | string => (v === 'true' ? true : v === 'false' ? false : /^\d+$/.test(v) ? Number(v) : v))
+      .default(false),
+    /** Largest update a task plan may ask for, bytes; the device socket message cap derives from it. */
+    maxUpdateBytes: z.coerce.number().int().min(1024).max(1 << 30).default(64 * 1024 * 1024),
   })
   .strict()
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'give both --tls-cert and --tls-key, or neither', path: ['tlsCert'] });
@@ -40,6 +51,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
       'tls-key': { type: 'string' },
       'public-metrics': { type: 'boolean' },
       'public-inference': { type: 'boolean' },
+      'trust-proxy': { type: 'string' },
+      'max-update-bytes': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -56,6 +69,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
     tlsKey: values['tls-key'] ?? env.FLOTILLA_TLS_KEY,
     publicMetrics: values['public-metrics'] ?? (env.FLOTILLA_PUBLIC_METRICS === undefined ? undefined : env.FLOTILLA_PUBLIC_METRICS === '1' || env.FLOTILLA_PUBLIC_METRICS === 'true'),
     publicInference: values['public-inference'] ?? (env.FLOTILLA_PUBLIC_INFERENCE === undefined ? undefined : env.FLOTILLA_PUBLIC_INFERENCE === '1' || env.FLOTILLA_PUBLIC_INFERENCE === 'true'),
+    trustProxy: values['trust-proxy'] ?? env.FLOTILLA_TRUST_PROXY,
+    maxUpdateBytes: values['max-update-bytes'] ?? env.FLOTILLA_MAX_UPDATE_BYTES,
   };
   const parsed = ServeConfigSchema.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== '')));
   if (!parsed.success) {

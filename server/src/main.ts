@@ -9,6 +9,7 @@ import { loadOrCreateSecret } from './secret-file.js';
 
 const USAGE = `usage: flotilla serve [--port N] [--host H] [--data-dir DIR] [--mongodb-url URL] [--log-level L]
                      [--tls-cert FILE --tls-key FILE] [--public-metrics] [--public-inference]
+                     [--trust-proxy true|HOPS|ADDRS] [--max-update-bytes N]
 
 env: FLOTILLA_ADMIN_TOKEN, FLOTILLA_DEVICE_TOKEN, FLOTILLA_MONGODB_URL, FLOTILLA_DATA_DIR, FLOTILLA_PORT, FLOTILLA_HOST,
      FLOTILLA_TLS_CERT, FLOTILLA_TLS_KEY, FLOTILLA_PUBLIC_METRICS, FLOTILLA_PUBLIC_INFERENCE
@@ -29,6 +30,8 @@ async function serve(argv: string[]): Promise<void> {
     logger: { level: cfg.logLevel },
     publicMetrics: cfg.publicMetrics,
     publicInference: cfg.publicInference,
+    trustProxy: cfg.trustProxy,
+    maxUpdateBytes: cfg.maxUpdateBytes,
     ...(cfg.tlsCert && cfg.tlsKey ? { https: { cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) } } : {}),
   });
   if (admin.path) app.log.info(`admin token ${admin.created ? 'generated' : 'read'}: ${admin.path}`);

@@ -10,6 +10,12 @@ describe('flotilla serve configuration', () => {
     expect(c.host).toBe('127.0.0.1');
     expect(parseServeConfig([], { FLOTILLA_PUBLIC_INFERENCE: 'true' }).publicInference).toBe(true);
     expect(parseServeConfig([], {}).publicInference).toBe(false);
+    // trustProxy: off by default; true, a hop count or proxy addresses, from the flag or FLOTILLA_TRUST_PROXY.
+    expect(parseServeConfig([], {}).trustProxy).toBe(false);
+    expect(parseServeConfig(['--trust-proxy', 'true'], {}).trustProxy).toBe(true);
+    expect(parseServeConfig([], { FLOTILLA_TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(parseServeConfig([], { FLOTILLA_TRUST_PROXY: '10.0.0.0/8,loopback' }).trustProxy).toBe('10.0.0.0/8,loopback');
+    expect(parseServeConfig([], { FLOTILLA_MAX_UPDATE_BYTES: '1048576' }).maxUpdateBytes).toBe(1 << 20);
   });
 
   it('accepts multi-host MongoDB replica-set URLs and refuses bad values with a code', () => {

@@ -88,7 +88,7 @@ describe('auth options', () => {
     }
   });
 
-  it('rate-limits failed authentication per address, then answers 429 with FL_ERR_HTTP_RATE_LIMITED', async () => {
+  it('throttles failed authentication per address with 429 FL_ERR_AUTH_THROTTLED, never refusing a valid token', async () => {
     const h = await adminApp({ authRateLimit: { max: 5, timeWindowMs: 60_000 } });
     try {
       // Valid requests do not count.
@@ -98,11 +98,28 @@ describe('auth options', () => {
       expect(codes.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
       expect(codes.slice(5)).toEqual([429, 429, 429]);
       const limited = await h.call({ method: 'GET', url: '/api/v1/tasks', token: 'wrong' });
-      expect(limited.json.error.code).toBe('FL_ERR_HTTP_RATE_LIMITED');
+      expect(limited.json.error.code).toBe('FL_ERR_AUTH_THROTTLED');
       expect(limited.json.error.details.retryAfterSeconds).toBeGreaterThan(0);
+      // Others' failures from the same address never lock out a valid credential.
+      expect((await h.call({ method: 'GET', url: '/api/v1/tasks' })).status).toBe(200);
       // Another address is not affected.
       const other = await h.app.inject({ method: 'GET', url: '/api/v1/tasks', remoteAddress: '10.9.8.7', headers: { authorization: 'Bearer wrong' } });
       expect(other.statusCode).toBe(401);
+      // Without trustProxy, X-Forwarded-For is ignored: the peer address is still over its budget.
+      const forged = await h.call({ method: 'GET', url: '/api/v1/tasks', token: 'wrong', headers: { 'x-forwarded-for': '203.0.113.9' } });
+      expect(forged.status).toBe(429);
+    } finally {
+      await h.app.close();
+    }
+  });
+
+  it('with trustProxy, throttles the client named by X-Forwarded-For, not the proxy', async () => {
+    const h = await adminApp({ authRateLimit: { max: 2, timeWindowMs: 60_000 }, trustProxy: true });
+    try {
+      const from = (ip: string) => h.call({ method: 'GET', url: '/api/v1/tasks', token: 'wrong', headers: { 'x-forwarded-for': ip } });
+      expect([(await from('203.0.113.1')).status, (await from('203.0.113.1')).status, (await from('203.0.113.1')).status]).toEqual([401, 401, 429]);
+      // Another client behind the same proxy is not locked out.
+      expect((await from('203.0.113.2')).status).toBe(401);
     } finally {
       await h.app.close();
     }

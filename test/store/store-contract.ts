@@ -4,7 +4,7 @@ import type { Store } from '../../server/src/store/store.js';
 import { expectCode, round, task, version } from './fixtures.js';
 
 /**
- * The one Store contract suite (DESIGN.md: every implementation passes the same suite). Each
+ * The one Store contract suite (docs/architecture.md, "Storage": every implementation passes the same suite). Each
  * implementation's test file calls `storeContract` with a factory. `reopen`, when given, closes
  * nothing itself: it returns a fresh Store over the same durable state (the durability tests).
  */
@@ -247,6 +247,11 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       await s.upsertClients([]);
       expect(await s.getClient('bulk-3')).toEqual({ ...many[3], reportsAccepted: 7 });
       expect((await s.listClients('a')).length).toBe(51);
+      // The credential a device id is bound to: a token id, null for the bootstrap token, absent when unbound.
+      await s.upsertClients([{ ...c, id: 'bound-1', tokenId: 'tok123' }, { ...c, id: 'bound-2', tokenId: null }]);
+      expect((await s.getClient('bound-1'))?.tokenId).toBe('tok123');
+      expect((await s.getClient('bound-2'))?.tokenId).toBeNull();
+      expect(await s.getClient('dev-2')).not.toHaveProperty('tokenId');
     });
 
     it('stores tokens, refuses a duplicate id, lists newest first and revokes idempotently', async () => {

@@ -53,14 +53,14 @@ export class Authenticator {
   }
 
   /**
-   * Device hello: the token must be the bootstrap device token or a live device token scoped to
-   * `taskId`. Throws FL_ERR_AUTH_INVALID_TOKEN or FL_ERR_AUTH_FORBIDDEN.
+   * Device handshake: the token must be the bootstrap device token or a live device token scoped
+   * to `taskId`. Every refusal is the same FL_ERR_AUTH_INVALID_TOKEN with no details, so the
+   * answer never tells a valid admin or viewer token, or a device token of another task, from a
+   * wrong one.
    */
   async authenticateDevice(token: string, taskId: string): Promise<{ tokenId: string | null }> {
     const p = await this.authenticate(token);
-    if (!p) throw new AppError('FL_ERR_AUTH_INVALID_TOKEN');
-    if (p.role !== 'device') throw new AppError('FL_ERR_AUTH_FORBIDDEN', { why: 'not a device token' });
-    if (p.taskId !== undefined && p.taskId !== taskId) throw new AppError('FL_ERR_AUTH_FORBIDDEN', { why: 'token is scoped to another task' });
+    if (!p || p.role !== 'device' || (p.taskId !== undefined && p.taskId !== taskId)) throw new AppError('FL_ERR_AUTH_INVALID_TOKEN');
     return { tokenId: p.tokenId };
   }
 

@@ -64,11 +64,15 @@ export class ActiveRound {
     throw new AppError(code, details);
   }
 
-  /** Validate and fold one report. Throws AppError (and records the rejection) on any problem. */
-  accept(clientId: string, r: FitReport): void {
+  /**
+   * Validate and fold one report; `granted`: the device holds an upload slot (its fit:ready was
+   * answered ok). Throws AppError (and records the rejection) on any problem.
+   */
+  accept(clientId: string, r: FitReport, granted: boolean): void {
     if (this.record.state !== 'training') this.reject(clientId, 'FL_ERR_ROUND_LATE_REPORT', { round: r.round, state: this.record.state });
     if (!this.selected.has(clientId)) this.reject(clientId, 'FL_ERR_ROUND_NOT_SELECTED', { round: r.round });
     if (this.reported.has(clientId)) this.reject(clientId, 'FL_ERR_ROUND_DUPLICATE_REPORT', { round: r.round });
+    if (!granted) this.reject(clientId, 'FL_ERR_PROTO_UPLOAD_NOT_GRANTED', { round: r.round });
     if (r.codec !== this.plan.codec) this.reject(clientId, 'FL_ERR_REPORT_WRONG_CODEC', { expected: this.plan.codec, got: r.codec });
     if (r.delta.byteLength > this.plan.maxUpdateBytes) {
       this.reject(clientId, 'FL_ERR_REPORT_TOO_LARGE', { limit: this.plan.maxUpdateBytes, got: r.delta.byteLength });

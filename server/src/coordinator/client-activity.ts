@@ -49,12 +49,23 @@ export class ClientActivity {
     return { ...c };
   }
 
-  /** A device said hello for `taskId`. */
-  async touch(id: string, taskId: string): Promise<void> {
+  /**
+   * A device presented `tokenId` (null: the bootstrap device token) for `taskId` in its handshake.
+   * Atomically (no await between the check and the change): a revoked device is refused; a device
+   * id already bound to another credential is refused; otherwise the id is bound to this
+   * credential (on first use) and its record moves to `taskId`.
+   */
+  async bind(id: string, taskId: string, tokenId: string | null): Promise<'ok' | 'revoked' | 'bound'> {
+    let verdict: 'ok' | 'revoked' | 'bound' = 'ok';
     await this.update(id, taskId, (c) => {
+      if (c.revoked) verdict = 'revoked';
+      else if (c.tokenId !== undefined && c.tokenId !== tokenId) verdict = 'bound';
+      if (verdict !== 'ok') return;
+      c.tokenId = tokenId;
       c.taskId = taskId;
       c.lastSeen = Date.now();
     });
+    return verdict;
   }
 
   async countReport(id: string, accepted: boolean): Promise<void> {

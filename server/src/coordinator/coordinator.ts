@@ -41,7 +41,12 @@ export interface CoordinatorOptions {
   uploadBudgetBytes?: number;
   /** Throws AppError (FL_ERR_AUTH_*) unless the token may join the task. */
   authenticateDevice: DeviceAuthenticator;
+  /** Largest `maxUpdateBytes` a plan may set (the socket transport cap is derived from it); default 64 MiB. */
+  maxUpdateBytes?: number;
 }
+
+/** Default of CoordinatorOptions.maxUpdateBytes: the plan schema's default, so default plans are accepted. */
+export const DEFAULT_MAX_UPDATE_BYTES = 64 * 1024 * 1024;
 
 /**
  * The parts of a plan the protocol schema leaves to the server: strategy params and screening
@@ -98,9 +103,18 @@ export class Coordinator {
     return { tokenId: r?.tokenId ?? null };
   }
 
-  /** Refuse a revoked device at hello (FL_ERR_CLIENT_REVOKED). */
-  async assertClientAllowed(deviceId: string): Promise<void> {
-    if ((await this.clients.get(deviceId))?.revoked) throw new AppError('FL_ERR_CLIENT_REVOKED', { client: deviceId });
+  /**
+   * Admit a device id presented with the credential `tokenId` for `taskId` at handshake. The id
+   * is bound to the credential that first used it: another credential gets FL_ERR_CLIENT_BOUND
+   * (whether or not the device is connected) and the live session stays; a revoked id gets
+   * FL_ERR_CLIENT_REVOKED. On success the client record is bound and moved to `taskId`.
+   */
+  async admitDevice(deviceId: string, taskId: string, tokenId: string | null): Promise<void> {
+    const live = this.sessions.get(deviceId);
+    if (live && live.socket.connected && live.tokenId !== tokenId) throw new AppError('FL_ERR_CLIENT_BOUND', { client: deviceId });
+    const verdict = await this.clients.bind(deviceId, taskId, tokenId);
+    if (verdict === 'revoked') throw new AppError('FL_ERR_CLIENT_REVOKED', { client: deviceId });
+    if (verdict === 'bound') throw new AppError('FL_ERR_CLIENT_BOUND', { client: deviceId });
   }
 
   /** Mark a device revoked and disconnect its session; later hellos with its id are refused. */
@@ -148,6 +162,7 @@ export class Coordinator {
       throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'strategy, screening and seed cannot change after a task is created' });
     }
     checkPlan(plan);
+    this.checkUpdateCeiling(plan);
     await r.updatePlan(plan);
     return r.record;
   }
@@ -168,6 +183,17 @@ export class Coordinator {
     }
   }
 
+  /** The largest update a plan may ask devices for (bytes); socket messages are capped from it. */
+  get maxUpdateBytes(): number {
+    return this.opts.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES;
+  }
+
+  private checkUpdateCeiling(plan: TaskPlan): void {
+    if (plan.maxUpdateBytes > this.maxUpdateBytes) {
+      throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'plan.maxUpdateBytes exceeds the server limit (maxUpdateBytes)', limit: this.maxUpdateBytes, got: plan.maxUpdateBytes });
+    }
+  }
+
   private async loadWeights(model: string, version: number): Promise<Float32Array> {
     return this.opts.registry.readWeights(await this.opts.registry.getVersion(model, version));
   }
@@ -177,6 +203,7 @@ export class Coordinator {
     if (!parsedPlan.success) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { issues: parsedPlan.error.issues.slice(0, 10) });
     const plan = parsedPlan.data;
     checkPlan(plan);
+    this.checkUpdateCeiling(plan);
     if (this.runners.has(input.id) || (await this.opts.store.getTask(input.id))) throw new AppError('FL_ERR_TASK_EXISTS', { task: input.id });
     let spec: ModelSpec;
     let weights: Float32Array;
@@ -253,11 +280,6 @@ export class Coordinator {
     if (['stopped', 'done', 'failed'].includes(r.record.state)) throw new AppError('FL_ERR_TASK_INVALID_STATE', { task: id, state: r.record.state });
     await r.halt('stopped', 'stopped by operator');
     return r.record;
-  }
-
-  /** Record that a device was seen (hello) for a task (written behind, see ClientActivity). */
-  touchClient(deviceId: string, taskId: string): Promise<void> {
-    return this.clients.touch(deviceId, taskId);
   }
 
   async countReport(deviceId: string, accepted: boolean): Promise<void> {

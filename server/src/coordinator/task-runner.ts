@@ -12,7 +12,7 @@ import type { CoordinatorDeps } from './deps.js';
 import { artifactPaths } from './artifact-paths.js';
 
 /**
- * Runs one task's rounds (DESIGN.md, "The life of a round"). Owns the task's global weights in
+ * Runs one task's rounds (docs/architecture.md, "Life of a round"). Owns the task's global weights in
  * memory (O(model)) and at most one round in flight. All state that must survive a crash goes
  * through the store before anyone is told: the round's number is reserved before instructions go
  * out, and a version is visible only after `commitRound` succeeded.
@@ -192,11 +192,17 @@ export class TaskRunner {
     await a.gate.acquire(deviceId);
   }
 
-  /** A fit report from a device. Throws AppError with the rejection code; on success the report is folded in. */
+  /**
+   * A fit report from a device. It must hold the upload slot its `fit:ready` was granted
+   * (FL_ERR_PROTO_UPLOAD_NOT_GRANTED otherwise); the slot is released whatever the outcome.
+   * Throws AppError with the rejection code; on success the report is folded in. A rejected
+   * report does not use up the device's place: it may ask again (`fit:ready`) and resend until the
+   * round closes (docs/api.md, "Device connection").
+   */
   async onReport(deviceId: string, r: FitReport): Promise<void> {
     const a = this.roundFor(r.round);
     try {
-      a.accept(deviceId, r);
+      a.accept(deviceId, r, a.gate.holds(deviceId));
     } finally {
       a.gate.release(deviceId);
     }
@@ -336,6 +342,11 @@ export class TaskRunner {
     // Back off a little so a task with too few devices does not spin.
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.poke(), 200);
+  }
+
+  /** Give back the upload slot a device holds without reporting (its report was refused before it reached the round). */
+  releaseUpload(deviceId: string): void {
+    this.active?.gate.release(deviceId);
   }
 
   /** An evaluation report from a device (see FederatedEvaluation). */

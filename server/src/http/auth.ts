@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { Principal } from '../auth/authenticator.js';
+import type { FailureThrottle } from '../auth/failure-throttle.js';
 import { AppError } from '../errors.js';
 import type { TokenRole } from '../store/records.js';
 
@@ -13,18 +14,11 @@ declare module 'fastify' {
   }
 }
 
-/** Throttle of failed authentication (per client address); see app.ts for the limits. */
-export interface AuthThrottle {
-  /** Throws FL_ERR_HTTP_RATE_LIMITED while the address is over its failure budget. */
-  check(req: FastifyRequest): Promise<void>;
-  /** Count one failed attempt. */
-  fail(req: FastifyRequest): Promise<void>;
-}
-
 /** What route plugins need to check credentials (app.ts passes the Authenticator plus the throttle). */
 export interface AuthConfig {
   authenticate(token: string): Promise<Principal | null>;
-  throttle?: AuthThrottle;
+  /** Failed authentications per client address (`request.ip`, which honours trustProxy); shared with the device handshake. */
+  throttle?: FailureThrottle;
 }
 
 /**
@@ -54,21 +48,19 @@ function bearer(req: FastifyRequest): string | null {
  * preHandler factory: the request must carry `Authorization: Bearer <token>` of one of `roles`
  * (admin passes everything). 401 FL_ERR_AUTH_REQUIRED without a token, 401
  * FL_ERR_AUTH_INVALID_TOKEN for an unknown/expired/revoked one, 403 FL_ERR_AUTH_FORBIDDEN for a
- * valid token of another role. Failed attempts count against the address's throttle. The guard
- * carries its `roles` so that tests (and docs) can read each route's requirement from the table.
+ * valid token of another role. A missing or invalid token counts against the address's failure
+ * throttle and, once the address is over its budget, is answered 429 FL_ERR_AUTH_THROTTLED; a
+ * valid token is never refused by the throttle. The guard carries its `roles` so that tests (and
+ * docs) can read each route's requirement from the table.
  */
 export function requireRole(auth: AuthConfig, roles: readonly Role[]): RoleGuard {
   const guard = async (req: FastifyRequest): Promise<void> => {
-    await auth.throttle?.check(req);
     const token = bearer(req);
-    if (!token) {
-      await auth.throttle?.fail(req);
-      throw new AppError('FL_ERR_AUTH_REQUIRED');
-    }
-    const p = await auth.authenticate(token);
+    const p = token ? await auth.authenticate(token) : null;
     if (!p) {
-      await auth.throttle?.fail(req);
-      throw new AppError('FL_ERR_AUTH_INVALID_TOKEN');
+      const over = auth.throttle?.fail(req.ip);
+      if (over) throw new AppError('FL_ERR_AUTH_THROTTLED', over);
+      throw new AppError(token ? 'FL_ERR_AUTH_INVALID_TOKEN' : 'FL_ERR_AUTH_REQUIRED');
     }
     if (p.role !== 'admin' && !roles.includes(p.role)) throw new AppError('FL_ERR_AUTH_FORBIDDEN', { role: p.role, needs: roles });
     req.principal = p;

@@ -54,6 +54,15 @@ const VersionParams = z.object({ name: Name, version: z.coerce.number().int().mi
 const StatsBody = z
   .object({ count: z.number().int().min(1), mean: z.array(z.number()).min(1).max(1_000_000), variance: z.array(z.number().min(0)).min(1).max(1_000_000), source: z.string().max(64).optional() })
   .strict();
+const ConfirmBody = z
+  .object({
+    since: z.number().int().min(0).optional(),
+    until: z.number().int().min(0).optional(),
+    minRequests: z.number().int().min(1).max(1_000_000).optional(),
+    rowsPerRequest: z.number().int().min(1).max(4096).optional(),
+    dryRun: z.boolean().optional(),
+  })
+  .strict();
 
 /**
  * Deployments (`/api/v1/deployments`): create/list/get/update/delete, bandit feedback and live
@@ -129,4 +138,10 @@ export const deploymentsRoutes: FastifyPluginAsync<DeploymentsRoutesOptions> = a
     await serving.putReference(req.params.name, req.params.version, { count, mean, variance }, source ?? 'publish');
     return { model: req.params.name, version: req.params.version, count, source: source ?? 'publish' };
   });
+
+  r.post('/api/v1/models/:name/versions/:version/input-stats/confirm', { schema: { params: VersionParams, body: ConfirmBody }, preHandler: admin }, async (req) => ({
+    model: req.params.name,
+    version: req.params.version,
+    ...(await serving.confirmReference(req.params.name, req.params.version, req.body)),
+  }));
 };

@@ -7,6 +7,7 @@ import { VARIANTS } from '../registry/variants.js';
 import { checkOipOutputs, parseOipInputs } from '../serving/infer-input.js';
 import type { InferResult, Serving } from '../serving/serving.js';
 import { requireRole, type AuthConfig } from './auth.js';
+import { HEADER_SAFE, RequestId } from './ids.js';
 
 export interface InferenceRoutesOptions {
   serving: Serving;
@@ -55,10 +56,10 @@ export function inferenceErrorHandler(err: FastifyError | AppError | Error, req:
     .send({ error: typeof why === 'string' ? `${message}: ${why}` : message, code, ...(details !== undefined ? { details } : {}) });
 }
 
-/** The request id: the body's `id`, else `x-request-id`, else a new UUID. */
+/** The request id: the body's `id` (validated header-safe), else a header-safe `x-request-id`, else a new UUID. */
 export function requestIdOf(req: FastifyRequest, bodyId?: string): string {
   const h = req.headers['x-request-id'];
-  return bodyId ?? (typeof h === 'string' && h.length > 0 && h.length <= 256 ? h : randomUUID());
+  return bodyId ?? (typeof h === 'string' && HEADER_SAFE.test(h) ? h : randomUUID());
 }
 
 export function routingKeyOf(req: FastifyRequest, fromBody?: unknown): string | undefined {
@@ -95,7 +96,7 @@ const VersionParams = z.object({ name: Name, version: Ref }).strict();
 const VariantQuery = z.object({ variant: z.enum(['float32', ...VARIANTS]).optional() }).strict();
 const Params = z.record(z.string(), z.unknown());
 const InferBody = z.object({
-  id: z.string().min(1).max(256).optional(),
+  id: RequestId.optional(),
   parameters: Params.optional(),
   inputs: z
     .array(

@@ -8,6 +8,7 @@ import type { Coordinator } from '../coordinator/coordinator.js';
 import { AppError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { requireRole, type AuthConfig } from './auth.js';
+import { ResourceId } from './ids.js';
 import { roundDetail, roundSummary, taskView } from './task-view.js';
 
 export interface TasksRoutesOptions {
@@ -16,7 +17,8 @@ export interface TasksRoutesOptions {
   auth: AuthConfig;
 }
 
-export const TaskId = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:-]+$/);
+/** Task ids (and model names chosen at task creation): see ids.ts. */
+export const TaskId = ResourceId;
 const IdParams = z.object({ id: TaskId }).strict();
 const RoundParams = z.object({ id: TaskId, round: z.coerce.number().int().min(1).max(1e9) }).strict();
 /** A plan as JSON; the coordinator validates it with TaskPlanSchema (strict), so bad plans answer FL_ERR_TASK_INVALID_SPEC. */

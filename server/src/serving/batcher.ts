@@ -45,11 +45,11 @@ export interface BatcherStats {
  *    FL_ERR_SERVING_OVERLOADED (429), so overload never turns into a hang;
  *  - a request still queued after `timeoutMs` rejects with FL_ERR_SERVING_TIMEOUT and never runs;
  *  - after `close()` new requests reject with FL_ERR_SERVING_UNAVAILABLE; queued ones still run,
- *    then `onDrained` fires (the model cache disposes the model there).
+ *    then `onDrained` fires (the model cache disposes the model there);
+ *  - nothing here references a request once it is answered or rejected (its input is garbage).
  */
 export class Batcher {
   private queue: Pending[] = [];
-  private head = 0;
   private queuedRows = 0;
   private running = false;
   private scheduled = false;
@@ -80,7 +80,7 @@ export class Batcher {
   }
 
   get queued(): number {
-    return this.queue.length - this.head;
+    return this.queue.length;
   }
 
   submit(input: Float32Array, rows: number): Promise<BatchResult> {
@@ -122,7 +122,7 @@ export class Batcher {
   }
 
   private expire(p: Pending): void {
-    const i = this.queue.indexOf(p, this.head);
+    const i = this.queue.indexOf(p);
     if (i < 0) return; // already running or done
     this.queue.splice(i, 1);
     this.queuedRows -= p.rows;
@@ -133,7 +133,7 @@ export class Batcher {
 
   private schedule(): void {
     if (this.running || this.scheduled || this.queued === 0) return;
-    const oldest = this.queue[this.head];
+    const oldest = this.queue[0];
     const waited = performance.now() - oldest.enqueuedAt;
     if (this.queuedRows >= this.config.maxBatchSize || waited >= this.config.maxQueueDelayMs || this.closed) {
       if (this.timer) {
@@ -154,22 +154,18 @@ export class Batcher {
     }
   }
 
+  /** Remove the next batch from the queue (so the queue holds no reference to it once answered). */
   private take(): Pending[] {
-    const batch: Pending[] = [];
+    let n = 0;
     let rows = 0;
-    while (this.head < this.queue.length) {
-      const p = this.queue[this.head];
-      if (batch.length > 0 && rows + p.rows > this.config.maxBatchSize) break;
-      batch.push(p);
-      rows += p.rows;
-      this.head++;
+    while (n < this.queue.length) {
+      const r = this.queue[n].rows;
+      if (n > 0 && rows + r > this.config.maxBatchSize) break;
+      rows += r;
+      n++;
     }
     this.queuedRows -= rows;
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
-    return batch;
+    return this.queue.splice(0, n);
   }
 
   private async runBatch(): Promise<void> {

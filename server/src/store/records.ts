@@ -118,6 +118,12 @@ export interface ClientRecord {
   reportsAccepted: number;
   reportsRejected: number;
   revoked: boolean;
+  /**
+   * The credential the device id is bound to: the id of the token it first connected with, null
+   * for the bootstrap device token; absent on records made before binding existed (bound at
+   * their next handshake). Handshakes for this id with another credential are refused.
+   */
+  tokenId?: string | null;
 }
 
 /** Role a credential grants: `admin` everything, `viewer` read-only admin API, `device` a device of one task. */
@@ -201,7 +207,7 @@ export interface InputStatsRecord {
   count: number;
   mean: number[];
   variance: number[];
-  /** Where they came from: 'publish' (recorded with the version) or 'first-window' (the first sampled requests served). */
+  /** Where they came from: 'publish' (recorded by the publisher) or 'confirmed-window' (logged payloads an operator confirmed). */
   source: string;
   createdAt: number;
 }

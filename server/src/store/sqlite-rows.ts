@@ -171,7 +171,12 @@ export const clientFromRow = (r: Row): ClientRecord => ({
   reportsAccepted: r.reports_accepted as number,
   reportsRejected: r.reports_rejected as number,
   revoked: r.revoked === 1,
+  ...(r.token_id === null || r.token_id === undefined ? {} : { tokenId: r.token_id === '' ? null : (r.token_id as string) }),
 });
+
+/** Column values of a client row, in the order of the INSERT in sqlite-store.ts. */
+export const clientRow = (c: ClientRecord) =>
+  [c.id, c.taskId, c.firstSeen, c.lastSeen, c.roundsJoined, c.reportsAccepted, c.reportsRejected, c.revoked ? 1 : 0, c.tokenId === undefined ? null : (c.tokenId ?? '')] as const;
 
 export const tokenFromRow = (r: Row): TokenRecord => {
   const t: TokenRecord = {

@@ -151,6 +151,10 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE tasks ADD COLUMN screening_state TEXT;
   `,
+  // 5: the credential a device id is bound to ('' marks the bootstrap device token; NULL: not bound yet).
+  `
+  ALTER TABLE clients ADD COLUMN token_id TEXT;
+  `,
 ];
 
 /** Apply the migrations the database lacks. Refuses a database newer than this build. */

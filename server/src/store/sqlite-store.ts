@@ -29,6 +29,7 @@ import {
   aliasFromRow,
   historyFromRow,
   clientFromRow,
+  clientRow,
   tokenFromRow,
   modelFromRow,
 } from './sqlite-rows.js';
@@ -341,18 +342,18 @@ export class SqliteStore implements Store {
 
   async upsertClient(c: ClientRecord): Promise<void> {
     this.q(
-      `INSERT OR REPLACE INTO clients (id, task_id, first_seen, last_seen, rounds_joined, reports_accepted, reports_rejected, revoked)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(c.id, c.taskId, c.firstSeen, c.lastSeen, c.roundsJoined, c.reportsAccepted, c.reportsRejected, c.revoked ? 1 : 0);
+      `INSERT OR REPLACE INTO clients (id, task_id, first_seen, last_seen, rounds_joined, reports_accepted, reports_rejected, revoked, token_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(...clientRow(c));
   }
 
   async upsertClients(cs: readonly ClientRecord[]): Promise<void> {
     const stmt = this.q(
-      `INSERT OR REPLACE INTO clients (id, task_id, first_seen, last_seen, rounds_joined, reports_accepted, reports_rejected, revoked)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR REPLACE INTO clients (id, task_id, first_seen, last_seen, rounds_joined, reports_accepted, reports_rejected, revoked, token_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.conn.transaction(() => {
-      for (const c of cs) stmt.run(c.id, c.taskId, c.firstSeen, c.lastSeen, c.roundsJoined, c.reportsAccepted, c.reportsRejected, c.revoked ? 1 : 0);
+      for (const c of cs) stmt.run(...clientRow(c));
     })();
   }
 
