@@ -187,7 +187,7 @@ class Device:
 
     def run(self):
         try:
-            self.sio.connect(self.base, auth=self.auth, transports=["websocket"], socketio_path="socket.io", wait_timeout=30)
+            self.sio.connect(self.base, auth=self.auth, transports=self.args.transports.split(","), socketio_path="socket.io", wait_timeout=30)
         except socketio.exceptions.ConnectionError as err:
             say(f"could not connect: {err}")
             return 1
@@ -216,6 +216,7 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--examples", type=int, default=200)
     p.add_argument("--device-id")
+    p.add_argument("--transports", default="websocket", help="websocket, polling, or polling,websocket")
     sys.exit(Device(p.parse_args()).run())
 
 

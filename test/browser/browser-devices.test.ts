@@ -167,6 +167,12 @@ describe.skipIf(!CHROMIUM)('browser devices (examples/browser-device in headless
     expect(rd.dropped).toEqual([heavyId]);
     expect(new Set(rd.reported)).toEqual(new Set(pageIds));
 
+    // A page with a bad token meets the same coded error as the SDK in Node, and says so.
+    const refused = await browser.newPage();
+    await refused.goto(`${url}/device/?task=${TASK}&token=not-a-device-token`);
+    await until('the refusal', async () => /FL_ERR_AUTH_INVALID_TOKEN/.test((await state(refused)).status));
+    await refused.close();
+
     // Nothing came from anywhere but the coordinator: the SDK bundle and the wasm binaries included.
     expect(requests.filter((r) => !r.startsWith(url))).toEqual([]);
     expect(requests.some((r) => r.startsWith(`${url}/device/wasm/`))).toBe(true);
