@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { ChildServer } from '../../test/helpers/child-server.js';
 
 const LOADER = fileURLToPath(new URL('./device-loader.ts', import.meta.url));
+const DEV_LOADER = new URL('../../scripts/dev-loader.mjs', import.meta.url).href;
 
 /** One device-loader process (bench/scale/device-loader.ts) and what it reported. */
 export interface Loader {
@@ -16,7 +17,7 @@ export function startLoaders(s: ChildServer, taskId: string, total: number, k: n
   return Array.from({ length: k }, (_, i) => {
     const count = Math.floor(total / k) + (i < total % k ? 1 : 0);
     const proc = fork(LOADER, [JSON.stringify({ url: s.url, token: s.deviceToken, taskId, count, concurrency: 50, respond: false, download: false, deltaFloats: 0, heartbeatMs: 5000, ...extra })], {
-      execArgv: ['--import', 'tsx', '--max-old-space-size=4096'],
+      execArgv: ['--import', DEV_LOADER, '--max-old-space-size=4096'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const reports: Loader['reports'] = [];

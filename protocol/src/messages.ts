@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ERROR_CODES, type WireError } from './errors.js';
 import { ClientPlanSchema, CodecNameSchema } from './plan.js';
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** One entry of a flat weight manifest (see tensor/manifest.ts for the layout contract). */
 export const WeightSpecSchema = z

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Names of the client-side optimizers a plan may ask for. */
 export const ClientOptimizerSchema = z.enum(['sgd', 'momentum', 'adam']);

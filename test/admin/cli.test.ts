@@ -113,7 +113,7 @@ describe('flotilla operator CLI', () => {
   });
 
   it('is wired into the flotilla binary', async () => {
-    const bin = new URL('../../server/bin/flotilla.mjs', import.meta.url).pathname;
+    const bin = new URL('../../scripts/dev/flotilla.mjs', import.meta.url).pathname;
     const { stdout } = await run(process.execPath, [bin, 'tasks', 'list', '--json', '--url', url], { env: { ...process.env, FLOTILLA_TOKEN: ADMIN } });
     expect(JSON.parse(stdout).tasks.length).toBeGreaterThanOrEqual(2);
     const bad = await run(process.execPath, [bin, 'tasks', 'start', 'nope', '--url', url, '--token', ADMIN]).catch((e) => e);

@@ -21,7 +21,7 @@ export interface ChildServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-const BIN = fileURLToPath(new URL('../../server/bin/flotilla.mjs', import.meta.url));
+const BIN = fileURLToPath(new URL('../../scripts/dev/flotilla.mjs', import.meta.url));
 
 /**
  * `detached`: the server leads its own process group and `stop` signals the whole group (the

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { CliUsageError, DEMO_DEFAULTS, parseCliOptions, type SimOptions } from '../../simulator/src/cli-options.js';
 
-const BIN = fileURLToPath(new URL('../../simulator/bin/flotilla-sim.mjs', import.meta.url));
+const BIN = fileURLToPath(new URL('../../scripts/dev/flotilla-sim.mjs', import.meta.url));
 
 function parse(args: string[]): SimOptions {
   const o = parseCliOptions(args);

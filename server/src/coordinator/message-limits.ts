@@ -154,8 +154,16 @@ export class LimitedDecoder extends parser.Decoder {
   }
 }
 
+/** What `limitedParser` returns (named, so that its declaration can be emitted for dist/). */
+export interface LimitedParser {
+  protocol: number;
+  PacketType: typeof parser.PacketType;
+  Encoder: typeof parser.Encoder;
+  Decoder: new () => LimitedDecoder;
+}
+
 /** The `parser` option of the socket.io Server: the stock encoder and the limited decoder. */
-export function limitedParser(pre: PreAuthLimits) {
+export function limitedParser(pre: PreAuthLimits): LimitedParser {
   return {
     protocol: parser.protocol,
     PacketType: parser.PacketType,
