@@ -2,4 +2,4 @@ export { PRESETS, buildPreset, type PresetName, type PresetInfo } from './preset
 export { manifestOf, flatWeights, setFlatWeights, specOf, modelFromSpec } from './model-spec-tf.js';
 export { resolveBackend, ensureTrainableBackend, type Platform } from './backend.js';
 export { type Logger, silentLogger } from './logger.js';
-export { inspectLayersModel, parseModelJson, buildTopology, applyTrainable, specOfBuilt, respec, type InspectedModel, type WeightSource } from './model-import.js';
+export { travelFlags, inspectLayersModel, parseModelJson, buildTopology, applyTrainable, specOfBuilt, respec, type InspectedModel, type WeightSource } from './model-import.js';

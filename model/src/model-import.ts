@@ -61,6 +61,17 @@ export async function buildTopology(topology: Record<string, unknown>): Promise<
 }
 
 /**
+ * Per `model.weights` entry, whether it travels (changes on devices): a weight travels when its
+ * top-level layer is trainable, non-trainable weights of such layers (batch-norm statistics)
+ * included. Servers and devices both derive the marks this way from the stored topology.
+ */
+export function travelFlags(model: tf.LayersModel): boolean[] {
+  const travels = new Map<string, boolean>();
+  for (const l of model.layers) for (const w of l.weights) travels.set(w.originalName, l.trainable);
+  return model.weights.map((w) => travels.get(w.originalName) ?? true);
+}
+
+/**
  * Trainable flags per `model.weights` entry: a weight travels when its top-level layer trains.
  * `trainableLayers` (a plan's) sets which layers train; absent, the topology's own flags count.
  * Sets the layers' `trainable` to match, so the re-serialized topology carries the choice.
@@ -73,9 +84,7 @@ export function applyTrainable(model: tf.LayersModel, trainableLayers?: readonly
     const want = new Set(trainableLayers);
     for (const l of model.layers) l.trainable = want.has(l.name);
   }
-  const travels = new Map<string, boolean>();
-  for (const l of model.layers) for (const w of l.weights) travels.set(w.originalName, l.trainable);
-  const flags = model.weights.map((w) => travels.get(w.originalName) ?? true);
+  const flags = travelFlags(model);
   if (model.trainableWeights.length === 0 || !flags.some(Boolean)) {
     throw new AppError('FL_ERR_MODEL_IMPORT_NOT_TRAINABLE', { why: 'no layer with weights trains', layers: model.layers.map((l) => ({ name: l.name, trainable: l.trainable, weights: l.weights.length })).slice(0, 50) });
   }

@@ -22,6 +22,8 @@ export const ServeConfigSchema = z
     /** Serve /metrics without a token (for a scraper on a trusted network). */
     publicMetrics: z.boolean().default(false),
     publicInference: z.boolean().default(false),
+    /** Largest model upload (POST /api/v1/models/{name}/versions), bytes. */
+    maxUploadBytes: z.coerce.number().int().min(1024).max(2 ** 50).default(2 * 1024 ** 3),
   })
   .strict()
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'give both --tls-cert and --tls-key, or neither', path: ['tlsCert'] });
@@ -40,6 +42,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
       'tls-key': { type: 'string' },
       'public-metrics': { type: 'boolean' },
       'public-inference': { type: 'boolean' },
+      'max-upload-bytes': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -55,6 +58,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
     tlsCert: values['tls-cert'] ?? env.FLOTILLA_TLS_CERT,
     tlsKey: values['tls-key'] ?? env.FLOTILLA_TLS_KEY,
     publicMetrics: values['public-metrics'] ?? (env.FLOTILLA_PUBLIC_METRICS === undefined ? undefined : env.FLOTILLA_PUBLIC_METRICS === '1' || env.FLOTILLA_PUBLIC_METRICS === 'true'),
+    maxUploadBytes: values['max-upload-bytes'] ?? env.FLOTILLA_MAX_UPLOAD_BYTES,
     publicInference: values['public-inference'] ?? (env.FLOTILLA_PUBLIC_INFERENCE === undefined ? undefined : env.FLOTILLA_PUBLIC_INFERENCE === '1' || env.FLOTILLA_PUBLIC_INFERENCE === 'true'),
   };
   const parsed = ServeConfigSchema.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== '')));

@@ -29,6 +29,7 @@ async function serve(argv: string[]): Promise<void> {
     logger: { level: cfg.logLevel },
     publicMetrics: cfg.publicMetrics,
     publicInference: cfg.publicInference,
+    maxUploadBytes: cfg.maxUploadBytes,
     ...(cfg.tlsCert && cfg.tlsKey ? { https: { cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) } } : {}),
   });
   if (admin.path) app.log.info(`admin token ${admin.created ? 'generated' : 'read'}: ${admin.path}`);
