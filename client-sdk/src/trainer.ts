@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ClientPlan, LayersModelJson, LossName, MetricName } from '@flotilla/protocol';
 import { AppError, buildManifest, splitFlat, type WeightManifest } from '@flotilla/protocol';
-import { ensureTrainableBackend, travelFlags } from '@flotilla/model';
+import { ensureTrainableBackend, readFlatWeights, setFlatWeights, travelFlags } from '@flotilla/model';
 import type { Dataset, LocalData, TensorData } from './data.js';
 import { datasetSize } from './data.js';
 import { isStreamed, modelIO, toBatches, toTensors } from './local-data.js';
@@ -87,14 +87,9 @@ export class LocalTrainer {
       p = (async () => {
         const json = (await fetcher.json(modelUrl)) as LayersModelJson;
         const model = await tf.models.modelFromJSON({ modelTopology: json.modelTopology } as unknown as tf.io.ModelJSON);
+        // The server's layout (model.json order); weights are set and read by name.
         const flags = travelFlags(model);
-        const byName = new Map(json.weightsManifest.flatMap((g) => g.weights).map((w) => [w.name, w]));
-        const manifest = buildManifest(
-          model.weights.map((w, i) => {
-            if (!byName.has(w.originalName)) throw new AppError('FL_ERR_TENSOR_BAD_MANIFEST', { weight: w.originalName, why: 'model.json lacks a weight of its topology' });
-            return { name: w.originalName, shape: w.shape as number[], trainable: flags[i] };
-          }),
-        );
+        const manifest = buildManifest(json.weightsManifest.flatMap((g) => g.weights).map((w) => ({ name: w.name, shape: w.shape, trainable: flags.get(w.name) ?? true })));
         const convIn = (l: tf.layers.Layer): boolean => /conv/i.test(l.getClassName()) || ((l as unknown as { layers?: tf.layers.Layer[] }).layers ?? []).some(convIn);
         const hasConv = model.layers.some((l) => l.trainable && l.weights.length > 0 && convIn(l));
         return { model, manifest, hasConv };
@@ -121,16 +116,11 @@ export class LocalTrainer {
   }
 
   private setWeights(m: LoadedModel, flat: Float32Array): void {
-    const parts = splitFlat(flat, m.manifest);
-    const ts = m.manifest.map((s, i) => tf.tensor(parts[i], s.shape, 'float32'));
-    m.model.setWeights(ts);
-    ts.forEach((t) => t.dispose());
+    setFlatWeights(m.model, flat, m.manifest);
   }
 
   private readWeights(m: LoadedModel): Float32Array {
-    const out = new Float32Array(m.manifest.length ? m.manifest[m.manifest.length - 1].offset + m.manifest[m.manifest.length - 1].size : 0);
-    m.model.weights.forEach((w, i) => out.set(w.read().dataSync() as Float32Array, m.manifest[i].offset));
-    return out;
+    return readFlatWeights(m.model, m.manifest);
   }
 
   /** local - global over the trainable entries of the manifest. */
@@ -233,7 +223,8 @@ export class LocalTrainer {
     // The compiled model's loss function (the plan's), applied per example.
     const lossFn = (m.model as unknown as { lossFunctions: Array<(y: tf.Tensor, p: tf.Tensor) => tf.Tensor> }).lossFunctions[0];
     const parts = splitFlat(global, m.manifest);
-    const anchors = m.manifest.map((s, i) => tf.tensor(parts[i], s.shape, 'float32'));
+    const anchorOf = new Map(m.manifest.map((s, i) => [s.name, tf.tensor(parts[i], s.shape, 'float32')]));
+    const anchors = [...anchorOf.values()];
     const vars = m.model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
     const n = xs.shape[0];
     const losses: number[] = [];
@@ -251,9 +242,7 @@ export class LocalTrainer {
             const pred = m.model.apply(bx, { training: true }) as tf.Tensor;
             const ce = lossFn(by, pred).mean() as tf.Scalar;
             let prox = tf.scalar(0);
-            m.model.weights.forEach((w, i) => {
-              if (w.trainable) prox = prox.add(tf.sum(tf.square(tf.sub(w.read(), anchors[i]))));
-            });
+            for (const w of m.model.trainableWeights) prox = prox.add(tf.sum(tf.square(tf.sub(w.read(), anchorOf.get(w.originalName)!))));
             return ce.add(prox.mul(plan.proximalMu / 2)) as tf.Scalar;
           }, true, vars);
           sum += cost ? (await cost.data())[0] : 0;

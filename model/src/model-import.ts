@@ -7,23 +7,14 @@ import { AppError, buildManifest, ImportModelJsonSchema, type ImportModelJson, t
  * model.json alone (no weight bytes): it parses, tfjs builds the topology, every weight the
  * topology has is in the manifest with the same shape and dtype float32 (nothing extra, nothing
  * quantized), and at least one weight trains. It returns the spec Flotilla stores (topology with
- * the trainable flags applied, manifest in `model.weights` order with frozen entries marked) and,
- * for every manifest entry, where its bytes lie in the uploaded shards, so the caller can stream
- * the weights into Flotilla's flat layout without holding them in memory.
+ * the trainable flags applied, manifest in the upload's order with frozen entries marked), so the
+ * caller can stream the shards as Flotilla's flat weights without holding them in memory.
  * Errors: FL_ERR_MODEL_IMPORT_TOPOLOGY, FL_ERR_MODEL_IMPORT_WEIGHTS, FL_ERR_MODEL_IMPORT_NOT_TRAINABLE.
  */
 
-/** Where one manifest entry's bytes are: group `group` is its shards concatenated in `paths` order. */
-export interface WeightSource {
-  group: number;
-  byteOffset: number;
-  byteLength: number;
-}
-
 export interface InspectedModel {
+  /** Manifest in the upload's order: the flat weights are the groups' shards concatenated. */
   spec: ModelSpec;
-  /** Parallel to spec.manifest. */
-  sources: WeightSource[];
   /** Shard paths of each weights group, and the bytes each group must hold in total. */
   groups: Array<{ paths: string[]; bytes: number }>;
 }
@@ -61,22 +52,24 @@ export async function buildTopology(topology: Record<string, unknown>): Promise<
 }
 
 /**
- * Per `model.weights` entry, whether it travels (changes on devices): a weight travels when its
+ * Whether each weight travels (changes on devices), by weight name: a weight travels when its
  * top-level layer is trainable, non-trainable weights of such layers (batch-norm statistics)
- * included. Servers and devices both derive the marks this way from the stored topology.
+ * included. Servers and devices both derive the marks this way from the stored topology. Keyed by
+ * name because tfjs orders `model.weights` trainable-first, so freezing a layer reorders it.
  */
-export function travelFlags(model: tf.LayersModel): boolean[] {
+export function travelFlags(model: tf.LayersModel): Map<string, boolean> {
   const travels = new Map<string, boolean>();
   for (const l of model.layers) for (const w of l.weights) travels.set(w.originalName, l.trainable);
-  return model.weights.map((w) => travels.get(w.originalName) ?? true);
+  for (const w of model.weights) if (!travels.has(w.originalName)) travels.set(w.originalName, true);
+  return travels;
 }
 
 /**
- * Trainable flags per `model.weights` entry: a weight travels when its top-level layer trains.
- * `trainableLayers` (a plan's) sets which layers train; absent, the topology's own flags count.
- * Sets the layers' `trainable` to match, so the re-serialized topology carries the choice.
+ * Apply a plan's `trainableLayers` (names of top-level layers; absent: the topology's own flags)
+ * to the model's layers, so the re-serialized topology carries the choice. Refuses unknown names
+ * and a model where nothing trains (FL_ERR_MODEL_IMPORT_NOT_TRAINABLE).
  */
-export function applyTrainable(model: tf.LayersModel, trainableLayers?: readonly string[]): boolean[] {
+export function applyTrainable(model: tf.LayersModel, trainableLayers?: readonly string[]): Map<string, boolean> {
   if (trainableLayers) {
     const names = new Set(model.layers.map((l) => l.name));
     const unknown = trainableLayers.filter((n) => !names.has(n));
@@ -85,57 +78,61 @@ export function applyTrainable(model: tf.LayersModel, trainableLayers?: readonly
     for (const l of model.layers) l.trainable = want.has(l.name);
   }
   const flags = travelFlags(model);
-  if (model.trainableWeights.length === 0 || !flags.some(Boolean)) {
+  if (model.trainableWeights.length === 0 || ![...flags.values()].some(Boolean)) {
     throw new AppError('FL_ERR_MODEL_IMPORT_NOT_TRAINABLE', { why: 'no layer with weights trains', layers: model.layers.map((l) => ({ name: l.name, trainable: l.trainable, weights: l.weights.length })).slice(0, 50) });
   }
   return flags;
 }
 
-/** The spec of a built model: topology (with its trainable flags), manifest in model.weights order, input shape, output size. */
-export function specOfBuilt(model: tf.LayersModel, flags: boolean[]): ModelSpec {
+/**
+ * The spec of a built model with its weights laid out in `order` (names and shapes, e.g. an
+ * uploaded manifest): every weight of the model exactly once with its shape, frozen ones marked.
+ */
+export function specOfBuilt(model: tf.LayersModel, flags: Map<string, boolean>, order: ReadonlyArray<{ name: string; shape: readonly number[] }>): ModelSpec {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) {
     throw new AppError('FL_ERR_MODEL_IMPORT_TOPOLOGY', { why: `models with one input and one output train here; this one has ${model.inputs.length} and ${model.outputs.length}` });
   }
+  const shapes = new Map(model.weights.map((w) => [w.originalName, w.shape as number[]]));
+  const seen = new Set<string>();
+  for (const e of order) {
+    const want = shapes.get(e.name);
+    if (!want) throw new AppError('FL_ERR_MODEL_IMPORT_WEIGHTS', { why: 'the manifest lists a weight the topology does not have', weight: e.name });
+    if (seen.has(e.name)) throw new AppError('FL_ERR_MODEL_IMPORT_WEIGHTS', { weight: e.name, why: 'listed twice in the manifest' });
+    seen.add(e.name);
+    if (want.length !== e.shape.length || want.some((d, i) => d !== e.shape[i])) {
+      throw new AppError('FL_ERR_MODEL_IMPORT_WEIGHTS', { weight: e.name, why: 'shape differs from the topology', manifest: e.shape, topology: want });
+    }
+  }
+  const lacking = [...shapes.keys()].filter((n) => !seen.has(n));
+  if (lacking.length) throw new AppError('FL_ERR_MODEL_IMPORT_WEIGHTS', { why: 'the topology has weights the manifest does not', weights: lacking.slice(0, 20) });
   const inputShape = (model.inputs[0].shape.slice(1) as Array<number | null>).map((d) => d ?? 1);
   const out = model.outputs[0].shape;
   const numClasses = Math.max(1, (out[out.length - 1] as number | null) ?? 1);
-  const manifest = buildManifest(model.weights.map((w, i) => ({ name: w.originalName, shape: w.shape as number[], trainable: flags[i] })));
+  const manifest = buildManifest(order.map((e) => ({ name: e.name, shape: e.shape, trainable: flags.get(e.name) ?? true })));
   const topology = model.toJSON(undefined, false) as unknown as Record<string, unknown>;
   return { topology, manifest, inputShape: inputShape.length ? inputShape : [1], numClasses };
 }
 
+/**
+ * Check a model.json (no weight bytes) and return its spec. The manifest keeps the upload's
+ * order, so Flotilla's flat weights are the groups' shards concatenated in order: the import
+ * streams them as they are.
+ */
 export async function inspectLayersModel(json: unknown, trainableLayers?: readonly string[]): Promise<InspectedModel> {
   const mj = parseModelJson(json);
+  for (const g of mj.weightsManifest) {
+    for (const w of g.weights) {
+      if (w.dtype !== 'float32' || w.quantization !== undefined) {
+        throw new AppError('FL_ERR_MODEL_IMPORT_WEIGHTS', { weight: w.name, why: `dtype ${w.dtype}${w.quantization !== undefined ? ' (quantized)' : ''}; only unquantized float32 weights train` });
+      }
+    }
+  }
   const model = await buildTopology(mj.modelTopology);
   try {
     const flags = applyTrainable(model, trainableLayers);
-    const spec = specOfBuilt(model, flags);
-    // Locate every uploaded weight: groups are their shards concatenated, entries laid out in order.
-    const located = new Map<string, { source: WeightSource; shape: number[] }>();
-    const groups = mj.weightsManifest.map((g, gi) => {
-      let byteOffset = 0;
-      for (const w of g.weights) {
-        if (w.dtype !== 'float32' || w.quantization !== undefined) {
-          throw new AppError('FL_ERR_MODEL_IMPORT_WEIGHTS', { weight: w.name, why: `dtype ${w.dtype}${w.quantization !== undefined ? ' (quantized)' : ''}; only unquantized float32 weights train` });
-        }
-        if (located.has(w.name)) throw new AppError('FL_ERR_MODEL_IMPORT_WEIGHTS', { weight: w.name, why: 'listed twice in the manifest' });
-        const byteLength = 4 * w.shape.reduce((a, b) => a * b, 1);
-        located.set(w.name, { source: { group: gi, byteOffset, byteLength }, shape: w.shape });
-        byteOffset += byteLength;
-      }
-      return { paths: g.paths, bytes: byteOffset };
-    });
-    const sources = spec.manifest.map((s) => {
-      const l = located.get(s.name);
-      if (!l) throw new AppError('FL_ERR_MODEL_IMPORT_WEIGHTS', { weight: s.name, why: 'the topology has this weight but the manifest does not' });
-      if (l.shape.length !== s.shape.length || l.shape.some((d, i) => d !== s.shape[i])) {
-        throw new AppError('FL_ERR_MODEL_IMPORT_WEIGHTS', { weight: s.name, why: 'shape differs from the topology', manifest: l.shape, topology: s.shape });
-      }
-      located.delete(s.name);
-      return l.source;
-    });
-    if (located.size) throw new AppError('FL_ERR_MODEL_IMPORT_WEIGHTS', { why: 'the manifest lists weights the topology does not have', weights: [...located.keys()].slice(0, 20) });
-    return { spec, sources, groups };
+    const spec = specOfBuilt(model, flags, mj.weightsManifest.flatMap((g) => g.weights));
+    const groups = mj.weightsManifest.map((g) => ({ paths: g.paths, bytes: 4 * g.weights.reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0) }));
+    return { spec, groups };
   } finally {
     model.dispose();
   }
@@ -149,10 +146,7 @@ export async function respec(spec: ModelSpec, trainableLayers?: readonly string[
   const model = await buildTopology(spec.topology);
   try {
     const flags = applyTrainable(model, trainableLayers);
-    const next = specOfBuilt(model, flags);
-    if (next.manifest.length !== spec.manifest.length || next.manifest.some((s, i) => s.name !== spec.manifest[i].name || s.size !== spec.manifest[i].size)) {
-      throw new AppError('FL_ERR_MODEL_IMPORT_WEIGHTS', { why: 'the stored manifest does not match the topology' });
-    }
+    const next = specOfBuilt(model, flags, spec.manifest);
     return { ...spec, topology: next.topology, manifest: next.manifest };
   } finally {
     model.dispose();

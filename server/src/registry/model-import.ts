@@ -2,8 +2,7 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import type { ModelSpec } from '@flotilla/protocol';
-import { inspectLayersModel, type InspectedModel } from '@flotilla/model';
+import { inspectLayersModel } from '@flotilla/model';
 import { AppError } from '../errors.js';
 import type { VersionRecord } from '../store/records.js';
 import type { Registry } from './registry.js';
@@ -25,32 +24,21 @@ export interface ImportOptions {
 
 const MODEL_JSON_MAX = 32 * 1024 * 1024;
 
-/** The weights of every manifest entry, in Flotilla's flat order, read piecewise from the shard files; checks every float is finite. */
-async function* flatWeights(inspected: InspectedModel, shards: ExtractedFile[][], spec: ModelSpec): AsyncIterable<Uint8Array> {
-  let carry = Buffer.alloc(0);
-  for (let i = 0; i < inspected.sources.length; i++) {
-    const src = inspected.sources[i];
-    let offset = src.byteOffset;
-    let left = src.byteLength;
-    for (const f of shards[src.group]) {
-      if (left === 0) break;
-      if (offset >= f.size) {
-        offset -= f.size;
-        continue;
+/** The shards of every group in order (Flotilla's flat weights, see inspectLayersModel), checking that every float is finite. */
+async function* flatWeights(shards: ExtractedFile[][]): AsyncIterable<Uint8Array> {
+  let carry: Buffer = Buffer.alloc(0);
+  let index = 0;
+  for (const f of shards.flat()) {
+    for await (const chunk of createReadStream(f.path, { highWaterMark: 1 << 20 })) {
+      const b = carry.length ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer);
+      const whole = b.length - (b.length % 4);
+      const floats = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + whole));
+      for (let k = 0; k < floats.length; k++) {
+        if (!Number.isFinite(floats[k])) throw new AppError('FL_ERR_MODEL_IMPORT_WEIGHTS', { index: index + k, why: 'a value is NaN or infinite' });
       }
-      const take = Math.min(left, f.size - offset);
-      for await (const chunk of createReadStream(f.path, { start: offset, end: offset + take - 1, highWaterMark: 1 << 20 })) {
-        const b = carry.length ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer);
-        const whole = b.length - (b.length % 4);
-        const floats = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + whole));
-        for (let k = 0; k < floats.length; k++) {
-          if (!Number.isFinite(floats[k])) throw new AppError('FL_ERR_MODEL_IMPORT_WEIGHTS', { weight: spec.manifest[i].name, why: 'a value is NaN or infinite' });
-        }
-        carry = Buffer.from(b.subarray(whole));
-        yield b.subarray(0, whole);
-      }
-      left -= take;
-      offset = 0;
+      index += floats.length;
+      carry = Buffer.from(b.subarray(whole));
+      yield b.subarray(0, whole);
     }
   }
 }
@@ -90,7 +78,7 @@ export async function importModel(registry: Registry, o: ImportOptions): Promise
       }
       return list;
     });
-    const ref = await registry.blobs.putStream(flatWeights(inspected, shards, inspected.spec));
+    const ref = await registry.blobs.putStream(flatWeights(shards));
     const newest = await registry.store.listVersions(o.model, { limit: 1, includeArchived: true });
     const v: VersionRecord = {
       model: o.model,

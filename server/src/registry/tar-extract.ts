@@ -148,6 +148,6 @@ export async function extractTar(source: AsyncIterable<Uint8Array>, dir: string,
   } finally {
     await (out as FileHandle | null)?.close();
   }
-  if (remaining > 0 || (!ended && files.size === 0)) throw malformed('the archive ends inside a member (truncated)');
+  if (!ended && (remaining > 0 || padding > 0 || pending.length > 0 || files.size === 0)) throw malformed('the archive ends inside a member (truncated)');
   return files;
 }
