@@ -52,7 +52,7 @@ function labelTensor(y: tf.Tensor, n: number, kind: LabelKind | undefined, io: M
   if (ids) {
     const classes = numClasses ?? io.outputs;
     if (width !== 1) throw new AppError('FL_ERR_DATA_BAD_LABELS', { why: 'class ids are one integer per example', width });
-    const v = y.reshape([n]).dataSync();
+    const v = y.dataSync();
     for (let i = 0; i < v.length; i++) {
       if (!Number.isInteger(v[i]) || v[i] < 0 || v[i] >= classes) throw new AppError('FL_ERR_DATA_BAD_LABELS', { index: i, label: v[i], classes, why: 'class id out of range' });
     }
