@@ -70,7 +70,7 @@ export async function archiveDirectory(dir: string): Promise<DirectoryArchive> {
           yield c as Buffer;
         }
         if (n !== f.size) throw new Error(`${f.name} changed size while it was being sent`);
-        yield Buffer.alloc(pad(f.size));
+        if (pad(f.size)) yield Buffer.alloc(pad(f.size)); // never an empty chunk: a zero-length write stalls a streamed fetch body
       }
       yield Buffer.alloc(2 * BLOCK);
     },
