@@ -1,14 +1,16 @@
 /**
  * Issue 13 benchmarks: uploading your own model, and what head-only training saves.
  *
- *   npx tsx bench/model-upload.ts [--sizes 25,50,100] [--rounds 3]
+ *   npx tsx bench/model-upload.ts [--sizes 25,50,100] [--rounds 3] [--width 1024 --deep 5] [--part upload|head|both]
  *
  * 1. Upload through REST (POST /api/v1/models/{name}/versions, a streamed tar, as the CLI's
  *    `tasks create --model DIR` sends it) of dense models of --sizes MB of float32 weights (4 MB
  *    shards), to a server in a child process (bench/upload-server.ts) that samples its own RSS:
  *    MB/s, and the server's peak RSS above its idle RSS against the file size. Baseline in the
  *    same run: a plain stream copy of the same files on the same disk (ratio = upload / copy MB/s).
- * 2. The MobileNet-like model of the e2e test (23.6 MB), two devices, --rounds rounds each:
+ * 2. The MobileNet-like model of the e2e test (width 1024, deep 5: 23.6 MB; full-model training
+ *    of it needs the cpu backend's conv gradients and takes minutes per round on 2 cores, so
+ *    --width/--deep shrink it), two devices, --rounds rounds each:
  *    full-model training against head-only training (plan.trainableLayers ['head']) in one run:
  *    bytes uploaded per report and median round time; ratio head / full.
  * Prints a table per part and writes an SVG chart of part 1 to bench/results/model-upload.svg.
@@ -31,7 +33,11 @@ import { renderAccuracyChart } from '../simulator/src/svg-chart.js';
 import { mobilenetLike } from '../test/helpers/mobilenet-like.js';
 import { saveModelDir } from '../test/helpers/model-dir.js';
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '25,50,100' }, rounds: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: { sizes: { type: 'string', default: '25,50,100' }, rounds: { type: 'string', default: '3' }, width: { type: 'string', default: '1024' }, deep: { type: 'string', default: '5' }, part: { type: 'string', default: 'both' } },
+});
+const WIDTH = Number(values.width);
+const DEEP = Number(values.deep);
 const SIZES = values.sizes!.split(',').map(Number);
 const ROUNDS = Number(values.rounds);
 const MB = 1e6;
@@ -109,11 +115,13 @@ async function uploadPart(): Promise<Array<{ mb: number; mbps: number; copyMbps:
   return rows;
 }
 
+let modelMb = 0;
 async function headPart(): Promise<Array<{ mode: string; bytesPerReport: number; roundMs: number }>> {
   await resolveBackend('node');
   const dir = await mkdtemp(join(tmpdir(), 'flotilla-head-bench-'));
-  const model = mobilenetLike();
-  await saveModelDir(model, join(dir, 'm'));
+  const model = mobilenetLike({ width: WIDTH, deep: DEEP });
+  const { weightBytes } = await saveModelDir(model, join(dir, 'm'));
+  modelMb = weightBytes / MB;
   model.dispose();
   const app = await buildApp({ adminToken: 'bench-admin-token-0123456789', processMetrics: false, authRateLimit: false, registry: { variants: [] } });
   await app.listen({ port: 0, host: '127.0.0.1' });
@@ -151,6 +159,7 @@ async function headPart(): Promise<Array<{ mode: string; bytesPerReport: number;
   return out;
 }
 
+if (values.part !== 'head') {
 const up = await uploadPart();
 console.log(`\nModel upload through REST (streamed tar; server in a child process), node ${process.version}`);
 console.log('model MB  upload MB/s  copy MB/s  ratio(upload/copy)  server peak RSS growth MB  growth/model');
@@ -168,11 +177,14 @@ await writeFile(
     series: [{ name: 'peak RSS growth / model size', points: up.map((r) => ({ x: r.mb, y: Math.min(1, r.rssGrowthMb / r.mb) })) }],
   }),
 );
+}
+if (values.part !== 'upload') {
 
 const head = await headPart();
-console.log(`\nFull-model against head-only training, MobileNet-like model (23.6 MB), 2 devices, ${ROUNDS} rounds each`);
+console.log(`\nFull-model against head-only training, MobileNet-like model (width ${WIDTH}, deep ${DEEP}: ${modelMb.toFixed(1)} MB), 2 devices, ${ROUNDS} rounds each`);
 console.log('mode         bytes per report  median round ms');
 for (const r of head) console.log(`${r.mode.padEnd(12)} ${String(r.bytesPerReport).padStart(16)}  ${String(r.roundMs).padStart(15)}`);
 const [h, f] = head;
 console.log(`ratio head/full: bytes ${(h.bytesPerReport / f.bytesPerReport).toExponential(2)}, round time ${(h.roundMs / f.roundMs).toFixed(2)}`);
+}
 process.exit(0);

@@ -22,7 +22,14 @@ export function flatWeights(model: tf.LayersModel): Float32Array {
  * Write a flat vector into the model's weights by name (the manifest's order need not be
  * `model.weights` order: tfjs lists trainable weights first, so frozen layers reorder it).
  */
+/** A Sequential made from JSON builds its inner model lazily (tfjs's own setWeights does this first). */
+function ensureBuilt(model: tf.LayersModel): void {
+  const s = model as unknown as { built?: boolean; build?: () => void };
+  if (model instanceof tf.Sequential && !s.built) s.build!();
+}
+
 export function setFlatWeights(model: tf.LayersModel, flat: Float32Array, manifest: WeightManifest): void {
+  ensureBuilt(model);
   const parts = splitFlat(flat, manifest);
   const byName = new Map(model.weights.map((w) => [w.originalName, w]));
   manifest.forEach((s, i) => {
@@ -36,6 +43,7 @@ export function setFlatWeights(model: tf.LayersModel, flat: Float32Array, manife
 
 /** The model's weights as a flat vector laid out by `manifest` (read by name). */
 export function readFlatWeights(model: tf.LayersModel, manifest: WeightManifest): Float32Array {
+  ensureBuilt(model);
   const byName = new Map(model.weights.map((w) => [w.originalName, w]));
   const out = new Float32Array(manifestLength(manifest));
   for (const s of manifest) {
