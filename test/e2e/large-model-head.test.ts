@@ -94,10 +94,13 @@ describe('a 20 MB+ model whose head alone trains', () => {
     }
     const reg = app.flotilla.registry;
     const [v1, v3] = [await reg.readWeights(await reg.getVersion('photos', 1)), await reg.readWeights(await reg.getVersion('photos', 3))];
+    // Frozen weights bit-identical; the head moved (its bias always gets a gradient; the kernel's
+    // depends on the random base's features).
     for (const s of task.spec.manifest) {
       const a = Buffer.from(v1.buffer, 4 * s.offset, 4 * s.size);
       const b = Buffer.from(v3.buffer, 4 * s.offset, 4 * s.size);
-      expect(b.equals(a), s.name).toBe(s.trainable === false);
+      if (s.trainable === false) expect(b.equals(a), s.name).toBe(true);
+      if (s.name === 'head/bias') expect(b.equals(a), s.name).toBe(false);
     }
     const lineage = await cli(['models', 'lineage', 'photos', '3', '--json']);
     expect(JSON.parse(lineage.stdout).lineage.map((e: any) => e.version)).toEqual([3, 2, 1]);
