@@ -221,14 +221,14 @@ export class LocalTrainer {
    */
   private async fitProximal(m: LoadedModel, global: Float32Array, xs: tf.Tensor, ys: tf.Tensor, plan: ClientPlan, opt: tf.Optimizer, shouldStop: () => boolean): Promise<tf.History> {
     // The compiled model's loss function (the plan's), applied per example.
-    const losses: Record<string, (y: tf.Tensor, p: tf.Tensor) => tf.Tensor> = {
+    const lossByName: Record<string, (y: tf.Tensor, p: tf.Tensor) => tf.Tensor> = {
       categoricalCrossentropy: tf.metrics.categoricalCrossentropy,
       sparseCategoricalCrossentropy: tf.metrics.sparseCategoricalCrossentropy,
       binaryCrossentropy: tf.metrics.binaryCrossentropy,
       meanSquaredError: tf.metrics.meanSquaredError,
       meanAbsoluteError: tf.metrics.meanAbsoluteError,
     };
-    const lossFn = losses[plan.loss] ?? (m.model as unknown as { lossFunctions?: Array<(y: tf.Tensor, p: tf.Tensor) => tf.Tensor> }).lossFunctions?.[0];
+    const lossFn = lossByName[plan.loss] ?? (m.model as unknown as { lossFunctions?: Array<(y: tf.Tensor, p: tf.Tensor) => tf.Tensor> }).lossFunctions?.[0];
     if (!lossFn) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { loss: plan.loss, why: 'FedProx supports categorical, sparse categorical and binary crossentropy, mean squared and mean absolute error' });
     const parts = splitFlat(global, m.manifest);
     const anchorOf = new Map(m.manifest.map((s, i) => [s.name, tf.tensor(parts[i], s.shape, 'float32')]));
