@@ -223,13 +223,12 @@ export class LocalTrainer {
     // The compiled model's loss function (the plan's), applied per example.
     const lossByName: Record<string, (y: tf.Tensor, p: tf.Tensor) => tf.Tensor> = {
       categoricalCrossentropy: tf.metrics.categoricalCrossentropy,
-      sparseCategoricalCrossentropy: tf.metrics.sparseCategoricalCrossentropy,
       binaryCrossentropy: tf.metrics.binaryCrossentropy,
       meanSquaredError: tf.metrics.meanSquaredError,
       meanAbsoluteError: tf.metrics.meanAbsoluteError,
     };
     const lossFn = lossByName[plan.loss] ?? (m.model as unknown as { lossFunctions?: Array<(y: tf.Tensor, p: tf.Tensor) => tf.Tensor> }).lossFunctions?.[0];
-    if (!lossFn) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { loss: plan.loss, why: 'FedProx supports categorical, sparse categorical and binary crossentropy, mean squared and mean absolute error' });
+    if (!lossFn) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { loss: plan.loss, why: 'FedProx supports categorical and binary crossentropy, mean squared and mean absolute error' });
     const parts = splitFlat(global, m.manifest);
     const anchorOf = new Map(m.manifest.map((s, i) => [s.name, tf.tensor(parts[i], s.shape, 'float32')]));
     const anchors = [...anchorOf.values()];
