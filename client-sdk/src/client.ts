@@ -22,7 +22,7 @@ import { bytesToFloat32 } from '@flotilla/protocol';
 import type { DataProvider } from './data.js';
 import { Emitter } from './emitter.js';
 import { silentLogger, type Logger } from '@flotilla/model';
-import { LocalTrainer, type Fetcher } from './trainer.js';
+import { LocalTrainer, type CustomTrain, type Fetcher } from './trainer.js';
 
 export interface ClientHooks {
   /** Called after local training, before the report is sent: 'drop' abandons the report (fault injection, user veto). */
@@ -45,6 +45,12 @@ export interface ClientOptions {
   /** Stable device id; the server assigns one when absent (kept for reconnects). */
   deviceId?: string;
   data: DataProvider;
+  /**
+   * The app's own training loop (see CustomTrain): called with the model holding the global
+   * weights, the data and the round's plan; the SDK still downloads, computes the delta of the
+   * trainable weights, clips, encodes, reports and keeps the heartbeat.
+   */
+  train?: CustomTrain;
   /** Share one trainer between devices of one thread to share one tfjs model. */
   trainer?: LocalTrainer;
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
@@ -273,7 +279,7 @@ export class BaseClient extends Emitter<ClientEvents> {
       const weightBytes = await this.trainer.weights(ins.weightsUrl, fetcher);
       const global = bytesToFloat32(weightBytes);
       const data = await this.opts.data.train();
-      const out = await this.trainer.fit(loaded, global, data, ins.plan, isStale);
+      const out = await this.trainer.fit(loaded, global, data, ins.plan, isStale, this.opts.train);
       if (isStale()) return;
       const delta = this.opts.hooks?.transformDelta?.(out.delta, { taskId: ins.taskId, round: ins.round, numExamples: out.numExamples }) ?? out.delta;
       if (delta.length !== out.delta.length) throw new RangeError(`transformDelta returned ${delta.length} values, expected ${out.delta.length}`);
@@ -350,7 +356,7 @@ export class BaseClient extends Emitter<ClientEvents> {
       const loaded = await this.trainer.load(ins.modelUrl, fetcher);
       const global = bytesToFloat32(await this.trainer.weights(ins.weightsUrl, fetcher));
       const data = await this.opts.data.evaluate();
-      const out = await this.trainer.evaluate(loaded, global, data, ins.batchSize);
+      const out = await this.trainer.evaluate(loaded, global, data, ins.batchSize, { loss: ins.loss, metrics: ins.metrics });
       if (this.stopped || !this.socket?.connected) return;
       const ack = SimpleAckSchema.parse(
         await this.socket.timeout(this.ackTimeoutMs).emitWithAck('eval:report', { taskId: ins.taskId, round: ins.round, numExamples: out.numExamples, metrics: out.metrics }),

@@ -60,6 +60,15 @@ export const ERROR_REGISTRY = {
   FL_ERR_ARTIFACT_NOT_FOUND: { status: 404, message: 'No such artifact' },
   FL_ERR_VARIANT_NOT_FOUND: { status: 404, message: 'No such variant' },
   FL_ERR_BLOB_CORRUPT: { status: 500, message: 'A stored blob failed its checksum and was not served' },
+  // model import (uploaded TensorFlow.js LayersModels)
+  FL_ERR_MODEL_IMPORT_TOPOLOGY: { status: 400, message: 'The uploaded model.json is missing or its topology cannot be built by TensorFlow.js' },
+  FL_ERR_MODEL_IMPORT_WEIGHTS: { status: 400, message: 'The uploaded weights do not match the manifest (missing, truncated or extra bytes, wrong dtype, or not finite)' },
+  FL_ERR_MODEL_IMPORT_NOT_TRAINABLE: { status: 400, message: 'The model has no trainable weights (or the plan names layers it does not have)' },
+  FL_ERR_UPLOAD_TOO_LARGE: { status: 413, message: 'The upload exceeds the server limit (--max-upload-bytes)' },
+  FL_ERR_UPLOAD_MALFORMED: { status: 400, message: 'The upload body is not a well-formed tar archive of a model directory' },
+  // device data (SDK and simulator)
+  FL_ERR_DATA_BAD_SHAPE: { status: 400, message: 'The data has a shape the model does not take' },
+  FL_ERR_DATA_BAD_LABELS: { status: 400, message: 'The labels do not fit the data or the loss (count, shape or values)' },
   // serving (inference, deployments)
   FL_ERR_SERVING_BAD_INPUT: { status: 400, message: 'The inference request does not fit the model (input names, shapes, datatypes or data)' },
   FL_ERR_SERVING_OVERLOADED: { status: 429, message: 'The model is overloaded: its request queue is full; retry later' },

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { ERROR_CODES, type WireError } from './errors.js';
-import { ClientPlanSchema, CodecNameSchema } from './plan.js';
+import { ClientPlanSchema, CodecNameSchema, LossNameSchema, MetricNameSchema } from './plan.js';
 
 /**
  * Every socket.io message, as a zod schema. Both sides validate every message with these before
@@ -122,6 +122,9 @@ export const EvalInstructionSchema = z
     weightsUrl: z.string().min(1).max(2048),
     batchSize: z.number().int().min(1),
     deadline: z.number(),
+    /** The task's loss and metrics (absent from older servers: categoricalCrossentropy and accuracy). */
+    loss: LossNameSchema.optional(),
+    metrics: z.array(MetricNameSchema).max(8).optional(),
   })
   .strict();
 export type EvalInstruction = z.infer<typeof EvalInstructionSchema>;

@@ -24,6 +24,7 @@ import { healthRoutes } from './http/health-routes.js';
 import { ROUTER_MAX_PARAM_LENGTH } from './http/ids.js';
 import { registryRoutes } from './http/registry-routes.js';
 import { tasksRoutes } from './http/tasks-routes.js';
+import { modelUploadRoutes } from './http/model-upload-routes.js';
 import { servingRoutes } from './http/serving-routes.js';
 import { eventsRoutes } from './http/events-routes.js';
 import { uiRoutes } from './http/ui-routes.js';
@@ -80,6 +81,8 @@ export interface AppOptions {
   clientRetention?: ClientRetention | false;
   /** Largest REST body, bytes. */
   bodyLimit?: number;
+  /** Largest model upload (a streamed tar, not bound by bodyLimit), bytes. Default 2 GiB. */
+  maxUploadBytes?: number;
   /** Serve /metrics without a token (default: a viewer or admin token is needed). */
   publicMetrics?: boolean;
   /** Node process metrics in /metrics (default true). */
@@ -191,6 +194,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   await app.register(healthRoutes, { store, storage: storage.health, ready: () => true });
   await app.register(registryRoutes, { store, blobs, auth, registry });
   await app.register(tasksRoutes, { coordinator, store, auth });
+  await app.register(modelUploadRoutes, { registry, auth, maxUploadBytes: opts.maxUploadBytes ?? 2 * 1024 ** 3 });
   await app.register(clientsRoutes, { coordinator, store, auth });
   await app.register(tokensRoutes, { coordinator, store, auth, authenticator });
   await app.register(metricsRoutes, { metrics, auth, public: opts.publicMetrics ?? false });

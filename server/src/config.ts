@@ -37,6 +37,8 @@ export const ServeConfigSchema = z
     maxDevicesPerToken: z.coerce.number().int().min(1).default(10_000),
     /** Days after which the record of a device not seen is deleted; 0 keeps records for ever. */
     clientRetentionDays: z.coerce.number().min(0).max(36_500).default(90),
+    /** Largest model upload (POST /api/v1/models/{name}/versions), bytes. */
+    maxUploadBytes: z.coerce.number().int().min(1024).max(2 ** 50).default(2 * 1024 ** 3),
   })
   .strict()
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'give both --tls-cert and --tls-key, or neither', path: ['tlsCert'] });
@@ -59,6 +61,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
       'max-update-bytes': { type: 'string' },
       'max-devices-per-token': { type: 'string' },
       'client-retention-days': { type: 'string' },
+      'max-upload-bytes': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -74,6 +77,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
     tlsCert: values['tls-cert'] ?? env.FLOTILLA_TLS_CERT,
     tlsKey: values['tls-key'] ?? env.FLOTILLA_TLS_KEY,
     publicMetrics: values['public-metrics'] ?? (env.FLOTILLA_PUBLIC_METRICS === undefined ? undefined : env.FLOTILLA_PUBLIC_METRICS === '1' || env.FLOTILLA_PUBLIC_METRICS === 'true'),
+    maxUploadBytes: values['max-upload-bytes'] ?? env.FLOTILLA_MAX_UPLOAD_BYTES,
     publicInference: values['public-inference'] ?? (env.FLOTILLA_PUBLIC_INFERENCE === undefined ? undefined : env.FLOTILLA_PUBLIC_INFERENCE === '1' || env.FLOTILLA_PUBLIC_INFERENCE === 'true'),
     trustProxy: values['trust-proxy'] ?? env.FLOTILLA_TRUST_PROXY,
     maxUpdateBytes: values['max-update-bytes'] ?? env.FLOTILLA_MAX_UPDATE_BYTES,

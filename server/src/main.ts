@@ -37,6 +37,7 @@ async function serve(argv: string[]): Promise<void> {
     maxUpdateBytes: cfg.maxUpdateBytes,
     maxDevicesPerToken: cfg.maxDevicesPerToken,
     clientRetention: cfg.clientRetentionDays > 0 ? { maxAgeMs: cfg.clientRetentionDays * 86_400_000 } : false,
+    maxUploadBytes: cfg.maxUploadBytes,
     ...(cfg.tlsCert && cfg.tlsKey ? { https: { cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) } } : {}),
   });
   if (admin.path) app.log.info(`admin token ${admin.created ? 'generated' : 'read'}: ${admin.path}`);

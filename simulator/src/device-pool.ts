@@ -102,6 +102,8 @@ export class DevicePool extends EventEmitter {
         test,
         inputSize: o.inputSize,
         numClasses: o.numClasses,
+        ...(o.labelSize !== undefined ? { labelSize: o.labelSize } : {}),
+        ...(o.labels !== undefined ? { labels: o.labels } : {}),
         devices: devices.slice(from, to),
         faults,
         seed: o.seed ?? 1,

@@ -27,6 +27,7 @@ interface PageState {
   rejected: { round: number; code: string }[];
   errors: string[];
   lastDelta: { round: number; values: number[] } | null;
+  deltas: Record<number, { round: number; values: number[] }>;
 }
 
 const TASK = 'web';
@@ -137,7 +138,8 @@ describe.skipIf(!CHROMIUM)('browser devices (examples/browser-device in headless
       return r ? api('GET', `/api/v1/tasks/${TASK}/rounds/${r.round}`) : null;
     });
     expect(new Set(rb.reported)).toEqual(new Set(pageIds));
-    const deltas = await Promise.all(pages.map(async (p) => (await state(p)).lastDelta!));
+    // Read by round: the pages may already be training the next round.
+    const deltas = await Promise.all(pages.map(async (p) => (await state(p)).deltas[rb.round]!));
     for (const d of deltas) expect(d.round).toBe(rb.round);
     const base = await weightsOf(rb.baseVersion);
     const next = await weightsOf(rb.committedVersion);

@@ -33,7 +33,7 @@ export interface ConsoleHarness {
  */
 export async function startConsole(opts: AppOptions = {}): Promise<ConsoleHarness> {
   const data = synthetic(300, 999);
-  const test = { x: data.x, y: Uint8Array.from(data.y), inputSize: data.inputSize, numClasses: data.numClasses };
+  const test = { x: data.x, y: Uint8Array.from(data.y), inputSize: data.inputSize, numClasses: data.numClasses ?? 3 };
   const { app, url } = await startServer({ adminToken: ADMIN, deviceToken: DEVICE, authRateLimit: false, processMetrics: false, centralEvaluator: createCentralEvaluator(test), ...opts });
   const browser = await launchChromium();
   const call: ConsoleHarness['call'] = async (method, path, body, token = ADMIN) => {

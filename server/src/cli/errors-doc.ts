@@ -17,6 +17,8 @@ const AREAS: Record<string, string> = {
   CODEC: 'Codecs',
   TENSOR: 'Tensors',
   CLI: 'Operator CLI',
+  UPLOAD: 'Uploads',
+  DATA: 'Device data',
 };
 
 const areaOf = (code: string) => code.split('_')[2];

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { ModelSpecSchema, TaskPlanSchema, type ModelSpec, type TaskPlan, type TaskPlanInput } from '@flotilla/protocol';
+import { ModelSpecSchema, TaskPlanSchema, lossMismatch, type ModelSpec, type TaskPlan, type TaskPlanInput } from '@flotilla/protocol';
 import { assertManifest, manifestLength } from '@flotilla/protocol';
-import { buildPreset, specOf, type PresetName } from '@flotilla/model';
+import { buildPreset, respec, specOf, type PresetName } from '@flotilla/model';
 import { AppError } from '../errors.js';
 import { createStrategy } from '../fl/strategies/index.js';
 import { ScreeningOptionsSchema } from '../fl/screening.js';
@@ -22,6 +22,8 @@ export interface CreateTaskInput {
   spec?: ModelSpec;
   /** Initial weights for `spec` (required with spec). */
   weights?: Float32Array;
+  /** Start from a registry version (fine-tune): its topology and weights; the task's first version records it as parent. */
+  fromVersion?: { model: string; ref: string | number };
   plan: TaskPlanInput;
   start?: boolean;
 }
@@ -70,6 +72,12 @@ export function checkPlan(plan: TaskPlan): void {
     const s = ScreeningOptionsSchema.safeParse(plan.screening);
     if (!s.success) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { screening: s.error.issues.slice(0, 5) });
   }
+}
+
+/** The plan's loss and metrics against the model's outputs (FL_ERR_TASK_INVALID_SPEC). */
+export function checkLoss(plan: TaskPlan, spec: ModelSpec): void {
+  const why = lossMismatch(plan, spec.numClasses);
+  if (why) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { loss: plan.loss, why });
 }
 
 /** Constant-time check of a presented token against the expected one. */
@@ -187,12 +195,14 @@ export class Coordinator {
     if (
       JSON.stringify(plan.strategy) !== JSON.stringify(r.record.plan.strategy) ||
       plan.seed !== r.record.plan.seed ||
-      JSON.stringify(plan.screening) !== JSON.stringify(r.record.plan.screening)
+      JSON.stringify(plan.screening) !== JSON.stringify(r.record.plan.screening) ||
+      JSON.stringify(plan.trainableLayers) !== JSON.stringify(r.record.plan.trainableLayers)
     ) {
-      throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'strategy, screening and seed cannot change after a task is created' });
+      throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'strategy, screening, seed and trainableLayers cannot change after a task is created' });
     }
     checkPlan(plan);
     this.checkUpdateCeiling(plan);
+    checkLoss(plan, r.record.spec);
     await r.updatePlan(plan);
     return r.record;
   }
@@ -244,12 +254,23 @@ export class Coordinator {
     checkPlan(plan);
     this.checkUpdateCeiling(plan);
     if (this.runners.has(input.id) || (await this.opts.store.getTask(input.id))) throw new AppError('FL_ERR_TASK_EXISTS', { task: input.id });
+    const sources = [input.preset, input.spec, input.fromVersion].filter((x) => x !== undefined).length;
+    if (sources !== 1 || (input.spec === undefined) !== (input.weights === undefined)) {
+      throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'give one of: a preset, a spec with initial weights, or a registry version to start from' });
+    }
     let spec: ModelSpec;
     let weights: Float32Array;
+    let parent: { model: string; version: number } | undefined;
     if (input.preset) {
       const built = buildPreset(input.preset);
       ({ spec, weights } = specOf(built.model, built.numClasses));
       built.model.dispose();
+      if (plan.trainableLayers) spec = await respec(spec, plan.trainableLayers);
+    } else if (input.fromVersion) {
+      const { record } = await this.opts.registry.resolve(input.fromVersion.model, input.fromVersion.ref);
+      spec = await respec(record.spec, plan.trainableLayers);
+      weights = await this.opts.registry.readWeights(record);
+      parent = { model: record.model, version: record.version };
     } else if (input.spec && input.weights) {
       const ps = ModelSpecSchema.safeParse(input.spec);
       if (!ps.success) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { issues: ps.error.issues.slice(0, 10) });
@@ -259,9 +280,11 @@ export class Coordinator {
       if (weights.length !== manifestLength(spec.manifest)) {
         throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'weights length does not match manifest', expected: manifestLength(spec.manifest), got: weights.length });
       }
+      spec = await respec(spec, plan.trainableLayers);
     } else {
       throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'give a preset, or a spec with initial weights' });
     }
+    checkLoss(plan, spec);
     const modelName = input.modelName ?? input.id;
     const existing = await this.opts.store.listVersions(modelName, { limit: 1, includeArchived: true });
     const version = (existing[0]?.version ?? 0) + 1;
@@ -275,8 +298,8 @@ export class Coordinator {
       weights,
       taskId: input.id,
       tags: ['initial'],
-      description: `initial weights of task ${input.id}`,
-      ...(existing[0] ? { parentVersion: existing[0].version } : {}),
+      description: parent ? `initial weights of task ${input.id}, from ${parent.model} version ${parent.version}` : `initial weights of task ${input.id}`,
+      ...(parent ? { parentVersion: parent.version, parentModel: parent.model } : existing[0] ? { parentVersion: existing[0].version } : {}),
     });
     await this.opts.store.createTask(task, v);
     const runner = new TaskRunner(this.deps, task, weights);

@@ -1,3 +1,4 @@
+import { effectiveMetrics } from '@flotilla/protocol';
 import type { EvalReport } from '@flotilla/protocol';
 import { AppError } from '../errors.js';
 import type { Rng } from '../fl/rng.js';
@@ -52,6 +53,8 @@ export class FederatedEvaluation {
         weightsUrl: paths.weights,
         batchSize: 256,
         deadline,
+        loss: t.plan.loss,
+        metrics: effectiveMetrics(t.plan),
       });
     }
   }

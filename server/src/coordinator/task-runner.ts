@@ -1,4 +1,5 @@
 import { clientPlanOf, effectiveMinAvailable, effectiveMinReports, type EvalReport, type FitReport, type TaskPlan } from '@flotilla/protocol';
+import { gatherTrainable, scatterTrainable, trainableLength } from '@flotilla/protocol';
 import { AppError } from '../errors.js';
 import { createRng, type Rng } from '../fl/rng.js';
 import { closeAtDeadline } from '../fl/round-state.js';
@@ -13,8 +14,10 @@ import { artifactPaths } from './artifact-paths.js';
 import { firstOutOfRange } from '../fl/update-checks.js';
 
 /**
- * Runs one task's rounds (docs/architecture.md, "Life of a round"). Owns the task's global weights in
- * memory (O(model)) and at most one round in flight. All state that must survive a crash goes
+ * Runs one task's rounds (docs/architecture.md, "Life of a round"). Owns the task's global weights in memory
+ * (O(model)) and at most one round in flight. Strategies, screening and reports see only the
+ * trainable vector (protocol/src/tensor/trainable.ts); commits lay it over the full weights, so
+ * frozen weights stay bit-identical across versions. All state that must survive a crash goes
  * through the store before anyone is told: the round's number is reserved before instructions go
  * out, and a version is visible only after `commitRound` succeeded.
  */
@@ -63,6 +66,11 @@ export class TaskRunner {
 
   get globalWeights(): Float32Array {
     return this.weights;
+  }
+
+  /** Floats in the trainable vector: what reports carry and strategies aggregate. */
+  get trainableLength(): number {
+    return trainableLength(this.task.spec.manifest);
   }
 
   async setState(state: TaskRecord['state'], reason?: string): Promise<void> {
@@ -130,12 +138,14 @@ export class TaskRunner {
     };
     // Reserve the round number first: a crash after this never reuses it.
     this.task = await this.deps.store.updateTask(this.task.id, { nextRound: round + 1 });
-    const updateBytes = 12 + 4 * this.weights.length;
+    const trainable = this.trainableLength;
+    const updateBytes = 12 + 4 * trainable;
     const slots = Math.max(2, Math.min(64, Math.floor(this.deps.uploadBudgetBytes / updateBytes)));
     const strategy = this.strategy;
-    const base = this.weights;
+    // Out-of-range previews see what the strategy steps: the trainable part of the global weights.
+    const base = gatherTrainable(this.weights, this.task.spec.manifest);
     const outOfRange = (d: Float32Array) => strategy.previewOutOfRange?.(d, base) ?? firstOutOfRange(base, d);
-    const active = new ActiveRound(record, strategy.beginFit(round, base.length), base.length, plan, slots, this.screen, outOfRange);
+    const active = new ActiveRound(record, strategy.beginFit(round, trainable), trainable, plan, slots, this.screen, outOfRange);
     active.transition('training');
     await this.deps.store.saveRound(record);
     this.active = active;
@@ -253,12 +263,14 @@ export class TaskRunner {
     a.transition('aggregating');
     const t0 = performance.now();
     try {
-      const outcome = this.strategy.aggregateFit(a.round, a.aggregator, a.failures, this.weights);
+      const manifest = this.task.spec.manifest;
+      const outcome = this.strategy.aggregateFit(a.round, a.aggregator, a.failures, gatherTrainable(this.weights, manifest));
+      const next = scatterTrainable(this.weights, outcome.weights, manifest);
       a.record.trainMetrics = outcome.metrics;
       a.transition('committing');
-      const central = this.deps.evaluator ? await this.deps.evaluator(outcome.weights, this.task.spec) : {};
+      const central = this.deps.evaluator ? await this.deps.evaluator(next, this.task.spec) : {};
       a.record.centralMetrics = central;
-      await this.commit(a, outcome.weights, performance.now() - t0);
+      await this.commit(a, next, performance.now() - t0);
     } catch (err) {
       this.deps.logger.error({ err, task: this.task.id, round: a.round }, 'aggregation or commit failed');
       // aggregateFit may already have advanced the strategy's state (momentum, moments, the privacy

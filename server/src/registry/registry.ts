@@ -46,6 +46,8 @@ export interface PublishInput {
   taskId?: string;
   round?: number;
   parentVersion?: number;
+  /** With parentVersion: the model it belongs to, when not this one. */
+  parentModel?: string;
   /** Metrics of the float32 weights (accuracy, loss, participants...). */
   metrics?: Record<string, number>;
   tags?: string[];
@@ -152,6 +154,7 @@ export class Registry {
     if (input.taskId !== undefined) v.taskId = input.taskId;
     if (input.round !== undefined) v.round = input.round;
     if (input.parentVersion !== undefined) v.parentVersion = input.parentVersion;
+    if (input.parentModel !== undefined && input.parentModel !== input.model) v.parentModel = input.parentModel;
     if (input.description !== undefined) v.description = input.description;
     return v;
   }

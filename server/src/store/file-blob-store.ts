@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppError } from '@flotilla/protocol';
@@ -87,6 +87,35 @@ export class FileBlobStore implements BlobStore {
       throw err;
     }
     await fh.close();
+    await rename(tmp, target);
+    await fsyncPath(dir);
+    return { sha256, size };
+  }
+
+  /** Streams into a temp file while hashing, then fsync and rename as put does (the name is known only at the end). */
+  async putStream(chunks: AsyncIterable<Uint8Array>): Promise<{ sha256: string; size: number }> {
+    await this.init();
+    const tmp = join(this.tmp, `stream.${randomBytes(8).toString('hex')}`);
+    const fh = await open(tmp, 'wx');
+    const hash = createHash('sha256');
+    let size = 0;
+    try {
+      for await (const c of chunks) {
+        hash.update(c);
+        size += c.byteLength;
+        await fh.write(c);
+      }
+      await fh.sync();
+    } catch (err) {
+      await fh.close();
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    await fh.close();
+    const sha256 = hash.digest('hex');
+    const target = this.pathOf(sha256);
+    const dir = join(this.root, sha256.slice(0, 2));
+    if ((await mkdir(dir, { recursive: true })) !== undefined) await fsyncPath(this.root);
     await rename(tmp, target);
     await fsyncPath(dir);
     return { sha256, size };

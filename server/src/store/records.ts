@@ -78,7 +78,10 @@ export interface VersionRecord {
   createdAt: number;
   taskId?: string;
   round?: number;
+  /** The version this one came from: `parentVersion` of `parentModel` (this model when absent). */
   parentVersion?: number;
+  /** Set when the parent is a version of another model (a task fine-tuned from a registry version). */
+  parentModel?: string;
   spec: ModelSpec;
   metrics: Record<string, number>;
   artifacts: ArtifactRef[];

@@ -123,6 +123,7 @@ export function versionFromRow(r: Row): VersionRecord {
   opt(v, 'taskId', r.task_id);
   opt(v, 'round', r.round);
   opt(v, 'parentVersion', r.parent_version);
+  opt(v, 'parentModel', r.parent_model);
   opt(v, 'description', r.description);
   return v;
 }
@@ -135,6 +136,7 @@ export function versionToRow(v: VersionRecord): Row {
     task_id: v.taskId ?? null,
     round: v.round ?? null,
     parent_version: v.parentVersion ?? null,
+    parent_model: v.parentModel ?? null,
     spec: json(v.spec),
     metrics: json(v.metrics),
     artifacts: json(v.artifacts),

@@ -159,6 +159,10 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE tokens ADD COLUMN endpoints TEXT;
   `,
+  // 7: lineage across models: the model a version was fine-tuned from (parent_version is its version there).
+  `
+  ALTER TABLE versions ADD COLUMN parent_model TEXT;
+  `,
 ];
 
 /** Apply the migrations the database lacks. Refuses a database newer than this build. */
