@@ -1,6 +1,6 @@
 /**
  * Renders docs/errors.md from THE error registry. Regenerate after adding a code:
- *   npx tsx server/src/cli/errors-doc.ts > docs/errors.md
+ *   node --import ./scripts/dev-loader.mjs server/src/cli/errors-doc.ts > docs/errors.md
  * test/admin/errors-doc.test.ts fails while the two differ.
  */
 import { pathToFileURL } from 'node:url';
@@ -34,7 +34,7 @@ export function renderErrorsDoc(): string {
     'carries `{ "code", "message", "details" }` as the `connect_error` data (docs/api.md, "Device connection");',
     'the CLI prints `CODE: message` and exits non-zero. `details` is optional and code-specific.',
     '',
-    'This file is generated: `npx tsx server/src/cli/errors-doc.ts > docs/errors.md`; a test keeps it in step with the registry.',
+    'This file is generated: `node --import ./scripts/dev-loader.mjs server/src/cli/errors-doc.ts > docs/errors.md`; a test keeps it in step with the registry.',
   ];
   let area = '';
   for (const code of Object.keys(ERROR_REGISTRY) as ErrorCode[]) {
