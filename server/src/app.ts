@@ -149,7 +149,8 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   const routes = collectRoutes(app);
   await installOpenApi(app, { publicUrls: [...(opts.publicMetrics ? ['/metrics'] : []), ...(opts.publicInference ? INFERENCE_PUBLIC_ROUTES : [])], version: '0.1.0' });
 
-  const registry = new Registry(store, blobs, { ...opts.registry, evaluator: opts.centralEvaluator });
+  // Alias moves made through this process reach serving at once (serving is created just below).
+  const registry = new Registry(store, blobs, { ...opts.registry, evaluator: opts.centralEvaluator, onAliasChanged: (model) => serving.published(model) });
   // Created before the coordinator so that its publish hook reaches serving at once (no poll delay).
   const serving = new Serving({ store, registry, backend: () => resolveBackend('node'), logger: app.log }, opts.serving);
   const coordinator = new Coordinator({

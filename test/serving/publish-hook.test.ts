@@ -48,4 +48,29 @@ describe('serving hears of commits at once', () => {
     expect(rec).toMatchObject({ state: 'done', committedVersion: 2 });
     expect((await infer()).model_version).toBe('2');
   });
+
+  it('serves the version an alias was moved to through the admin API at once, and after a rollback the old one', async () => {
+    const inferAt = async (ref: string) => {
+      const res = await fetch(`${url}/v2/models/pub/versions/${ref}/infer`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${app.flotilla.adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ inputs: [{ name: 'hidden_input', shape: [1, 8], datatype: 'FP32', data: [1, 2, 3, 4, 5, 6, 7, 8] }] }),
+      });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { model_version: string }).model_version;
+    };
+    const put = (version: number) =>
+      fetch(`${url}/api/v1/models/pub/aliases/production`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${app.flotilla.adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ version }),
+      });
+    expect((await put(1)).status).toBe(200);
+    expect(await inferAt('production')).toBe('1');
+    expect((await put(2)).status).toBe(200);
+    expect(await inferAt('production')).toBe('2');
+    const back = await fetch(`${url}/api/v1/models/pub/aliases/production/rollback`, { method: 'POST', headers: { authorization: `Bearer ${app.flotilla.adminToken}` } });
+    expect(back.status).toBe(200);
+    expect(await inferAt('production')).toBe('1');
+  });
 });

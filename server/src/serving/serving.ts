@@ -168,7 +168,8 @@ export class Serving {
   }
 
   /**
-   * A new version of `model` was published (the coordinator's publish hook, see app.ts): forget
+   * A new version of `model` was published, or one of its aliases moved (the coordinator's publish
+   * hook and the registry's onAliasChanged, see app.ts): forget
    * its cached alias resolutions so the next request resolves `latest` (and any alias) afresh, and
    * warm what moved in the background. Never throws.
    */
