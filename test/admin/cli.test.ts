@@ -93,7 +93,8 @@ describe('flotilla operator CLI', () => {
     expect((await cli(['clients', 'list', '--task', 't1'])).stdout).toMatch(/^phone-1\s+t1\s+disconnected/m);
     expect((await cli(['clients', 'revoke', 'phone-1'])).stdout).toBe('client phone-1 revoked\n');
     expect(JSON.parse((await cli(['clients', 'list', '--state', 'revoked', '--json'])).stdout).clients.map((c: any) => c.id)).toEqual(['phone-1']);
-    expect((await cli(['token', 'revoke', viewer.id])).stdout).toMatch(/revoked/);
+    const revoked = await cli(['token', 'revoke', viewer.id]);
+    expect(revoked.stdout, revoked.stderr).toMatch(/revoked/);
     expect((await cli(['tasks', 'list'], asViewer)).stderr).toMatch(/FL_ERR_AUTH_INVALID_TOKEN/);
   });
 
