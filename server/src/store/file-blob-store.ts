@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppError } from '@flotilla/protocol';
 import type { BlobStore } from './blob-store.js';
@@ -70,41 +70,38 @@ export class FileBlobStore implements BlobStore {
     await this.init();
     const sha256 = sha256Hex(bytes);
     const size = bytes.byteLength;
-    const target = this.pathOf(sha256);
-    if (await this.intact(target, sha256)) return { sha256, size };
-
-    const dir = join(this.root, sha256.slice(0, 2));
-    const created = (await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined;
-    if (created) await fsyncPath(this.root);
-    const tmp = join(this.tmp, `${sha256}.${randomBytes(6).toString('hex')}`);
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.writeFile(bytes);
-      await fh.sync();
-    } catch (err) {
-      await fh.close();
-      await rm(tmp, { force: true });
-      throw err;
-    }
-    await fh.close();
-    await rename(tmp, target);
-    await fsyncPath(dir);
+    if (await this.intact(this.pathOf(sha256), sha256)) return { sha256, size };
+    const tmp = await this.writeTemp(sha256, (fh) => fh.writeFile(bytes));
+    await this.place(tmp, sha256);
     return { sha256, size };
   }
 
-  /** Streams into a temp file while hashing, then fsync and rename as put does (the name is known only at the end). */
+  /** Streams into a temp file while hashing, then places it as put does (the name is known only at the end). */
   async putStream(chunks: AsyncIterable<Uint8Array>): Promise<{ sha256: string; size: number }> {
     await this.init();
-    const tmp = join(this.tmp, `stream.${randomBytes(8).toString('hex')}`);
-    const fh = await open(tmp, 'wx');
     const hash = createHash('sha256');
     let size = 0;
-    try {
+    const tmp = await this.writeTemp('stream', async (fh) => {
       for await (const c of chunks) {
         hash.update(c);
         size += c.byteLength;
         await fh.write(c);
       }
+    });
+    const sha256 = hash.digest('hex');
+    await this.place(tmp, sha256);
+    return { sha256, size };
+  }
+
+  /**
+   * Creates a fresh 0600 temp file, lets `fill` write it, fsyncs it and returns its path. On any
+   * failure the temp file is removed and the error rethrown.
+   */
+  private async writeTemp(prefix: string, fill: (fh: FileHandle) => Promise<unknown>): Promise<string> {
+    const tmp = join(this.tmp, `${prefix}.${randomBytes(8).toString('hex')}`);
+    const fh = await open(tmp, 'wx', 0o600);
+    try {
+      await fill(fh);
       await fh.sync();
     } catch (err) {
       await fh.close();
@@ -112,13 +109,16 @@ export class FileBlobStore implements BlobStore {
       throw err;
     }
     await fh.close();
-    const sha256 = hash.digest('hex');
+    return tmp;
+  }
+
+  /** Renames a synced temp file to the blob's final name and fsyncs the directories that changed. */
+  private async place(tmp: string, sha256: string): Promise<void> {
     const target = this.pathOf(sha256);
     const dir = join(this.root, sha256.slice(0, 2));
-    if ((await mkdir(dir, { recursive: true })) !== undefined) await fsyncPath(this.root);
+    if ((await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined) await fsyncPath(this.root);
     await rename(tmp, target);
     await fsyncPath(dir);
-    return { sha256, size };
   }
 
   async get(sha256: string): Promise<Uint8Array | null> {
