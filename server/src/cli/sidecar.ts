@@ -6,6 +6,7 @@ import { UpstreamClient } from '../roles/upstream-client.js';
 
 export const SIDECAR_USAGE = `usage: flotilla sidecar --registry-url URL --model NAME@ALIAS [--port N] [--host H] [--cache-dir DIR]
                        [--registry-token-file FILE] [--sync-interval-ms N] [--report-interval-ms N] [--id ID]
+                       [--payload-sample-rate R]
                        [--no-live] [--log-level L]
   serves one model beside an application on localhost (OIP /v2 and TF Serving /v1 routes), keeps it in
   step with the registry, and keeps serving the last synced version while the registry is away
@@ -27,6 +28,7 @@ export async function runSidecar(argv: string[], env: NodeJS.ProcessEnv): Promis
         'sync-interval-ms': { type: 'string' },
         'report-interval-ms': { type: 'string' },
         id: { type: 'string' },
+        'payload-sample-rate': { type: 'string' },
         'no-live': { type: 'boolean' },
         'log-level': { type: 'string' },
       },
@@ -57,6 +59,7 @@ export async function runSidecar(argv: string[], env: NodeJS.ProcessEnv): Promis
       publicMetrics: true,
       live: !values['no-live'],
       logger: { level: values['log-level'] ?? env.FLOTILLA_LOG_LEVEL ?? 'warn' },
+      ...(values['payload-sample-rate'] !== undefined ? { serving: { payloadSampleRate: Number(values['payload-sample-rate']) } } : {}),
     },
     { port: positiveInt(values.port, 9000, '--port'), host: values.host ?? '127.0.0.1' },
   );
