@@ -104,6 +104,16 @@ describe('serving replicas', () => {
     }
   });
 
+  it('follows an alias move through the live channel, long before its next poll', async () => {
+    await sendJson('PUT', `${coord}/api/v1/models/tiny/aliases/canary`, { version: 1 }, ADMIN).then((x) => expect(x.status).toBe(200));
+    const s = await started(spawn(['serve', '--role', 'serving', '--registry-url', coord, '--preload', 'tiny@canary', '--models', 'tiny', '--port', '0', '--sync-interval-ms', '3600000', '--report-interval-ms', '0', '--public-metrics', '--log-level', 'warn'], { FLOTILLA_REGISTRY_TOKEN: servingToken }));
+    await s.waitFor(/flotilla ready/);
+    await until(async () => (await getJson(`${s.url}/api/v1/edge/status`)).json.live === true, 'the live channel to connect');
+    expect((await infer(s.url!, 'tiny', rowsOf(1), { token: inferenceToken, ref: 'canary' })).version).toBe('1');
+    await sendJson('PUT', `${coord}/api/v1/models/tiny/aliases/canary`, { version: 2 }, ADMIN);
+    await until(async () => (await infer(s.url!, 'tiny', rowsOf(1), { token: inferenceToken, ref: 'canary' })).version === '2', 'canary -> v2 through the live channel (the next poll is an hour away)');
+  });
+
   it('exits with FL_ERR_AUTH_INVALID_TOKEN when its registry credential is wrong', async () => {
     const p = spawn(['serve', '--role', 'serving', '--registry-url', coord, '--port', '0'], { FLOTILLA_REGISTRY_TOKEN: 'flt.AAAAAAAAAAAA.' + 'A'.repeat(43) });
     expect(await p.exited).toBe(1);
