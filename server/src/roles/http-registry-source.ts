@@ -1,3 +1,4 @@
+import { AppError } from '../errors.js';
 import type { AliasRecord, DeploymentRecord, VersionRecord } from '../store/records.js';
 import type { AliasSnapshot, RegistrySource } from './registry-source.js';
 import type { UpstreamClient } from './upstream-client.js';
@@ -24,7 +25,13 @@ export class HttpRegistrySource implements RegistrySource {
   async aliases(model: string, etag?: string): Promise<AliasSnapshot | null> {
     const res = await this.client.request('GET', `/api/v1/models/${enc(model)}/aliases`, { headers: etag ? { 'if-none-match': etag } : {} });
     if (res.status === 304) return null;
-    const body = JSON.parse(Buffer.from(res.body).toString('utf8')) as { aliases: AliasRecord[] };
+    let body: { aliases?: AliasRecord[] };
+    try {
+      body = JSON.parse(Buffer.from(res.body).toString('utf8'));
+    } catch {
+      body = {};
+    }
+    if (!Array.isArray(body.aliases)) throw new AppError('FL_ERR_UPSTREAM_BAD_RESPONSE', { upstream: this.describe, model, why: 'no alias list' });
     return { aliases: body.aliases, etag: res.headers.get('etag') ?? '' };
   }
 

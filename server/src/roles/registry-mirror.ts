@@ -67,6 +67,10 @@ export class RegistryMirror {
     const loaded = await this.opts.cache?.load();
     if (!loaded) return 0;
     const { store, blobs } = this.opts.local;
+    // A cache written for another --model is not served.
+    const mine = (model: string) => !this.opts.pin || model === this.opts.pin.model;
+    loaded.state.versions = loaded.state.versions.filter((v) => mine(v.model));
+    loaded.state.aliases = loaded.state.aliases.filter((a) => mine(a.model));
     for (const v of loaded.state.versions) {
       for (const a of v.artifacts) await blobs.put(loaded.blobs.get(a.sha256)!);
       if (!(await store.getVersion(v.model, v.version))) await store.putVersion(v, BY);
