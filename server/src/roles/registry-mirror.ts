@@ -18,6 +18,8 @@ export interface MirrorOptions {
   /** Mirror the upstream's deployments too (replicas; a sidecar serves one model without them). */
   deployments: boolean;
   cache?: MirrorCache;
+  /** Awaited before an alias moves to `version` locally (serving warms it there, so no request pays its load); must not throw. */
+  beforeAliasMove?(model: string, version: number): Promise<void>;
   /** Called after the aliases (or versions) of `model` changed locally. */
   onModelChanged(model: string): void;
   /** Called after the local deployments changed. */
@@ -144,6 +146,8 @@ export class RegistryMirror {
     for (const v of new Set(wanted.map((a) => a.version))) await this.ensureVersion(model, v);
     let changed = false;
     const local = new Map((await store.getModel(model)) ? (await store.listAliases(model)).map((a) => [a.alias, a.version]) : []);
+    const moving = new Set(wanted.filter((a) => local.get(a.alias) !== a.version).map((a) => a.version));
+    for (const v of moving) await this.opts.beforeAliasMove?.(model, v);
     for (const a of wanted) {
       if (local.get(a.alias) === a.version) continue;
       await store.setAlias(model, a.alias, a.version, BY);

@@ -98,15 +98,6 @@ export async function buildServingApp(opts: ServingAppOptions): Promise<ServingA
 
   const serving = new Serving({ store, registry, backend: () => resolveBackend('node'), logger: app.log }, { payloadSampleRate: opts.kind === 'sidecar' ? 0.05 : 0.01, ...opts.serving });
   let ready = false;
-  const rewarm = (model: string) => {
-    if (!ready) return;
-    for (const p of opts.preload.filter((x) => x.model === model)) {
-      void serving
-        .resolveRef(p.model, p.ref, true)
-        .then((v) => serving.cache.get(p.model, v))
-        .catch((err) => app.log.warn({ err, model: p.model, ref: p.ref }, 'edge: warming a moved alias failed'));
-    }
-  };
   const mirror = new RegistryMirror({
     source: opts.source,
     local: { store, blobs },
@@ -114,10 +105,15 @@ export async function buildServingApp(opts: ServingAppOptions): Promise<ServingA
     pin: opts.pin,
     deployments: opts.kind === 'replica',
     ...(opts.cacheDir ? { cache: new MirrorCache(opts.cacheDir) } : {}),
-    onModelChanged: (model) => {
-      serving.published(model);
-      rewarm(model);
+    // A preloaded model's alias moves only once its new version is loaded and warmed here.
+    beforeAliasMove: async (model, version) => {
+      if (!ready || !opts.preload.some((p) => p.model === model)) return;
+      await serving.cache.get(model, version).then(
+        () => undefined,
+        (err) => app.log.warn({ err, model, version }, 'edge: warming a version before its alias moves failed'),
+      );
     },
+    onModelChanged: (model) => serving.published(model),
     onDeploymentsChanged: () => void serving.syncDeployments(),
   });
 
