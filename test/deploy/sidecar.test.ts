@@ -18,9 +18,10 @@ describe('flotilla sidecar', () => {
   let servingToken: string;
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-sidecar-'));
   const procs: Proc[] = [];
+  let sidecarToken: { id: string; token: string };
   const sidecar = (extra: string[] = [], cache = join(dir, 'cache')) => {
     const p = spawnFlotilla(['sidecar', '--registry-url', proxy.url, '--model', 'tiny@production', '--port', '0', '--cache-dir', cache, '--sync-interval-ms', '200', '--report-interval-ms', '200', '--payload-sample-rate', '1', ...extra], {
-      FLOTILLA_REGISTRY_TOKEN: servingToken,
+      FLOTILLA_REGISTRY_TOKEN: sidecarToken.token,
     });
     procs.push(p);
     return p;
@@ -33,6 +34,8 @@ describe('flotilla sidecar', () => {
     coord = await h.app.listen({ port: 0, host: '127.0.0.1' });
     proxy = await flakyProxy(coord);
     servingToken = (await sendJson('POST', `${coord}/api/v1/tokens`, { role: 'serving', name: 'sidecar' }, ADMIN)).json.token;
+    const t = (await sendJson('POST', `${coord}/api/v1/tokens`, { role: 'serving', name: 'sidecar-revoked-later' }, ADMIN)).json;
+    sidecarToken = { id: t.id, token: t.token };
     await moveAlias(1);
   });
   afterAll(async () => {
@@ -96,6 +99,11 @@ describe('flotilla sidecar', () => {
       return r.total > 0 ? r : null;
     }, 'sampled payloads upstream');
     expect(payloads.payloads[0].model).toBe('tiny');
+
+    // Its credential revoked: a clear error in its status, and v4 keeps serving.
+    expect((await sendJson('POST', `${coord}/api/v1/tokens/${sidecarToken.id}/revoke`, {}, ADMIN)).status).toBe(200);
+    await until(async () => (await getJson(`${s.url}/api/v1/edge/status`)).json.mirror.lastError?.code === 'FL_ERR_AUTH_INVALID_TOKEN', 'the revoked credential to be reported');
+    expect((await infer(s.url!, 'tiny', rowsOf(1))).version).toBe('4');
   });
 
   it('exits with a clear error for a model or alias that does not exist (nothing cached)', async () => {
