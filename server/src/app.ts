@@ -194,7 +194,9 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   });
 
   const metrics = new FlotillaMetrics(coordinator, { processMetrics: opts.processMetrics });
+  // flotilla_serving_queue_depth and friends (docs/deploy.md), in the same registry.
   registerServingMetrics(metrics.registry, serving);
+
   const flotilla: Flotilla = { coordinator, registry, store, blobs, io, deviceToken, adminToken, authenticator, metrics, serving, routes };
   app.decorate('flotilla', flotilla);
 
@@ -207,8 +209,8 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   await app.register(tokensRoutes, { coordinator, store, auth, authenticator });
   await app.register(metricsRoutes, { metrics, auth, public: opts.publicMetrics ?? false });
   await app.register(servingRoutes, { serving, auth, publicInference: opts.publicInference ?? false, inference: opts.inference ?? true });
-  await app.register(edgeRoutes, { store, auth, payloadCapPerModel: serving.payloads.options.capPerModel });
   await app.register(eventsRoutes, { coordinator, auth });
+  await app.register(edgeRoutes, { store, auth, payloadCapPerModel: serving.payloads.options.capPerModel });
   await app.register(uiRoutes);
 
   app.addHook('preClose', async () => {

@@ -40,6 +40,7 @@ async function serve(args: string[]): Promise<void> {
     adminToken: admin.token,
     deviceToken: device.token,
     logger: { level: cfg.logLevel },
+    inference: role !== 'coordinator',
     publicMetrics: cfg.publicMetrics,
     publicInference: cfg.publicInference,
     trustProxy: cfg.trustProxy,
@@ -47,7 +48,6 @@ async function serve(args: string[]): Promise<void> {
     maxDevicesPerToken: cfg.maxDevicesPerToken,
     clientRetention: cfg.clientRetentionDays > 0 ? { maxAgeMs: cfg.clientRetentionDays * 86_400_000 } : false,
     maxUploadBytes: cfg.maxUploadBytes,
-    inference: role !== 'coordinator',
     ...(cfg.tlsCert && cfg.tlsKey ? { https: { cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) } } : {}),
   });
   if (admin.path) app.log.info(`admin token ${admin.created ? 'generated' : 'read'}: ${admin.path}`);
