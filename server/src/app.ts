@@ -194,11 +194,10 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   });
 
   const metrics = new FlotillaMetrics(coordinator, { processMetrics: opts.processMetrics });
-  // flotilla_serving_queue_depth and friends (docs/deploy.md), in the same registry.
-  registerServingMetrics(metrics.registry, serving);
-
   const flotilla: Flotilla = { coordinator, registry, store, blobs, io, deviceToken, adminToken, authenticator, metrics, serving, routes };
   app.decorate('flotilla', flotilla);
+  // flotilla_serving_queue_depth and friends (docs/deploy.md), in the same registry.
+  registerServingMetrics(metrics.registry, serving);
 
   if (storage.swept?.removed) app.log.info(storage.swept, 'removed blobs no version references (left by failed commits)');
   await app.register(healthRoutes, { store, storage: storage.health, ready: () => true });
