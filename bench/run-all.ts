@@ -20,6 +20,7 @@ const quick: Record<string, string[]> = {
   'scale-memory': ['bench/scale.ts', 'memory', '--sizes', '50,200', '--rounds', '1'],
   console: ['bench/console.ts', '--devices', '200', '--rounds', '3', '--trials', '3'],
   startup: ['bench/startup.ts', '--runs', '5'],
+  deploy: ['bench/deploy.ts', '--runs', '3'],
   'bundle-size': ['bench/bundle-size.ts'],
   'browser-training': ['bench/browser-training.ts', '--rounds', '3'],
 };

@@ -91,6 +91,10 @@ export const ERROR_REGISTRY = {
   FL_ERR_HTTP_PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large' },
   FL_ERR_HTTP_UNSUPPORTED_MEDIA: { status: 415, message: 'Unsupported content type' },
   FL_ERR_HTTP_RATE_LIMITED: { status: 429, message: 'Too many requests' },
+  // serving replicas and sidecars talking to their registry upstream (docs/deploy.md)
+  FL_ERR_UPSTREAM_UNREACHABLE: { status: 503, message: 'The registry upstream cannot be reached; the last synced versions keep serving' },
+  FL_ERR_UPSTREAM_CORRUPT: { status: 502, message: 'An artifact from the registry upstream failed its checksum and was not used' },
+  FL_ERR_UPSTREAM_BAD_RESPONSE: { status: 502, message: 'The registry upstream answered something this process cannot use' },
   // operator CLI
   FL_ERR_CLI_UNREACHABLE: { status: 503, message: 'The server cannot be reached' },
   // config and everything else

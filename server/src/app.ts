@@ -27,6 +27,8 @@ import { tasksRoutes } from './http/tasks-routes.js';
 import { modelUploadRoutes } from './http/model-upload-routes.js';
 import { servingRoutes } from './http/serving-routes.js';
 import { eventsRoutes } from './http/events-routes.js';
+import { edgeRoutes } from './http/edge-routes.js';
+import { registerServingMetrics } from './serving/serving-metrics.js';
 import { uiRoutes } from './http/ui-routes.js';
 import { Serving, type ServingOptions } from './serving/serving.js';
 import { resolveBackend } from '@flotilla/model';
@@ -93,6 +95,8 @@ export interface AppOptions {
   serving?: ServingOptions;
   /** Inference and bandit feedback without a token (OIP /v2 and TF Serving /v1 routes). */
   publicInference?: boolean;
+  /** Serve the inference routes (OIP /v2, TF Serving /v1/models); false for `--role coordinator` (docs/deploy.md). Default true. */
+  inference?: boolean;
   /** TLS: PEM certificate chain and key; the REST API and socket.io are then served over HTTPS. */
   https?: { cert: string | Buffer; key: string | Buffer };
 }
@@ -149,8 +153,10 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   const routes = collectRoutes(app);
   await installOpenApi(app, { publicUrls: [...(opts.publicMetrics ? ['/metrics'] : []), ...(opts.publicInference ? INFERENCE_PUBLIC_ROUTES : [])], version: '0.1.0' });
 
-  // Alias moves made through this process reach serving at once (serving is created just below).
-  const registry = new Registry(store, blobs, { ...opts.registry, evaluator: opts.centralEvaluator, onAliasChanged: (model) => serving.published(model) });
+  // Alias moves made through this process reach serving at once (serving is created just below),
+  // and replicas and sidecars listening on the live channel (a `model` frame, see live-feed.ts).
+  const modelMoved = (model: string) => (serving.published(model), coordinator.events.emit('model', { model }));
+  const registry = new Registry(store, blobs, { ...opts.registry, evaluator: opts.centralEvaluator, onAliasChanged: (model) => modelMoved(model) });
   // Created before the coordinator so that its publish hook reaches serving at once (no poll delay).
   const serving = new Serving({ store, registry, backend: () => resolveBackend('node'), logger: app.log }, opts.serving);
   const coordinator = new Coordinator({
@@ -161,7 +167,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     uploadBudgetBytes: opts.uploadBudgetBytes,
     reconnectGraceMs: opts.reconnectGraceMs,
     authenticateDevice: (token, taskId) => authenticator.authenticateDevice(token, taskId),
-    onPublished: async (v) => serving.published(v.model),
+    onPublished: async (v) => void modelMoved(v.model),
     maxUpdateBytes: opts.maxUpdateBytes,
     maxDevicesPerToken: opts.maxDevicesPerToken,
     clientRetention: opts.clientRetention,
@@ -190,6 +196,8 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   const metrics = new FlotillaMetrics(coordinator, { processMetrics: opts.processMetrics });
   const flotilla: Flotilla = { coordinator, registry, store, blobs, io, deviceToken, adminToken, authenticator, metrics, serving, routes };
   app.decorate('flotilla', flotilla);
+  // flotilla_serving_queue_depth and friends (docs/deploy.md), in the same registry.
+  registerServingMetrics(metrics.registry, serving);
 
   if (storage.swept?.removed) app.log.info(storage.swept, 'removed blobs no version references (left by failed commits)');
   await app.register(healthRoutes, { store, storage: storage.health, ready: () => true });
@@ -199,8 +207,9 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   await app.register(clientsRoutes, { coordinator, store, auth });
   await app.register(tokensRoutes, { coordinator, store, auth, authenticator });
   await app.register(metricsRoutes, { metrics, auth, public: opts.publicMetrics ?? false });
-  await app.register(servingRoutes, { serving, auth, publicInference: opts.publicInference ?? false });
+  await app.register(servingRoutes, { serving, auth, publicInference: opts.publicInference ?? false, inference: opts.inference ?? true });
   await app.register(eventsRoutes, { coordinator, auth });
+  await app.register(edgeRoutes, { store, auth, payloadCapPerModel: serving.payloads.options.capPerModel });
   await app.register(uiRoutes);
 
   app.addHook('preClose', async () => {

@@ -6,8 +6,11 @@ import { ADMIN_COMMANDS, ADMIN_USAGE, runAdminCli } from './cli/admin-cli.js';
 import { parseServeConfig } from './config.js';
 import { AppError } from './errors.js';
 import { loadOrCreateSecret } from './secret-file.js';
+import { takeRole } from './roles/role.js';
+import { runServingReplica, SERVING_USAGE } from './roles/serving-cli.js';
+import { runSidecar, SIDECAR_USAGE } from './cli/sidecar.js';
 
-const USAGE = `usage: flotilla serve [--port N] [--host H] [--data-dir DIR] [--mongodb-url URL] [--log-level L]
+const USAGE = `usage: flotilla serve [--role all|coordinator] [--port N] [--host H] [--data-dir DIR] [--mongodb-url URL] [--log-level L]
                      [--tls-cert FILE --tls-key FILE] [--public-metrics] [--public-inference]
                      [--trust-proxy true|HOPS|ADDRS] [--max-update-bytes N]
                      [--max-devices-per-token N] [--client-retention-days D]
@@ -16,9 +19,15 @@ env: FLOTILLA_ADMIN_TOKEN, FLOTILLA_DEVICE_TOKEN, FLOTILLA_MONGODB_URL, FLOTILLA
      FLOTILLA_TLS_CERT, FLOTILLA_TLS_KEY, FLOTILLA_PUBLIC_METRICS, FLOTILLA_PUBLIC_INFERENCE,
      FLOTILLA_MAX_DEVICES_PER_TOKEN, FLOTILLA_CLIENT_RETENTION_DAYS
 
+${SERVING_USAGE}
+
+${SIDECAR_USAGE}
+
 ${ADMIN_USAGE}`;
 
-async function serve(argv: string[]): Promise<void> {
+async function serve(args: string[]): Promise<void> {
+  const { role, argv } = takeRole(args, process.env);
+  if (role === 'serving') return runServingReplica(argv, process.env);
   const cfg = parseServeConfig(argv, process.env);
   const admin = cfg.adminToken ? { token: cfg.adminToken, path: null, created: false } : loadOrCreateSecret(cfg.dataDir, 'admin-token');
   const device = cfg.deviceToken ? { token: cfg.deviceToken, path: null, created: false } : loadOrCreateSecret(cfg.dataDir, 'device-token');
@@ -31,6 +40,7 @@ async function serve(argv: string[]): Promise<void> {
     adminToken: admin.token,
     deviceToken: device.token,
     logger: { level: cfg.logLevel },
+    inference: role !== 'coordinator',
     publicMetrics: cfg.publicMetrics,
     publicInference: cfg.publicInference,
     trustProxy: cfg.trustProxy,
@@ -63,6 +73,7 @@ async function serve(argv: string[]): Promise<void> {
 async function main(): Promise<void> {
   const [cmd, ...rest] = process.argv.slice(2);
   if (cmd === 'serve') return serve(rest);
+  if (cmd === 'sidecar') return runSidecar(rest, process.env);
   if ((ADMIN_COMMANDS as readonly string[]).includes(cmd ?? '')) {
     const code = await runAdminCli([cmd!, ...rest], process.env, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) });
     process.exitCode = code;

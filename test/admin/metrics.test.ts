@@ -29,6 +29,12 @@ describe('/metrics', () => {
         'flotilla_rounds_committed_total',
         'flotilla_rounds_failed_total',
         'flotilla_rounds_started_total',
+        'flotilla_serving_cold_start_seconds',
+        'flotilla_serving_errors_total',
+        'flotilla_serving_latency_seconds',
+        'flotilla_serving_loaded_bytes',
+        'flotilla_serving_queue_depth',
+        'flotilla_serving_requests_total',
         'flotilla_task_state',
         'flotilla_update_received_bytes_total',
       ]);

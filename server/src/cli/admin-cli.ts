@@ -19,7 +19,7 @@ export const ADMIN_USAGE = `operator commands (call the admin API of a running s
   flotilla alias set <model> <alias> <version>
   flotilla clients list [--task T] [--state connected|disconnected|revoked]
   flotilla clients revoke <id>
-  flotilla token create --role admin|viewer|device|inference [--task T] [--endpoints A,B] [--name N] [--ttl SECONDS]
+  flotilla token create --role admin|viewer|device|inference|serving [--task T] [--endpoints A,B] [--name N] [--ttl SECONDS]
   flotilla tokens list | flotilla token revoke <id>
 
 common flags: --url URL (env FLOTILLA_URL, default http://127.0.0.1:8080)
@@ -218,7 +218,7 @@ export async function runAdminCli(argv: string[], env: NodeJS.ProcessEnv, io: Cl
         return 0;
       }
       case 'token create': {
-        need(0, 'token create --role admin|viewer|device|inference [--task T] [--endpoints A,B] [--name N] [--ttl SECONDS]');
+        need(0, 'token create --role admin|viewer|device|inference|serving [--task T] [--endpoints A,B] [--name N] [--ttl SECONDS]');
         if (!f.role) throw new UsageError('--role is required');
         const body: Record<string, unknown> = { role: f.role };
         if (f.task) body.taskId = f.task;

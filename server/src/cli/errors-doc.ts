@@ -19,6 +19,7 @@ const AREAS: Record<string, string> = {
   CLI: 'Operator CLI',
   UPLOAD: 'Uploads',
   DATA: 'Device data',
+  UPSTREAM: 'Serving replicas and sidecars (registry upstream)',
 };
 
 const areaOf = (code: string) => code.split('_')[2];

@@ -83,7 +83,7 @@ export function identify(auth: AuthConfig): (req: FastifyRequest) => Promise<voi
   };
 }
 
-const ALL_ROLES: readonly Role[] = ['admin', 'viewer', 'device', 'inference'];
+const ALL_ROLES: readonly Role[] = ['admin', 'viewer', 'device', 'inference', 'serving'];
 
 /** The name recorded as the actor of an admin change (alias history, token creation). */
 export function actorOf(req: FastifyRequest): string {

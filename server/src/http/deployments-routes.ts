@@ -102,7 +102,7 @@ export const deploymentsRoutes: FastifyPluginAsync<DeploymentsRoutesOptions> = a
   const r = app.withTypeProvider<ZodTypeProvider>();
   const serving = opts.serving;
   const admin = requireRole(opts.auth, ['admin']);
-  const readers = requireRole(opts.auth, ['admin', 'viewer']);
+  const readers = requireRole(opts.auth, ['admin', 'viewer', 'serving']);
   // Feedback takes an inference (or admin) token, or none with publicInference; then the deployment's policy decides.
   const feedbackCallers = opts.publicInference ? [identify(opts.auth)] : [requireRole(opts.auth, ['inference'])];
   const BASE = '/api/v1/deployments';

@@ -19,7 +19,7 @@ export interface EventsRoutesOptions extends LiveFeedOptions {
  * `text/event-stream` gets the current pulse snapshot as JSON instead of a stream.
  */
 export const eventsRoutes: FastifyPluginAsync<EventsRoutesOptions> = async (app, opts) => {
-  const reader = requireRole(opts.auth, ['admin', 'viewer']);
+  const reader = requireRole(opts.auth, ['admin', 'viewer', 'serving']);
   const feed = new LiveFeed(opts.coordinator, opts);
   const max = opts.maxSubscribers ?? 100;
   app.addHook('preClose', async () => feed.close());

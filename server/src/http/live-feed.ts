@@ -23,6 +23,8 @@ export interface LiveSubscriber {
  *  - `task`: the task view (tasks-routes' GET /api/v1/tasks/{id}) after a state or plan change;
  *  - `round`: a round summary (GET .../rounds) with `taskId`, when a round commits or fails;
  *  - `evaluation`: `{ taskId, round, version, metrics }` of a federated evaluation;
+ *  - `model`: `{ model }` after a version of it was published or one of its aliases moved here
+ *    (serving replicas and sidecars re-sync on it: docs/deploy.md);
  *  - `pulse`: `snapshot()`.
  * A subscriber that leaves more than `maxBufferedBytes` unread is closed, so a stalled console
  * never grows the server's memory.
@@ -49,6 +51,7 @@ export class LiveFeed {
     on<TaskRecord>('task', (t) => this.broadcast('task', () => taskView(t, coordinator.sessions.forTask(t.id).length)));
     on<RoundRecord>('round', (r) => this.broadcast('round', () => ({ taskId: r.taskId, ...roundSummary(r) })));
     on<unknown>('evaluation', (e) => this.broadcast('evaluation', () => e));
+    on<{ model: string }>('model', (m) => this.broadcast('model', () => m));
   }
 
   get subscribers(): number {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -86,7 +87,7 @@ function redirectToVersion(req: FastifyRequest, reply: FastifyReply, name: strin
  */
 export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (app, opts) => {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const reader = requireRole(opts.auth, ['admin', 'viewer', 'device']);
+  const reader = requireRole(opts.auth, ['admin', 'viewer', 'device', 'serving']);
   // Device tokens read only their task's model (scope.ts); admin and viewer read every model.
   const readers = [reader, modelScope(opts.store)];
   const admin = requireRole(opts.auth, ['admin']);
@@ -171,7 +172,14 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
 
   // ---- aliases ----
 
-  r.get(`${BASE}/:name/aliases`, { schema: { params: ModelParams }, preHandler: readers }, async (req) => ({ aliases: await reg.listAliases(req.params.name) }));
+  // Pollers (serving replicas, sidecars: docs/deploy.md) send If-None-Match and get 304 while nothing moved.
+  r.get(`${BASE}/:name/aliases`, { schema: { params: ModelParams }, preHandler: readers }, async (req, reply) => {
+    const body = { aliases: await reg.listAliases(req.params.name) };
+    const etag = `"${createHash('sha256').update(JSON.stringify(body)).digest('base64url').slice(0, 27)}"`;
+    reply.header('etag', etag).header('cache-control', 'no-cache');
+    if (notModified(req, etag)) return reply.status(304).send();
+    return body;
+  });
 
   r.put(`${BASE}/:name/aliases/:alias`, { schema: { params: AliasParams, body: SetAliasBody }, preHandler: admin }, async (req) =>
     reg.setAlias(req.params.name, req.params.alias, req.body.version, actorOf(req)),

@@ -10,6 +10,8 @@ export interface ServingRoutesOptions {
   auth: AuthConfig;
   /** Inference and feedback without a token (INFERENCE_PUBLIC_ROUTES in auth.ts); the OIP health probes are always public (PUBLIC_ROUTES). */
   publicInference?: boolean;
+  /** Register the inference routes (OIP, TF Serving); false on a coordinator-only node. Default true. */
+  inference?: boolean;
 }
 
 /**
@@ -18,8 +20,10 @@ export interface ServingRoutesOptions {
  * into the store) before the app's onClose hooks close the store.
  */
 export const servingRoutes: FastifyPluginAsync<ServingRoutesOptions> = async (app, opts) => {
-  await app.register(inferenceRoutes, opts);
-  await app.register(tfServingRoutes, opts);
+  if (opts.inference !== false) {
+    await app.register(inferenceRoutes, opts);
+    await app.register(tfServingRoutes, opts);
+  }
   await app.register(deploymentsRoutes, opts);
   app.addHook('preClose', async () => {
     await opts.serving.close();

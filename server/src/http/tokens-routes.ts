@@ -19,7 +19,7 @@ export interface TokensRoutesOptions {
 const IdParams = z.object({ id: z.string().min(1).max(64) }).strict();
 const CreateBody = z
   .object({
-    role: z.enum(['admin', 'viewer', 'device', 'inference']),
+    role: z.enum(['admin', 'viewer', 'device', 'inference', 'serving']),
     /** Required for device tokens: the one task the token may join. */
     taskId: TaskId.optional(),
     /** Inference tokens only: the deployments or models (OIP and TF Serving `{name}`) it may call; absent: every endpoint. */

@@ -84,7 +84,9 @@ export class Serving {
   private readonly opts: ResolvedServingOptions;
   private readonly rng: Rng;
   private timers: NodeJS.Timeout[] = [];
-  private preloaded: Promise<void> = Promise.resolve();
+  private markStarted: () => void = () => undefined;
+  /** Pending until `start()` has preloaded (a replica starts serving only after its first registry sync). */
+  private preloaded = new Promise<void>((resolve) => (this.markStarted = resolve));
   private isReady = false;
   backendName = '';
 
@@ -124,10 +126,11 @@ export class Serving {
   /** Load stored deployments; preload and warm their targets in the background (see `whenReady`). */
   async start(): Promise<void> {
     for (const d of await this.deps.store.listDeployments()) this.runtimes.set(d.name, new DeploymentRuntime(d, this.rng));
-    this.preloaded = this.opts.preload
-      ? Promise.allSettled([...this.runtimes.values()].map((rt) => this.warm(rt))).then(() => undefined)
-      : Promise.resolve();
-    void this.preloaded.then(() => (this.isReady = true));
+    const preload = this.opts.preload ? Promise.allSettled([...this.runtimes.values()].map((rt) => this.warm(rt))) : Promise.resolve();
+    void preload.then(() => {
+      this.isReady = true;
+      this.markStarted();
+    });
     const flush = setInterval(() => void this.persistBandits(), 1000);
     flush.unref();
     this.timers.push(flush);

@@ -40,13 +40,18 @@ export class FileBlobStore implements BlobStore {
   private readonly tmp: string;
   private ready: Promise<void> | null = null;
 
-  constructor(dataDir: string) {
+  constructor(
+    dataDir: string,
+    /** Read only (serving replicas): init touches nothing; put fails. */
+    private readonly readonly = false,
+  ) {
     this.root = join(dataDir, 'blobs');
     this.tmp = join(this.root, 'tmp');
   }
 
   /** Creates the directories and removes stale temp files; called lazily by put/get. */
   init(): Promise<void> {
+    if (this.readonly) return Promise.resolve();
     this.ready ??= (async () => {
       await mkdir(this.tmp, { recursive: true, mode: 0o700 });
       ownerOnly(this.root, 0o700);
@@ -67,6 +72,7 @@ export class FileBlobStore implements BlobStore {
   }
 
   async put(bytes: Uint8Array): Promise<{ sha256: string; size: number }> {
+    if (this.readonly) throw new AppError('FL_ERR_STORE_NOT_WRITABLE', { path: this.root, why: 'opened read-only' });
     await this.init();
     const sha256 = sha256Hex(bytes);
     const size = bytes.byteLength;

@@ -23,6 +23,8 @@ export interface MongoStoreOptions {
   serverSelectionTimeoutMS?: number;
   /** Share a connected client (the GridFS blob store uses the same one); the store then does not close it. */
   client?: MongoClient;
+  /** Read only (serving replicas, docs/deploy.md): init creates no collection or index and rolls nothing forward. */
+  readonly?: boolean;
 }
 
 const DUPLICATE_KEY = 11000;
@@ -149,6 +151,7 @@ export class MongoStore implements Store {
     } catch (err) {
       throw new AppError('FL_ERR_STORE_UNAVAILABLE', { store: 'mongodb', why: (err as Error).message });
     }
+    if (this.options.readonly) return;
     // Collections are created here, not implicitly inside a transaction: servers before 4.4 and
     // cross-shard transactions refuse to create them there.
     const existing = new Set((await this.db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name));

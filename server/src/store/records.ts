@@ -133,7 +133,8 @@ export interface ClientRecord {
  * Role a credential grants: `admin` everything, `viewer` read-only admin API, `device` a device of
  * one task (and that task's model), `inference` inference and bandit feedback (docs/api.md).
  */
-export type TokenRole = 'admin' | 'viewer' | 'device' | 'inference';
+/** `serving`: what serving replicas and sidecars present upstream (docs/deploy.md): read the registry, deployments and the live channel; post edge reports; introspect callers' tokens. */
+export type TokenRole = 'admin' | 'viewer' | 'device' | 'inference' | 'serving';
 
 /**
  * An API or enrolment token. Only the sha256 of the secret is stored (hex); the secret itself is

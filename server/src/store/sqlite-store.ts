@@ -45,6 +45,8 @@ function isDuplicate(err: unknown): boolean {
 export interface SqliteStoreOptions {
   /** The data dir; the database is `<dataDir>/flotilla.db`. */
   dataDir: string;
+  /** Open an existing database read-only (serving replicas, docs/deploy.md): no migration, no journal change; every write fails. */
+  readonly?: boolean;
 }
 
 /**
@@ -78,6 +80,15 @@ export class SqliteStore implements Store {
    */
   async init(): Promise<void> {
     if (this.db) return;
+    if (this.options.readonly) {
+      try {
+        this.db = new BetterSqlite3(this.path, { readonly: true, fileMustExist: true });
+        this.db.pragma('busy_timeout = 5000');
+      } catch (err) {
+        throw new AppError('FL_ERR_STORE_UNAVAILABLE', { store: 'sqlite', path: this.path, why: (err as Error).message });
+      }
+      return;
+    }
     prepareDataDir(this.options.dataDir);
     let db: Database;
     try {
