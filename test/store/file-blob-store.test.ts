@@ -49,4 +49,16 @@ describe('FileBlobStore layout', () => {
     expect(await readdir(join(t.dir, 'blobs', 'tmp'))).toEqual([]);
     await t.remove();
   });
+
+  it('refuses buffered and streamed writes alike when opened read-only, and leaves no file', async () => {
+    const t = await tempDir();
+    const ro = new FileBlobStore(t.dir, true);
+    async function* one() {
+      yield new Uint8Array([1]);
+    }
+    await expect(ro.put(new Uint8Array([1]))).rejects.toMatchObject({ code: 'FL_ERR_STORE_NOT_WRITABLE' });
+    await expect(ro.putStream(one())).rejects.toMatchObject({ code: 'FL_ERR_STORE_NOT_WRITABLE' });
+    expect(await readdir(t.dir)).toEqual([]);
+    await t.remove();
+  });
 });

@@ -72,7 +72,7 @@ export class FileBlobStore implements BlobStore {
   }
 
   async put(bytes: Uint8Array): Promise<{ sha256: string; size: number }> {
-    if (this.readonly) throw new AppError('FL_ERR_STORE_NOT_WRITABLE', { path: this.root, why: 'opened read-only' });
+    this.assertWritable();
     await this.init();
     const sha256 = sha256Hex(bytes);
     const size = bytes.byteLength;
@@ -84,6 +84,7 @@ export class FileBlobStore implements BlobStore {
 
   /** Streams into a temp file while hashing, then places it as put does (the name is known only at the end). */
   async putStream(chunks: AsyncIterable<Uint8Array>): Promise<{ sha256: string; size: number }> {
+    this.assertWritable();
     await this.init();
     const hash = createHash('sha256');
     let size = 0;
@@ -97,6 +98,10 @@ export class FileBlobStore implements BlobStore {
     const sha256 = hash.digest('hex');
     await this.place(tmp, sha256);
     return { sha256, size };
+  }
+
+  private assertWritable(): void {
+    if (this.readonly) throw new AppError('FL_ERR_STORE_NOT_WRITABLE', { path: this.root, why: 'opened read-only' });
   }
 
   /**
