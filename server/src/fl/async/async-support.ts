@@ -17,7 +17,14 @@ export function checkAsyncStrategy(plan: TaskPlan): void {
     throw new AppError('FL_ERR_ASYNC_STRATEGY_UNSUPPORTED', { strategy: name, supported: [...ASYNC_STRATEGIES], why: 'it needs every update of a round at once or a fixed cohort' });
   }
   if (name === 'dpfedavg') {
-    const inner = (plan.strategy.params as { inner?: unknown }).inner ?? 'fedavg';
+    const params = plan.strategy.params as { inner?: unknown; populationSize?: unknown };
+    // Amplification by subsampling needs Poisson (or uniform) sampling of each release's
+    // contributors; who lands in an async buffer depends on device speeds, so buffers are
+    // accounted with q = 1 (docs/async.md, "Differential privacy").
+    if (params.populationSize !== undefined) {
+      throw new AppError('FL_ERR_ASYNC_STRATEGY_UNSUPPORTED', { strategy: 'dpfedavg', param: 'populationSize', why: 'async buffers are not sampled uniformly; privacy is accounted without amplification (q = 1)' });
+    }
+    const inner = params.inner ?? 'fedavg';
     if (typeof inner === 'string' && !ASYNC_STRATEGIES.has(inner)) throw new AppError('FL_ERR_ASYNC_STRATEGY_UNSUPPORTED', { strategy: `dpfedavg(${inner})`, supported: [...ASYNC_STRATEGIES] });
   }
 }
