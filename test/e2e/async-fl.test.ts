@@ -104,6 +104,35 @@ describe('async FL over real sockets', () => {
     await co.stopTask('ab');
   }, 60_000);
 
+  it('pausing publishes the steps taken since the last version, and resuming admits devices again', async () => {
+    const co = app.flotilla.coordinator;
+    await co.createTask({ id: 'ap', preset: 'tiny-mlp', plan: { mode: 'async', concurrency: 2, bufferSize: 1, publishEvery: 1000, maxRounds: 1000, seed: 5 } });
+    const trainer = new LocalTrainer();
+    for (let i = 0; i < 3; i++) {
+      const data = synthetic(60, 90 + i);
+      const c = new FlotillaClient({ url, token: app.flotilla.deviceToken, taskId: 'ap', data: { train: () => data }, trainer });
+      c.on('error', () => {});
+      clients.push(c);
+    }
+    await Promise.all(clients.map((c) => c.start()));
+    let steps = 0;
+    const two = new Promise<void>((resolve) => co.events.on('round', (r: RoundRecord) => r.taskId === 'ap' && ++steps === 2 && resolve()));
+    await co.startTask('ap');
+    await two;
+    expect(co.getRunner('ap').record.currentVersion).toBe(1); // nothing published yet (publishEvery 1000)
+    await co.pauseTask('ap');
+    const task = co.getRunner('ap').record;
+    expect(task.currentVersion).toBe(2);
+    const newest = (await app.flotilla.store.listRounds('ap', { limit: 1 }))[0];
+    expect(newest.committedVersion).toBe(2);
+    expect((await app.flotilla.store.getTask('ap'))!.nextRound).toBe(newest.round + 1);
+    const more = new Promise<void>((resolve) => co.events.on('round', (r: RoundRecord) => r.taskId === 'ap' && r.round > newest.round && resolve()));
+    await co.startTask('ap');
+    await more;
+    await co.stopTask('ap');
+    expect(co.getRunner('ap').record.currentVersion).toBe(3);
+  }, 60_000);
+
   it('refuses plans that mix async-only and sync-only fields, naming the field', async () => {
     const co = app.flotilla.coordinator;
     const refusal = async (plan: Record<string, unknown>) => {

@@ -127,6 +127,7 @@ export class AsyncTaskRunner {
     const task = this.publisher.task;
     if (task.state !== 'running' || this.publisher.busy) return;
     const plan = task.plan;
+    if (this.step >= plan.maxRounds) return; // the last step is being published; the task ends with it
     const connected = this.deps.sessions.forTask(task.id).map((s) => s.deviceId);
     if (connected.length < effectiveMinAvailable(plan)) return;
     const free = plan.concurrency! - this.jobs.size;
@@ -156,7 +157,6 @@ export class AsyncTaskRunner {
       b.record.selected.push(id);
       b.record.bytesDown += this.weights.byteLength;
     }
-    this.deps.stats.roundsStarted++;
   }
 
   private openBuffer(): Buffer {
@@ -191,8 +191,10 @@ export class AsyncTaskRunner {
     return this.buffer;
   }
 
+  /** Reports are taken while the task runs and has steps left (the step cap may be reached before 'done' is stored). */
   private runningOrThrow(): void {
-    if (this.publisher.task.state !== 'running') throw new AppError('FL_ERR_TASK_NOT_RUNNING', { task: this.id });
+    const t = this.publisher.task;
+    if (t.state !== 'running' || this.step >= t.plan.maxRounds) throw new AppError('FL_ERR_TASK_NOT_RUNNING', { task: this.id, ...(t.state === 'running' ? { why: `step cap ${t.plan.maxRounds} reached` } : {}) });
   }
 
   /** fit:ready: the report's base version (`round` on the wire) must belong to this device's job and be fresh enough. */
@@ -209,7 +211,6 @@ export class AsyncTaskRunner {
 
   /** A report: checked completely, weighted by staleness and folded; the model steps when the buffer is full. */
   async onReport(deviceId: string, r: FitReport): Promise<void> {
-    const b = this.openBuffer();
     let staleness: number;
     let delta: Float32Array;
     let scale: number;
@@ -229,9 +230,10 @@ export class AsyncTaskRunner {
       });
     } catch (err) {
       this.jobs.gate.release(deviceId);
-      if (err instanceof AppError) b.record.rejected.push({ clientId: deviceId, code: err.code, at: Date.now() });
+      if (err instanceof AppError) this.buffer?.record.rejected.push({ clientId: deviceId, code: err.code, at: Date.now() });
       throw err;
     }
+    const b = this.openBuffer();
     if (scale !== 1) for (let i = 0; i < delta.length; i++) delta[i] *= scale;
     const numExamples = Math.min(r.numExamples, this.plan.maxExamplesPerReport ?? r.numExamples);
     b.aggregator.add({ clientId: deviceId, numExamples, delta, metrics: r.metrics });
