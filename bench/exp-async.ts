@@ -7,7 +7,7 @@
  * staleness histogram. Anchor: FedBuff (Nguyen et al. 2022) reports reaching target accuracy up to
  * 3.3x faster than synchronous FedAvg. Nothing is extrapolated: a threshold not reached is "not reached".
  *
- *   npx tsx bench/exp-async.ts [--seeds 1,2] [--partitions iid] [--clients 30] [--train-limit 6000]
+ *   node --import ./scripts/dev-loader.mjs bench/exp-async.ts [--seeds 1,2] [--partitions iid] [--clients 30] [--train-limit 6000]
  *     [--test-limit 2000] [--speed lognormal:0:1] [--device-time-ms 2000] [--clients-per-round 10]
  *     [--concurrency 10] [--buffer-size 5] [--staleness poly:0.5] [--thresholds 0.9,0.93]
  *     [--rounds 40] [--steps 160] [--max-seconds 420] [--out docs/experiments]
