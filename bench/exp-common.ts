@@ -144,6 +144,7 @@ export async function writeExperiment(
       loss: p.loss,
       participants: p.participants,
       bytesUp: p.bytesUp,
+      ...(p.elapsedMs ? { elapsedMs: p.elapsedMs } : {}),
       ...(p.rejectedCodes.length ? { rejected: p.rejectedCodes } : {}),
       ...(p.trainMetrics.dpEpsilon !== undefined ? { dpEpsilon: p.trainMetrics.dpEpsilon } : {}),
     })),

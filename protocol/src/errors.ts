@@ -38,6 +38,10 @@ export const ERROR_REGISTRY = {
   FL_ERR_ROUND_NOT_SELECTED: { status: 403, message: 'This device was not selected for the round' },
   FL_ERR_ROUND_DUPLICATE_REPORT: { status: 409, message: 'This device already reported for the round' },
   FL_ERR_ROUND_LATE_REPORT: { status: 409, message: 'The report arrived after the round closed' },
+  FL_ERR_ASYNC_UNKNOWN_VERSION: { status: 409, message: 'The report names a base version this asynchronous task has not published' },
+  FL_ERR_ASYNC_STALE_REPORT: { status: 409, message: "The report's base version lags the model by more than the plan's maxStaleness steps" },
+  FL_ERR_ASYNC_NOT_ADMITTED: { status: 403, message: 'This device holds no training slot of this asynchronous task for that base version' },
+  FL_ERR_ASYNC_STRATEGY_UNSUPPORTED: { status: 400, message: 'This strategy or feature cannot aggregate asynchronous buffers' },
   FL_ERR_EVAL_NOT_REQUESTED: { status: 403, message: 'This device was not asked to evaluate this round, or already reported its evaluation' },
   // reports (update payloads)
   FL_ERR_REPORT_SHAPE_MISMATCH: { status: 400, message: 'The update does not match the model size' },

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { AsyncPlanFields } from './async-plan.js';
 
 /** Names of the client-side optimizers a plan may ask for. */
 export const ClientOptimizerSchema = z.enum(['sgd', 'momentum', 'adam']);
@@ -60,7 +61,13 @@ export type ClientPlan = z.infer<typeof ClientPlanSchema>;
  */
 export const TaskPlanSchema = z
   .object({
-    clientsPerRound: z.number().int().min(1).max(100000),
+    /**
+     * 'sync' (absent): rounds. 'async': buffered asynchronous aggregation (FedBuff); see
+     * docs/async.md. Fixed at creation.
+     */
+    mode: z.enum(['sync', 'async']).optional(),
+    /** Sync: reports aggregated per round. Async plans leave it out: it is set to bufferSize. */
+    clientsPerRound: z.number().int().min(1).max(100000).optional(),
     overSelect: z.number().min(1).max(10).default(1.3),
     /** Minimum reports for a round to commit at its deadline. Defaults to half the target, at least 1. */
     minReports: z.number().int().min(1).optional(),
@@ -104,12 +111,20 @@ export const TaskPlanSchema = z
     screening: z.record(z.string(), z.unknown()).optional(),
     /** Seed for selection; random when absent. */
     seed: z.number().int().optional(),
+    ...AsyncPlanFields,
   })
   .strict()
-  .refine((p) => p.minReports === undefined || p.minReports <= p.clientsPerRound, {
-    message: 'minReports must not exceed clientsPerRound',
-    path: ['minReports'],
-  });
+  .superRefine((p, ctx) => {
+    if (p.mode === 'async') {
+      for (const k of ['concurrency', 'bufferSize'] as const) if (p[k] === undefined) ctx.addIssue({ code: 'custom', path: [k], message: `async plans need ${k}` });
+    } else if (p.clientsPerRound === undefined) ctx.addIssue({ code: 'custom', path: ['clientsPerRound'], message: 'sync plans need clientsPerRound' });
+    if (p.minReports !== undefined && p.clientsPerRound !== undefined && p.minReports > p.clientsPerRound) {
+      ctx.addIssue({ code: 'custom', path: ['minReports'], message: 'minReports must not exceed clientsPerRound' });
+    }
+  })
+  // Async: a model step folds bufferSize reports, which is what a round's clientsPerRound means to
+  // the strategies (DP-FedAvg's expected participants, for one).
+  .transform((p) => ({ ...p, clientsPerRound: p.mode === 'async' ? p.bufferSize! : p.clientsPerRound! }));
 export type TaskPlan = z.infer<typeof TaskPlanSchema>;
 export type TaskPlanInput = z.input<typeof TaskPlanSchema>;
 

@@ -2,7 +2,19 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { parseAttack } from './attack.js';
 import { PARTITIONS } from './partition.js';
-import { LossNameSchema } from '@flotilla/protocol';
+import { LossNameSchema, type StalenessWeighting } from '@flotilla/protocol';
+import { parseDeviceSpeed } from './device-speed.js';
+
+/** --staleness: constant | poly:A | hinge:A:B, or null when malformed. */
+export function parseStaleness(s: string): StalenessWeighting | null {
+  if (s === 'constant') return { kind: 'constant' };
+  const num = '(\\d+(?:\\.\\d+)?)';
+  const p = new RegExp(`^poly:${num}$`).exec(s);
+  if (p) return { kind: 'polynomial', a: Number(p[1]) };
+  const h = new RegExp(`^hinge:${num}:(\\d+)$`).exec(s);
+  if (h) return { kind: 'hinge', a: Number(h[1]), b: Number(h[2]) };
+  return null;
+}
 
 /**
  * flotilla-sim's flags, parsed from argv and validated once with zod. `parseCliOptions` either
@@ -29,8 +41,15 @@ Coordinator
                             with backoff (progress on stderr), before giving up (default 300)
 Federation
   --clients N               virtual devices (default 100)
-  --clients-per-round K     reports aggregated per round (default 10)
-  --rounds R                round cap, failed attempts included (default 200)
+  --clients-per-round K     reports aggregated per round (default 10; sync mode)
+  --rounds R                round cap, failed attempts included; in async mode the model-step cap (default 200)
+  --mode sync|async         rounds, or buffered asynchronous aggregation (FedBuff; docs/async.md) (default sync)
+  --concurrency C           async: devices training at once (default 10)
+  --buffer-size K           async: reports folded per model step (default 5)
+  --max-staleness S         async: refuse reports more than S model steps old (default: no bound)
+  --staleness W             async: constant | poly:A | hinge:A:B (default poly:0.5)
+  --server-lr ETA           async: server learning rate on each buffer (default 1)
+  --publish-every N         async: commit a registry version every N model steps (default 1)
   --target-accuracy X       stop when central test accuracy reaches X, in (0,1] (default 0.97)
   --deadline-ms MS          round deadline (default 60000)
   --eval-clients K          devices asked for federated evaluation per round (default: clients-per-round)
@@ -57,6 +76,9 @@ Model and data
 Faults
   --dropout P               a selected device vanishes mid-round with probability P, back later
   --straggler P:MS          a selected device waits MS ms before reporting with probability P
+  --device-speed lognormal:MU:SIGMA   per-device multiplier on training time, exp(MU + SIGMA N(0,1)),
+                            seeded: the same fleet in sync and async runs of one seed
+  --device-time-ms MS       nominal training time the speed multiplies (default: the measured time)
   --attack scale:F:P|noise:STD:P   a fixed fraction P of the devices poisons every update it sends:
                             scaled by F (e.g. scale:-10:0.1) or replaced by N(0, STD^2) noise
 Execution and output
@@ -124,6 +146,32 @@ export const SimOptionsSchema = z
         }
       })
       .optional(),
+    mode: z.enum(['sync', 'async'], { error: '--mode must be sync or async' }).default('sync'),
+    concurrency: int('concurrency', 1, 100_000).default(10),
+    bufferSize: int('buffer-size', 1, 100_000).default(5),
+    maxStaleness: int('max-staleness', 0, 1_000_000).optional(),
+    staleness: z
+      .string()
+      .transform((s, ctx) => {
+        const w = parseStaleness(s);
+        if (!w) ctx.addIssue({ code: 'custom', message: '--staleness must be constant, poly:A or hinge:A:B' });
+        return w ?? z.NEVER;
+      })
+      .optional(),
+    serverLr: z.coerce.number({ error: '--server-lr must be a number' }).positive('--server-lr must be > 0').max(100, '--server-lr must be at most 100').default(1),
+    publishEvery: int('publish-every', 1, 100_000).default(1),
+    deviceSpeed: z
+      .string()
+      .transform((s, ctx) => {
+        try {
+          return parseDeviceSpeed(s);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          return z.NEVER;
+        }
+      })
+      .optional(),
+    deviceTimeMs: int('device-time-ms', 1, 86_400_000).optional(),
     workers: int('workers', 1, 1024).optional(),
     out: z.string().min(1).optional(),
     demo: z.boolean().default(false),
@@ -133,7 +181,8 @@ export const SimOptionsSchema = z
   .superRefine((o, ctx) => {
     if (o.url && !o.token) ctx.addIssue({ code: 'custom', message: '--url needs --token (the device token of that coordinator)' });
     if (!o.url && (o.token || o.adminToken)) ctx.addIssue({ code: 'custom', message: '--token and --admin-token only make sense with --url' });
-    if (o.clientsPerRound > o.clients) ctx.addIssue({ code: 'custom', message: `--clients-per-round (${o.clientsPerRound}) must not exceed --clients (${o.clients})` });
+    if (o.mode === 'async' && o.concurrency > o.clients) ctx.addIssue({ code: 'custom', message: `--concurrency (${o.concurrency}) must not exceed --clients (${o.clients})` });
+    if (o.mode === 'sync' && o.clientsPerRound > o.clients) ctx.addIssue({ code: 'custom', message: `--clients-per-round (${o.clientsPerRound}) must not exceed --clients (${o.clients})` });
     const rows = o.trainLimit ?? 60000;
     if (!o.data && o.partition !== 'dirichlet' && o.examplesPerClient !== undefined && o.examplesPerClient * o.clients > rows) {
       ctx.addIssue({ code: 'custom', message: `--clients ${o.clients} x --examples-per-client ${o.examplesPerClient} needs more than the ${rows} training rows` });
@@ -189,6 +238,15 @@ const FLAGS = {
   dropout: { type: 'string' },
   straggler: { type: 'string' },
   attack: { type: 'string' },
+  mode: { type: 'string' },
+  concurrency: { type: 'string' },
+  'buffer-size': { type: 'string' },
+  'max-staleness': { type: 'string' },
+  staleness: { type: 'string' },
+  'server-lr': { type: 'string' },
+  'publish-every': { type: 'string' },
+  'device-speed': { type: 'string' },
+  'device-time-ms': { type: 'string' },
   workers: { type: 'string' },
   out: { type: 'string' },
   demo: { type: 'boolean' },

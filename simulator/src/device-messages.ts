@@ -19,6 +19,8 @@ export interface DeviceSpec {
   eval?: Uint32Array;
   /** Reports poisoned updates (FaultConfig.attack); set by the pool. */
   attacker?: boolean;
+  /** Multiplier on this device's training time (--device-speed, device-speed.ts); absent: 1. */
+  speed?: number;
 }
 
 export interface FaultConfig {
@@ -29,6 +31,8 @@ export interface FaultConfig {
   rejoinMs: [number, number];
   /** Model poisoning by a fixed fraction of the devices (see attack.ts). */
   attack?: Attack;
+  /** Nominal training time that device speed multipliers scale (ms); absent: the measured time. */
+  deviceTimeMs?: number;
 }
 
 /** Where devices connect and what data they hold: given to the pool and handed on to each worker. */

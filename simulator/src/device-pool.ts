@@ -80,7 +80,7 @@ export class DevicePool extends EventEmitter {
   static async start(o: DevicePoolOptions): Promise<DevicePool> {
     if (o.devices.length === 0) throw new Error('DevicePool: no devices');
     const n = Math.max(1, Math.min(o.workers ?? defaultWorkerCount(o.devices.length), o.devices.length));
-    const faults: FaultConfig = { dropout: o.faults?.dropout ?? 0, straggler: o.faults?.straggler, rejoinMs: o.faults?.rejoinMs ?? [1000, 3000], attack: o.faults?.attack };
+    const faults: FaultConfig = { dropout: o.faults?.dropout ?? 0, straggler: o.faults?.straggler, rejoinMs: o.faults?.rejoinMs ?? [1000, 3000], attack: o.faults?.attack, deviceTimeMs: o.faults?.deviceTimeMs };
     // The same devices are malicious in every run with the same seed and device count.
     const attackers = faults.attack ? chooseAttackers(o.devices.length, faults.attack.fraction, deriveSeed(o.seed ?? 1, 77)) : new Set<number>();
     const devices: DeviceSpec[] = o.devices.map((d, i) => (attackers.has(i) ? { ...d, attacker: true } : d));

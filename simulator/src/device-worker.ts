@@ -3,6 +3,7 @@ import { FlotillaClient, LocalTrainer, resolveBackend, type Dataset, type Logger
 import type { DeviceSpec, PoolCommand, WorkerEvent, WorkerInit } from './device-messages.js';
 import { applyAttack } from './attack.js';
 import { createRng, deriveSeed } from './rng.js';
+import { holdMs } from './device-speed.js';
 
 /**
  * One worker thread of the device pool: runs its share of virtual devices as real SDK clients
@@ -49,6 +50,8 @@ function makeClient(dev: Device): FlotillaClient {
   const trainData = dataset(init.train, spec.train);
   const evalData = init.test && spec.eval && spec.eval.length > 0 ? dataset(init.test, spec.eval) : undefined;
   const attack = spec.attacker ? init.faults.attack : undefined;
+  // The SDK asks for the training data right before it trains: that is when local training starts.
+  let trainingStartedAt = Date.now();
   const client = new FlotillaClient({
     url: init.url,
     token: init.token,
@@ -57,10 +60,16 @@ function makeClient(dev: Device): FlotillaClient {
     trainer,
     logger,
     reconnect: { initialDelayMs: 200, maxDelayMs: 5000 },
-    data: { train: () => trainData, ...(evalData ? { evaluate: () => evalData } : {}) },
+    data: {
+      train: () => {
+        trainingStartedAt = Date.now();
+        return trainData;
+      },
+      ...(evalData ? { evaluate: () => evalData } : {}) },
     hooks: {
       beforeReport: async ({ round }) => {
         if (stopping) return 'drop';
+        if (spec.speed !== undefined) await sleep(holdMs(spec.speed, trainingStartedAt, Date.now(), init.faults.deviceTimeMs));
         if (init.faults.dropout > 0 && rng() < init.faults.dropout) {
           post({ type: 'fault', kind: 'dropout', deviceId: spec.deviceId, round });
           setImmediate(() => void vanish(dev, round));

@@ -6,7 +6,9 @@ import { renderAccuracyChart } from './svg-chart.js';
  * What a simulation run leaves behind, in DIR:
  *   results.json  { config, rounds: RoundRow[], summary }
  *   results.csv   one line per round, the RoundRow columns in order
- *   accuracy.svg  test accuracy against round, with the target line
+ *   accuracy.svg  test accuracy against round (model step in async mode), with the target line
+ *   accuracy-time.svg  the same against wall-clock seconds since training started, so sync and
+ *                 async runs compare on one axis
  */
 export interface RoundRow {
   /** Round number as the coordinator counts it (attempts; failed rounds included). */
@@ -20,6 +22,8 @@ export interface RoundRow {
   durationMs: number;
   bytesUp: number;
   bytesDown: number;
+  /** Wall-clock ms from the start of training to when the simulator saw the round close. */
+  elapsedMs: number;
 }
 
 export interface RunSummary {
@@ -39,7 +43,7 @@ export interface Results {
   summary?: RunSummary;
 }
 
-export const CSV_COLUMNS = ['round', 'accuracy', 'loss', 'participants', 'failed', 'durationMs', 'bytesUp', 'bytesDown'] as const;
+export const CSV_COLUMNS = ['round', 'accuracy', 'loss', 'participants', 'failed', 'durationMs', 'bytesUp', 'bytesDown', 'elapsedMs'] as const;
 
 /** The shape of a coordinator RoundRecord that rows are built from (see server/src/store/records.ts). */
 export interface RoundRecordLike {
@@ -76,6 +80,7 @@ export function roundRowFromRecord(r: RoundRecordLike, fallback?: { accuracy: nu
     durationMs: Math.max(0, (r.endedAt ?? r.startedAt) - r.startedAt),
     bytesUp: r.bytesUp ?? 0,
     bytesDown: r.bytesDown ?? 0,
+    elapsedMs: 0,
   };
 }
 
@@ -104,15 +109,21 @@ export interface ChartLabels {
   title?: string;
   subtitle?: string;
   target?: number;
+  /** What a row's number counts (default 'round'; 'model step' in async mode). */
+  xLabel?: string;
 }
 
-export function accuracySvg(results: Results, labels: ChartLabels = {}): string {
-  const points = results.rounds.filter((r) => r.accuracy !== null).map((r) => ({ x: r.round, y: r.accuracy as number }));
+export function accuracySvg(results: Results, labels: ChartLabels = {}, x: 'round' | 'time' = 'round'): string {
+  const rows = results.rounds.filter((r) => r.accuracy !== null);
+  const points = rows.map((r) => ({ x: x === 'time' ? r.elapsedMs / 1000 : r.round, y: r.accuracy as number }));
+  const unit = labels.xLabel ?? 'Round';
   return renderAccuracyChart({
-    title: labels.title ?? 'Test accuracy by round',
+    xLabel: x === 'time' ? 'Wall-clock seconds since training started' : unit,
+    ...(x === 'time' ? { xUnit: 's' } : {}),
+    title: labels.title ?? `Test accuracy by ${x === 'time' ? 'wall-clock time' : unit.toLowerCase()}`,
     subtitle: labels.subtitle,
     target: labels.target,
-    failedX: results.rounds.filter((r) => r.failed).map((r) => r.round),
+    failedX: x === 'time' ? [] : results.rounds.filter((r) => r.failed).map((r) => r.round),
     series: [{ name: 'test accuracy', points }],
   });
 }
@@ -121,15 +132,17 @@ export interface WrittenFiles {
   json: string;
   csv: string;
   svg: string;
+  svgTime: string;
 }
 
 /** Write the three result files into `dir` (created if missing); returns their paths. */
 export async function writeResults(dir: string, results: Results, labels: ChartLabels = {}): Promise<WrittenFiles> {
   await mkdir(dir, { recursive: true });
-  const files = { json: join(dir, 'results.json'), csv: join(dir, 'results.csv'), svg: join(dir, 'accuracy.svg') };
+  const files = { json: join(dir, 'results.json'), csv: join(dir, 'results.csv'), svg: join(dir, 'accuracy.svg'), svgTime: join(dir, 'accuracy-time.svg') };
   await writeFile(files.json, JSON.stringify(results, null, 2) + '\n');
   await writeFile(files.csv, toCsv(results.rounds));
   await writeFile(files.svg, accuracySvg(results, labels));
+  await writeFile(files.svgTime, accuracySvg(results, labels, 'time'));
   return files;
 }
 

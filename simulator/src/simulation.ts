@@ -15,6 +15,7 @@ import { RemoteCoordinator } from './remote-coordinator.js';
 import type { RetryOptions } from './coordinator-fetch.js';
 import { defaultOutDir, roundRowFromRecord, summarize, writeResults, type Results, type RoundRow, type WrittenFiles } from './results.js';
 import { deriveSeed } from './rng.js';
+import { drawSpeeds } from './device-speed.js';
 
 /**
  * One simulation run: MNIST partitioned over N virtual devices (a DevicePool of worker threads),
@@ -82,12 +83,25 @@ export function buildDevices(o: SimOptions, data: Pick<SimData, 'partitionLabels
       evalParts = undefined; // fewer test rows than devices: no federated evaluation
     }
   }
-  return train.map((idx, i) => ({ deviceId: `sim-${String(i).padStart(5, '0')}`, train: idx, ...(evalParts ? { eval: evalParts[i] } : {}) }));
+  const speeds = o.deviceSpeed ? drawSpeeds(train.length, o.deviceSpeed, o.seed) : undefined;
+  return train.map((idx, i) => ({ deviceId: `sim-${String(i).padStart(5, '0')}`, train: idx, ...(evalParts ? { eval: evalParts[i] } : {}), ...(speeds ? { speed: speeds[i] } : {}) }));
 }
 
 export function taskPlan(o: SimOptions, extra: Partial<TaskPlanInput> = {}): TaskPlanInput {
+  const mode: Partial<TaskPlanInput> =
+    o.mode === 'async'
+      ? {
+          mode: 'async',
+          concurrency: o.concurrency,
+          bufferSize: o.bufferSize,
+          serverLearningRate: o.serverLr,
+          publishEvery: o.publishEvery,
+          ...(o.maxStaleness !== undefined ? { maxStaleness: o.maxStaleness } : {}),
+          ...(o.staleness ? { stalenessWeighting: o.staleness } : {}),
+        }
+      : { clientsPerRound: o.clientsPerRound };
   return {
-    clientsPerRound: o.clientsPerRound,
+    ...mode,
     roundDeadlineMs: o.deadlineMs,
     epochs: o.epochs,
     batchSize: o.batchSize,
@@ -95,7 +109,7 @@ export function taskPlan(o: SimOptions, extra: Partial<TaskPlanInput> = {}): Tas
     optimizer: 'sgd',
     maxRounds: o.rounds,
     targetAccuracy: o.targetAccuracy,
-    evalClientsPerRound: o.evalClients ?? o.clientsPerRound,
+    evalClientsPerRound: o.evalClients ?? (o.mode === 'async' ? o.bufferSize : o.clientsPerRound),
     seed: o.seed,
     ...extra,
   };
@@ -128,7 +142,7 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
   const retry: RetryOptions = { maxWaitMs: o.waitTimeout * 1000, onWait: hooks.onWait ?? ((m) => process.stderr.write(`${m}\n`)) };
 
   const record = (r: RoundRecord | RoundRow, own?: { accuracy: number; loss: number }) => {
-    const row = 'state' in r ? roundRowFromRecord(r, own) : r;
+    const row = 'state' in r ? { ...roundRowFromRecord(r, own), elapsedMs: trainingStart ? Date.now() - trainingStart : 0 } : r;
     rows.push(row);
     const s = pool?.stats;
     const notes: string[] = [];
@@ -183,7 +197,7 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
       devices,
       workers: o.workers,
       seed: o.seed,
-      faults: { dropout: o.dropout, straggler: o.straggler, attack: o.attack },
+      faults: { dropout: o.dropout, straggler: o.straggler, attack: o.attack, deviceTimeMs: o.deviceTimeMs },
       verbose: !o.quiet && process.env.FLOTILLA_SIM_DEBUG === '1',
     });
     // Show each distinct device error once (the first few), so a broken setup is visible at once.
@@ -261,8 +275,10 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
   if (!hooks.noFiles) {
     out.outDir = o.out ?? defaultOutDir();
     out.files = await writeResults(out.outDir, results, {
-      title: `FedAvg on ${o.data ?? 'MNIST'} (${o.modelDir ?? (o.model === 'cnn' ? 'CNN' : '2NN MLP')}, ${o.partition}${o.partition === 'dirichlet' ? ` α=${o.alpha}` : ''})`,
-      subtitle: `${o.clients} devices, ${o.clientsPerRound} per round, E=${o.epochs}, B=${o.batchSize}, lr=${o.lr}` +
+      xLabel: o.mode === 'async' ? 'Model step' : 'Round',
+      title: `${o.mode === 'async' ? 'FedBuff' : 'FedAvg'} on ${o.data ?? 'MNIST'} (${o.modelDir ?? (o.model === 'cnn' ? 'CNN' : '2NN MLP')}, ${o.partition}${o.partition === 'dirichlet' ? ` α=${o.alpha}` : ''})`,
+      subtitle: `${o.clients} devices, ${o.mode === 'async' ? `async: ${o.concurrency} training, K=${o.bufferSize}` : `${o.clientsPerRound} per round`}, E=${o.epochs}, B=${o.batchSize}, lr=${o.lr}` +
+        (o.deviceSpeed ? `, speeds lognormal(${o.deviceSpeed.mu}, ${o.deviceSpeed.sigma})` : '') +
         (o.dropout ? `, dropout ${o.dropout}` : '') + (o.straggler ? `, stragglers ${o.straggler.probability}:${o.straggler.delayMs}ms` : '') +
         (o.attack ? `, attack ${o.attack.kind}` : ''),
       target: o.targetAccuracy,

@@ -14,9 +14,9 @@ import {
 import { logTicks, niceTicks, renderAccuracyChart } from '../../simulator/src/svg-chart.js';
 
 const rows: RoundRow[] = [
-  { round: 1, accuracy: 0.81, loss: 0.62, participants: 10, failed: false, durationMs: 1500, bytesUp: 7_960_000, bytesDown: 7_960_000 },
-  { round: 2, accuracy: null, loss: null, participants: 0, failed: true, durationMs: 60000, bytesUp: 0, bytesDown: 3_980_000 },
-  { round: 3, accuracy: 0.972, loss: 0.1, participants: 9, failed: false, durationMs: 1400, bytesUp: 7_164_000, bytesDown: 7_960_000 },
+  { round: 1, accuracy: 0.81, loss: 0.62, participants: 10, failed: false, durationMs: 1500, bytesUp: 7_960_000, bytesDown: 7_960_000, elapsedMs: 1600 },
+  { round: 2, accuracy: null, loss: null, participants: 0, failed: true, durationMs: 60000, bytesUp: 0, bytesDown: 3_980_000, elapsedMs: 61700 },
+  { round: 3, accuracy: 0.972, loss: 0.1, participants: 9, failed: false, durationMs: 1400, bytesUp: 7_164_000, bytesDown: 7_960_000, elapsedMs: 63200 },
 ];
 
 const dirs: string[] = [];
@@ -39,9 +39,9 @@ describe('result writers', () => {
     expect(json.summary).toMatchObject({ roundsCommitted: 2, roundsFailed: 1, finalAccuracy: 0.972, reachedTargetAt: 3 });
 
     const csv = (await readFile(files.csv, 'utf8')).trimEnd().split('\n');
-    expect(csv[0]).toBe('round,accuracy,loss,participants,failed,durationMs,bytesUp,bytesDown');
-    expect(csv[1]).toBe('1,0.81,0.62,10,false,1500,7960000,7960000');
-    expect(csv[2]).toBe('2,,,0,true,60000,0,3980000');
+    expect(csv[0]).toBe('round,accuracy,loss,participants,failed,durationMs,bytesUp,bytesDown,elapsedMs');
+    expect(csv[1]).toBe('1,0.81,0.62,10,false,1500,7960000,7960000,1600');
+    expect(csv[2]).toBe('2,,,0,true,60000,0,3980000,61700');
     expect(csv).toHaveLength(4);
 
     const svg = await readFile(files.svg, 'utf8');
@@ -65,7 +65,7 @@ describe('result writers', () => {
       bytesUp: 30,
       bytesDown: 40,
     });
-    expect(done).toEqual({ round: 4, accuracy: 0.9, loss: 0.35, participants: 3, failed: false, durationMs: 2500, bytesUp: 30, bytesDown: 40 });
+    expect(done).toEqual({ round: 4, accuracy: 0.9, loss: 0.35, participants: 3, failed: false, durationMs: 2500, bytesUp: 30, bytesDown: 40, elapsedMs: 0 });
     const fed = roundRowFromRecord({ round: 5, state: 'done', startedAt: 0, endedAt: 1, evalMetrics: { accuracy: 0.5, loss: 1 } });
     expect(fed.accuracy).toBe(0.5);
     const failed = roundRowFromRecord({ round: 6, state: 'failed', startedAt: 0, endedAt: 9, centralMetrics: { accuracy: 0.9 } });

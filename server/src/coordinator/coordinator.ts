@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { ModelSpecSchema, TaskPlanSchema, lossMismatch, type ModelSpec, type TaskPlan, type TaskPlanInput } from '@flotilla/protocol';
+import { ModelSpecSchema, TaskPlanSchema, lossMismatch, modeFieldConflict, type ModelSpec, type TaskPlan, type TaskPlanInput } from '@flotilla/protocol';
 import { assertManifest, manifestLength } from '@flotilla/protocol';
 import { buildPreset, respec, specOf, type PresetName } from '@flotilla/model';
 import { AppError } from '../errors.js';
@@ -10,7 +10,8 @@ import type { ClientRecord, TaskRecord } from '../store/records.js';
 import type { CentralEvaluator, CoordinatorDeps, CoordinatorLogger, CoordinatorStats } from './deps.js';
 import { SessionTable } from './sessions.js';
 import { ClientActivity } from './client-activity.js';
-import { TaskRunner } from './task-runner.js';
+import { runnerFor, prepareResume, type Runner } from './async/runner-for.js';
+import { checkAsyncStrategy } from '../fl/async/async-support.js';
 import type { Registry } from '../registry/registry.js';
 import type { Store } from '../store/store.js';
 
@@ -67,11 +68,18 @@ export const DEFAULT_MAX_UPDATE_BYTES = 64 * 1024 * 1024;
  * options. Throws FL_ERR_TASK_INVALID_SPEC; called at every boundary that accepts a plan.
  */
 export function checkPlan(plan: TaskPlan): void {
+  checkAsyncStrategy(plan);
   createStrategy(plan);
   if (plan.screening !== undefined) {
     const s = ScreeningOptionsSchema.safeParse(plan.screening);
     if (!s.success) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { screening: s.error.issues.slice(0, 5) });
   }
+}
+
+/** A raw plan (or patch) mixing async-only and sync-only fields: FL_ERR_TASK_INVALID_SPEC naming the field (docs/async.md). */
+export function checkModeFields(raw: unknown, mode: unknown): void {
+  const c = raw && typeof raw === 'object' ? modeFieldConflict(raw as Record<string, unknown>, mode) : null;
+  if (c) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { issues: [{ path: c.field, message: c.message }] });
 }
 
 /** The plan's loss and metrics against the model's outputs (FL_ERR_TASK_INVALID_SPEC). */
@@ -96,7 +104,7 @@ export class Coordinator {
   readonly events = new EventEmitter();
   readonly sessions = new SessionTable();
   readonly stats: CoordinatorStats = { roundsStarted: 0, roundsCommitted: 0, roundsFailed: 0, reportsAccepted: 0, rejected: {} };
-  private readonly runners = new Map<string, TaskRunner>();
+  private readonly runners = new Map<string, Runner>();
   /** Device records, written behind in batches. */
   readonly clients: ClientActivity;
   private readonly deps: CoordinatorDeps;
@@ -184,6 +192,8 @@ export class Coordinator {
   async updatePlan(id: string, patch: Record<string, unknown>): Promise<TaskRecord> {
     const r = this.getRunner(id);
     if (['stopped', 'done', 'failed'].includes(r.record.state)) throw new AppError('FL_ERR_TASK_INVALID_STATE', { task: id, state: r.record.state });
+    if ('mode' in patch && (patch.mode ?? undefined) !== r.record.plan.mode) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { issues: [{ path: 'mode', message: 'mode is fixed at creation' }] });
+    checkModeFields(patch, r.record.plan.mode);
     const merged: Record<string, unknown> = { ...r.record.plan };
     for (const [k, v] of Object.entries(patch)) {
       if (v === null) delete merged[k];
@@ -219,7 +229,8 @@ export class Coordinator {
           await this.opts.store.saveRound({ ...r, state: 'failed', failureReason: 'coordinator restarted mid-round', endedAt: Date.now() });
         }
       }
-      this.runners.set(task.id, new TaskRunner(this.deps, task, weights));
+      await prepareResume(this.deps, task);
+      this.runners.set(task.id, runnerFor(this.deps, task, weights));
     }
     const retention = this.opts.clientRetention;
     if (retention !== false) {
@@ -248,6 +259,7 @@ export class Coordinator {
   }
 
   async createTask(input: CreateTaskInput): Promise<TaskRecord> {
+    checkModeFields(input.plan, (input.plan as { mode?: unknown } | undefined)?.mode);
     const parsedPlan = TaskPlanSchema.safeParse(input.plan);
     if (!parsedPlan.success) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { issues: parsedPlan.error.issues.slice(0, 10) });
     const plan = parsedPlan.data;
@@ -302,24 +314,24 @@ export class Coordinator {
       ...(parent ? { parentVersion: parent.version, parentModel: parent.model } : existing[0] ? { parentVersion: existing[0].version } : {}),
     });
     await this.opts.store.createTask(task, v);
-    const runner = new TaskRunner(this.deps, task, weights);
+    const runner = runnerFor(this.deps, task, weights);
     this.runners.set(task.id, runner);
     await this.opts.onPublished?.(v, weights);
     if (input.start) await this.startTask(task.id);
     return runner.record;
   }
 
-  getRunner(id: string): TaskRunner {
+  getRunner(id: string): Runner {
     const r = this.runners.get(id);
     if (!r) throw new AppError('FL_ERR_TASK_NOT_FOUND', { task: id });
     return r;
   }
 
-  maybeRunner(id: string): TaskRunner | undefined {
+  maybeRunner(id: string): Runner | undefined {
     return this.runners.get(id);
   }
 
-  listRunners(): TaskRunner[] {
+  listRunners(): Runner[] {
     return [...this.runners.values()];
   }
 

@@ -22,7 +22,7 @@ import { firstOutOfRange } from '../fl/update-checks.js';
  * out, and a version is visible only after `commitRound` succeeded.
  */
 /** The task's strategy as of its last commit: built from the plan, with the stored state imported. */
-function committedStrategy(task: TaskRecord): Strategy {
+export function committedStrategy(task: TaskRecord): Strategy {
   const s = createStrategy(task.plan);
   if (task.strategyState !== undefined) s.importState?.(task.strategyState);
   return s;

@@ -1,3 +1,4 @@
+import { stalenessHistogram } from '../fl/async/staleness.js';
 import type { ClientRecord, RoundRecord, TaskRecord } from '../store/records.js';
 import type { DeviceSession } from '../coordinator/sessions.js';
 
@@ -18,6 +19,12 @@ export function taskView(t: TaskRecord, connectedDevices: number) {
     createdAt: t.createdAt,
     updatedAt: t.updatedAt,
   };
+}
+
+/** Async model steps (docs/async.md): how stale the step's reports were; null for sync rounds. */
+function stalenessView(r: RoundRecord) {
+  const histogram = stalenessHistogram(r.trainMetrics);
+  return histogram ? { histogram, mean: r.trainMetrics.stalenessMean ?? null, max: r.trainMetrics.stalenessMax ?? null } : null;
 }
 
 const durationMs = (r: RoundRecord) => (r.endedAt !== undefined ? r.endedAt - r.startedAt : null);
@@ -41,6 +48,7 @@ export function roundSummary(r: RoundRecord) {
     bytesDown: r.bytesDown,
     trainMetrics: r.trainMetrics,
     centralMetrics: r.centralMetrics,
+    staleness: stalenessView(r),
   };
 }
 
@@ -70,6 +78,7 @@ export function roundDetail(r: RoundRecord) {
     centralMetrics: r.centralMetrics,
     bytesUp: r.bytesUp,
     bytesDown: r.bytesDown,
+    staleness: stalenessView(r),
   };
 }
 

@@ -9,6 +9,14 @@ import { Timeline } from '../lib/timeline.js';
 /** Rounds whose detail (rejections by code, federated evaluation, deadline) the page fetches. */
 const DETAILED = 20;
 
+/** An async step's staleness histogram from its train metrics (`staleness.<s>`: reports), e.g. "0: 3, 2: 1" (docs/async.md). */
+const staleness = (m) =>
+  Object.entries(m ?? {})
+    .filter(([k]) => k.startsWith('staleness.'))
+    .map(([k, v]) => [Number(k.slice(10)), v])
+    .sort((a, b) => a[0] - b[0])
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(', ') || '–';
 const pts = (rounds, f) => rounds.map((r) => ({ x: r.round, y: f(r) }));
 
 /** Top-level plan fields that differ: changed values, and null for removed ones (PATCH semantics). */
@@ -125,6 +133,7 @@ export function Task({ id, role }) {
 
   if (!task) return html`<h1>Task ${id}</h1><${ErrorLine} error=${error} />${!error && html`<p class="loading">Loading…</p>`}`;
   const state = task.state;
+  const steps = task?.plan?.mode === 'async';
   const rows = rounds.map((r) => ({ ...r, ...(details[r.round] ? { deadline: details[r.round].deadline, aggregationMs: details[r.round].aggregationMs, evalMetrics: details[r.round].evalMetrics } : {}) }));
   const ended = rows.filter((r) => r.state === 'done' || r.state === 'failed');
   const byCode = {};
@@ -182,12 +191,12 @@ export function Task({ id, role }) {
       ${failed.length === 0 ? html`<p>None.</p>` : html`<ul>${failed.slice(-10).map((r) => html`<li>Round ${r.round}: ${r.failureReason}</li>`)}</ul>`}
     </section>
     <section aria-labelledby="rounds-h">
-      <h2 id="rounds-h">Rounds</h2>
+      <h2 id="rounds-h">${steps ? 'Model steps' : 'Rounds'}</h2>
       <div class="scroll"><table class="rounds">
-        <thead><tr><th scope="col">Round</th><th scope="col">State</th><th scope="col">Selected</th><th scope="col">Reported</th><th scope="col">Dropped</th><th scope="col">Rejected</th><th scope="col">Duration</th><th scope="col">Up</th><th scope="col">Down</th><th scope="col">Version</th><th scope="col">Accuracy</th></tr></thead>
+        <thead><tr><th scope="col">${steps ? 'Step' : 'Round'}</th><th scope="col">State</th><th scope="col">Selected</th><th scope="col">Reported</th><th scope="col">Dropped</th><th scope="col">Rejected</th><th scope="col">Duration</th><th scope="col">Up</th><th scope="col">Down</th><th scope="col">Version</th><th scope="col">Accuracy</th>${steps ? html`<th scope="col">Staleness (steps: reports)</th>` : ''}</tr></thead>
         <tbody>${rows.slice(-50).reverse().map((r) => html`<tr>
           <th scope="row">${r.round}</th><td>${r.state}</td><td>${r.selected}</td><td>${r.reported}</td><td>${r.dropped}</td><td>${r.rejected}</td>
-          <td>${duration(r.durationMs)}</td><td>${bytes(r.bytesUp)}</td><td>${bytes(r.bytesDown)}</td><td>${r.committedVersion ?? '–'}</td><td>${pct(r.centralMetrics.accuracy)}</td>
+          <td>${duration(r.durationMs)}</td><td>${bytes(r.bytesUp)}</td><td>${bytes(r.bytesDown)}</td><td>${r.committedVersion ?? '–'}</td><td>${pct(r.centralMetrics.accuracy)}</td>${steps ? html`<td>${staleness(r.trainMetrics)}</td>` : ''}
         </tr>`)}</tbody>
       </table></div>
     </section>
