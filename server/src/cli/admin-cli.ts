@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ApiClient, ApiError } from './api-client.js';
-import { checkModelDir, uploadModelDir } from './model-upload.js';
+import { checkModelDir, uploadModelDir, uploadOnnxFile } from './model-upload.js';
 import { table, time } from './table.js';
 
 export const ADMIN_COMMANDS = ['tasks', 'rounds', 'models', 'alias', 'clients', 'token', 'tokens'] as const;
@@ -10,7 +11,7 @@ export const ADMIN_USAGE = `operator commands (call the admin API of a running s
   flotilla tasks list
   flotilla tasks create <id> (--preset NAME | --model DIR | --from-version MODEL@VERSION|ALIAS | --spec FILE --weights FILE)
                         [--plan JSON|@FILE] [--model-name M] [--start]
-  flotilla models import <model> DIR
+  flotilla models import <model> DIR|FILE.onnx
   flotilla models lineage <model> <version|alias>
   flotilla tasks start|pause|resume|stop <id>
   flotilla rounds list <task> [--limit N] [--offset N]
@@ -182,7 +183,12 @@ export async function runAdminCli(argv: string[], env: NodeJS.ProcessEnv, io: Cl
         return 0;
       }
       case 'models import': {
-        need(2, 'models import <model> DIR');
+        need(2, 'models import <model> DIR|FILE.onnx');
+        if ((await stat(args[1]).catch(() => null))?.isFile()) {
+          const v = await uploadOnnxFile(api, args[0], args[1]);
+          out(v, () => `${v.model} version ${v.version}: ONNX opset ${v.onnx.opset}, inputs ${v.onnx.inputs.map((t) => t.name).join(', ')}, outputs ${v.onnx.outputs.map((t) => t.name).join(', ')}\n`);
+          return 0;
+        }
         await checkModelDir(args[1], undefined);
         const v = await uploadModelDir(api, args[0], args[1]);
         out(v, () => `${v.model} version ${v.version}: ${v.artifacts[0]?.size ?? 0} bytes of weights\n`);

@@ -4,6 +4,7 @@ import { assertManifest, float32ToBytes, manifestLength } from '@flotilla/protoc
 import type { BlobStore } from '../store/blob-store.js';
 import type { AliasHistoryRecord, AliasRecord, ArtifactRef, ModelRecord, VersionRecord } from '../store/records.js';
 import type { CommitInput, Store, VersionQuery } from '../store/store.js';
+import { tfjsSpec } from './model-format.js';
 import { SYSTEM_ALIAS, ALIAS_NAME, assertUserAlias, rollbackTarget } from './alias-rules.js';
 import {
   DEFAULT_VARIANT_OPTIONS,
@@ -274,20 +275,22 @@ export class Registry {
 
   /** Dense float32 weights of a version or one of its variants (the caller owns the array). */
   async readWeights(record: VersionRecord, variant: WeightsVariant = 'float32'): Promise<Float32Array> {
+    const spec = tfjsSpec(record, 'reading flat weights');
     const { bytes } = await this.readArtifact(record, artifactOf(variant));
-    const dense = decodeVariant(variant, bytes, manifestLength(record.spec.manifest));
+    const dense = decodeVariant(variant, bytes, manifestLength(spec.manifest));
     // float32 decodes to a view of the (possibly cached) bytes: hand out a copy.
     return variant === 'float32' ? dense.slice() : dense;
   }
 
   /** The weights file tfjs reads for `variant` (see variants.ts), with its ETag. */
   async tfjsWeights(record: VersionRecord, variant: WeightsVariant = 'float32'): Promise<ServedWeights> {
+    const spec = tfjsSpec(record, 'weights.bin');
     const { ref, bytes } = await this.readArtifact(record, artifactOf(variant));
     if (variant === 'float32' || variant === 'float16') return { bytes, etag: `"${ref.sha256}"` };
     const etag = `"${ref.sha256}.f32"`;
     let dense = this.decoded.get(etag);
     if (!dense) {
-      dense = tfjsWeightBytes(variant, bytes, manifestLength(record.spec.manifest));
+      dense = tfjsWeightBytes(variant, bytes, manifestLength(spec.manifest));
       if (this.decoded.size >= this.decodedCacheSize) this.decoded.delete(this.decoded.keys().next().value!);
       this.decoded.set(etag, dense);
     }
@@ -296,10 +299,11 @@ export class Registry {
 
   /** model.json for tf.loadLayersModel, naming `weightsPath` (relative to model.json) as its one weights file. */
   modelJson(record: VersionRecord, weightsPath: string, variant: WeightsVariant = 'float32'): { json: LayersModelJson; etag: string } {
+    const spec = tfjsSpec(record, 'model.json');
     if (variant !== 'float32' && !record.artifacts.some((a) => a.name === artifactOf(variant))) {
       throw new AppError('FL_ERR_VARIANT_NOT_FOUND', { model: record.model, version: record.version, variant });
     }
-    const json = layersModelJson(record.spec, weightsPath, { model: record.model, version: record.version, variant });
+    const json = layersModelJson(spec, weightsPath, { model: record.model, version: record.version, variant });
     if (variant === 'float16') {
       for (const w of json.weightsManifest[0].weights) (w as typeof w & { quantization?: object }).quantization = { dtype: 'float16' };
     }

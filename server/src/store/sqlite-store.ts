@@ -230,8 +230,8 @@ export class SqliteStore implements Store {
   private insertVersion(v: VersionRecord): void {
     try {
       this.q(
-        `INSERT INTO versions (model, version, created_at, task_id, round, parent_version, parent_model, spec, metrics, artifacts, tags, description, archived)
-         VALUES (@model, @version, @created_at, @task_id, @round, @parent_version, @parent_model, @spec, @metrics, @artifacts, @tags, @description, @archived)`,
+        `INSERT INTO versions (model, version, created_at, task_id, round, parent_version, parent_model, spec, onnx, metrics, artifacts, tags, description, archived)
+         VALUES (@model, @version, @created_at, @task_id, @round, @parent_version, @parent_model, @spec, @onnx, @metrics, @artifacts, @tags, @description, @archived)`,
       ).run(versionToRow(v));
     } catch (err) {
       if (isDuplicate(err)) throw new AppError('FL_ERR_VERSION_IMMUTABLE', { model: v.model, version: v.version });
