@@ -183,6 +183,16 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       expect((await s.getVersion('onnx', 2))!.spec).toEqual(version('onnx', 2).spec);
     });
 
+    it('adds artifacts to a version all or none, never replacing one', async () => {
+      await s.putVersion(version('arts', 1), 'alice');
+      const student = [{ name: 'weights.distilled', sha256: 'c'.repeat(64), size: 40 }, { name: 'spec.distilled', sha256: 'd'.repeat(64), size: 300 }];
+      await s.addVersionArtifacts('arts', 1, student);
+      expect((await s.getVersion('arts', 1))!.artifacts.map((x) => x.name)).toEqual(['weights', 'weights.distilled', 'spec.distilled']);
+      await expectCode(s.addVersionArtifacts('arts', 1, [{ name: 'other', sha256: 'e'.repeat(64), size: 1 }, { ...student[0], size: 41 }]), 'FL_ERR_VERSION_IMMUTABLE');
+      expect((await s.getVersion('arts', 1))!.artifacts).toEqual([version('arts', 1).artifacts[0], ...student]);
+      await expectCode(s.addVersionArtifacts('arts', 9, student), 'FL_ERR_VERSION_NOT_FOUND');
+    });
+
     it('lists versions newest first, paged, filtered by tag, alias and archived', async () => {
       for (let v = 1; v <= 6; v++) await s.putVersion(version('m', v, { tags: v % 2 === 0 ? ['even'] : ['odd', 'x'] }), 'system');
       await s.putVersion(version('other', 1, { tags: ['even'] }), 'system');

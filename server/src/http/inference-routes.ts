@@ -3,7 +3,7 @@ import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } f
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, ERROR_REGISTRY, type ErrorCode } from '../errors.js';
-import { VARIANTS } from '../registry/variants.js';
+import { SERVED_VARIANTS } from '../registry/variants.js';
 import { HEADER_LENGTH, attachBinaryInputs, binaryResponse, splitBinaryBody, wantsBinaryOutput } from '../serving/binary-tensors.js';
 import { checkOipOutputs, parseOipInputs } from '../serving/infer-input.js';
 import { unpackRows } from '../serving/model-io.js';
@@ -96,7 +96,7 @@ const Name = z.string().min(1).max(128);
 const Ref = z.string().min(1).max(64);
 const ModelParams = z.object({ name: Name }).strict();
 const VersionParams = z.object({ name: Name, version: Ref }).strict();
-const VariantQuery = z.object({ variant: z.enum(['float32', ...VARIANTS]).optional() }).strict();
+const VariantQuery = z.object({ variant: z.enum(['float32', ...SERVED_VARIANTS]).optional() }).strict();
 const Params = z.record(z.string(), z.unknown());
 const InferBody = z.object({
   id: RequestId.optional(),

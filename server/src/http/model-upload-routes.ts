@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
-import { importModel } from '../registry/model-import.js';
+import { importModel, stageLayersModel } from '../registry/model-import.js';
 import { importOnnx } from '../registry/onnx-import.js';
 import { trialRunOnnx } from '../serving/onnx-runtime.js';
 import { lineageOf } from '../registry/lineage.js';
@@ -105,6 +105,53 @@ export const modelUploadRoutes: FastifyPluginAsync<ModelUploadRoutesOptions> = a
       return reply.status(201).send({ ...rest, format: 'tfjs', inputShape: spec.inputShape, outputs: spec.numClasses, weights: spec.manifest.length, trainableWeights: spec.manifest.filter((s) => s.trainable !== false).length });
     } catch (err) {
       // Refused mid-stream: do not read the rest; close the connection after the answer.
+      if (!req.raw.readableEnded) reply.header('connection', 'close');
+      throw err;
+    }
+  });
+
+  /** Metrics the distiller measured (student and teacher), as a JSON object of finite numbers. */
+  const StudentQuery = z
+    .object({
+      metrics: z
+        .string()
+        .max(4000)
+        .default('{}')
+        .transform((s, ctx) => {
+          try {
+            return JSON.parse(s) as unknown;
+          } catch {
+            ctx.addIssue({ code: 'custom', message: 'metrics must be JSON' });
+            return z.NEVER;
+          }
+        })
+        .pipe(z.record(z.string().regex(/^[A-Za-z0-9_]{1,64}$/), z.number().finite()).refine((m) => Object.keys(m).length <= 32, 'at most 32 metrics')),
+    })
+    .strict();
+  r.post('/api/v1/models/:name/versions/:version/variants/distilled', {
+    schema: {
+      params: z.object({ name: Name, version: z.string().regex(/^[0-9]{1,15}$/) }).strict(),
+      querystring: StudentQuery,
+      tags: ['registry'],
+      summary: 'Add a distilled student (tar of model.json + weights) to a tfjs version as its "distilled" variant, with the metrics measured',
+    },
+    preHandler: [
+      admin,
+      async (req) => {
+        if (!TAR_TYPES.includes(String(req.headers['content-type'] ?? '').split(';')[0].trim() as (typeof TAR_TYPES)[number])) throw new AppError('FL_ERR_HTTP_UNSUPPORTED_MEDIA', { expected: TAR_TYPES });
+        if (Number(req.headers['content-length'] ?? NaN) > opts.maxUploadBytes) throw new AppError('FL_ERR_UPLOAD_TOO_LARGE', { limit: opts.maxUploadBytes });
+      },
+    ],
+  }, async (req, reply) => {
+    const version = Number(req.params.version);
+    await opts.registry.specOf(await opts.registry.getVersion(req.params.name, version)); // 404 / 409 before reading the body
+    try {
+      const v = await stageLayersModel(opts.registry, { body: req.body as unknown as AsyncIterable<Uint8Array>, limitBytes: opts.maxUploadBytes }, (spec, ref) =>
+        opts.registry.addStudent(req.params.name, version, spec, ref, req.query.metrics),
+      );
+      const { spec: _spec, ...rest } = v;
+      return reply.status(201).send(rest);
+    } catch (err) {
       if (!req.raw.readableEnded) reply.header('connection', 'close');
       throw err;
     }

@@ -6,7 +6,7 @@ import { isWeightsVariant, type WeightsVariant } from '../registry/variants.js';
 import type { VersionRecord } from '../store/records.js';
 import { Batcher, type BatchingConfig, type BatcherStats } from './batcher.js';
 import { LatencySet, RateWindow, type LatencySummary } from './histogram.js';
-import { formatOf, ONNX_ARTIFACT, tfjsSpec, type ModelFormat } from '../registry/model-format.js';
+import { formatOf, ONNX_ARTIFACT, type ModelFormat } from '../registry/model-format.js';
 import { onnxIO, type ModelIO } from './model-io.js';
 import type { ModelRunner } from './model-runner.js';
 import { OnnxRunner } from './onnx-runner.js';
@@ -223,7 +223,7 @@ export class ModelCache {
 
   private async tfjsRunner(record: VersionRecord, variant: WeightsVariant): Promise<{ runner: ModelRunner; bytes: number }> {
     const { model, version } = record;
-    const spec = tfjsSpec(record);
+    const spec = await this.opts.registry.specOf(record, variant);
     const bytes = spec.manifest.reduce((n, w) => n + w.size, 0) * 4;
     this.checkBytes(record, bytes);
     const weights = await this.opts.registry.readWeights(record, variant);
