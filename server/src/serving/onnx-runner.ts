@@ -32,7 +32,15 @@ export class OnnxRunner implements ModelRunner {
 
   private async session(threads: number): Promise<OrtSession> {
     try {
-      const s = await this.ort.InferenceSession.create(this.bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+      // No spinning: onnxruntime's idle pool threads would otherwise busy-wait for work and take
+      // the cores the event loop (and other sessions) need between batches.
+      const s = await this.ort.InferenceSession.create(this.bytes, {
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+        extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+      });
       const missing = [...this.io.inputs, ...this.io.outputs].map((t) => t.name).filter((n) => !s.inputNames.includes(n) && !s.outputNames.includes(n));
       if (missing.length) throw new Error(`the session lacks ${missing.join(', ')}`);
       return s;
