@@ -18,6 +18,8 @@ export class OnnxRunner implements ModelRunner {
   private idle: OrtSession[] = [];
   private waiting: Array<(s: OrtSession) => void> = [];
   private disposed = false;
+  private threads = -1;
+  private readonly busy = new Set<OrtSession>();
 
   constructor(
     private readonly ort: OrtModule,
@@ -62,9 +64,6 @@ export class OnnxRunner implements ModelRunner {
     this.handOut();
     return n;
   }
-
-  private threads = -1;
-  private busy = new Set<OrtSession>();
 
   private retire(s: OrtSession): void {
     if (!this.busy.has(s)) void s.release().catch(() => undefined);
