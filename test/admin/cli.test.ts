@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeOnnx } from '@flotilla/model';
 import { runAdminCli } from '../../server/src/cli/admin-cli.js';
 import { adminApp, ADMIN, type AdminHarness } from './admin-helpers.js';
 
@@ -96,6 +97,21 @@ describe('flotilla operator CLI', () => {
     const revoked = await cli(['token', 'revoke', viewer.id]);
     expect(revoked.stdout, revoked.stderr).toMatch(/revoked/);
     expect((await cli(['tasks', 'list'], asViewer)).stderr).toMatch(/FL_ERR_AUTH_INVALID_TOKEN/);
+  });
+
+  it('imports an ONNX model file, checked locally before any byte is sent', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flotilla-cli-onnx-'));
+    const graph = (batch: number) =>
+      writeOnnx({ inputs: [{ name: 'x', elemType: 1, shape: [batch, 4] }], outputs: [{ name: 'y', elemType: 1, shape: [batch, 4] }], nodes: [{ opType: 'Relu', inputs: ['x'], outputs: ['y'] }] });
+    writeFileSync(join(dir, 'good.onnx'), graph(-1));
+    writeFileSync(join(dir, 'fixed.onnx'), graph(1));
+    const bad = await cli(['models', 'import', 'cli-onnx', join(dir, 'fixed.onnx')]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('FL_ERR_MODEL_IMPORT_ONNX');
+    expect((await cli(['models', 'versions', 'cli-onnx'])).stderr).toContain('FL_ERR_MODEL_NOT_FOUND');
+    const good = await cli(['models', 'import', 'cli-onnx', join(dir, 'good.onnx')]);
+    expect(good).toMatchObject({ code: 0, stderr: '' });
+    expect(good.stdout).toBe('cli-onnx version 1: ONNX opset 13, inputs x, outputs y\n');
   });
 
   it('reports usage errors with status 2 and transport errors with a code', async () => {

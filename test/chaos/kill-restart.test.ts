@@ -20,8 +20,8 @@ async function accuracyOf(dataDir: string, test: Dataset): Promise<number> {
   try {
     const reg = new Registry(s.store, s.blobs, { variants: [] });
     const v = await reg.resolve('chaos', 'latest');
-    const model = await modelFromSpec(v.record.spec);
-    setFlatWeights(model, await reg.readWeights(v.record), v.record.spec.manifest);
+    const model = await modelFromSpec(v.record.spec!);
+    setFlatWeights(model, await reg.readWeights(v.record), v.record.spec!.manifest);
     const pred = model.predict(tf.tensor2d(test.x, [test.y.length, 8])) as tf.Tensor;
     const labels = (await pred.argMax(1).data()) as Int32Array;
     return labels.reduce((a, l, i) => a + (l === test.y[i] ? 1 : 0), 0) / test.y.length;

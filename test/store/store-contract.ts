@@ -171,6 +171,28 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       expect(await s.getAlias('uploaded', 'latest')).toMatchObject({ version: 2, updatedBy: 'alice' });
     });
 
+    it('stores an ONNX version (a signature, no tfjs spec) and gives it back as written', async () => {
+      const { spec: _spec, ...rest } = version('onnx', 1, { artifacts: [{ name: 'model.onnx', sha256: 'b'.repeat(64), size: 120 }] });
+      const onnx = { irVersion: 8, opset: 13, producer: 'test', inputs: [{ name: 'x', elemType: 'FLOAT', shape: [-1, 2] }], outputs: [{ name: 'y', elemType: 'FLOAT', shape: [-1, 1] }], opTypes: ['Gemm'] };
+      await s.putVersion({ ...rest, onnx }, 'alice');
+      const got = (await s.getVersion('onnx', 1))!;
+      expect(got.onnx).toEqual(onnx);
+      expect(got.spec ?? undefined).toBeUndefined();
+      await s.putVersion(version('onnx', 2), 'alice');
+      expect((await s.getVersion('onnx', 2))!.onnx ?? undefined).toBeUndefined();
+      expect((await s.getVersion('onnx', 2))!.spec).toEqual(version('onnx', 2).spec);
+    });
+
+    it('adds artifacts to a version all or none, never replacing one', async () => {
+      await s.putVersion(version('arts', 1), 'alice');
+      const student = [{ name: 'weights.distilled', sha256: 'c'.repeat(64), size: 40 }, { name: 'spec.distilled', sha256: 'd'.repeat(64), size: 300 }];
+      await s.addVersionArtifacts('arts', 1, student);
+      expect((await s.getVersion('arts', 1))!.artifacts.map((x) => x.name)).toEqual(['weights', 'weights.distilled', 'spec.distilled']);
+      await expectCode(s.addVersionArtifacts('arts', 1, [{ name: 'other', sha256: 'e'.repeat(64), size: 1 }, { ...student[0], size: 41 }]), 'FL_ERR_VERSION_IMMUTABLE');
+      expect((await s.getVersion('arts', 1))!.artifacts).toEqual([version('arts', 1).artifacts[0], ...student]);
+      await expectCode(s.addVersionArtifacts('arts', 9, student), 'FL_ERR_VERSION_NOT_FOUND');
+    });
+
     it('lists versions newest first, paged, filtered by tag, alias and archived', async () => {
       for (let v = 1; v <= 6; v++) await s.putVersion(version('m', v, { tags: v % 2 === 0 ? ['even'] : ['odd', 'x'] }), 'system');
       await s.putVersion(version('other', 1, { tags: ['even'] }), 'system');

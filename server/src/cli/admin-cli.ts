@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { ApiClient, ApiError } from './api-client.js';
-import { checkModelDir, uploadModelDir } from './model-upload.js';
+import { ApiClient, ApiError, UsageError } from './api-client.js';
+import { distill } from './distill.js';
+import { progressBar } from './progress-bar.js';
+import { checkModelDir, uploadModelDir, uploadOnnxFile } from './model-upload.js';
 import { table, time } from './table.js';
 
 export const ADMIN_COMMANDS = ['tasks', 'rounds', 'models', 'alias', 'clients', 'token', 'tokens'] as const;
@@ -10,8 +13,10 @@ export const ADMIN_USAGE = `operator commands (call the admin API of a running s
   flotilla tasks list
   flotilla tasks create <id> (--preset NAME | --model DIR | --from-version MODEL@VERSION|ALIAS | --spec FILE --weights FILE)
                         [--plan JSON|@FILE] [--model-name M] [--start]
-  flotilla models import <model> DIR
+  flotilla models import <model> DIR|FILE.onnx
   flotilla models lineage <model> <version|alias>
+  flotilla models distill <model>@<version|alias> --student PRESET|mlp:H1,H2,... --data FILE.csv [--temperature T]
+          [--epochs N] [--batch-size B] [--alpha A] [--holdout F] [--learning-rate R]
   flotilla tasks start|pause|resume|stop <id>
   flotilla rounds list <task> [--limit N] [--offset N]
   flotilla models list
@@ -37,7 +42,6 @@ export interface CliIo {
   stderr: (s: string) => void;
 }
 
-class UsageError extends Error {}
 
 const OPTIONS = {
   url: { type: 'string' },
@@ -59,10 +63,25 @@ const OPTIONS = {
   endpoints: { type: 'string' },
   name: { type: 'string' },
   ttl: { type: 'string' },
+  student: { type: 'string' },
+  data: { type: 'string' },
+  temperature: { type: 'string' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  alpha: { type: 'string' },
+  holdout: { type: 'string' },
+  'learning-rate': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
 const enc = encodeURIComponent;
+
+function numFlag(v: string | undefined, name: string, fallback: number, min: number, max: number): number {
+  if (v === undefined) return fallback;
+  const x = Number(v);
+  if (v.trim() === '' || !Number.isFinite(x) || x < min || x > max) throw new UsageError(`--${name} must be a number in [${min}, ${max}]`);
+  return x;
+}
 
 function intFlag(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
@@ -182,10 +201,46 @@ export async function runAdminCli(argv: string[], env: NodeJS.ProcessEnv, io: Cl
         return 0;
       }
       case 'models import': {
-        need(2, 'models import <model> DIR');
+        need(2, 'models import <model> DIR|FILE.onnx');
+        if ((await stat(args[1]).catch(() => null))?.isFile()) {
+          const v = await uploadOnnxFile(api, args[0], args[1]);
+          out(v, () => `${v.model} version ${v.version}: ONNX opset ${v.onnx.opset}, inputs ${v.onnx.inputs.map((t) => t.name).join(', ')}, outputs ${v.onnx.outputs.map((t) => t.name).join(', ')}\n`);
+          return 0;
+        }
         await checkModelDir(args[1], undefined);
         const v = await uploadModelDir(api, args[0], args[1]);
         out(v, () => `${v.model} version ${v.version}: ${v.artifacts[0]?.size ?? 0} bytes of weights\n`);
+        return 0;
+      }
+      case 'models distill': {
+        need(1, 'models distill <model>@<version|alias> --student PRESET|mlp:H1,H2 --data FILE.csv [--temperature T] [--epochs N] [--alpha A] [--holdout F]');
+        const at = args[0].lastIndexOf('@');
+        if (at < 1 || at === args[0].length - 1) throw new UsageError('name the teacher as <model>@<version|alias>');
+        if (!f.student || !f.data) throw new UsageError('--student and --data are required');
+        const r = await distill(api, {
+          model: args[0].slice(0, at),
+          ref: args[0].slice(at + 1),
+          student: f.student,
+          data: f.data,
+          temperature: numFlag(f.temperature, 'temperature', 4, 0.05, 100),
+          epochs: numFlag(f.epochs, 'epochs', 10, 1, 1000),
+          batchSize: numFlag(f['batch-size'], 'batch-size', 64, 1, 65536),
+          alpha: numFlag(f.alpha, 'alpha', 0, 0, 10),
+          holdout: numFlag(f.holdout, 'holdout', 0.2, 0.01, 0.9),
+          learningRate: numFlag(f['learning-rate'], 'learning-rate', 0.005, 1e-6, 1),
+          progress: progressBar(io.stderr, 'distilling'),
+        });
+        const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
+        out(r, () =>
+          `${r.model} version ${r.version}: student stored as variant "distilled" (${r.trainRows} training rows, ${r.heldOutRows} held out)\n` +
+          table(
+            [
+              { model: 'teacher', ...r.teacher, accuracy: pct(r.teacher.accuracy), agreement: '-', rowMs: r.teacher.latencyMs.row, batch32Ms: r.teacher.latencyMs.batch32 },
+              { model: 'student', ...r.student, accuracy: pct(r.student.accuracy), agreement: pct(r.student.agreement), rowMs: r.student.latencyMs.row, batch32Ms: r.student.latencyMs.batch32 },
+            ],
+            ['model', 'parameters', 'bytes', 'accuracy', 'agreement', 'rowMs', 'batch32Ms'],
+          ),
+        );
         return 0;
       }
       case 'models lineage': {

@@ -1,3 +1,6 @@
+/** A command line the CLI cannot run (exit status 2). */
+export class UsageError extends Error {}
+
 /** A thin HTTP client of the admin API for the CLI: bearer auth, JSON in and out, coded errors. */
 export class ApiError extends Error {
   constructor(
@@ -48,5 +51,20 @@ export class ApiClient {
       throw new ApiError(res.status, typeof e?.code === 'string' ? e.code : `HTTP_${res.status}`, typeof e?.message === 'string' ? e.message : res.statusText, e?.details);
     }
     return json as T;
+  }
+
+  /** A binary GET (artifacts, weights); coded ApiError on failure like `call`. */
+  async bytes(path: string): Promise<Uint8Array> {
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, this.baseUrl), { headers: this.token ? { authorization: `Bearer ${this.token}` } : {}, redirect: 'follow' });
+    } catch (err) {
+      throw new ApiError(0, 'FL_ERR_CLI_UNREACHABLE', `cannot reach ${this.baseUrl}: ${(err as Error).message}`);
+    }
+    if (!res.ok) {
+      const e = (await res.json().catch(() => undefined))?.error;
+      throw new ApiError(res.status, typeof e?.code === 'string' ? e.code : `HTTP_${res.status}`, typeof e?.message === 'string' ? e.message : res.statusText, e?.details);
+    }
+    return new Uint8Array(await res.arrayBuffer());
   }
 }

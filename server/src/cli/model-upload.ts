@@ -4,6 +4,7 @@ import { AppError, TaskPlanSchema, type TaskPlan } from '@flotilla/protocol';
 import { inspectLayersModel } from '@flotilla/model';
 import { checkLoss, checkPlan } from '../coordinator/coordinator.js';
 import { archiveDirectory } from '../registry/model-archive.js';
+import { onnxSignature } from '../registry/onnx-import.js';
 import { ApiClient, ApiError } from './api-client.js';
 
 const asApiError = (err: unknown): unknown => (err instanceof AppError ? new ApiError(err.status, err.code, err.message, err.details) : err);
@@ -50,4 +51,21 @@ export async function checkModelDir(dir: string, planInput: unknown): Promise<Ta
 export async function uploadModelDir(api: ApiClient, model: string, dir: string): Promise<{ model: string; version: number; artifacts: Array<{ size: number }> }> {
   const archive = await archiveDirectory(dir);
   return api.call('POST', `/api/v1/models/${encodeURIComponent(model)}/versions`, undefined, { contentType: 'application/x-tar', length: archive.size, chunks: archive.chunks() });
+}
+
+/**
+ * Check an ONNX model file as the server will (registry/onnx-import.ts: format, opset, batch
+ * dimension, types) and upload it to POST /api/v1/models/{model}/versions as application/onnx.
+ */
+export async function uploadOnnxFile(api: ApiClient, model: string, file: string): Promise<{ model: string; version: number; onnx: { opset: number; inputs: Array<{ name: string }>; outputs: Array<{ name: string }> } }> {
+  const bytes = await readFile(file);
+  try {
+    onnxSignature(bytes);
+  } catch (err) {
+    throw asApiError(err);
+  }
+  async function* chunks() {
+    yield bytes;
+  }
+  return api.call('POST', `/api/v1/models/${encodeURIComponent(model)}/versions`, undefined, { contentType: 'application/onnx', length: bytes.length, chunks: chunks() });
 }

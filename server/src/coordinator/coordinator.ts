@@ -1,3 +1,4 @@
+import { tfjsSpec } from '../registry/model-format.js';
 import { EventEmitter } from 'node:events';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ModelSpecSchema, TaskPlanSchema, lossMismatch, modeFieldConflict, type ModelSpec, type TaskPlan, type TaskPlanInput } from '@flotilla/protocol';
@@ -280,7 +281,7 @@ export class Coordinator {
       if (plan.trainableLayers) spec = await respec(spec, plan.trainableLayers);
     } else if (input.fromVersion) {
       const { record } = await this.opts.registry.resolve(input.fromVersion.model, input.fromVersion.ref);
-      spec = await respec(record.spec, plan.trainableLayers);
+      spec = await respec(tfjsSpec(record, 'fine-tuning'), plan.trainableLayers);
       weights = await this.opts.registry.readWeights(record);
       parent = { model: record.model, version: record.version };
     } else if (input.spec && input.weights) {

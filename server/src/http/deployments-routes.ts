@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
-import { VARIANTS } from '../registry/variants.js';
+import { SERVED_VARIANTS } from '../registry/variants.js';
 import type { Serving } from '../serving/serving.js';
 import type { DeploymentRecord, DeploymentRouting, FeedbackPolicy } from '../store/records.js';
 import { identify, requireRole, type AuthConfig, type Principal } from './auth.js';
@@ -19,7 +19,7 @@ const Name = z.string().min(1).max(128);
 const Target = z
   .object({
     ref: z.union([z.string().min(1).max(64), z.number().int().min(1)]).transform(String),
-    variant: z.enum(['float32', ...VARIANTS]).optional(),
+    variant: z.enum(['float32', ...SERVED_VARIANTS]).optional(),
     weight: z.number().positive().max(1e6).optional(),
   })
   .strict();

@@ -3,9 +3,10 @@ import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } f
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, ERROR_REGISTRY, type ErrorCode } from '../errors.js';
-import { VARIANTS } from '../registry/variants.js';
+import { SERVED_VARIANTS } from '../registry/variants.js';
 import { HEADER_LENGTH, attachBinaryInputs, binaryResponse, splitBinaryBody, wantsBinaryOutput } from '../serving/binary-tensors.js';
 import { checkOipOutputs, parseOipInputs } from '../serving/infer-input.js';
+import { unpackRows } from '../serving/model-io.js';
 import type { InferResult, Serving } from '../serving/serving.js';
 import { requireRole, type AuthConfig } from './auth.js';
 import { HEADER_SAFE, RequestId } from './ids.js';
@@ -95,7 +96,7 @@ const Name = z.string().min(1).max(128);
 const Ref = z.string().min(1).max(64);
 const ModelParams = z.object({ name: Name }).strict();
 const VersionParams = z.object({ name: Name, version: Ref }).strict();
-const VariantQuery = z.object({ variant: z.enum(['float32', ...VARIANTS]).optional() }).strict();
+const VariantQuery = z.object({ variant: z.enum(['float32', ...SERVED_VARIANTS]).optional() }).strict();
 const Params = z.record(z.string(), z.unknown());
 const InferBody = z.object({
   id: RequestId.optional(),
@@ -159,9 +160,10 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
       name,
       // Every version that may be requested explicitly (newest first); `routed` is what routing picks now.
       versions: targets ? (await serving.versionsOf(model)).map(String) : [String(version)],
-      platform: 'tensorflowjs',
-      inputs: [{ name: io.inputName, datatype: 'FP32', shape: [-1, ...io.inputShape] }],
-      outputs: [{ name: io.outputName, datatype: 'FP32', shape: [-1, ...io.outputShape] }],
+      platform: io.platform,
+      inputs: io.inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: [-1, ...t.shape] })),
+      // Outputs are answered as FP32 whatever the model computes them in (model-io.ts).
+      outputs: io.outputs.map((t) => ({ name: t.name, datatype: 'FP32', shape: [-1, ...t.shape] })),
       parameters: {
         model,
         ...(serving.hasDeployment(name) ? { deployment: name } : {}),
@@ -216,12 +218,18 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
       id,
       parameters: { model: res.model, variant: res.variant, ...(res.deployment ? { deployment: res.deployment } : {}) },
     };
-    const output = { name: res.io.outputName, datatype: 'FP32', shape: [res.rows, ...res.io.outputShape] };
+    // The outputs the request names (all when it names none), each in the model's order.
+    const asked = body.outputs?.length ? res.io.outputs.filter((t) => body.outputs!.some((o) => o.name === t.name)) : res.io.outputs;
+    const blocks = unpackRows(res.output, res.io.outputs, res.io.outWidth, res.rows);
+    const outputs = asked.map((t) => ({ tensor: { name: t.name, datatype: 'FP32', shape: [res.rows, ...t.shape] }, data: blocks[res.io.outputs.indexOf(t)] }));
     if (wantsBinaryOutput(body.parameters, body.outputs)) {
-      const bin = binaryResponse({ ...header, outputs: [{ ...output, parameters: { binary_data_size: res.output.byteLength } }] }, res.output);
+      const bin = binaryResponse(
+        { ...header, outputs: outputs.map((o) => ({ ...o.tensor, parameters: { binary_data_size: o.data.byteLength } })) },
+        outputs.map((o) => o.data),
+      );
       return reply.type('application/octet-stream').header(HEADER_LENGTH, String(bin.headerLength)).send(bin.body);
     }
-    return { ...header, outputs: [{ ...output, data: Array.from(res.output) }] };
+    return { ...header, outputs: outputs.map((o) => ({ ...o.tensor, data: Array.from(o.data) })) };
   };
 
   r.post('/v2/models/:name/infer', { schema: { params: ModelParams, querystring: VariantQuery, body: InferBody }, preHandler: scoped }, async (req, reply) =>

@@ -4,7 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { Registry } from '../registry/registry.js';
-import { VARIANTS, type WeightsVariant } from '../registry/variants.js';
+import { SERVED_VARIANTS, type WeightsVariant } from '../registry/variants.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { VersionRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
@@ -29,7 +29,7 @@ const ModelParams = z.object({ name: Name }).strict();
 const VersionParams = z.object({ name: Name, version: Ref }).strict();
 const ArtifactParams = z.object({ name: Name, version: Ref, artifact: z.string().min(1).max(64) }).strict();
 const AliasParams = z.object({ name: Name, alias: z.string().min(1).max(64) }).strict();
-const VariantQuery = z.object({ variant: z.enum(['float32', ...VARIANTS]).default('float32') }).strict();
+const VariantQuery = z.object({ variant: z.enum(['float32', ...SERVED_VARIANTS]).default('float32') }).strict();
 const Bool = z.enum(['true', 'false']).transform((x) => x === 'true');
 const ListQuery = z
   .object({
@@ -146,7 +146,7 @@ export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (
     const { record, alias } = await reg.resolve(req.params.name, req.params.version);
     if (alias) return redirectToVersion(req, reply, record.model, record.version, '/model.json');
     const variant = req.query.variant as WeightsVariant;
-    const { json, etag } = reg.modelJson(record, `../${record.version}/weights.bin`, variant);
+    const { json, etag } = await reg.modelJson(record, `../${record.version}/weights.bin`, variant);
     if (cacheHeaders(req, reply, etag)) return reply.status(304).send();
     return json;
   });

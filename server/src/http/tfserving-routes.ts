@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { nestRows, parseTfServingBody } from '../serving/infer-input.js';
+import { unpackRows } from '../serving/model-io.js';
 import type { Serving } from '../serving/serving.js';
 import { requireRole } from './auth.js';
 import { endpointScope } from './scope.js';
@@ -35,7 +36,7 @@ export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
   const scoped = [...callers, endpointScope()];
 
   const predict = async (req: FastifyRequest, reply: FastifyReply, name: string, body: z.infer<typeof PredictBody>, ref?: string) => {
-    let format: 'row' | 'columnar' = 'row';
+    let format = 'row' as 'row' | 'columnar';
     const res = await serving.infer({
       endpoint: name,
       ref,
@@ -48,8 +49,16 @@ export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
       },
     });
     servedHeaders(reply, res);
-    const rows = nestRows(res.output, res.rows, res.io.outWidth);
-    return format === 'row' ? { predictions: rows, model_version: String(res.version) } : { outputs: rows, model_version: String(res.version) };
+    const io = res.io;
+    if (io.outputs.length === 1) {
+      const rows = nestRows(res.output, res.rows, io.outWidth);
+      return format === 'row' ? { predictions: rows, model_version: String(res.version) } : { outputs: rows, model_version: String(res.version) };
+    }
+    // Several outputs, as TF Serving answers them: row format one object per example, columnar one tensor per output.
+    const blocks = unpackRows(res.output, io.outputs, io.outWidth, res.rows).map((b, k) => nestRows(b, res.rows, io.outputs[k].width));
+    if (format === 'columnar') return { outputs: Object.fromEntries(io.outputs.map((t, k) => [t.name, blocks[k]])), model_version: String(res.version) };
+    const predictions = Array.from({ length: res.rows }, (_, r) => Object.fromEntries(io.outputs.map((t, k) => [t.name, blocks[k][r]])));
+    return { predictions, model_version: String(res.version) };
   };
 
   r.post('/v1/models/:name', { schema: { params: z.object({ name: Name }).strict(), body: PredictBody }, preHandler: [...callers, endpointScope((n) => verb(n)[0])] }, async (req, reply) => {
@@ -100,15 +109,16 @@ export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
     const model = serving.hasDeployment(name) ? serving.getDeployment(name).model : name;
     const t = ref === undefined ? (await serving.endpointVersions(name))[0] : { model, version: await serving.resolveRef(model, ref), variant: 'float32' };
     const io = (await serving.cache.get(t.model, t.version, t.variant)).io;
-    const tensor = (n: string, shape: number[]) => ({ dtype: 'DT_FLOAT', tensor_shape: { dim: [-1, ...shape].map((d) => ({ size: String(d), name: '' })), unknown_rank: false }, name: n });
+    const DTYPES: Record<string, string> = { FP32: 'DT_FLOAT', INT64: 'DT_INT64', INT32: 'DT_INT32' };
+    const tensor = (n: string, shape: number[], datatype = 'FP32') => ({ dtype: DTYPES[datatype], tensor_shape: { dim: [-1, ...shape].map((d) => ({ size: String(d), name: '' })), unknown_rank: false }, name: n });
     return {
       model_spec: { name, signature_name: '', version: String(t.version) },
       metadata: {
         signature_def: {
           signature_def: {
             serving_default: {
-              inputs: { [io.inputName]: tensor(io.inputName, io.inputShape) },
-              outputs: { [io.outputName]: tensor(io.outputName, io.outputShape) },
+              inputs: Object.fromEntries(io.inputs.map((x) => [x.name, tensor(x.name, x.shape, x.datatype)])),
+              outputs: Object.fromEntries(io.outputs.map((x) => [x.name, tensor(x.name, x.shape)])),
               method_name: 'tensorflow/serving/predict',
             },
           },

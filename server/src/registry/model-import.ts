@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { inspectLayersModel } from '@flotilla/model';
+import type { ModelSpec } from '@flotilla/protocol';
 import { AppError } from '../errors.js';
 import type { VersionRecord } from '../store/records.js';
 import type { Registry } from './registry.js';
@@ -51,6 +52,33 @@ async function* flatWeights(shards: ExtractedFile[][]): AsyncIterable<Uint8Array
  * Imported versions carry the float32 weights only; variants come with versions rounds publish.
  */
 export async function importModel(registry: Registry, o: ImportOptions): Promise<VersionRecord> {
+  return stageLayersModel(registry, o, async (spec, ref) => {
+    const newest = await registry.store.listVersions(o.model, { limit: 1, includeArchived: true });
+    const v: VersionRecord = {
+      model: o.model,
+      version: (newest[0]?.version ?? 0) + 1,
+      createdAt: Date.now(),
+      spec,
+      metrics: {},
+      artifacts: [{ name: WEIGHTS_ARTIFACT, sha256: ref.sha256, size: ref.size }],
+      tags: [...new Set(['imported', ...(o.tags ?? [])])],
+      archived: false,
+    };
+    if (o.description !== undefined) v.description = o.description;
+    await registry.store.putVersion(v, o.by ?? 'admin');
+    return v;
+  });
+}
+
+/**
+ * Check an uploaded LayersModel archive and write its flat weights as one blob, then hand the
+ * spec and the blob to `commit` (which makes them visible: a new version, or a student variant).
+ */
+export async function stageLayersModel<T>(
+  registry: Registry,
+  o: Pick<ImportOptions, 'body' | 'limitBytes' | 'trainableLayers'>,
+  commit: (spec: ModelSpec, ref: { sha256: string; size: number }) => Promise<T>,
+): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'flotilla-import-'));
   try {
     const files = await extractTar(o.body, dir, { limitBytes: o.limitBytes });
@@ -79,20 +107,7 @@ export async function importModel(registry: Registry, o: ImportOptions): Promise
       return list;
     });
     const ref = await registry.blobs.putStream(flatWeights(shards));
-    const newest = await registry.store.listVersions(o.model, { limit: 1, includeArchived: true });
-    const v: VersionRecord = {
-      model: o.model,
-      version: (newest[0]?.version ?? 0) + 1,
-      createdAt: Date.now(),
-      spec: inspected.spec,
-      metrics: {},
-      artifacts: [{ name: WEIGHTS_ARTIFACT, sha256: ref.sha256, size: ref.size }],
-      tags: [...new Set(['imported', ...(o.tags ?? [])])],
-      archived: false,
-    };
-    if (o.description !== undefined) v.description = o.description;
-    await registry.store.putVersion(v, o.by ?? 'admin');
-    return v;
+    return await commit(inspected.spec, ref);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto';
-import { AppError, layersModelJson, type LayersModelJson, type ModelSpec } from '@flotilla/protocol';
+import { AppError, ModelSpecSchema, layersModelJson, type LayersModelJson, type ModelSpec } from '@flotilla/protocol';
 import { assertManifest, float32ToBytes, manifestLength } from '@flotilla/protocol';
 import type { BlobStore } from '../store/blob-store.js';
 import type { AliasHistoryRecord, AliasRecord, ArtifactRef, ModelRecord, VersionRecord } from '../store/records.js';
 import type { CommitInput, Store, VersionQuery } from '../store/store.js';
+import { tfjsSpec } from './model-format.js';
 import { SYSTEM_ALIAS, ALIAS_NAME, assertUserAlias, rollbackTarget } from './alias-rules.js';
 import {
   DEFAULT_VARIANT_OPTIONS,
+  STUDENT_SPEC_ARTIFACT,
+  STUDENT_VARIANT,
   VARIANTS,
   WEIGHTS_ARTIFACT,
   artifactOf,
@@ -274,20 +277,22 @@ export class Registry {
 
   /** Dense float32 weights of a version or one of its variants (the caller owns the array). */
   async readWeights(record: VersionRecord, variant: WeightsVariant = 'float32'): Promise<Float32Array> {
+    const spec = await this.specOf(record, variant);
     const { bytes } = await this.readArtifact(record, artifactOf(variant));
-    const dense = decodeVariant(variant, bytes, manifestLength(record.spec.manifest));
+    const dense = decodeVariant(variant, bytes, manifestLength(spec.manifest));
     // float32 decodes to a view of the (possibly cached) bytes: hand out a copy.
     return variant === 'float32' ? dense.slice() : dense;
   }
 
   /** The weights file tfjs reads for `variant` (see variants.ts), with its ETag. */
   async tfjsWeights(record: VersionRecord, variant: WeightsVariant = 'float32'): Promise<ServedWeights> {
+    const spec = await this.specOf(record, variant);
     const { ref, bytes } = await this.readArtifact(record, artifactOf(variant));
-    if (variant === 'float32' || variant === 'float16') return { bytes, etag: `"${ref.sha256}"` };
+    if (variant === 'float32' || variant === 'float16' || variant === STUDENT_VARIANT) return { bytes, etag: `"${ref.sha256}"` };
     const etag = `"${ref.sha256}.f32"`;
     let dense = this.decoded.get(etag);
     if (!dense) {
-      dense = tfjsWeightBytes(variant, bytes, manifestLength(record.spec.manifest));
+      dense = tfjsWeightBytes(variant, bytes, manifestLength(spec.manifest));
       if (this.decoded.size >= this.decodedCacheSize) this.decoded.delete(this.decoded.keys().next().value!);
       this.decoded.set(etag, dense);
     }
@@ -295,16 +300,55 @@ export class Registry {
   }
 
   /** model.json for tf.loadLayersModel, naming `weightsPath` (relative to model.json) as its one weights file. */
-  modelJson(record: VersionRecord, weightsPath: string, variant: WeightsVariant = 'float32'): { json: LayersModelJson; etag: string } {
+  async modelJson(record: VersionRecord, weightsPath: string, variant: WeightsVariant = 'float32'): Promise<{ json: LayersModelJson; etag: string }> {
     if (variant !== 'float32' && !record.artifacts.some((a) => a.name === artifactOf(variant))) {
       throw new AppError('FL_ERR_VARIANT_NOT_FOUND', { model: record.model, version: record.version, variant });
     }
-    const json = layersModelJson(record.spec, weightsPath, { model: record.model, version: record.version, variant });
+    const spec = await this.specOf(record, variant);
+    const json = layersModelJson(spec, weightsPath, { model: record.model, version: record.version, variant });
     if (variant === 'float16') {
       for (const w of json.weightsManifest[0].weights) (w as typeof w & { quantization?: object }).quantization = { dtype: 'float16' };
     }
     const etag = `"${createHash('sha256').update(JSON.stringify(json)).digest('hex').slice(0, 32)}"`;
     return { json, etag };
+  }
+
+  /**
+   * The tfjs spec a variant is built from: the version's own, or the distilled student's (read
+   * from its artifact). FL_ERR_MODEL_FORMAT for ONNX versions; FL_ERR_VARIANT_NOT_FOUND for a
+   * student the version does not have.
+   */
+  async specOf(record: VersionRecord, variant: WeightsVariant = 'float32'): Promise<ModelSpec> {
+    if (variant !== STUDENT_VARIANT) return tfjsSpec(record, 'tfjs weights');
+    const { bytes } = await this.readArtifact(record, STUDENT_SPEC_ARTIFACT).catch((err) => {
+      throw err instanceof AppError && err.code === 'FL_ERR_ARTIFACT_NOT_FOUND' ? new AppError('FL_ERR_VARIANT_NOT_FOUND', { model: record.model, version: record.version, variant }) : err;
+    });
+    return ModelSpecSchema.parse(JSON.parse(Buffer.from(bytes).toString('utf8')));
+  }
+
+  /**
+   * Add a student distilled from a tfjs version as its 'distilled' variant: the student takes the
+   * teacher's input shape and gives its number of classes; its spec and float32 weights are
+   * written as blobs first, then added to the version in one store update (a version has at
+   * most one student: a second answers FL_ERR_VERSION_IMMUTABLE), and `metrics` (prefixed
+   * `distilled_`) merged into the version's metrics.
+   */
+  async addStudent(model: string, version: number, spec: ModelSpec, weightsRef: { sha256: string; size: number }, metrics: Record<string, number>): Promise<VersionRecord> {
+    const record = await this.getVersion(model, version);
+    const teacher = tfjsSpec(record, 'distillation');
+    const bad = (why: string, extra: Record<string, unknown> = {}) => new AppError('FL_ERR_MODEL_IMPORT_TOPOLOGY', { why, ...extra });
+    if (JSON.stringify(spec.inputShape) !== JSON.stringify(teacher.inputShape)) throw bad('the student must take the teacher\'s input shape', { teacher: teacher.inputShape, student: spec.inputShape });
+    if (spec.numClasses !== teacher.numClasses) throw bad('the student must give the teacher\'s number of classes', { teacher: teacher.numClasses, student: spec.numClasses });
+    if (weightsRef.size !== 4 * manifestLength(spec.manifest)) throw new AppError('FL_ERR_MODEL_IMPORT_WEIGHTS', { expectedBytes: 4 * manifestLength(spec.manifest), gotBytes: weightsRef.size });
+    if (record.artifacts.some((a) => a.name === artifactOf(STUDENT_VARIANT))) throw new AppError('FL_ERR_VERSION_IMMUTABLE', { model, version, variant: STUDENT_VARIANT, why: 'the version has a distilled student already' });
+    const specRef = await this.blobs.put(Buffer.from(JSON.stringify(spec), 'utf8'));
+    await this.store.addVersionArtifacts(model, version, [
+      { name: artifactOf(STUDENT_VARIANT), sha256: weightsRef.sha256, size: weightsRef.size },
+      { name: STUDENT_SPEC_ARTIFACT, sha256: specRef.sha256, size: specRef.size },
+    ]);
+    const prefixed = Object.fromEntries(Object.entries(metrics).filter(([, x]) => Number.isFinite(x)).map(([k, x]) => [`${STUDENT_VARIANT}_${k}`, x]));
+    await this.store.addVersionMetrics(model, version, prefixed);
+    return this.getVersion(model, version);
   }
 
   // ---- aliases and archiving ----

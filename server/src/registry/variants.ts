@@ -18,14 +18,23 @@ import { decodeSparse, encodeSparse, magnitudePrune } from './magnitude-prune.js
  */
 export const VARIANTS = ['float16', 'int8', 'pruned'] as const;
 export type VariantName = (typeof VARIANTS)[number];
+/**
+ * A student distilled from the version (`flotilla models distill`), added after publish: its own
+ * topology (artifact 'spec.distilled', a ModelSpec as JSON) and float32 weights
+ * ('weights.distilled'); see Registry.addStudent.
+ */
+export const STUDENT_VARIANT = 'distilled';
+export const STUDENT_SPEC_ARTIFACT = 'spec.distilled';
+/** Every variant a request may name besides 'float32'. */
+export const SERVED_VARIANTS = [...VARIANTS, STUDENT_VARIANT] as const;
 /** 'float32' names the version's own weights. */
-export type WeightsVariant = 'float32' | VariantName;
+export type WeightsVariant = 'float32' | VariantName | typeof STUDENT_VARIANT;
 
 export const WEIGHTS_ARTIFACT = 'weights';
 export const artifactOf = (v: WeightsVariant): string => (v === 'float32' ? WEIGHTS_ARTIFACT : `weights.${v}`);
 
 export function isWeightsVariant(x: string): x is WeightsVariant {
-  return x === 'float32' || (VARIANTS as readonly string[]).includes(x);
+  return x === 'float32' || (SERVED_VARIANTS as readonly string[]).includes(x);
 }
 
 export interface VariantOptions {
@@ -68,6 +77,7 @@ export function encodeVariant(variant: VariantName, weights: Float32Array, spec:
 export function decodeVariant(variant: WeightsVariant, bytes: Uint8Array, length: number): Float32Array {
   switch (variant) {
     case 'float32':
+    case 'distilled':
       if (bytes.byteLength !== 4 * length) throw new AppError('FL_ERR_CODEC_CORRUPT', { variant, expectedBytes: 4 * length, got: bytes.byteLength });
       return bytesToFloat32(bytes);
     case 'float16': {
@@ -85,6 +95,6 @@ export function decodeVariant(variant: WeightsVariant, bytes: Uint8Array, length
 
 /** The bytes tfjs reads for a variant: stored bytes where tfjs understands them, else dense float32. */
 export function tfjsWeightBytes(variant: WeightsVariant, stored: Uint8Array, length: number): Uint8Array {
-  if (variant === 'float32' || variant === 'float16') return stored;
+  if (variant === 'float32' || variant === 'float16' || variant === 'distilled') return stored;
   return float32ToBytes(decodeVariant(variant, stored, length));
 }

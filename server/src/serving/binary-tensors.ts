@@ -51,8 +51,8 @@ export function wantsBinaryOutput(parameters: Record<string, unknown> | undefine
   return parameters?.binary_data_output === true || (outputs ?? []).some((o) => o.parameters?.binary_data === true);
 }
 
-/** A response body: the JSON header, then the output bytes (FP32, little-endian). */
-export function binaryResponse(header: { outputs: Array<Record<string, unknown>> }, output: Float32Array): { body: Buffer; headerLength: number } {
+/** A response body: the JSON header, then the bytes of each output in header order (FP32, little-endian). */
+export function binaryResponse(header: { outputs: Array<Record<string, unknown>> }, outputs: Float32Array[]): { body: Buffer; headerLength: number } {
   const json = Buffer.from(JSON.stringify(header), 'utf8');
-  return { body: Buffer.concat([json, Buffer.from(output.buffer, output.byteOffset, output.byteLength)]), headerLength: json.length };
+  return { body: Buffer.concat([json, ...outputs.map((o) => Buffer.from(o.buffer, o.byteOffset, o.byteLength))]), headerLength: json.length };
 }

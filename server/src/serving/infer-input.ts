@@ -1,14 +1,7 @@
 import { AppError } from '../errors.js';
+import { packRows, type ModelIO, type TensorIO } from './model-io.js';
 
-/** What a loaded model consumes and produces, per row (the batch dimension excluded). */
-export interface ModelIO {
-  inputName: string;
-  inputShape: number[];
-  rowWidth: number;
-  outputName: string;
-  outputShape: number[];
-  outWidth: number;
-}
+export type { ModelIO };
 
 /** Rows of input, row-major, ready for the batcher. */
 export interface ParsedInput {
@@ -129,60 +122,93 @@ export interface OipTensor {
   parameters?: Record<string, unknown>;
 }
 
-/** The `inputs` of an Open Inference Protocol request, for a single-input model. */
-export function parseOipInputs(inputs: OipTensor[], io: ModelIO, maxRows: number): ParsedInput {
-  if (inputs.length !== 1) throw bad('the model takes exactly one input', { expected: [io.inputName], got: inputs.map((t) => t.name) });
-  const t = inputs[0];
-  if (t.name !== io.inputName) throw bad('unknown input name', { expected: [io.inputName], got: t.name });
-  const want = [-1, ...io.inputShape];
-  if (t.shape.length !== want.length || t.shape.some((d, i) => i > 0 && d !== want[i])) {
-    throw bad('input shape does not match the model', { input: t.name, expected: want, got: t.shape });
+/** Integers a float32 batch carries exactly: inputs an ONNX model takes as INT64/INT32 stay within it. */
+const EXACT_INT = 2 ** 24;
+
+/** Checks the values of one model input against the datatype the model takes. */
+function checkModelType(data: Float32Array, t: TensorIO): Float32Array {
+  if (t.datatype === 'FP32') return data;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (!Number.isInteger(v) || Math.abs(v) > EXACT_INT) throw bad(`the model takes ${t.datatype} here: integers of magnitude at most 2^24`, { input: t.name, index: i, value: v });
   }
-  checkRows(t.shape[0], maxRows, t.name);
-  return { data: toFloat32(t.data, t.shape, t.datatype, t.name), rows: t.shape[0] };
+  return data;
 }
 
-/** The requested `outputs` of an OIP request must name the model's output. */
+const names = (ts: Array<{ name: string }>) => ts.map((t) => t.name);
+
+/** The `inputs` of an Open Inference Protocol request: one tensor per model input, any order, equal batch sizes. */
+export function parseOipInputs(inputs: OipTensor[], io: ModelIO, maxRows: number): ParsedInput {
+  if (inputs.length !== io.inputs.length) {
+    throw bad(io.inputs.length === 1 ? 'the model takes exactly one input' : `the model takes ${io.inputs.length} inputs`, { expected: names(io.inputs), got: names(inputs) });
+  }
+  const parts: Float32Array[] = [];
+  let rows = -1;
+  for (const want of io.inputs) {
+    const t = inputs.find((x) => x.name === want.name);
+    if (!t) throw bad('unknown input name', { expected: names(io.inputs), got: io.inputs.length === 1 ? inputs[0].name : names(inputs) });
+    const shape = [-1, ...want.shape];
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => i > 0 && d !== shape[i])) {
+      throw bad('input shape does not match the model', { input: t.name, expected: shape, got: t.shape });
+    }
+    if (rows >= 0 && t.shape[0] !== rows) throw bad('inputs differ in their batch dimension', { input: t.name, expected: rows, got: t.shape[0] });
+    rows = t.shape[0];
+    checkRows(rows, maxRows, t.name);
+    parts.push(checkModelType(toFloat32(t.data, t.shape, t.datatype, t.name), want));
+  }
+  return { data: packRows(parts, io.inputs, io.rowWidth, rows), rows };
+}
+
+/** The requested `outputs` of an OIP request must name outputs of the model. */
 export function checkOipOutputs(outputs: Array<{ name: string }> | undefined, io: ModelIO): void {
-  for (const o of outputs ?? []) if (o.name !== io.outputName) throw bad('unknown output name', { expected: [io.outputName], got: o.name });
+  for (const o of outputs ?? []) if (!io.outputs.some((x) => x.name === o.name)) throw bad('unknown output name', { expected: names(io.outputs), got: o.name });
 }
 
-/** One example (TF Serving row format): a tensor of the row shape, or `{ <inputName>: tensor }`. */
-function rowTensor(x: unknown, io: ModelIO, index: number): unknown {
+/** One example (TF Serving row format): a tensor of the row shape, or `{ <inputName>: tensor, ... }` naming every input. */
+function rowTensors(x: unknown, io: ModelIO, index: number): unknown[] {
   if (x !== null && typeof x === 'object' && !Array.isArray(x)) {
     const keys = Object.keys(x);
-    if (keys.length !== 1 || keys[0] !== io.inputName) throw bad('unknown input name', { instance: index, expected: [io.inputName], got: keys });
-    return (x as Record<string, unknown>)[keys[0]];
+    if (keys.length !== io.inputs.length || io.inputs.some((t) => !keys.includes(t.name))) throw bad('unknown input name', { instance: index, expected: names(io.inputs), got: keys });
+    return io.inputs.map((t) => (x as Record<string, unknown>)[t.name]);
   }
-  return x;
+  if (io.inputs.length > 1) throw bad('the model takes several inputs: name each', { instance: index, expected: names(io.inputs) });
+  return [x];
 }
 
 /**
  * A TF Serving REST predict body: `instances` (row format: one example per element) or `inputs`
- * (columnar: one tensor with the batch dimension first, or `{ <inputName>: tensor }`), never both.
+ * (columnar: one tensor with the batch dimension first, or `{ <inputName>: tensor, ... }`), never both.
  */
 export function parseTfServingBody(body: { instances?: unknown; inputs?: unknown }, io: ModelIO, maxRows: number): { input: ParsedInput; format: 'row' | 'columnar' } {
   const hasInstances = body.instances !== undefined;
   const hasInputs = body.inputs !== undefined;
   if (hasInstances === hasInputs) throw bad('give exactly one of "instances" or "inputs"');
-  const rowShape = io.inputShape;
   if (hasInstances) {
     if (!Array.isArray(body.instances)) throw bad('"instances" must be a list');
     const rows = body.instances.length;
     checkRows(rows, maxRows, io.inputName);
-    const data = new Float32Array(rows * io.rowWidth);
+    const parts = io.inputs.map((t) => new Float32Array(rows * t.width));
     for (let i = 0; i < rows; i++) {
-      const t = rowTensor(body.instances[i], io, i);
-      const flat = Array.isArray(t) && t.length > 0 && !Array.isArray(t[0]) && rowShape.length > 1 ? [io.rowWidth] : rowShape;
-      data.set(toFloat32(t, flat, 'FP32', `${io.inputName}[${i}]`), i * io.rowWidth);
+      const ts = rowTensors(body.instances[i], io, i);
+      io.inputs.forEach((want, k) => {
+        const v = ts[k];
+        const flat = Array.isArray(v) && v.length > 0 && !Array.isArray(v[0]) && want.shape.length > 1 ? [want.width] : want.shape;
+        parts[k].set(checkModelType(toFloat32(v, flat, 'FP32', `${want.name}[${i}]`), want), i * want.width);
+      });
     }
-    return { input: { data, rows }, format: 'row' };
+    return { input: { data: packRows(parts, io.inputs, io.rowWidth, rows), rows }, format: 'row' };
   }
-  const t = rowTensor(body.inputs, io, 0);
-  if (!Array.isArray(t)) throw bad('"inputs" must be a tensor (a list) or { <inputName>: tensor }');
-  const rows = t.length;
-  checkRows(rows, maxRows, io.inputName);
-  return { input: { data: toFloat32(t, [rows, ...rowShape], 'FP32', io.inputName), rows }, format: 'columnar' };
+  const ts = rowTensors(body.inputs, io, 0);
+  let rows = -1;
+  const parts = io.inputs.map((want, k) => {
+    const t = ts[k];
+    if (!Array.isArray(t)) throw bad('"inputs" must be a tensor (a list) or { <inputName>: tensor }', { input: want.name });
+    if (rows >= 0 && t.length !== rows) throw bad('inputs differ in their batch dimension', { input: want.name, expected: rows, got: t.length });
+    rows = t.length;
+    checkRows(rows, maxRows, want.name);
+    return checkModelType(toFloat32(t, [rows, ...want.shape], 'FP32', want.name), want);
+  });
+  return { input: { data: packRows(parts, io.inputs, io.rowWidth, rows), rows }, format: 'columnar' };
 }
 
 /** Rows of a flat output as nested lists (TF Serving answers nested). */

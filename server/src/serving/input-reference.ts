@@ -1,3 +1,4 @@
+import { inputWidth } from './model-io.js';
 import { AppError } from '../errors.js';
 import type { Registry } from '../registry/registry.js';
 import type { Store } from '../store/store.js';
@@ -99,7 +100,6 @@ export class InputReferences {
   }
 
   private async width(model: string, version: number): Promise<number> {
-    const record = await this.registry.getVersion(model, version);
-    return record.spec.inputShape.reduce((a, b) => a * b, 1);
+    return inputWidth(await this.registry.getVersion(model, version));
   }
 }

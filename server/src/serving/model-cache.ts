@@ -5,20 +5,22 @@ import type { Registry } from '../registry/registry.js';
 import { isWeightsVariant, type WeightsVariant } from '../registry/variants.js';
 import type { VersionRecord } from '../store/records.js';
 import { Batcher, type BatchingConfig, type BatcherStats } from './batcher.js';
-import { InstancePool } from './instance-pool.js';
 import { LatencySet, RateWindow, type LatencySummary } from './histogram.js';
-import type { ModelIO } from './infer-input.js';
+import { formatOf, ONNX_ARTIFACT, type ModelFormat } from '../registry/model-format.js';
+import { onnxIO, type ModelIO } from './model-io.js';
+import type { ModelRunner } from './model-runner.js';
+import { OnnxRunner } from './onnx-runner.js';
+import { loadOnnxRuntime } from './onnx-runtime.js';
+import { TfjsRunner } from './tfjs-runner.js';
 
 /**
- * One model version (one weights variant) loaded into tfjs for serving, with its batcher and its
- * latency histograms. Inference runs on the process-wide tfjs backend (wasm here; tfjs-node when
- * installed), which the serving layer resolves once before the first load.
+ * One model version (one weights variant) loaded for serving, with its batcher and its latency
+ * histograms. How it computes is its runner's business: tfjs (tfjs-runner.ts) or onnxruntime
+ * (onnx-runner.ts).
  */
 export class ServedModel {
   readonly io: ModelIO;
   readonly batcher: Batcher;
-  /** Worker-thread instances (`batching.instances` > 0); null: inference runs on the main thread. */
-  private pool: InstancePool | null = null;
   readonly latency = new LatencySet();
   readonly rate = new RateWindow();
   requests = 0;
@@ -30,61 +32,38 @@ export class ServedModel {
     readonly key: string,
     readonly record: VersionRecord,
     readonly variant: WeightsVariant,
-    private readonly model: tf.LayersModel,
-    /** Estimated resident bytes (float32 weights). */
+    private readonly runner: ModelRunner,
+    /** Estimated resident bytes (float32 weights, or the ONNX file). */
     readonly bytes: number,
     readonly loadMs: number,
     public warmupMs: number,
     batching: BatchingConfig,
-    /** The weights the model was built from (instances build their copies from them). */
-    private readonly weights: Float32Array,
   ) {
-    const inputShape = record.spec.inputShape;
-    const outShape = (model.outputs[0].shape.slice(1) as Array<number | null>).map((d) => d ?? 1);
-    this.io = {
-      inputName: model.inputNames[0],
-      inputShape,
-      rowWidth: inputShape.reduce((a, b) => a * b, 1),
-      outputName: model.outputNames[0],
-      outputShape: outShape,
-      outWidth: outShape.reduce((a, b) => a * b, 1),
-    };
-    this.batcher = new Batcher((x, rows) => (this.pool ? this.pool.run(x, rows) : this.predict(x, rows)), this.io.rowWidth, this.io.outWidth, batching);
+    this.io = runner.io;
+    this.batcher = new Batcher((x, rows) => this.runner.run(x, rows), this.io.rowWidth, this.io.outWidth, batching);
   }
 
   /**
-   * Apply batching settings, starting or retiring worker instances to match `instances`
+   * Apply batching settings, starting or retiring instances to match `instances`
    * (resolves once new instances are ready; FL_ERR_SERVING_UNAVAILABLE if they cannot start).
    */
   async configure(b: BatchingConfig): Promise<void> {
-    const n = b.instances ?? 0;
-    if (n > 0) {
-      if (!this.pool) {
-        const pool = new InstancePool({ spec: this.record.spec, weights: this.weights, rowWidth: this.io.rowWidth, outWidth: this.io.outWidth, rows: Math.max(1, b.maxBatchSize) });
-        try {
-          await pool.resize(n);
-        } catch (err) {
-          await pool.close();
-          throw err;
-        }
-        this.pool = pool;
-      } else await this.pool.resize(n);
-    } else if (this.pool) {
-      const old = this.pool;
-      this.pool = null;
-      void old.resize(0);
-    }
-    this.batcher.configure(b, Math.max(1, n));
+    const parallel = await this.runner.configure(b.instances ?? 0, b.maxBatchSize);
+    this.batcher.configure(b, parallel);
   }
 
-  /** Instance statistics (null on the main thread). */
+  get format(): ModelFormat {
+    return formatOf(this.record);
+  }
+
+  /** Instance statistics (null: tfjs on the main thread). */
   get instances(): { size: number; restarts: number; backend: string } | null {
-    return this.pool ? { size: this.pool.size, restarts: this.pool.restarts, backend: this.pool.backend } : null;
+    return this.runner.instances();
   }
 
   /** Tests: make one busy instance exit abruptly; false when none is busy. */
   crashInstance(): boolean {
-    return this.pool?.crashOne() ?? false;
+    return this.runner.crashInstance();
   }
 
   /** One request answered (shadow copies included). */
@@ -99,18 +78,13 @@ export class ServedModel {
     return this.loadMs + this.warmupMs;
   }
 
-  /** Synchronous forward pass of `rows` rows. */
-  predict(x: Float32Array, rows: number): Float32Array {
-    return tf.tidy(() => {
-      const out = this.model.predict(tf.tensor(x, [rows, ...this.io.inputShape], 'float32')) as tf.Tensor;
-      return out.dataSync() as Float32Array;
-    });
+  /** One forward pass of `rows` packed rows, outside the batcher (warm-up). */
+  predict(x: Float32Array, rows: number): Float32Array | Promise<Float32Array> {
+    return this.runner.run(x, rows);
   }
 
   dispose(): void {
-    this.model.dispose();
-    void this.pool?.close();
-    this.pool = null;
+    this.runner.dispose();
   }
 
   info(): ServedModelInfo {
@@ -118,6 +92,7 @@ export class ServedModel {
       model: this.record.model,
       version: this.record.version,
       variant: this.variant,
+      format: this.format,
       bytes: this.bytes,
       loadedAt: this.loadedAt,
       lastUsed: this.lastUsed,
@@ -138,6 +113,7 @@ export interface ServedModelInfo {
   model: string;
   version: number;
   variant: WeightsVariant;
+  format: ModelFormat;
   bytes: number;
   loadedAt: number;
   lastUsed: number;
@@ -218,33 +194,17 @@ export class ModelCache {
     await this.opts.ready();
     const t0 = performance.now();
     const record = await this.opts.registry.getVersion(model, version);
-    const params = record.spec.manifest.reduce((n, w) => n + w.size, 0);
-    const bytes = params * 4;
-    if (bytes > this.opts.maxBytes) throw new AppError('FL_ERR_SERVING_UNAVAILABLE', { model, version, why: 'larger than the serving memory bound', bytes, maxBytes: this.opts.maxBytes });
-    const weights = await this.opts.registry.readWeights(record, variant);
-    let tfModel: tf.LayersModel;
-    try {
-      tfModel = await tf.models.modelFromJSON({ modelTopology: record.spec.topology } as unknown as tf.io.ModelJSON);
-      setFlatWeights(tfModel, weights, record.spec.manifest);
-    } catch (err) {
-      throw new AppError('FL_ERR_SERVING_UNAVAILABLE', { model, version, variant, why: `tfjs could not build the model: ${(err as Error).message}` });
-    }
-    if (tfModel.inputs.length !== 1 || tfModel.outputs.length !== 1) {
-      tfModel.dispose();
-      throw new AppError('FL_ERR_SERVING_UNAVAILABLE', { model, version, why: 'serving supports models with one input and one output' });
-    }
+    const { runner, bytes } = record.onnx ? await this.onnxRunner(record, variant) : await this.tfjsRunner(record, variant);
     const loadMs = performance.now() - t0;
-    const served = new ServedModel(key, record, variant, tfModel, bytes, loadMs, 0, this.opts.batching, weights);
+    const served = new ServedModel(key, record, variant, runner, bytes, loadMs, 0, this.opts.batching);
     const t1 = performance.now();
-    const warmRows = Math.max(1, this.opts.batching.maxBatchSize);
-    served.predict(new Float32Array(warmRows * served.io.rowWidth), warmRows);
-    if (this.opts.batching.instances) {
-      try {
-        await served.configure(this.opts.batching);
-      } catch (err) {
-        served.dispose();
-        throw err;
-      }
+    try {
+      const warmRows = Math.max(1, this.opts.batching.maxBatchSize);
+      await served.predict(new Float32Array(warmRows * served.io.rowWidth), warmRows);
+      if (this.opts.batching.instances) await served.configure(this.opts.batching);
+    } catch (err) {
+      served.dispose();
+      throw err;
     }
     served.warmupMs = performance.now() - t1;
     if (this.closed) {
@@ -255,6 +215,40 @@ export class ModelCache {
     this.evict(key);
     this.opts.onLoad?.(served);
     return served;
+  }
+
+  private checkBytes(record: VersionRecord, bytes: number): void {
+    if (bytes > this.opts.maxBytes) throw new AppError('FL_ERR_SERVING_UNAVAILABLE', { model: record.model, version: record.version, why: 'larger than the serving memory bound', bytes, maxBytes: this.opts.maxBytes });
+  }
+
+  private async tfjsRunner(record: VersionRecord, variant: WeightsVariant): Promise<{ runner: ModelRunner; bytes: number }> {
+    const { model, version } = record;
+    const spec = await this.opts.registry.specOf(record, variant);
+    const bytes = spec.manifest.reduce((n, w) => n + w.size, 0) * 4;
+    this.checkBytes(record, bytes);
+    const weights = await this.opts.registry.readWeights(record, variant);
+    let tfModel: tf.LayersModel;
+    try {
+      tfModel = await tf.models.modelFromJSON({ modelTopology: spec.topology } as unknown as tf.io.ModelJSON);
+      setFlatWeights(tfModel, weights, spec.manifest);
+    } catch (err) {
+      throw new AppError('FL_ERR_SERVING_UNAVAILABLE', { model, version, variant, why: `tfjs could not build the model: ${(err as Error).message}` });
+    }
+    if (tfModel.inputs.length !== 1 || tfModel.outputs.length !== 1) {
+      tfModel.dispose();
+      throw new AppError('FL_ERR_SERVING_UNAVAILABLE', { model, version, why: 'tfjs models are served with one input and one output (ONNX models may have several)' });
+    }
+    return { runner: new TfjsRunner(tfModel, spec, weights), bytes };
+  }
+
+  private async onnxRunner(record: VersionRecord, variant: WeightsVariant): Promise<{ runner: ModelRunner; bytes: number }> {
+    if (variant !== 'float32') throw new AppError('FL_ERR_VARIANT_NOT_FOUND', { model: record.model, version: record.version, variant, why: 'ONNX versions have no weights variants' });
+    const ort = await loadOnnxRuntime();
+    const { bytes } = await this.opts.registry.readArtifact(record, ONNX_ARTIFACT);
+    this.checkBytes(record, bytes.byteLength);
+    const runner = new OnnxRunner(ort, bytes, onnxIO(record));
+    await runner.start();
+    return { runner, bytes: bytes.byteLength };
   }
 
   private evict(keep: string): void {

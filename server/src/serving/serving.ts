@@ -9,7 +9,8 @@ import { deploymentStats } from './deployment-stats.js';
 import { FeedbackLedger } from './feedback-ledger.js';
 import type { FeatureStats } from './drift.js';
 import { InputReferences, type ConfirmedReference, type DriftReport, type ReferenceWindow } from './input-reference.js';
-import type { ModelIO, ParsedInput } from './infer-input.js';
+import type { ParsedInput } from './infer-input.js';
+import type { ModelIO } from './model-io.js';
 import { ModelCache, type ServedModel, type ServedModelInfo } from './model-cache.js';
 import { PayloadLog } from './payload-log.js';
 import { resolveServingOptions, type ResolvedServingOptions, type ServingOptions } from './serving-options.js';
@@ -311,8 +312,9 @@ export class Serving {
           requestId: req.requestId,
           ...(rt ? { deployment: rt.record.name } : {}),
           at: Date.now(),
-          input: { shape: [rows, ...io.inputShape], data: Array.from(input.data.subarray(0, rows * io.rowWidth)) },
-          output: { shape: [rows, ...io.outputShape], data: Array.from(res.output.subarray(0, rows * io.outWidth)) },
+          // Several inputs or outputs are logged as packed rows (model-io.ts): [rows, packed width].
+          input: { shape: io.inputs.length === 1 ? [rows, ...io.inputShape] : [rows, io.rowWidth], data: Array.from(input.data.subarray(0, rows * io.rowWidth)) },
+          output: { shape: io.outputs.length === 1 ? [rows, ...io.outputShape] : [rows, io.outWidth], data: Array.from(res.output.subarray(0, rows * io.outWidth)) },
           latencyMs: r3(totalMs),
           ...(rows < input.rows ? { truncatedFrom: input.rows } : {}),
         };

@@ -1,6 +1,6 @@
 import { AppError } from '@flotilla/protocol';
 import type { AliasAction, AliasHistoryRecord, AliasRecord, ClientRecord, ModelRecord, RoundRecord, TaskRecord, TokenRecord, VersionRecord } from './records.js';
-import type { DeploymentRecord, InputStatsRecord, PayloadRecord } from './records.js';
+import type { ArtifactRef, DeploymentRecord, InputStatsRecord, PayloadRecord } from './records.js';
 import type { CommitInput, PageOptions, PayloadQuery, Store, VersionQuery } from './store.js';
 
 const clone = <T>(x: T): T => structuredClone(x);
@@ -124,6 +124,13 @@ export class MemoryStore implements Store {
     const v = this.versions.get(vkey(model, version));
     if (!v) throw new AppError('FL_ERR_VERSION_NOT_FOUND', { model, version });
     for (const [k, x] of Object.entries(metrics)) if (!(k in v.metrics)) v.metrics[k] = x;
+  }
+  async addVersionArtifacts(model: string, version: number, artifacts: ArtifactRef[]): Promise<void> {
+    const v = this.versions.get(vkey(model, version));
+    if (!v) throw new AppError('FL_ERR_VERSION_NOT_FOUND', { model, version });
+    const taken = artifacts.filter((a) => v.artifacts.some((c) => c.name === a.name)).map((a) => a.name);
+    if (taken.length) throw new AppError('FL_ERR_VERSION_IMMUTABLE', { model, version, artifacts: taken });
+    v.artifacts.push(...clone(artifacts));
   }
 
   async getAlias(model: string, alias: string): Promise<AliasRecord | null> {

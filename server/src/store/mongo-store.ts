@@ -11,7 +11,7 @@ import type {
   TokenRecord,
   VersionRecord,
 } from './records.js';
-import type { DeploymentRecord, InputStatsRecord, PayloadRecord } from './records.js';
+import type { ArtifactRef, DeploymentRecord, InputStatsRecord, PayloadRecord } from './records.js';
 import type { CommitInput, PageOptions, PayloadQuery, Store, VersionQuery } from './store.js';
 
 export interface MongoStoreOptions {
@@ -322,6 +322,15 @@ export class MongoStore implements Store {
     // One atomic pipeline update; in $mergeObjects later objects win, so existing keys are kept.
     const r = await this.versions.updateOne({ model, version }, [{ $set: { metrics: { $mergeObjects: [{ $literal: metrics }, '$metrics'] } } }]);
     if (r.matchedCount === 0) throw new AppError('FL_ERR_VERSION_NOT_FOUND', { model, version });
+  }
+
+  async addVersionArtifacts(model: string, version: number, artifacts: ArtifactRef[]): Promise<void> {
+    // One conditional update: it matches only while none of the names exists, so it is all or none.
+    const names = artifacts.map((a) => a.name);
+    const r = await this.versions.updateOne({ model, version, 'artifacts.name': { $nin: names } }, { $push: { artifacts: { $each: artifacts } } } as never);
+    if (r.matchedCount === 1) return;
+    if (!(await this.versions.findOne({ model, version }))) throw new AppError('FL_ERR_VERSION_NOT_FOUND', { model, version });
+    throw new AppError('FL_ERR_VERSION_IMMUTABLE', { model, version, artifacts: names });
   }
 
   // ---- aliases ----

@@ -82,12 +82,25 @@ export interface VersionRecord {
   parentVersion?: number;
   /** Set when the parent is a version of another model (a task fine-tuned from a registry version). */
   parentModel?: string;
-  spec: ModelSpec;
+  /** The tfjs model (topology and weights manifest); absent on ONNX versions. */
+  spec?: ModelSpec;
+  /** Set on ONNX versions (artifact `model.onnx`): the signature read from the model at import. */
+  onnx?: OnnxSignature;
   metrics: Record<string, number>;
   artifacts: ArtifactRef[];
   tags: string[];
   description?: string;
   archived: boolean;
+}
+
+/** Inputs and outputs of an ONNX model (shapes with -1 for the batch dimension), as read at import. */
+export interface OnnxSignature {
+  irVersion: number;
+  opset: number;
+  producer: string;
+  inputs: Array<{ name: string; elemType: string; shape: number[] }>;
+  outputs: Array<{ name: string; elemType: string; shape: number[] }>;
+  opTypes: string[];
 }
 
 export interface AliasRecord {

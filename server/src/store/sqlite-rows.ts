@@ -114,7 +114,6 @@ export function versionFromRow(r: Row): VersionRecord {
     model: r.model as string,
     version: r.version as number,
     createdAt: r.created_at as number,
-    spec: parse(r.spec),
     metrics: parse(r.metrics),
     artifacts: parse(r.artifacts),
     tags: parse(r.tags),
@@ -125,6 +124,8 @@ export function versionFromRow(r: Row): VersionRecord {
   opt(v, 'parentVersion', r.parent_version);
   opt(v, 'parentModel', r.parent_model);
   opt(v, 'description', r.description);
+  opt(v, 'spec', parse(r.spec));
+  if (r.onnx !== null && r.onnx !== undefined) v.onnx = parse(r.onnx);
   return v;
 }
 
@@ -137,7 +138,8 @@ export function versionToRow(v: VersionRecord): Row {
     round: v.round ?? null,
     parent_version: v.parentVersion ?? null,
     parent_model: v.parentModel ?? null,
-    spec: json(v.spec),
+    spec: json(v.spec ?? null),
+    onnx: v.onnx ? json(v.onnx) : null,
     metrics: json(v.metrics),
     artifacts: json(v.artifacts),
     tags: json(v.tags),

@@ -163,6 +163,10 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE versions ADD COLUMN parent_model TEXT;
   `,
+  // 8: ONNX versions: their signature (JSON; NULL for tfjs versions, whose spec column then holds 'null').
+  `
+  ALTER TABLE versions ADD COLUMN onnx TEXT;
+  `,
 ];
 
 /** Apply the migrations the database lacks. Refuses a database newer than this build. */

@@ -33,7 +33,7 @@ import {
   tokenFromRow,
   modelFromRow,
 } from './sqlite-rows.js';
-import type { DeploymentRecord, InputStatsRecord, PayloadRecord } from './records.js';
+import type { ArtifactRef, DeploymentRecord, InputStatsRecord, PayloadRecord } from './records.js';
 import type { CommitInput, PageOptions, PayloadQuery, Store, VersionQuery } from './store.js';
 
 /** SQLITE_CONSTRAINT_PRIMARYKEY / _UNIQUE: the row exists already. */
@@ -241,8 +241,8 @@ export class SqliteStore implements Store {
   private insertVersion(v: VersionRecord): void {
     try {
       this.q(
-        `INSERT INTO versions (model, version, created_at, task_id, round, parent_version, parent_model, spec, metrics, artifacts, tags, description, archived)
-         VALUES (@model, @version, @created_at, @task_id, @round, @parent_version, @parent_model, @spec, @metrics, @artifacts, @tags, @description, @archived)`,
+        `INSERT INTO versions (model, version, created_at, task_id, round, parent_version, parent_model, spec, onnx, metrics, artifacts, tags, description, archived)
+         VALUES (@model, @version, @created_at, @task_id, @round, @parent_version, @parent_model, @spec, @onnx, @metrics, @artifacts, @tags, @description, @archived)`,
       ).run(versionToRow(v));
     } catch (err) {
       if (isDuplicate(err)) throw new AppError('FL_ERR_VERSION_IMMUTABLE', { model: v.model, version: v.version });
@@ -300,6 +300,17 @@ export class SqliteStore implements Store {
       const current = parse<Record<string, number>>(r.metrics);
       const merged = { ...metrics, ...current };
       this.q('UPDATE versions SET metrics = ? WHERE model = ? AND version = ?').run(json(merged), model, version);
+    });
+  }
+
+  async addVersionArtifacts(model: string, version: number, artifacts: ArtifactRef[]): Promise<void> {
+    this.tx(() => {
+      const r = this.q('SELECT artifacts FROM versions WHERE model = ? AND version = ?').get(model, version) as Row | undefined;
+      if (!r) throw new AppError('FL_ERR_VERSION_NOT_FOUND', { model, version });
+      const current = parse<ArtifactRef[]>(r.artifacts);
+      const taken = artifacts.filter((a) => current.some((c) => c.name === a.name)).map((a) => a.name);
+      if (taken.length) throw new AppError('FL_ERR_VERSION_IMMUTABLE', { model, version, artifacts: taken });
+      this.q('UPDATE versions SET artifacts = ? WHERE model = ? AND version = ?').run(json([...current, ...artifacts]), model, version);
     });
   }
 

@@ -1,4 +1,5 @@
 import type {
+  ArtifactRef,
   AliasAction,
   AliasHistoryRecord,
   AliasRecord,
@@ -79,6 +80,11 @@ export interface Store {
   setArchived(model: string, version: number, archived: boolean): Promise<void>;
   /** Merge metrics into a version record under keys that do not exist yet (later evaluations); existing keys never change. */
   addVersionMetrics(model: string, version: number, metrics: Record<string, number>): Promise<void>;
+  /**
+   * Add artifacts to a version (a variant made later, e.g. a distilled student), all or none:
+   * a name the version already has answers FL_ERR_VERSION_IMMUTABLE and nothing changes.
+   */
+  addVersionArtifacts(model: string, version: number, artifacts: ArtifactRef[]): Promise<void>;
 
   getAlias(model: string, alias: string): Promise<AliasRecord | null>;
   listAliases(model: string): Promise<AliasRecord[]>;
