@@ -1,3 +1,4 @@
+import { checkSecAggPlan } from './secagg/secagg-plan.js';
 import { EventEmitter } from 'node:events';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ModelSpecSchema, TaskPlanSchema, lossMismatch, type ModelSpec, type TaskPlan, type TaskPlanInput } from '@flotilla/protocol';
@@ -68,6 +69,7 @@ export const DEFAULT_MAX_UPDATE_BYTES = 64 * 1024 * 1024;
  */
 export function checkPlan(plan: TaskPlan): void {
   createStrategy(plan);
+  checkSecAggPlan(plan);
   if (plan.screening !== undefined) {
     const s = ScreeningOptionsSchema.safeParse(plan.screening);
     if (!s.success) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { screening: s.error.issues.slice(0, 5) });

@@ -41,6 +41,7 @@ export function roundSummary(r: RoundRecord) {
     bytesDown: r.bytesDown,
     trainMetrics: r.trainMetrics,
     centralMetrics: r.centralMetrics,
+    secureAggregation: r.secureAggregation ? r.secureAggregation.outcome : null,
   };
 }
 
@@ -70,6 +71,8 @@ export function roundDetail(r: RoundRecord) {
     centralMetrics: r.centralMetrics,
     bytesUp: r.bytesUp,
     bytesDown: r.bytesDown,
+    /** Secure aggregation: phases, dropouts by phase, unmask outcome (null for plain rounds). */
+    secureAggregation: r.secureAggregation ?? null,
   };
 }
 

@@ -163,6 +163,10 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE versions ADD COLUMN parent_model TEXT;
   `,
+  // 8: the secure-aggregation view of a round (JSON; NULL for plain rounds).
+  `
+  ALTER TABLE rounds ADD COLUMN secure_aggregation TEXT;
+  `,
 ];
 
 /** Apply the migrations the database lacks. Refuses a database newer than this build. */
