@@ -281,6 +281,7 @@ export class TaskRunner {
       const outcome = this.strategy.aggregateFit(a.round, a.aggregator, a.failures, gatherTrainable(this.weights, manifest));
       const next = scatterTrainable(this.weights, outcome.weights, manifest);
       a.record.trainMetrics = outcome.metrics;
+      if (a.secagg) a.record.trainMetrics.participants = a.reported.size; // the strategy saw one update: the unmasked mean
       a.transition('committing');
       const central = this.deps.evaluator ? await this.deps.evaluator(next, this.task.spec) : {};
       a.record.centralMetrics = central;

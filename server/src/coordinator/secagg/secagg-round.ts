@@ -60,6 +60,8 @@ export class SecAggRound {
   private readonly seedShares = new Map<number, Share[]>();
   private readonly keyShares = new Map<number, Share[]>();
   private readonly revealed = new Set<string>();
+  /** Devices that left (disconnected or failed): dropped from every later phase at once. */
+  private readonly left = new Set<string>();
   private timer: ReturnType<typeof setTimeout> | null = null;
   private readonly length: number;
 
@@ -149,6 +151,7 @@ export class SecAggRound {
 
   /** A device left (after the reconnect grace) or failed. */
   gone(deviceId: string): void {
+    this.left.add(deviceId);
     if (!this.expected.has(deviceId)) return;
     const answered = this.answered(deviceId);
     if (!answered) {
@@ -212,6 +215,9 @@ export class SecAggRound {
   private enter(phase: SecAggPhase): void {
     this.phase = phase;
     this.view.enter(phase, this.expected.size);
+    for (const id of this.left) {
+      if (this.expected.delete(id)) this.view.drop(phase, id);
+    }
     this.arm();
   }
 
@@ -235,7 +241,11 @@ export class SecAggRound {
   }
 
   private sendTo(id: string, msg: SecAggDown): void {
-    if (!this.host.send(id, msg)) return;
+    if (!this.host.send(id, msg)) {
+      this.left.add(id);
+      if (this.expected.delete(id)) this.view.drop(this.phase, id);
+      return;
+    }
     this.view.bytesDown += 'keys' in msg ? msg.keys.length : 'data' in msg ? msg.data.length : 8 * (msg.survivors.length + msg.dropped.length);
   }
 
