@@ -1,9 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FlotillaClient, LocalTrainer } from '@flotilla/client';
-import { clientPlanOf, encodeInput, scaleOf, type SecAggClientConfig, type SecAggMasked, type SecAggUp, type TaskPlanInput } from '@flotilla/protocol';
+import { clientPlanOf, encodeInput, type SecAggClientConfig, type SecAggMasked, type SecAggUp, type TaskPlanInput } from '@flotilla/protocol';
 import type { FlotillaApp, RoundRecord } from '@flotilla/server';
 import { nextEvent, startServer } from '../helpers/server.js';
 import { synthetic } from '../helpers/synthetic.js';
+import { expectSecureFedAvg } from '../helpers/secagg-expect.js';
 
 /**
  * Secure aggregation end to end: real socket.io, real tfjs training in SDK devices, the
@@ -58,27 +59,9 @@ async function setup(n: number, plan: Partial<TaskPlanInput> & Record<string, un
   return co;
 }
 
-/** Largest |secure - plain| allowed per coordinate: rounding of the weighted sum and of the summed weight (secagg/quantize.ts). */
-function bound(n: number, mean: number, weight: number): number {
-  const eA = n / (2 * scaleOf(BITS, CLIP));
-  const eW = n / (2 * scaleOf(BITS, 1));
-  return (eA + Math.abs(mean) * eW) / (weight - eW) + 1e-6; // + float32 rounding of the new weights
-}
-
-/** The committed model moved by the example-weighted mean of these devices' deltas, within the bound. */
-function expectFedAvg(before: Float32Array, after: Float32Array, round: number, survivors: Device[]) {
-  const f = survivors.map((d) => Math.min(1, d.examples / MAX_WEIGHT));
-  const W = f.reduce((a, b) => a + b, 0);
-  let worst = 0;
-  for (let i = 0; i < before.length; i++) {
-    const mean = survivors.reduce((s, d, k) => s + f[k] * Math.max(-CLIP, Math.min(CLIP, d.deltas.get(round)![i])), 0) / W;
-    const got = after[i] - before[i];
-    const err = Math.abs(got - mean);
-    expect(err).toBeLessThanOrEqual(bound(survivors.length, mean, W));
-    worst = Math.max(worst, err);
-  }
-  return worst;
-}
+/** The committed model moved by the example-weighted mean of these devices' deltas, within the quantization bound. */
+const expectFedAvg = (before: Float32Array, after: Float32Array, round: number, survivors: Device[]) =>
+  expectSecureFedAvg(before, after, survivors.map((d) => ({ examples: d.examples, delta: d.deltas.get(round)! })), { bits: BITS, clipRange: CLIP, maxWeight: MAX_WEIGHT });
 
 describe('secure aggregation over real sockets with real training', () => {
   it('the secure aggregate equals plain FedAvg within the quantization error; the coordinator never holds an individual update', async () => {
