@@ -1,14 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { buildApp, type FlotillaApp, type RoundRecord } from '@flotilla/server';
+import { type FlotillaApp, type RoundRecord } from '@flotilla/server';
 import { FlotillaClient, LocalTrainer } from '@flotilla/client';
 import { expandMask, generateKeyPair, pairSeed, reconstruct } from '@flotilla/protocol';
-import { chromiumPath, CHROMIUM_SKIP_REASON, launchChromium } from '../helpers/chromium.js';
+import { chromiumPath, CHROMIUM_SKIP_REASON } from '../helpers/chromium.js';
 import { synthetic } from '../helpers/synthetic.js';
 import { nextEvent } from '../helpers/server.js';
 import { expectSecureFedAvg } from '../helpers/secagg-expect.js';
-// @ts-expect-error: plain-JavaScript example module without type declarations
-import { mountBrowserDevice } from '../../examples/browser-device/assets.mjs';
+import { startBrowserDeviceApp, until } from '../helpers/browser-app.js';
 
 /**
  * Secure aggregation in a real browser: the SDK bundle of examples/browser-device (the code
@@ -32,24 +31,11 @@ interface PageState {
 }
 const state = (p: Page) => p.evaluate(() => (window as unknown as { flotillaDevice: PageState }).flotillaDevice);
 
-async function until<T>(what: string, f: () => Promise<T | undefined | null | false>, timeoutMs = 180_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe.skipIf(!CHROMIUM)('secure aggregation in chromium (examples/browser-device)', () => {
   const node: FlotillaClient[] = [];
   beforeAll(async () => {
-    app = await buildApp({ reconnectGraceMs: 0 });
-    await mountBrowserDevice(app, { conditions: ['@flotilla/source'] });
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-    browser = await launchChromium();
+    ({ app, url, browser } = await startBrowserDeviceApp({ reconnectGraceMs: 0 }));
   }, 180_000);
 
   afterAll(async () => {
