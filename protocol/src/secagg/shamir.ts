@@ -97,7 +97,9 @@ function lagrangeAtZero(xs: readonly number[]): bigint[] {
   const hit = lagrangeCache.get(key);
   if (hit) return hit;
   const bx = xs.map(BigInt);
-  const out = bx.map((xj, j) => {
+  const nums: bigint[] = [];
+  const dens: bigint[] = [];
+  bx.forEach((xj, j) => {
     let num = 1n;
     let den = 1n;
     for (let m = 0; m < bx.length; m++) {
@@ -105,8 +107,22 @@ function lagrangeAtZero(xs: readonly number[]): bigint[] {
       num = (num * bx[m]) % PRIME;
       den = mod(den * (bx[m] - xj));
     }
-    return (num * powMod(den, PRIME - 2n)) % PRIME;
+    nums.push(num);
+    dens.push(den);
   });
+  // One inversion for all denominators (prefix products), not one per point.
+  const prefix: bigint[] = [];
+  let acc = 1n;
+  for (const d of dens) {
+    prefix.push(acc);
+    acc = (acc * d) % PRIME;
+  }
+  let inv = powMod(acc, PRIME - 2n);
+  const out = new Array<bigint>(bx.length);
+  for (let j = bx.length - 1; j >= 0; j--) {
+    out[j] = (nums[j] * ((inv * prefix[j]) % PRIME)) % PRIME;
+    inv = (inv * dens[j]) % PRIME;
+  }
   if (lagrangeCache.size > 256) lagrangeCache.clear();
   lagrangeCache.set(key, out);
   return out;

@@ -24,6 +24,7 @@ export function beginSecAgg(
       taskId,
       round: a.round,
       deadline: a.record.deadline,
+      enough: plan.clientsPerRound,
       random,
       send: (id, msg) => {
         const session = deps.sessions.get(id);

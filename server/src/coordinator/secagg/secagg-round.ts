@@ -31,6 +31,8 @@ export interface SecAggHost {
   random(): number;
   /** Epoch ms by which masked inputs are due (the round deadline). */
   deadline: number;
+  /** Masked inputs that close the round early (the plan's clientsPerRound); over-selected stragglers then count as dropped. */
+  enough: number;
 }
 
 /**
@@ -146,7 +148,8 @@ export class SecAggRound {
     addMod(this.sum, bytesToWords(bytes));
     this.inputs.add(deviceId);
     this.view.bytesUp += bytes.length;
-    this.expectedAnswered();
+    if (this.inputs.size >= this.host.enough) void this.advance();
+    else this.expectedAnswered();
   }
 
   /** A device left (after the reconnect grace) or failed. */
