@@ -163,4 +163,28 @@ describe('secure aggregation over real sockets with real training', () => {
     const stored = await app.flotilla.store.getRound('t', 1);
     expect(stored!.secureAggregation!.outcome).toBe('failed');
   });
+
+  it('distributed DP: devices clip to the L2 norm and add noise; the sum carries noise z C sqrt(m / t)', async () => {
+    const C = 0.05;
+    const z = 2;
+    const co = await setup(4, { secureAggregation: secagg({ protocol: 'secagg', threshold: 3, distributedDp: { clipNorm: C, noiseMultiplier: z } }) });
+    const runner = co.getRunner('t');
+    const before = Float32Array.from(runner.globalWeights);
+    const done = nextEvent<RoundRecord>(co.events, 'round', (r) => r.round === 1, 120_000);
+    await co.startTask('t');
+    const r1 = await done;
+    expect(r1.state).toBe('done');
+    expect(r1.trainMetrics.dpNoiseMultiplier).toBeCloseTo(z * Math.sqrt(4 / 3), 6);
+    // Unweighted mean of the clipped deltas, and what is left is the noise: std z C sqrt(m / t) / m per coordinate.
+    const clipped = devices.map((d) => {
+      const x = d.deltas.get(1)!;
+      const norm = Math.hypot(...x);
+      return Array.from(x, (v) => (norm > C ? (v * C) / norm : v));
+    });
+    const residual = Array.from(before, (b, i) => runner.globalWeights[i] - b - clipped.reduce((s, c) => s + c[i], 0) / 4);
+    const std = Math.sqrt(residual.reduce((s, r) => s + r * r, 0) / residual.length);
+    const expected = (z * C * Math.sqrt(4 / 3)) / 4;
+    expect(std).toBeGreaterThan(expected * 0.75);
+    expect(std).toBeLessThan(expected * 1.25);
+  });
 });

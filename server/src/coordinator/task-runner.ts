@@ -155,7 +155,7 @@ export class TaskRunner {
     const clientPlan = this.strategy.configureClientPlan?.(round, clientPlanOf(plan)) ?? clientPlanOf(plan);
     if (plan.secureAggregation) {
       active.secagg = beginSecAgg(this.deps, this.task.id, active, plan, clientPlan, () => this.rng(), (r, survivors) => {
-        foldSecure(active, r, survivors, plan.secureAggregation!.maxWeight);
+        foldSecure(active, r, survivors, plan.secureAggregation!);
         void this.aggregate(active);
       }, (reason) => void (this.active === active && this.fail(reason)));
     }

@@ -1,4 +1,4 @@
-import type { ClientPlan, DecodedSum, SecAggMasked, TaskPlan } from '@flotilla/protocol';
+import type { ClientPlan, DecodedSum, SecAggMasked, SecureAggregation, TaskPlan } from '@flotilla/protocol';
 import { AppError } from '../../errors.js';
 import type { ActiveRound } from '../active-round.js';
 import type { CoordinatorDeps } from '../deps.js';
@@ -56,14 +56,20 @@ export function takeMasked(a: ActiveRound, deviceId: string, m: SecAggMasked): v
   }
 }
 
-/** The unmasked mean as the round's one update; the survivors count as reported. */
-export function foldSecure(a: ActiveRound, result: DecodedSum, survivors: string[], maxWeight: number): void {
+/**
+ * The unmasked mean as the round's one update; the survivors count as reported. Under distributed
+ * DP the round's metrics carry `dpNoiseMultiplier`: the noise standard deviation of the sum over
+ * the clip norm, z sqrt(m / t) for m survivors each adding variance (z C)^2 / t.
+ */
+export function foldSecure(a: ActiveRound, result: DecodedSum, survivors: string[], cfg: SecureAggregation): void {
   for (const id of survivors) {
     if (a.reported.has(id)) continue;
     a.reported.add(id);
     a.record.reported.push(id);
   }
   // The summed weight in examples (exact while every device had at most maxWeight examples).
-  const numExamples = Math.max(1, Math.round(result.weight * maxWeight));
-  a.aggregator.add({ clientId: 'secure-aggregate', numExamples, delta: result.mean, metrics: result.metrics });
+  const numExamples = Math.max(1, Math.round(result.weight * cfg.maxWeight));
+  const metrics = { ...result.metrics };
+  if (cfg.distributedDp) metrics.dpNoiseMultiplier = cfg.distributedDp.noiseMultiplier * Math.sqrt(survivors.length / cfg.threshold);
+  a.aggregator.add({ clientId: 'secure-aggregate', numExamples, delta: result.mean, metrics });
 }
