@@ -8,7 +8,7 @@ import { startServer } from '../helpers/server.js';
  * Plans that cannot work with secure aggregation are refused with a code that says why, and
  * devices that break the protocol get coded refusals that change nothing in the round.
  */
-const SA = { protocol: 'secagg+' as const, threshold: 2, quantization: { bits: 16, clipRange: 1 } };
+const SA = { protocol: 'secagg+' as const, threshold: 4, quantization: { bits: 16, clipRange: 1 } };
 let app: FlotillaApp;
 let devices: RawDevice[] = [];
 
@@ -42,9 +42,10 @@ describe('secure aggregation plans', () => {
       { ...SA, threshold: 9 }, // more than the devices selected
       { ...SA, neighbours: 2, threshold: 4 }, // more than neighbours + 1 shares
       { ...SA, protocol: 'secagg' as const, neighbours: 2 },
-      { ...SA, quantization: { bits: 24, clipRange: 1 } }, // 1000 x 2^23 wraps around 2^32
+      { ...SA, threshold: 3 }, // not above half of the 6 shares (5 neighbours + 1)
+      { ...SA, threshold: 12, quantization: { bits: 24, clipRange: 1 } }, // 1300 x 2^23 wraps around 2^32
     ];
-    const plans = invalid.map((s, i) => (i === 3 ? { clientsPerRound: 1000, secureAggregation: s } : { secureAggregation: s }));
+    const plans = invalid.map((s, i) => (i === 4 ? { clientsPerRound: 1000, secureAggregation: s } : { secureAggregation: s }));
     for (const p of plans) expect((await refusal(p)).code).toBe('FL_ERR_SECAGG_INVALID_PLAN');
     // Sound ones pass: the FedAvg family with f32.
     for (const name of ['fedavg', 'fedavgm', 'fedadam']) {
@@ -55,7 +56,7 @@ describe('secure aggregation plans', () => {
   it('devices that break the protocol get coded refusals and the round carries on', async () => {
     const s = await startServer({ reconnectGraceMs: 0 });
     app = s.app;
-    await app.flotilla.coordinator.createTask({ id: 't', preset: 'tiny-mlp', plan: { clientsPerRound: 2, overSelect: 1, secureAggregation: { ...SA, protocol: 'secagg' } } });
+    await app.flotilla.coordinator.createTask({ id: 't', preset: 'tiny-mlp', plan: { clientsPerRound: 2, overSelect: 1, secureAggregation: { ...SA, protocol: 'secagg', threshold: 2 } } });
     for (let i = 0; i < 2; i++) {
       const d = new RawDevice(s.url);
       devices.push(d);

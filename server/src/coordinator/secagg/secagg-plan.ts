@@ -44,5 +44,7 @@ export function checkSecAggPlan(plan: TaskPlan): void {
   // Shares of a device's secrets go to its neighbours and itself: the threshold cannot exceed them.
   const shares = degreeOf(s, n) + 1;
   if (s.threshold > shares) throw bad(`threshold ${s.threshold} exceeds the ${shares} shares of each device (neighbours + 1)`);
+  // With t above half the shares, honest holders cannot give anyone t shares of both of one device's secrets (docs/secure-aggregation.md, "Threat model").
+  if (2 * s.threshold <= shares) throw bad(`threshold ${s.threshold} must be more than half of the ${shares} shares of each device (neighbours + 1)`);
   if (n > maxSummands(s.quantization.bits)) throw bad(`${n} devices of ${s.quantization.bits}-bit inputs can wrap around 2^32; use at most ${Math.floor(Math.log2(2 ** 31 / n))} bits`);
 }
