@@ -22,7 +22,7 @@ export class SecAggClient {
 
   /** Start a round: keys are advertised at once, while the device trains. */
   begin(taskId: string, round: number, cfg: SecAggClientConfig): SecAggDevice {
-    this.rounds.clear(); // one round at a time: a new instruction supersedes older ones
+    for (const r of [...this.rounds.keys()]) this.end(r); // one round at a time: a new instruction supersedes older ones
     const device = new SecAggDevice(taskId, round, cfg, async (phase, data) => {
       const ack = SimpleAckSchema.parse(await this.channel.emitWithAck('secagg', { taskId, round, phase, data }));
       if (!ack.ok) throw new Error(`secure aggregation ${phase} refused: ${ack.error.code}`);
@@ -34,6 +34,7 @@ export class SecAggClient {
   }
 
   end(round: number): void {
+    this.rounds.get(round)?.abort();
     this.rounds.delete(round);
   }
 

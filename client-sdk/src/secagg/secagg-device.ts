@@ -129,6 +129,11 @@ export class SecAggDevice {
     }
   }
 
+  /** The round is over for this device (cancelled, superseded): a pending masked input gives up. */
+  abort(): void {
+    this.sharesIn(false);
+  }
+
   /** Resolves true once the device can mask (false: this round's shares were bad). */
   ready(): Promise<boolean> {
     return this.sharesReady;
