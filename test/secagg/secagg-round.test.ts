@@ -35,7 +35,7 @@ function secagg(over: Record<string, unknown> = {}) {
   return { protocol: 'secagg+' as 'secagg' | 'secagg+', threshold: 3, quantization: { bits: BITS, clipRange: CLIP }, maxWeight: MAX_WEIGHT, phaseTimeoutMs: 20_000, ...over };
 }
 
-async function setup(n: number, plan: Partial<TaskPlanInput> & Record<string, unknown>) {
+async function setup(n: number, plan: Partial<TaskPlanInput> & Record<string, unknown>, hold?: (i: number) => Promise<void>) {
   const s = await startServer({ reconnectGraceMs: 0 });
   app = s.app;
   const co = app.flotilla.coordinator;
@@ -51,7 +51,10 @@ async function setup(n: number, plan: Partial<TaskPlanInput> & Record<string, un
       taskId: 't',
       data: { train: () => data },
       trainer,
-      hooks: { transformDelta: (delta, info) => void d.deltas.set(info.round, delta.slice()) },
+      hooks: {
+        transformDelta: (delta, info) => void d.deltas.set(info.round, delta.slice()),
+        beforeReport: async () => (await hold?.(i), 'send'),
+      },
     });
     await d.client.start();
     devices.push(d);
@@ -187,4 +190,23 @@ describe('secure aggregation over real sockets with real training', () => {
     expect(std).toBeGreaterThan(expected * 0.75);
     expect(std).toBeLessThan(expected * 1.25);
   });
+
+  it('over-selection: masked inputs close at clientsPerRound; stragglers count as dropped and their masks are rebuilt', async () => {
+    let release!: () => void;
+    const straggling = new Promise<void>((r) => (release = r));
+    const co = await setup(5, { clientsPerRound: 3, overSelect: 1.4, minAvailable: 5, secureAggregation: secagg({ protocol: 'secagg', threshold: 3 }) }, (i) => (i === 4 ? straggling : Promise.resolve()));
+    const runner = co.getRunner('t');
+    const before = Float32Array.from(runner.globalWeights);
+    const done = nextEvent<RoundRecord>(co.events, 'round', (r) => r.round === 1, 120_000);
+    await co.startTask('t');
+    const r1 = await done;
+    release();
+    expect(r1.selected.length).toBe(5);
+    expect(r1.state).toBe('done');
+    expect(r1.reported.length).toBe(3);
+    expect(r1.secureAggregation!.dropped.masked).toContain(devices[4].client.deviceId);
+    expect(r1.secureAggregation!.dropped.masked!.length).toBe(2);
+    expectFedAvg(before, runner.globalWeights, 1, devices.filter((d) => r1.reported.includes(d.client.deviceId!)));
+  });
 });
+
