@@ -1,8 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FlotillaClient, LocalTrainer } from '@flotilla/client';
-import { clientPlanOf, encodeInput, type SecAggClientConfig, type SecAggMasked, type SecAggUp, type TaskPlanInput } from '@flotilla/protocol';
+import { clientPlanOf, encodeInput, generateKeyPair, type SecAggClientConfig, type SecAggMasked, type SecAggUp, type TaskPlanInput } from '@flotilla/protocol';
 import type { FlotillaApp, RoundRecord } from '@flotilla/server';
 import { nextEvent, startServer } from '../helpers/server.js';
+import { RawDevice } from '../helpers/raw-device.js';
 import { synthetic } from '../helpers/synthetic.js';
 import { expectSecureFedAvg } from '../helpers/secagg-expect.js';
 
@@ -35,9 +36,12 @@ function secagg(over: Record<string, unknown> = {}) {
   return { protocol: 'secagg+' as 'secagg' | 'secagg+', threshold: 3, quantization: { bits: BITS, clipRange: CLIP }, maxWeight: MAX_WEIGHT, phaseTimeoutMs: 20_000, ...over };
 }
 
+let serverUrl = '';
+
 async function setup(n: number, plan: Partial<TaskPlanInput> & Record<string, unknown>, hold?: (i: number) => Promise<void>) {
   const s = await startServer({ reconnectGraceMs: 0 });
   app = s.app;
+  serverUrl = s.url;
   const co = app.flotilla.coordinator;
   await co.createTask({ id: 't', preset: 'tiny-mlp', plan: { clientsPerRound: n, overSelect: 1, maxRounds: 1, epochs: 1, batchSize: 16, learningRate: 0.3, roundDeadlineMs: 120_000, ...plan } });
   const trainer = new LocalTrainer();
@@ -207,6 +211,27 @@ describe('secure aggregation over real sockets with real training', () => {
     expect(r1.secureAggregation!.dropped.masked).toContain(devices[4].client.deviceId);
     expect(r1.secureAggregation!.dropped.masked!.length).toBe(2);
     expectFedAvg(before, runner.globalWeights, 1, devices.filter((d) => r1.reported.includes(d.client.deviceId!)));
+  });
+
+  it('a device that stays connected but goes silent is dropped when the phase deadline passes', async () => {
+    const co = await setup(3, { clientsPerRound: 4, minAvailable: 4, secureAggregation: secagg({ protocol: 'secagg', threshold: 3, phaseTimeoutMs: 8000 }) });
+    const silent = new RawDevice(serverUrl);
+    expect((await silent.hello(app.flotilla.deviceToken, 't')).ok).toBe(true);
+    const runner = co.getRunner('t');
+    const before = Float32Array.from(runner.globalWeights);
+    const done = nextEvent<RoundRecord>(co.events, 'round', (r) => r.round === 1, 120_000);
+    await co.startTask('t');
+    await silent.instruction(1);
+    // Long enough for the others' key phases under load (training shares their event loop); it advertises keys (an X25519 public key pair of its own), then never shares.
+    const [a, b] = await Promise.all([generateKeyPair(), generateKeyPair()]);
+    expect((await silent.send('secagg', { taskId: 't', round: 1, phase: 'keys', data: Buffer.concat([a.publicKey, b.publicKey]) })).ok).toBe(true);
+    const r1 = await done;
+    silent.close();
+    expect({ state: r1.state, reason: r1.failureReason, view: r1.secureAggregation }).toMatchObject({ state: 'done' });
+    expect(r1.secureAggregation!.dropped).toEqual({ share: [silent.deviceId] });
+    const share = r1.secureAggregation!.phases.find((p) => p.phase === 'share')!;
+    expect(share.endedAt! - share.startedAt).toBeGreaterThanOrEqual(7900);
+    expectFedAvg(before, runner.globalWeights, 1, devices);
   });
 });
 
