@@ -66,7 +66,10 @@ export async function runOne(spec: RunSpec, extraHooks: Partial<SimulationHooks>
     noFiles: true,
     ...(spec.plan ? { plan: spec.plan } : {}),
     ...extraHooks,
-    onRecord: (r) => void records.set(r.round, r as RoundRecordLike),
+    onRecord: (r) => {
+      records.set(r.round, r as RoundRecordLike);
+      extraHooks.onRecord?.(r);
+    },
   };
   const r = await runSimulation(opts as SimOptions, hooks);
   const s = r.results.summary!;

@@ -23,6 +23,7 @@ import type { DataProvider } from './data.js';
 import { Emitter } from './emitter.js';
 import { silentLogger, type Logger } from '@flotilla/model';
 import { LocalTrainer, type CustomTrain, type Fetcher } from './trainer.js';
+import { SecAggClient } from './secagg/secagg-client.js';
 
 export interface ClientHooks {
   /** Called after local training, before the report is sent: 'drop' abandons the report (fault injection, user veto). */
@@ -79,6 +80,8 @@ export interface ClientEvents {
   rejected: (e: { round: number; error: WireError }) => void;
   error: (e: unknown) => void;
   'task:state': (e: { state: string; reason?: string }) => void;
+  /** Secure aggregation: a protocol message this device sent (docs/secure-aggregation.md). */
+  secagg: (e: { round: number; phase: 'keys' | 'shares' | 'unmask' }) => void;
   [k: string]: (arg: any) => void;
 }
 
@@ -124,6 +127,14 @@ export class BaseClient extends Emitter<ClientEvents> {
   private cancelled = new Set<number>();
   private stopped = true;
   private feedback: ErrorFeedback | null = null;
+  private readonly secagg = new SecAggClient({
+    emitWithAck: (event, payload) => {
+      if (!this.socket?.connected) return Promise.reject(new Error('not connected'));
+      return this.socket.timeout(this.ackTimeoutMs).emitWithAck(event, payload);
+    },
+    onError: (err) => this.emit('error', err),
+    onPhase: (e) => this.emit('secagg', e),
+  });
 
   constructor(protected readonly opts: ClientOptions) {
     super();
@@ -159,8 +170,12 @@ export class BaseClient extends Emitter<ClientEvents> {
     socket.on('eval:instruction', (m) => void this.onEval(m));
     socket.on('round:cancel', (m) => {
       const p = RoundCancelSchema.safeParse(m);
-      if (p.success) this.cancelled.add(p.data.round);
+      if (p.success) {
+        this.cancelled.add(p.data.round);
+        this.secagg.end(p.data.round);
+      }
     });
+    socket.on('secagg', (m) => this.secagg.onMessage(m));
     socket.on('task:state', (m) => {
       const p = TaskStateSchema.safeParse(m);
       if (p.success) this.emit('task:state', { state: p.data.state, reason: p.data.reason });
@@ -273,6 +288,8 @@ export class BaseClient extends Emitter<ClientEvents> {
     const ins: FitInstruction = parsed.data;
     this.currentRound = ins.round;
     const isStale = () => this.stopped || this.currentRound !== ins.round || this.cancelled.has(ins.round);
+    // Secure aggregation: keys go out now, while the device trains; the update is masked, not encoded.
+    const secure = ins.plan.secureAggregation ? this.secagg.begin(ins.taskId, ins.round, ins.plan.secureAggregation) : null;
     try {
       const fetcher = this.fetcher();
       const loaded = await this.trainer.load(ins.modelUrl, fetcher);
@@ -283,7 +300,7 @@ export class BaseClient extends Emitter<ClientEvents> {
       if (isStale()) return;
       const delta = this.opts.hooks?.transformDelta?.(out.delta, { taskId: ins.taskId, round: ins.round, numExamples: out.numExamples }) ?? out.delta;
       if (delta.length !== out.delta.length) throw new RangeError(`transformDelta returned ${delta.length} values, expected ${out.delta.length}`);
-      const encoded = this.encode(delta, out.metrics, ins.plan);
+      const encoded = secure ? await secure.maskedInput(delta, out.numExamples, out.metrics) : this.encode(delta, out.metrics, ins.plan);
       const verdict = (await this.opts.hooks?.beforeReport?.({ taskId: ins.taskId, round: ins.round })) ?? 'send';
       if (verdict === 'drop' || isStale() || !this.socket?.connected) return;
       // Wait for an upload slot (the coordinator bounds concurrent uploads); the ack may take until the deadline.
@@ -296,16 +313,17 @@ export class BaseClient extends Emitter<ClientEvents> {
         return;
       }
       if (isStale() || !this.socket?.connected) return;
-      const ack = SimpleAckSchema.parse(
-        await this.socket.timeout(this.ackTimeoutMs).emitWithAck('fit:report', {
-          taskId: ins.taskId,
-          round: ins.round,
-          numExamples: out.numExamples,
-          metrics: out.metrics,
-          codec: ins.plan.codec,
-          delta: encoded,
-        }),
-      );
+      const sent = secure
+        ? this.socket.timeout(this.ackTimeoutMs).emitWithAck('secagg:masked', { taskId: ins.taskId, round: ins.round, masked: encoded })
+        : this.socket.timeout(this.ackTimeoutMs).emitWithAck('fit:report', {
+            taskId: ins.taskId,
+            round: ins.round,
+            numExamples: out.numExamples,
+            metrics: out.metrics,
+            codec: ins.plan.codec,
+            delta: encoded,
+          });
+      const ack = SimpleAckSchema.parse(await sent);
       if (!ack.ok) {
         this.emit('rejected', { round: ins.round, error: ack.error as WireError });
         return;

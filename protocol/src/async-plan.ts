@@ -33,8 +33,8 @@ export const AsyncPlanFields = {
 };
 
 export const ASYNC_ONLY_FIELDS = Object.keys(AsyncPlanFields) as Array<keyof typeof AsyncPlanFields>;
-/** Fields that only mean something for rounds. */
-export const SYNC_ONLY_FIELDS = ['clientsPerRound', 'overSelect', 'minReports'] as const;
+/** Fields that only mean something for rounds (secure aggregation's phases are those of a round, docs/secure-aggregation.md). */
+export const SYNC_ONLY_FIELDS = ['clientsPerRound', 'overSelect', 'minReports', 'secureAggregation'] as const;
 
 /**
  * The first field of a raw plan (or plan patch) that does not belong to `mode`, or null. Called on
@@ -44,7 +44,9 @@ export function modeFieldConflict(raw: Record<string, unknown>, mode: unknown): 
   const async = mode === 'async';
   const wrong: readonly string[] = async ? SYNC_ONLY_FIELDS : ASYNC_ONLY_FIELDS;
   for (const f of wrong) {
-    if (raw[f] !== undefined) return { field: f, message: async ? `${f} is for sync plans; async plans use bufferSize and concurrency` : `${f} is for async plans (mode: "async")` };
+    if (raw[f] === undefined) continue;
+    if (f === 'secureAggregation') return { field: f, message: 'secure aggregation runs in rounds; async plans cannot use it' };
+    return { field: f, message: async ? `${f} is for sync plans; async plans use bufferSize and concurrency` : `${f} is for async plans (mode: "async")` };
   }
   return null;
 }

@@ -50,6 +50,13 @@ export const ERROR_REGISTRY = {
   FL_ERR_REPORT_TOO_LARGE: { status: 413, message: 'The update exceeds the size limit' },
   FL_ERR_REPORT_WRONG_CODEC: { status: 400, message: 'The update uses a codec other than the one the plan requires' },
   FL_ERR_REPORT_REJECTED_NORM: { status: 400, message: 'The update norm is an outlier and was rejected' },
+  // secure aggregation (docs/secure-aggregation.md)
+  FL_ERR_SECAGG_STRATEGY_REFUSED: { status: 400, message: 'Secure aggregation shows the coordinator only the sum of updates; this strategy or screening needs individual updates (median, trimmed mean, Krum, norm screening, server-side DP clipping)' },
+  FL_ERR_SECAGG_CODEC_REFUSED: { status: 400, message: 'With secure aggregation the masked vector is the encoding: the plan codec must be f32 (use quantization.bits for fewer bits; int8 scales, f16 floats and topk indices do not add up under masking)' },
+  FL_ERR_SECAGG_INVALID_PLAN: { status: 400, message: 'The secure aggregation settings do not fit the round (threshold, neighbours, quantization bits against the selection size)' },
+  FL_ERR_SECAGG_PLAIN_REPORT: { status: 409, message: 'This task uses secure aggregation: send the masked input (secagg:masked), not fit:report' },
+  FL_ERR_SECAGG_WRONG_PHASE: { status: 409, message: 'The secure aggregation message does not belong to the phase the round is in, or this device is not part of that phase' },
+  FL_ERR_SECAGG_BAD_MESSAGE: { status: 400, message: 'The secure aggregation message has the wrong size or content for its phase' },
   // codecs and tensors
   FL_ERR_CODEC_UNKNOWN: { status: 400, message: 'Unknown codec' },
   FL_ERR_CODEC_CORRUPT: { status: 400, message: 'Encoded tensor bytes are truncated or corrupt' },

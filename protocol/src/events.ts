@@ -1,3 +1,4 @@
+import type { SecAggDown } from './secagg/messages.js';
 import type { Ack, EvalInstruction, FitInstruction, RoundCancel, SessionMessage, TaskStateMessage } from './messages.js';
 
 /**
@@ -11,6 +12,10 @@ export interface ClientToServerEvents {
   'fit:report': (msg: unknown, ack: (a: Ack) => void) => void;
   'fit:failure': (msg: unknown, ack: (a: Ack) => void) => void;
   'eval:report': (msg: unknown, ack: (a: Ack) => void) => void;
+  /** Secure aggregation: keys, encrypted shares, unmasking shares (docs/protocol.md, "Secure aggregation"). */
+  secagg: (msg: unknown, ack: (a: Ack) => void) => void;
+  /** Secure aggregation: the masked input, after an ok fit:ready (instead of fit:report). */
+  'secagg:masked': (msg: unknown, ack: (a: Ack) => void) => void;
 }
 
 export interface ServerToClientEvents {
@@ -20,7 +25,8 @@ export interface ServerToClientEvents {
   'eval:instruction': (msg: EvalInstruction) => void;
   'round:cancel': (msg: RoundCancel) => void;
   'task:state': (msg: TaskStateMessage) => void;
+  secagg: (msg: SecAggDown) => void;
 }
 
-export const CLIENT_EVENTS = ['heartbeat', 'fit:ready', 'fit:report', 'fit:failure', 'eval:report'] as const;
+export const CLIENT_EVENTS = ['heartbeat', 'fit:ready', 'fit:report', 'fit:failure', 'eval:report', 'secagg', 'secagg:masked'] as const;
 export type ClientEventName = (typeof CLIENT_EVENTS)[number];

@@ -11,3 +11,4 @@ export * from './messages.js';
 export * from './events.js';
 export * from './model-spec.js';
 export * from './tensor/index.js';
+export * from './secagg/index.js';

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { AsyncPlanFields } from './async-plan.js';
+import { SecAggClientSchema, SecureAggregationSchema, type SecAggClientConfig } from './secagg/config.js';
 
 /** Names of the client-side optimizers a plan may ask for. */
 export const ClientOptimizerSchema = z.enum(['sgd', 'momentum', 'adam']);
@@ -50,6 +51,8 @@ export const ClientPlanSchema = z
     /** The loss devices minimise and the metrics they report (defaults: the classifier's). */
     loss: LossNameSchema.default('categoricalCrossentropy'),
     metrics: z.array(MetricNameSchema).max(8).default(['accuracy']),
+    /** Secure aggregation: the device masks its update instead of encoding it (docs/secure-aggregation.md). */
+    secureAggregation: SecAggClientSchema.optional(),
   })
   .strict();
 export type ClientPlan = z.infer<typeof ClientPlanSchema>;
@@ -109,6 +112,8 @@ export const TaskPlanSchema = z
       .default({ name: 'fedavg', params: {} }),
     /** Update screening by L2 norm (server/src/fl/screening.ts validates the options at task creation). */
     screening: z.record(z.string(), z.unknown()).optional(),
+    /** Secure aggregation (SecAgg / SecAgg+): the coordinator learns only the sum (docs/secure-aggregation.md). */
+    secureAggregation: SecureAggregationSchema.optional(),
     /** Seed for selection; random when absent. */
     seed: z.number().int().optional(),
     ...AsyncPlanFields,
@@ -148,6 +153,23 @@ export function clientPlanOf(p: TaskPlan): ClientPlan {
     metrics: effectiveMetrics(p),
   };
   if (p.topkFraction !== undefined) c.topkFraction = p.topkFraction;
+  if (p.secureAggregation) c.secureAggregation = secAggClientOf(p);
+  return c;
+}
+
+/** The device's part of a plan's secure aggregation: quantization, weighting, masked metrics, distributed DP noise. */
+function secAggClientOf(p: TaskPlan): SecAggClientConfig {
+  const s = p.secureAggregation!;
+  const c: SecAggClientConfig = {
+    protocol: s.protocol,
+    bits: s.quantization.bits,
+    clipRange: s.quantization.clipRange,
+    maxWeight: s.maxWeight,
+    metricRange: s.metricRange,
+    metricNames: ['loss', ...effectiveMetrics(p)],
+  };
+  // Each of at least `threshold` devices adds 1/threshold of the variance: the sum carries N(0, (z C)^2) or more.
+  if (s.distributedDp) c.dp = { clipNorm: s.distributedDp.clipNorm, noiseStd: (s.distributedDp.noiseMultiplier * s.distributedDp.clipNorm) / Math.sqrt(s.threshold) };
   return c;
 }
 

@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { buildApp, type FlotillaApp } from '@flotilla/server';
+import { type FlotillaApp } from '@flotilla/server';
 import { FlotillaClient, LocalTrainer } from '@flotilla/client';
 import { bytesToFloat32 } from '@flotilla/protocol';
-import { chromiumPath, CHROMIUM_SKIP_REASON, launchChromium, withoutWebgl } from '../helpers/chromium.js';
+import { chromiumPath, CHROMIUM_SKIP_REASON, withoutWebgl } from '../helpers/chromium.js';
 import { synthetic } from '../helpers/synthetic.js';
-// @ts-expect-error: plain-JavaScript example module without type declarations
-import { mountBrowserDevice } from '../../examples/browser-device/assets.mjs';
+import { startBrowserDeviceApp, until } from '../helpers/browser-app.js';
 
 /**
  * Real browsers in real rounds: three pages of examples/browser-device (headless Debian chromium)
@@ -44,15 +43,6 @@ async function api(method: string, path: string, body?: unknown): Promise<any> {
 
 const state = (p: Page) => p.evaluate(() => (window as unknown as { flotillaDevice: PageState }).flotillaDevice);
 
-async function until<T>(what: string, f: () => Promise<T | undefined | null | false>, timeoutMs = 180_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function openPage(seed: number, examples: number, opts: { noWebgl?: boolean } = {}): Promise<Page> {
   const page = await browser.newPage();
@@ -86,11 +76,7 @@ describe.skipIf(!CHROMIUM)('browser devices (examples/browser-device in headless
   const nodes: FlotillaClient[] = [];
 
   beforeAll(async () => {
-    app = await buildApp({ reconnectGraceMs: 500 });
-    await mountBrowserDevice(app, { conditions: ['@flotilla/source'] });
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-    browser = await launchChromium();
+    ({ app, url, browser } = await startBrowserDeviceApp({ reconnectGraceMs: 500 }));
   }, 180_000);
 
   afterAll(async () => {

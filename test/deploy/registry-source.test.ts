@@ -49,7 +49,7 @@ describe.each(['http', 'store'] as const)('RegistrySource (%s)', (kind) => {
   it('reads version records and artifacts whose bytes match their checksums', async () => {
     const v = await source.version('tiny', 2);
     expect(v).toMatchObject({ model: 'tiny', version: 2 });
-    expect(v.spec.manifest.length).toBeGreaterThan(0);
+    expect(v.spec!.manifest.length).toBeGreaterThan(0);
     expect(v).toEqual(await h.app.flotilla.registry.getVersion('tiny', 2));
     for (const a of v.artifacts) {
       const bytes = await source.artifact(v, a.name);

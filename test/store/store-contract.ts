@@ -104,6 +104,22 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       expect(await s.getRound('a', 9)).toBeNull();
       expect((await s.listRounds('a')).map((r) => r.round)).toEqual([5, 4, 3, 2, 1]);
       expect((await s.listRounds('a', { limit: 2 })).map((r) => r.round)).toEqual([5, 4]);
+      // A secure-aggregation round keeps its view (phases, dropouts by phase, outcome).
+      const secure = round('c', 1, {
+        secureAggregation: {
+          protocol: 'secagg+',
+          threshold: 3,
+          degree: 4,
+          phases: [{ phase: 'advertise', startedAt: 1, endedAt: 2, devices: 5 }, { phase: 'unmask', startedAt: 3, endedAt: null, devices: 4 }],
+          dropped: { masked: ['c4'] },
+          outcome: 'failed',
+          reason: 'too few',
+          bytesUp: 100,
+          bytesDown: 50,
+        },
+      });
+      await s.saveRound(secure);
+      expect(await s.getRound('c', 1)).toEqual(secure);
       expect((await s.listRounds('a', { limit: 2, offset: 2 })).map((r) => r.round)).toEqual([3, 2]);
       expect((await s.listRounds('a', { offset: 4 })).map((r) => r.round)).toEqual([1]);
       expect(await s.listRounds('zzz')).toEqual([]);

@@ -7,6 +7,7 @@ import { assertTransition, type RoundState } from '../fl/round-state.js';
 import { UploadGate } from './upload-gate.js';
 import type { NormScreen } from '../fl/screening.js';
 import type { RoundRecord } from '../store/records.js';
+import type { SecAggRound } from './secagg/secagg-round.js';
 
 /**
  * Book-keeping of the one round in flight for a task: who was selected, who reported, who
@@ -22,6 +23,8 @@ export class ActiveRound {
   readonly failures: FitFailure[] = [];
   timer: ReturnType<typeof setTimeout> | null = null;
   readonly gate: UploadGate;
+  /** Secure aggregation of this round, when the plan asks for it (coordinator/secagg/). */
+  secagg: SecAggRound | null = null;
 
   constructor(
     readonly record: RoundRecord,

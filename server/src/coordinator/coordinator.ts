@@ -1,4 +1,5 @@
 import { tfjsSpec } from '../registry/model-format.js';
+import { checkSecAggPlan } from './secagg/secagg-plan.js';
 import { EventEmitter } from 'node:events';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ModelSpecSchema, TaskPlanSchema, lossMismatch, modeFieldConflict, type ModelSpec, type TaskPlan, type TaskPlanInput } from '@flotilla/protocol';
@@ -71,6 +72,7 @@ export const DEFAULT_MAX_UPDATE_BYTES = 64 * 1024 * 1024;
 export function checkPlan(plan: TaskPlan): void {
   checkAsyncStrategy(plan);
   createStrategy(plan);
+  checkSecAggPlan(plan);
   if (plan.screening !== undefined) {
     const s = ScreeningOptionsSchema.safeParse(plan.screening);
     if (!s.success) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { screening: s.error.issues.slice(0, 5) });

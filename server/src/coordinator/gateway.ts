@@ -7,6 +7,8 @@ import {
   FitReadySchema,
   FitReportSchema,
   HeartbeatSchema,
+  SecAggMaskedSchema,
+  SecAggUpSchema,
   type ClientToServerEvents,
   type ServerToClientEvents,
   type SessionLimits,
@@ -18,6 +20,14 @@ import { decoderOf, isTooLarge } from './message-limits.js';
 import type { DeviceSession, DeviceSocket, SocketData } from './sessions.js';
 import { validated } from './validated-handler.js';
 import { TokenBucket } from './rate-limiter.js';
+import { TaskRunner } from './task-runner.js';
+import type { Runner } from './async/runner-for.js';
+
+/** Secure aggregation runs in rounds only (async plans refuse it): a secagg message for an async task is out of phase. */
+function roundRunner(r: Runner): TaskRunner {
+  if (!(r instanceof TaskRunner)) throw new AppError('FL_ERR_SECAGG_WRONG_PHASE', { why: 'this task runs asynchronously, without secure aggregation' });
+  return r;
+}
 
 export interface GatewayOptions {
   heartbeatIntervalMs: number;
@@ -57,7 +67,12 @@ export function attachGateway(io: Io, coordinator: Coordinator, opts: GatewayOpt
       replaced.socket.disconnect(true);
     }
     const { maxEventBytes, reportEnvelopeBytes } = opts.limits;
-    decoderOf(socket).authorise((event) => (event === 'fit:report' && s.grant ? s.grant.bytes + reportEnvelopeBytes : maxEventBytes));
+    decoderOf(socket).authorise((event) => {
+      if ((event === 'fit:report' || event === 'secagg:masked') && s.grant) return s.grant.bytes + reportEnvelopeBytes;
+      // Secure aggregation's share messages grow with the number of neighbours (secagg/secagg-round.ts bounds them).
+      if (event === 'secagg') return Math.max(maxEventBytes, 'secAggMessageBytes' in runner ? runner.secAggMessageBytes : 0);
+      return maxEventBytes;
+    });
 
     // Every event, known or not, takes a token first; floods are answered FL_ERR_PROTO_RATE_LIMITED and never reach a handler.
     const bucket = new TokenBucket(opts.rateLimit.burst, opts.rateLimit.perSecond, Date.now());
@@ -72,7 +87,7 @@ export function attachGateway(io: Io, coordinator: Coordinator, opts: GatewayOpt
       if (!(CLIENT_EVENTS as readonly string[]).includes(event)) return refuse('FL_ERR_PROTO_UNKNOWN_EVENT', { event: String(event).slice(0, 64) });
       const big = args.find(isTooLarge);
       if (big) {
-        if (event === 'fit:report' && socket.data.session) {
+        if ((event === 'fit:report' || event === 'secagg:masked') && socket.data.session) {
           socket.data.session.grant = undefined;
           runner.releaseUpload(s.deviceId);
         }
@@ -85,6 +100,19 @@ export function attachGateway(io: Io, coordinator: Coordinator, opts: GatewayOpt
       if (!cur) throw new AppError('FL_ERR_PROTO_NOT_AUTHENTICATED');
       cur.lastSeen = Date.now();
       return cur;
+    };
+
+    /** An upload (fit:report or secagg:masked) uses up the grant of its fit:ready; one larger than announced is refused. */
+    const takeGrant = (s: DeviceSession, taskId: string, bytes: number) => {
+      if (taskId !== s.taskId) throw new AppError('FL_ERR_AUTH_FORBIDDEN', { why: 'session is for another task' });
+      const grant = s.grant;
+      s.grant = undefined;
+      const r = coordinator.getRunner(s.taskId);
+      if (grant && bytes > grant.bytes) {
+        r.releaseUpload(s.deviceId);
+        throw new AppError('FL_ERR_REPORT_TOO_LARGE', { limit: grant.bytes, got: bytes, why: 'larger than announced in fit:ready' });
+      }
+      return r;
     };
 
     socket.emit('session', {
@@ -120,14 +148,7 @@ export function attachGateway(io: Io, coordinator: Coordinator, opts: GatewayOpt
       'fit:report',
       validated(FitReportSchema, async (m) => {
         const s = session();
-        if (m.taskId !== s.taskId) throw new AppError('FL_ERR_AUTH_FORBIDDEN', { why: 'session is for another task' });
-        const grant = s.grant;
-        s.grant = undefined;
-        const r = coordinator.getRunner(s.taskId);
-        if (grant && m.delta.byteLength > grant.bytes) {
-          r.releaseUpload(s.deviceId);
-          throw new AppError('FL_ERR_REPORT_TOO_LARGE', { limit: grant.bytes, got: m.delta.byteLength, why: 'larger than announced in fit:ready' });
-        }
+        const r = takeGrant(s, m.taskId, m.delta.byteLength);
         await r.onReport(s.deviceId, m);
         coordinator.stats.reportsAccepted++;
         void coordinator.countReport(s.deviceId, true);
@@ -136,6 +157,24 @@ export function attachGateway(io: Io, coordinator: Coordinator, opts: GatewayOpt
         const s = socket.data.session;
         if (s) void coordinator.countReport(s.deviceId, false);
       }, { binaryKeys: ['delta'] }),
+    );
+
+    socket.on(
+      'secagg',
+      validated(SecAggUpSchema, async (m) => {
+        const s = session();
+        if (m.taskId !== s.taskId) throw new AppError('FL_ERR_AUTH_FORBIDDEN', { why: 'session is for another task' });
+        await roundRunner(coordinator.getRunner(s.taskId)).onSecAgg(s.deviceId, m);
+      }, count, { binaryKeys: ['data'] }),
+    );
+
+    socket.on(
+      'secagg:masked',
+      validated(SecAggMaskedSchema, (m) => {
+        const s = session();
+        roundRunner(takeGrant(s, m.taskId, m.masked.byteLength)).onMasked(s.deviceId, m);
+        coordinator.stats.reportsAccepted++;
+      }, count, { binaryKeys: ['masked'] }),
     );
 
     socket.on(

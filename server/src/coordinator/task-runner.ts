@@ -12,6 +12,8 @@ import { NormScreen, ScreeningOptionsSchema } from '../fl/screening.js';
 import type { CoordinatorDeps } from './deps.js';
 import { artifactPaths } from './artifact-paths.js';
 import { firstOutOfRange } from '../fl/update-checks.js';
+import { beginSecAgg, foldSecure, takeMasked } from './secagg/secagg-hook.js';
+import type { SecAggMasked, SecAggUp } from '@flotilla/protocol';
 
 /**
  * Runs one task's rounds (docs/architecture.md, "Life of a round"). Owns the task's global weights in memory
@@ -151,6 +153,12 @@ export class TaskRunner {
     this.active = active;
     const paths = artifactPaths(this.task.modelName, this.task.currentVersion);
     const clientPlan = this.strategy.configureClientPlan?.(round, clientPlanOf(plan)) ?? clientPlanOf(plan);
+    if (plan.secureAggregation) {
+      active.secagg = beginSecAgg(this.deps, this.task.id, active, plan, clientPlan, () => this.rng(), (r, survivors) => {
+        foldSecure(active, r, survivors, plan.secureAggregation!);
+        void this.aggregate(active);
+      }, (reason) => void (this.active === active && this.fail(reason)));
+    }
     for (const id of selected) {
       const s = this.deps.sessions.get(id);
       if (!s) {
@@ -175,7 +183,7 @@ export class TaskRunner {
   }
 
   private async onDeadline(active: ActiveRound): Promise<void> {
-    if (this.active !== active || active.state !== 'training') return;
+    if (this.active !== active || active.state !== 'training' || active.secagg) return; // secure aggregation keeps its own deadlines
     if (closeAtDeadline(active.reported.size, effectiveMinReports(active.plan)) === 'aggregate') await this.aggregate(active);
     else await this.fail(`deadline: ${active.reported.size} of ${effectiveMinReports(active.plan)} required reports`);
   }
@@ -216,6 +224,7 @@ export class TaskRunner {
   async onReport(deviceId: string, r: FitReport): Promise<void> {
     const a = this.roundFor(r.round);
     try {
+      if (a.secagg) throw new AppError('FL_ERR_SECAGG_PLAIN_REPORT', { round: r.round });
       a.accept(deviceId, r, a.gate.holds(deviceId));
     } finally {
       a.gate.release(deviceId);
@@ -236,6 +245,10 @@ export class TaskRunner {
     if (a.state !== 'training') return;
     if (grace) a.disconnected.add(deviceId);
     const drop = () => {
+      if (a.secagg) {
+        if (this.active === a && (!grace || !this.deps.sessions.get(deviceId)) && a.drop(deviceId, reason)) a.secagg.gone(deviceId);
+        return;
+      }
       // After the grace, only a device that has not come back counts as dropped; a reported failure drops at once.
       if (this.active === a && a.state === 'training' && (!grace || !this.deps.sessions.get(deviceId)) && a.drop(deviceId, reason) && a.settled) void this.settle(a);
     };
@@ -248,6 +261,7 @@ export class TaskRunner {
   private clearTimer(a: ActiveRound): void {
     if (a.timer) clearTimeout(a.timer);
     a.timer = null;
+    a.secagg?.dispose();
     a.gate.clear(new AppError('FL_ERR_ROUND_LATE_REPORT', { round: a.round }));
   }
 
@@ -267,6 +281,7 @@ export class TaskRunner {
       const outcome = this.strategy.aggregateFit(a.round, a.aggregator, a.failures, gatherTrainable(this.weights, manifest));
       const next = scatterTrainable(this.weights, outcome.weights, manifest);
       a.record.trainMetrics = outcome.metrics;
+      if (a.secagg) a.record.trainMetrics.participants = a.reported.size; // the strategy saw one update: the unmasked mean
       a.transition('committing');
       const central = this.deps.evaluator ? await this.deps.evaluator(next, this.task.spec) : {};
       a.record.centralMetrics = central;
@@ -359,6 +374,23 @@ export class TaskRunner {
     // Back off a little so a task with too few devices does not spin.
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.poke(), 200);
+  }
+
+  /** A secure-aggregation message (keys, shares, unmasking shares) from a device. */
+  async onSecAgg(deviceId: string, m: SecAggUp): Promise<void> {
+    const a = this.roundFor(m.round);
+    if (!a.secagg) throw new AppError('FL_ERR_SECAGG_WRONG_PHASE', { why: 'this task does not use secure aggregation' });
+    await a.secagg.receive(deviceId, m.phase, m.data);
+  }
+
+  /** A masked input, after an ok fit:ready. */
+  onMasked(deviceId: string, m: SecAggMasked): void {
+    takeMasked(this.roundFor(m.round), deviceId, m);
+  }
+
+  /** Largest `secagg` message a device of this task may send now. */
+  get secAggMessageBytes(): number {
+    return this.active?.secagg?.maxMessageBytes ?? 0;
   }
 
   /** Give back the upload slot a device holds without reporting (its report was refused before it reached the round). */

@@ -49,6 +49,7 @@ export function roundSummary(r: RoundRecord) {
     trainMetrics: r.trainMetrics,
     centralMetrics: r.centralMetrics,
     staleness: stalenessView(r),
+    secureAggregation: r.secureAggregation ? r.secureAggregation.outcome : null,
   };
 }
 
@@ -79,6 +80,8 @@ export function roundDetail(r: RoundRecord) {
     bytesUp: r.bytesUp,
     bytesDown: r.bytesDown,
     staleness: stalenessView(r),
+    /** Secure aggregation: phases, dropouts by phase, unmask outcome (null for plain rounds). */
+    secureAggregation: r.secureAggregation ?? null,
   };
 }
 

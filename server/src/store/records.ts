@@ -57,7 +57,29 @@ export interface RoundRecord {
   bytesDown: number;
   /** Aggregation + commit time, ms. */
   aggregationMs?: number;
+  /** Secure aggregation rounds: phases, who dropped when, whether unmasking succeeded (docs/secure-aggregation.md). */
+  secureAggregation?: SecAggRoundView;
 }
+
+export type SecAggPhase = 'advertise' | 'share' | 'masked' | 'unmask' | 'done' | 'failed';
+
+/** What the round view shows of a secure-aggregation round (stored with the round record). */
+export interface SecAggRoundView {
+  protocol: 'secagg' | 'secagg+';
+  threshold: number;
+  /** Neighbours per device (n - 1 for SecAgg); null until keys are in. */
+  degree: number | null;
+  phases: Array<{ phase: SecAggPhase; startedAt: number; endedAt: number | null; devices: number }>;
+  /** Devices that dropped out, by the phase they did not complete. */
+  dropped: Partial<Record<SecAggPhase, string[]>>;
+  outcome: 'pending' | 'unmasked' | 'failed';
+  reason?: string;
+  /** Secure-aggregation bytes (keys, shares, masked inputs) received and relayed. */
+  bytesUp: number;
+  bytesDown: number;
+  unmaskMs?: number;
+}
+
 
 export interface ArtifactRef {
   /** e.g. 'weights' (flat float32), 'weights.float16', 'weights.int8', 'weights.pruned' */

@@ -82,6 +82,7 @@ export function roundFromRow(r: Row): RoundRecord {
   opt(x, 'endedAt', r.ended_at);
   opt(x, 'failureReason', r.failure_reason);
   opt(x, 'aggregationMs', r.aggregation_ms);
+  if (typeof r.secure_aggregation === 'string') x.secureAggregation = parse(r.secure_aggregation);
   return x;
 }
 
@@ -106,6 +107,7 @@ export function roundToRow(r: RoundRecord): Row {
     train_metrics: json(r.trainMetrics),
     eval_metrics: json(r.evalMetrics),
     central_metrics: json(r.centralMetrics),
+    secure_aggregation: r.secureAggregation ? json(r.secureAggregation) : null,
   };
 }
 

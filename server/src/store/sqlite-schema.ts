@@ -167,6 +167,10 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE versions ADD COLUMN onnx TEXT;
   `,
+  // 9: the secure-aggregation view of a round (JSON; NULL for plain rounds).
+  `
+  ALTER TABLE rounds ADD COLUMN secure_aggregation TEXT;
+  `,
 ];
 
 /** Apply the migrations the database lacks. Refuses a database newer than this build. */

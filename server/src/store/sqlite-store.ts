@@ -199,9 +199,9 @@ export class SqliteStore implements Store {
   private upsertRound(round: RoundRecord): void {
     this.q(
       `INSERT OR REPLACE INTO rounds (task_id, round, state, base_version, committed_version, started_at, ended_at, deadline, failure_reason,
-         bytes_up, bytes_down, aggregation_ms, selected, reported, rejected, dropped, train_metrics, eval_metrics, central_metrics)
+         bytes_up, bytes_down, aggregation_ms, selected, reported, rejected, dropped, train_metrics, eval_metrics, central_metrics, secure_aggregation)
        VALUES (@task_id, @round, @state, @base_version, @committed_version, @started_at, @ended_at, @deadline, @failure_reason,
-         @bytes_up, @bytes_down, @aggregation_ms, @selected, @reported, @rejected, @dropped, @train_metrics, @eval_metrics, @central_metrics)`,
+         @bytes_up, @bytes_down, @aggregation_ms, @selected, @reported, @rejected, @dropped, @train_metrics, @eval_metrics, @central_metrics, @secure_aggregation)`,
     ).run(roundToRow(round));
   }
 

@@ -195,7 +195,7 @@ export function Task({ id, role }) {
       <div class="scroll"><table class="rounds">
         <thead><tr><th scope="col">${steps ? 'Step' : 'Round'}</th><th scope="col">State</th><th scope="col">Selected</th><th scope="col">Reported</th><th scope="col">Dropped</th><th scope="col">Rejected</th><th scope="col">Duration</th><th scope="col">Up</th><th scope="col">Down</th><th scope="col">Version</th><th scope="col">Accuracy</th>${steps ? html`<th scope="col">Staleness (steps: reports)</th>` : ''}</tr></thead>
         <tbody>${rows.slice(-50).reverse().map((r) => html`<tr>
-          <th scope="row">${r.round}</th><td>${r.state}</td><td>${r.selected}</td><td>${r.reported}</td><td>${r.dropped}</td><td>${r.rejected}</td>
+          <th scope="row">${r.round}</th><td>${r.state}${r.secureAggregation ? ` (secure aggregation: ${r.secureAggregation})` : ''}</td><td>${r.selected}</td><td>${r.reported}</td><td>${r.dropped}</td><td>${r.rejected}</td>
           <td>${duration(r.durationMs)}</td><td>${bytes(r.bytesUp)}</td><td>${bytes(r.bytesDown)}</td><td>${r.committedVersion ?? '–'}</td><td>${pct(r.centralMetrics.accuracy)}</td>${steps ? html`<td>${staleness(r.trainMetrics)}</td>` : ''}
         </tr>`)}</tbody>
       </table></div>
