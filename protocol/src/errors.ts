@@ -46,6 +46,8 @@ export const ERROR_REGISTRY = {
   FL_ERR_REPORT_TOO_LARGE: { status: 413, message: 'The update exceeds the size limit' },
   FL_ERR_REPORT_WRONG_CODEC: { status: 400, message: 'The update uses a codec other than the one the plan requires' },
   FL_ERR_REPORT_REJECTED_NORM: { status: 400, message: 'The update norm is an outlier and was rejected' },
+  FL_ERR_REPORT_CONTROL_MISSING: { status: 400, message: "The task's strategy (SCAFFOLD) needs the device's control variate delta beside the model delta" },
+  FL_ERR_REPORT_CONTROL_UNEXPECTED: { status: 400, message: "The report carries a control variate delta that the task's strategy does not use" },
   // codecs and tensors
   FL_ERR_CODEC_UNKNOWN: { status: 400, message: 'Unknown codec' },
   FL_ERR_CODEC_CORRUPT: { status: 400, message: 'Encoded tensor bytes are truncated or corrupt' },

@@ -18,6 +18,7 @@ import { decoderOf, isTooLarge } from './message-limits.js';
 import type { DeviceSession, DeviceSocket, SocketData } from './sessions.js';
 import { validated } from './validated-handler.js';
 import { TokenBucket } from './rate-limiter.js';
+import { reportBytes } from './control-variates.js';
 
 export interface GatewayOptions {
   heartbeatIntervalMs: number;
@@ -124,9 +125,9 @@ export function attachGateway(io: Io, coordinator: Coordinator, opts: GatewayOpt
         const grant = s.grant;
         s.grant = undefined;
         const r = coordinator.getRunner(s.taskId);
-        if (grant && m.delta.byteLength > grant.bytes) {
+        if (grant && reportBytes(m) > grant.bytes) {
           r.releaseUpload(s.deviceId);
-          throw new AppError('FL_ERR_REPORT_TOO_LARGE', { limit: grant.bytes, got: m.delta.byteLength, why: 'larger than announced in fit:ready' });
+          throw new AppError('FL_ERR_REPORT_TOO_LARGE', { limit: grant.bytes, got: reportBytes(m), why: 'larger than announced in fit:ready' });
         }
         await r.onReport(s.deviceId, m);
         coordinator.stats.reportsAccepted++;
@@ -135,7 +136,7 @@ export function attachGateway(io: Io, coordinator: Coordinator, opts: GatewayOpt
         count(code);
         const s = socket.data.session;
         if (s) void coordinator.countReport(s.deviceId, false);
-      }, { binaryKeys: ['delta'] }),
+      }, { binaryKeys: ['delta', 'control'] }),
     );
 
     socket.on(

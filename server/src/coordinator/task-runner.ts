@@ -12,6 +12,7 @@ import { NormScreen, ScreeningOptionsSchema } from '../fl/screening.js';
 import type { CoordinatorDeps } from './deps.js';
 import { artifactPaths } from './artifact-paths.js';
 import { firstOutOfRange } from '../fl/update-checks.js';
+import { encodeServerControl } from './control-variates.js';
 
 /**
  * Runs one task's rounds (docs/architecture.md, "Life of a round"). Owns the task's global weights in memory
@@ -151,6 +152,7 @@ export class TaskRunner {
     this.active = active;
     const paths = artifactPaths(this.task.modelName, this.task.currentVersion);
     const clientPlan = this.strategy.configureClientPlan?.(round, clientPlanOf(plan)) ?? clientPlanOf(plan);
+    const control = encodeServerControl(this.strategy, plan, trainable); // SCAFFOLD's c, the same bytes for every device
     for (const id of selected) {
       const s = this.deps.sessions.get(id);
       if (!s) {
@@ -166,8 +168,9 @@ export class TaskRunner {
         weightsUrl: paths.weights,
         plan: clientPlan,
         deadline: record.deadline,
+        ...(control ? { control } : {}),
       });
-      record.bytesDown += this.weights.byteLength;
+      record.bytesDown += this.weights.byteLength + (control?.byteLength ?? 0);
     }
     this.deps.stats.roundsStarted++;
     active.timer = setTimeout(() => void this.onDeadline(active), plan.roundDeadlineMs);
