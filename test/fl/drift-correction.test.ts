@@ -87,7 +87,7 @@ describe('drift correction on heterogeneous quadratics (SDK device side + server
   async function run(name: string, params: Record<string, unknown>, rounds: number): Promise<number> {
     const s: Strategy = createStrategy(plan(name, params, { learningRate: lr }));
     const store = new MemoryStateStore();
-    let x = Float32Array.from([0]);
+    let x: Float32Array = Float32Array.from([0]);
     for (let round = 1; round <= rounds; round++) {
       s.configureFit(round, ['d0', 'd1', 'd2'], () => 0.5);
       const agg = s.beginFit(round, 1);
