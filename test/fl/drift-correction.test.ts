@@ -22,7 +22,7 @@ describe('SCAFFOLD and FedDyn server updates (exact arithmetic)', () => {
     // D = (1*[1,0] + 3*[0,4]) / 4 = [0.25, 3]; x = [1,2] + 0.5 D
     expect(Array.from(out.weights)).toEqual([1.125, 3.5]);
     // c = 0 + (2/10) * ([3,0]+[0,6])/2 = [0.3, 0.6]
-    const c = s.serverControl!(2);
+    const c = s.serverControl!(2)!;
     expect(c[0]).toBeCloseTo(0.3, 6);
     expect(c[1]).toBeCloseTo(0.6, 6);
     const twin = createStrategy(plan('scaffold', { serverLearningRate: 0.5, populationSize: 10 }));
