@@ -133,6 +133,13 @@ export class BaseClient extends Emitter<ClientEvents> {
   private cancelled = new Set<number>();
   private stopped = true;
   protected readonly stateStore: DeviceStateStore;
+  /**
+   * Settles when the previous fit has written (or given up) its per-device state. A round's
+   * instruction may arrive before the ack of this device's report for the round before (the
+   * coordinator starts the next round while answering the last report), so a fit reads state only
+   * after the previous fit is over.
+   */
+  private stateTurn: Promise<void> = Promise.resolve();
 
   constructor(protected readonly opts: ClientOptions) {
     super();
@@ -285,12 +292,16 @@ export class BaseClient extends Emitter<ClientEvents> {
     const isStale = () => this.stopped || this.currentRound !== ins.round || this.cancelled.has(ins.round);
     // Per-device state changed by this round (drift correction, error feedback): written only once the report is accepted.
     const vectors = DeviceVectors.for(this.stateStore, this.id ?? 'device', ins.taskId);
+    const previous = this.stateTurn;
+    let release!: () => void;
+    this.stateTurn = new Promise<void>((r) => (release = r));
     try {
       const fetcher = this.fetcher();
       const loaded = await this.trainer.load(ins.modelUrl, fetcher);
       const weightBytes = await this.trainer.weights(ins.weightsUrl, fetcher);
       const global = bytesToFloat32(weightBytes);
       const data = await this.opts.data.train();
+      await previous;
       const drift = await beginDrift(vectors, ins.plan.driftCorrection, ins.control, trainableLength(loaded.manifest));
       const out = await this.trainer.fit(loaded, global, data, ins.plan, isStale, this.opts.train, drift?.correction ?? null);
       if (isStale()) return;
@@ -342,6 +353,8 @@ export class BaseClient extends Emitter<ClientEvents> {
       if (!isStale() && this.socket?.connected) {
         this.socket.timeout(this.ackTimeoutMs).emit('fit:failure', { taskId: ins.taskId, round: ins.round, reason: String(err).slice(0, 1000) }, () => undefined);
       }
+    } finally {
+      release();
     }
   }
 
