@@ -97,6 +97,8 @@ export function taskPlan(o: SimOptions, extra: Partial<TaskPlanInput> = {}): Tas
     targetAccuracy: o.targetAccuracy,
     evalClientsPerRound: o.evalClients ?? o.clientsPerRound,
     seed: o.seed,
+    strategy: { name: o.strategy, params: o.strategyParams ?? {} },
+    proximalMu: o.proximalMu,
     ...extra,
   };
 }
@@ -181,6 +183,7 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
       labelSize: data.labelSize,
       labels: data.labels,
       devices,
+      ...(o.deviceState ? { stateDir: o.deviceState } : {}),
       workers: o.workers,
       seed: o.seed,
       faults: { dropout: o.dropout, straggler: o.straggler, attack: o.attack },
@@ -261,7 +264,7 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
   if (!hooks.noFiles) {
     out.outDir = o.out ?? defaultOutDir();
     out.files = await writeResults(out.outDir, results, {
-      title: `FedAvg on ${o.data ?? 'MNIST'} (${o.modelDir ?? (o.model === 'cnn' ? 'CNN' : '2NN MLP')}, ${o.partition}${o.partition === 'dirichlet' ? ` α=${o.alpha}` : ''})`,
+      title: `${o.strategy === 'fedavg' ? 'FedAvg' : o.strategy} on ${o.data ?? 'MNIST'} (${o.modelDir ?? (o.model === 'cnn' ? 'CNN' : '2NN MLP')}, ${o.partition}${o.partition === 'dirichlet' ? ` α=${o.alpha}` : ''})`,
       subtitle: `${o.clients} devices, ${o.clientsPerRound} per round, E=${o.epochs}, B=${o.batchSize}, lr=${o.lr}` +
         (o.dropout ? `, dropout ${o.dropout}` : '') + (o.straggler ? `, stragglers ${o.straggler.probability}:${o.straggler.delayMs}ms` : '') +
         (o.attack ? `, attack ${o.attack.kind}` : ''),
