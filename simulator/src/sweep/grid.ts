@@ -37,7 +37,8 @@ function checkKey(key: string, where: string): void {
 
 function flagArgs(key: string, v: unknown): string[] {
   if (SIM_FLAGS[key as keyof typeof SIM_FLAGS].type === 'boolean') return v === true ? [`--${key}`] : [];
-  return [`--${key}`, typeof v === 'object' ? JSON.stringify(v) : String(v)];
+  // --flag=value, so that values starting with a dash (-1) are not read as flags.
+  return [`--${key}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`];
 }
 
 /** Cartesian product of the arrays in `o` (non-arrays are fixed). */

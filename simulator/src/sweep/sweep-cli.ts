@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { CliUsageError, SIM_FLAGS } from '../cli-options.js';
+import { CliUsageError, SIM_FLAGS, parseCliOptions, type SimOptions } from '../cli-options.js';
 import { parseGrid, validateConfigs } from './grid.js';
 import { parseMetric } from './metric.js';
 import { runSweep } from './sweep-runner.js';
@@ -87,8 +87,8 @@ export async function sweepMain(argv: string[]): Promise<number> {
     }
     const base = [...gridBase, ...cliBase];
     validateConfigs(base, configs);
-    const rounds = Number(base[base.lastIndexOf('--rounds') + 1] ?? NaN);
-    const medianFrom = pick(num('median-from', 0), values['median-from'], Math.ceil((Number.isFinite(rounds) && base.includes('--rounds') ? rounds : 200) / 4));
+    const rounds = (parseCliOptions([...base, '--quiet']) as SimOptions).rounds;
+    const medianFrom = pick(num('median-from', 0), values['median-from'], Math.ceil(rounds / 4));
     const outDir = (values.out as string | undefined) ?? `runs/sweep-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     const workersPerRun = Math.max(1, Math.floor(cores / parallel));
     process.stdout.write(`flotilla-sim sweep: ${configs.length} configurations x ${seeds.length} seeds = ${configs.length * seeds.length} runs, ${parallel} at a time (${workersPerRun} worker thread(s) each)\n`);
