@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { CliUsageError, SIM_FLAGS, parseCliOptions, type SimOptions } from '../cli-options.js';
 import { parseGrid, validateConfigs } from './grid.js';
 import { parseMetric } from './metric.js';
-import { runSweep } from './sweep-runner.js';
+import { runSweep, type SweepRun } from './sweep-runner.js';
 import { writeSweepReport } from './sweep-report.js';
 
 export const SWEEP_USAGE = `Usage: flotilla-sim sweep --grid @grid.json --metric rounds-to:0.97 --seeds 1,2,3 [sweep flags] [flotilla-sim flags]
@@ -92,8 +92,14 @@ export async function sweepMain(argv: string[]): Promise<number> {
     const outDir = (values.out as string | undefined) ?? `runs/sweep-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     const workersPerRun = Math.max(1, Math.floor(cores / parallel));
     process.stdout.write(`flotilla-sim sweep: ${configs.length} configurations x ${seeds.length} seeds = ${configs.length * seeds.length} runs, ${parallel} at a time (${workersPerRun} worker thread(s) each)\n`);
-    const runs = await runSweep({ base, configs, seeds, metric, parallel, workersPerRun, stopFactor, medianFrom, log: (l) => process.stdout.write(l + '\n') });
-    const report = await writeSweepReport({ outDir, command: `flotilla-sim sweep ${argv.join(' ')}`, metric, seeds, configs, runs, base, top });
+    const command = `flotilla-sim sweep ${argv.join(' ')}`;
+    const total = configs.length * seeds.length;
+    // The report is rewritten after every run (marked partial until the last), so a sweep cut short keeps what it measured.
+    const onRun = async (so: readonly SweepRun[]) => {
+      if (so.length < total) await writeSweepReport({ outDir, command, metric, seeds, configs, runs: so, base, top, partial: `${so.length} of ${total} runs finished` });
+    };
+    const runs = await runSweep({ base, configs, seeds, metric, parallel, workersPerRun, stopFactor, medianFrom, log: (l) => process.stdout.write(l + '\n'), onRun });
+    const report = await writeSweepReport({ outDir, command, metric, seeds, configs, runs, base, top });
     process.stdout.write('\n' + report.md.split('\n').filter((l) => l.startsWith('|')).join('\n') + '\n');
     process.stdout.write(`\nResults: ${report.files.join(', ')}\n`);
     return runs.every((r) => r.status === 'failed') ? 1 : 0;

@@ -92,6 +92,8 @@ export interface SweepReportInput {
   runs: readonly SweepRun[];
   base: readonly string[];
   top: number;
+  /** Set while the sweep is still running (or was cut short): says how far it got. */
+  partial?: string;
 }
 
 export async function writeSweepReport(o: SweepReportInput): Promise<{ md: string; files: string[]; rows: ConfigSummary[] }> {
@@ -116,7 +118,7 @@ export async function writeSweepReport(o: SweepReportInput): Promise<{ md: strin
   const md = `# Sweep: ${name}
 
 Command: \`${o.command}\`
-
+${o.partial ? `\n**Partial: ${o.partial}** (configurations and seeds without a run are not in the counts).\n` : ''}
 Base flags: \`${o.base.join(' ') || '(none)'}\`; seeds ${o.seeds.join(', ')}; ${o.configs.length} configurations, ${o.runs.length} runs
 (${o.runs.filter((r) => r.status === 'stopped').length} stopped early, ${o.runs.filter((r) => r.status === 'skipped').length} skipped as hopeless, ${o.runs.filter((r) => r.status === 'failed').length} failed).
 Mean, standard deviation and range are over the seeds that reached the metric; "seeds reached" counts them against the runs made.

@@ -42,6 +42,8 @@ export interface SweepOptions {
   stopFactor: number;
   medianFrom: number;
   log?(line: string): void;
+  /** Called after every finished (or skipped) run with all runs so far: the CLI rewrites its report, so a sweep cut short keeps its results. */
+  onRun?(runs: readonly SweepRun[]): Promise<void> | void;
   /** The runner (tests may pass a stand-in only to test scheduling; the CLI always runs runSimulation). */
   run?(opts: SimOptions, hooks: SimulationHooks): Promise<Pick<SimulationResult, 'results'>>;
 }
@@ -147,6 +149,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepRun[]> {
       runs.push(r);
       const what = r.status === 'skipped' || r.status === 'failed' ? r.note : r.status === 'stopped' ? r.note : r.value === null ? `not reached by round ${r.points.at(-1)?.round ?? 0}` : `${o.metric.kind === 'rounds-to' ? 'round' : 'value'} ${r.value}`;
       log(`[${runs.length}/${jobs.length}] ${r.config} | seed ${r.seed}: ${what}${r.status === 'skipped' ? '' : ` (${r.wallS.toFixed(0)} s)`}`);
+      await o.onRun?.(runs);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(o.parallel, jobs.length)) }, lane));
