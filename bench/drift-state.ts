@@ -47,7 +47,8 @@ interface Row {
 
 async function dirBytes(dir: string): Promise<{ total: number; files: number }> {
   let total = 0;
-  const names = await readdir(dir).catch(() => [] as string[]);
+  // Committed values only: a temporary file of a write cut short by the end of the run is not state.
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.bin'));
   for (const n of names) total += (await stat(join(dir, n))).size;
   return { total, files: names.length };
 }
@@ -84,7 +85,7 @@ for (const { codec, extra } of CODECS) {
         deviceStateBytes: files.total / PER_ROUND,
         serverStateBytes: exported === undefined ? 0 : JSON.stringify(exported).length,
       });
-      console.log(`${c.strategy} ${codec}: ${done.length} rounds, ${files.files} state files`);
+      console.log(`${c.strategy} ${codec}: ${done.length} rounds, ${files.files} state files (${(await readdir(stateDir)).join(', ')})`);
     } finally {
       await rm(stateDir, { recursive: true, force: true });
     }
