@@ -6,7 +6,7 @@ import { CliUsageError, SIM_FLAGS, parseCliOptions, type SimOptions } from '../c
 import { parseGrid, validateConfigs } from './grid.js';
 import { parseMetric } from './metric.js';
 import { runSweep, type SweepRun } from './sweep-runner.js';
-import { writeSweepReport } from './sweep-report.js';
+import { writeSweepReport, type SweepReportInput } from './sweep-report.js';
 
 export const SWEEP_USAGE = `Usage: flotilla-sim sweep --grid @grid.json --metric rounds-to:0.97 --seeds 1,2,3 [sweep flags] [flotilla-sim flags]
 
@@ -26,6 +26,7 @@ here (e.g. --partition shards --clients 100) is the base of every run.
                         other runs of its seed (default: a quarter of --rounds; 0 disables)
   --top K               configurations in the chart (default 12)
   --out DIR             output folder (default ./runs/sweep-<timestamp>/)
+  --replot FILE         re-derive the table and charts from a sweep.json into --out, without running
 `;
 
 const SWEEP_FLAGS = {
@@ -37,6 +38,7 @@ const SWEEP_FLAGS = {
   'median-from': { type: 'string' },
   top: { type: 'string' },
   out: { type: 'string' },
+  replot: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -59,6 +61,12 @@ export async function sweepMain(argv: string[]): Promise<number> {
     return 0;
   }
   try {
+    if (typeof values.replot === 'string') {
+      const saved = JSON.parse(readGridFile(values.replot)) as Omit<SweepReportInput, 'outDir' | 'top'>;
+      const report = await writeSweepReport({ ...saved, outDir: (values.out as string | undefined) ?? '.', top: Number(values.top ?? 12) });
+      process.stdout.write(`Results: ${report.files.join(', ')}\n`);
+      return 0;
+    }
     if (typeof values.grid !== 'string') throw new CliUsageError('--grid is required (@file.json or inline JSON)');
     const gridText = values.grid.startsWith('@') ? readGridFile(values.grid.slice(1)) : values.grid;
     const metric = parseMetric((values.metric as string | undefined) ?? 'rounds-to:0.97');

@@ -11,7 +11,7 @@ import { renderSpreadChart } from './spread-chart.js';
  *   sweep.md          the configurations sorted by the metric: mean, standard deviation and range over
  *                     the seeds that reached it, how many did, and every seed's own outcome
  *   sweep.svg         the best configurations' mean and range over seeds (dots: each seed)
- *   sweep-curves.svg  test accuracy by round of the best configuration of each strategy (mean over its seeds)
+ *   sweep-curves.svg  test accuracy by round of the best configuration of each strategy, first seed
  *   sweep.json        every run: settings, status, metric value, accuracy by round
  */
 export interface ConfigSummary {
@@ -73,16 +73,6 @@ export function sweepTable(rows: readonly ConfigSummary[], metric: Metric): stri
   return out.join('\n') + '\n';
 }
 
-/** Mean accuracy by round over a configuration's runs, at rounds every non-skipped run reached. */
-function meanCurve(runs: readonly SweepRun[]): Array<{ x: number; y: number }> {
-  const used = runs.filter((r) => r.status !== 'skipped' && r.points.length);
-  if (!used.length) return [];
-  const last = Math.min(...used.map((r) => r.points.at(-1)!.round));
-  const byRound = new Map<number, number[]>();
-  for (const r of used) for (const p of r.points) if (p.round <= last) byRound.set(p.round, [...(byRound.get(p.round) ?? []), p.accuracy]);
-  return [...byRound].filter(([, v]) => v.length === used.length).map(([x, v]) => ({ x, y: v.reduce((a, b) => a + b, 0) / v.length })).sort((a, b) => a.x - b.x);
-}
-
 export interface SweepReportInput {
   outDir: string;
   command: string;
@@ -109,11 +99,13 @@ export async function writeSweepReport(o: SweepReportInput): Promise<{ md: strin
     rows: shown.map((r) => ({ label: `${r.config.label} (${r.reached}/${r.ran})`, mean: r.stats!.mean, min: r.stats!.min, max: r.stats!.max, values: r.runs.filter((x) => x.value !== null).map((x) => x.value!) })),
   });
   const bestPerStrategy = [...new Map(rows.filter((r) => r.stats).reverse().map((r) => [r.config.strategy, r])).values()].reverse();
+  // The first seed's run of each (runs stop at a rounds-to target, so a mean over seeds would end with the fastest seed; the spread is in sweep.svg).
+  const firstSeed = o.seeds[0];
   const curvesSvg = renderAccuracyChart({
     title: 'Sweep: the best configuration of each strategy',
-    subtitle: `test accuracy by round, mean over seeds (rounds every run of the configuration reached)`,
+    subtitle: `test accuracy by round, seed ${firstSeed}; settings in sweep.md, other seeds in sweep.json`,
     ...(o.metric.kind === 'rounds-to' ? { target: o.metric.target } : {}),
-    series: bestPerStrategy.map((r) => ({ name: r.config.label, points: meanCurve(r.runs) })),
+    series: bestPerStrategy.map((r) => ({ name: r.config.strategy, points: (r.runs.find((x) => x.seed === firstSeed)?.points ?? []).map((p) => ({ x: p.round, y: p.accuracy })) })),
   });
   const md = `# Sweep: ${name}
 
@@ -125,14 +117,14 @@ Mean, standard deviation and range are over the seeds that reached the metric; "
 Sorted by the share of seeds reached, then by the mean.
 
 ${table}
-Charts: [sweep.svg](sweep.svg) (mean and range of the best ${shown.length}), [sweep-curves.svg](sweep-curves.svg) (accuracy by round of each strategy's best). Every run: [sweep.json](sweep.json).
+Charts: [sweep.svg](sweep.svg) (mean and range of the best ${shown.length}), [sweep-curves.svg](sweep-curves.svg) (accuracy by round of each strategy's best, first seed). Every run: [sweep.json](sweep.json).
 `;
   await mkdir(o.outDir, { recursive: true });
   const files = [join(o.outDir, 'sweep.md'), join(o.outDir, 'sweep.svg'), join(o.outDir, 'sweep-curves.svg'), join(o.outDir, 'sweep.json')];
   await writeFile(files[0], md);
   await writeFile(files[1], spreadSvg);
   await writeFile(files[2], curvesSvg);
-  const json = { command: o.command, metric: o.metric, seeds: o.seeds, base: o.base, configs: o.configs, runs: o.runs, ranking: rows.map((r) => ({ config: r.config.label, stats: r.stats, reached: r.reached, ran: r.ran })) };
+  const json = { command: o.command, ...(o.partial ? { partial: o.partial } : {}), metric: o.metric, seeds: o.seeds, base: o.base, configs: o.configs, runs: o.runs, ranking: rows.map((r) => ({ config: r.config.label, stats: r.stats, reached: r.reached, ran: r.ran })) };
   await writeFile(files[3], JSON.stringify(json, null, 1) + '\n');
   return { md, files, rows };
 }
