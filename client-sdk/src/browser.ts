@@ -1,10 +1,16 @@
 /** @flotilla/client, browser entry: imports nothing from Node. */
 import { resolveBackend as resolve } from '@flotilla/model';
 import type { Logger } from '@flotilla/model';
-import { BaseClient } from './client.js';
+import { BaseClient, type ClientOptions } from './client.js';
+import { IndexedDbStateStore } from './state/indexeddb-state-store.js';
 
 /** A device client that resolves the best tfjs backend for this platform before connecting. */
 export class FlotillaClient extends BaseClient {
+  /** Device state (drift correction, error feedback) defaults to the page's IndexedDB, so a reloaded page resumes it. */
+  constructor(opts: ClientOptions) {
+    super({ ...opts, stateStore: opts.stateStore ?? (IndexedDbStateStore.available() ? new IndexedDbStateStore() : undefined) });
+  }
+
   override async start(): Promise<void> {
     const backend = await resolve('browser', this.logger);
     if (!this.opts.backend) this.opts.backend = backend;
@@ -14,6 +20,9 @@ export class FlotillaClient extends BaseClient {
 
 export { BaseClient, ClientError, type ClientOptions, type ClientHooks, type ClientEvents, type FitEvent } from './client.js';
 export { loadModel, MemoryModelCache, type LoadModelOptions, type LoadedRegistryModel, type ModelCacheStore, type CachedResponse, type ModelVariant } from './model-loader.js';
+export { MemoryStateStore, type DeviceStateStore } from './state/device-state-store.js';
+export { IndexedDbStateStore } from './state/indexeddb-state-store.js';
+export { DeviceVectors } from './state/device-vectors.js';
 export { LocalTrainer, type Fetcher, type FitOutput, type EvalOutput, type LoadedModel, type CustomTrain, type TrainContext } from './trainer.js';
 export { type Dataset, type DataProvider, type LocalData, type TensorData, type Example, type LabelKind, datasetSize, gatherRows } from './data.js';
 export { type Logger, silentLogger, setWasmPaths } from '@flotilla/model';

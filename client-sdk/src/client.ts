@@ -18,7 +18,10 @@ import {
 import { getCodec } from '@flotilla/protocol';
 import { ErrorFeedback } from '@flotilla/protocol';
 import { clipInPlace } from '@flotilla/protocol';
-import { bytesToFloat32 } from '@flotilla/protocol';
+import { bytesToFloat32, trainableLength } from '@flotilla/protocol';
+import { MemoryStateStore, type DeviceStateStore } from './state/device-state-store.js';
+import { DeviceVectors } from './state/device-vectors.js';
+import { beginDrift } from './drift/drift-state.js';
 import type { DataProvider } from './data.js';
 import { Emitter } from './emitter.js';
 import { silentLogger, type Logger } from '@flotilla/model';
@@ -61,6 +64,12 @@ export interface ClientOptions {
   ackTimeoutMs?: number;
   /** Backend name sent in the handshake (the entry resolves it). */
   backend?: string;
+  /**
+   * Where this device keeps state across rounds and restarts: SCAFFOLD's and FedDyn's per-device
+   * vectors and the error-feedback residuals of lossy codecs. Default: memory (Node), IndexedDB
+   * (browser entry, where available). Node apps that must resume after a restart pass a FileStateStore.
+   */
+  stateStore?: DeviceStateStore;
 }
 
 export interface FitEvent {
@@ -135,6 +144,14 @@ export class BaseClient extends Emitter<ClientEvents> {
     onError: (err) => this.emit('error', err),
     onPhase: (e) => this.emit('secagg', e),
   });
+  protected readonly stateStore: DeviceStateStore;
+  /**
+   * Settles when the previous fit has written (or given up) its per-device state. A round's
+   * instruction may arrive before the ack of this device's report for the round before (the
+   * coordinator starts the next round while answering the last report), so a fit reads state only
+   * after the previous fit is over.
+   */
+  private stateTurn: Promise<void> = Promise.resolve();
 
   constructor(protected readonly opts: ClientOptions) {
     super();
@@ -142,6 +159,7 @@ export class BaseClient extends Emitter<ClientEvents> {
     this.logger = opts.logger ?? silentLogger;
     this.ackTimeoutMs = opts.ackTimeoutMs ?? 30_000;
     this.id = opts.deviceId;
+    this.stateStore = opts.stateStore ?? new MemoryStateStore();
   }
 
   get deviceId(): string | undefined {
@@ -290,23 +308,33 @@ export class BaseClient extends Emitter<ClientEvents> {
     const isStale = () => this.stopped || this.currentRound !== ins.round || this.cancelled.has(ins.round);
     // Secure aggregation: keys go out now, while the device trains; the update is masked, not encoded.
     const secure = ins.plan.secureAggregation ? this.secagg.begin(ins.taskId, ins.round, ins.plan.secureAggregation) : null;
+    // Per-device state changed by this round (drift correction, error feedback): written only once the report is accepted.
+    const vectors = DeviceVectors.for(this.stateStore, this.id ?? 'device', ins.taskId);
+    const previous = this.stateTurn;
+    let release!: () => void;
+    this.stateTurn = new Promise<void>((r) => (release = r));
     try {
       const fetcher = this.fetcher();
       const loaded = await this.trainer.load(ins.modelUrl, fetcher);
       const weightBytes = await this.trainer.weights(ins.weightsUrl, fetcher);
       const global = bytesToFloat32(weightBytes);
       const data = await this.opts.data.train();
-      const out = await this.trainer.fit(loaded, global, data, ins.plan, isStale, this.opts.train);
+      await previous;
+      const drift = await beginDrift(vectors, ins.plan.driftCorrection, ins.control, trainableLength(loaded.manifest));
+      const out = await this.trainer.fit(loaded, global, data, ins.plan, isStale, this.opts.train, drift?.correction ?? null);
       if (isStale()) return;
+      const controlDelta = drift?.finish(out.delta, out.steps, ins.plan.learningRate);
       const delta = this.opts.hooks?.transformDelta?.(out.delta, { taskId: ins.taskId, round: ins.round, numExamples: out.numExamples }) ?? out.delta;
       if (delta.length !== out.delta.length) throw new RangeError(`transformDelta returned ${delta.length} values, expected ${out.delta.length}`);
-      const encoded = secure ? await secure.maskedInput(delta, out.numExamples, out.metrics) : this.encode(delta, out.metrics, ins.plan);
+      const encoded = secure ? await secure.maskedInput(delta, out.numExamples, out.metrics) : await this.encode(delta, out.metrics, ins.plan, vectors, 'delta');
+      const control = controlDelta ? await this.encode(controlDelta, out.metrics, ins.plan, vectors, 'control') : undefined;
+      const bytesUp = encoded.byteLength + (control?.byteLength ?? 0);
       const verdict = (await this.opts.hooks?.beforeReport?.({ taskId: ins.taskId, round: ins.round })) ?? 'send';
       if (verdict === 'drop' || isStale() || !this.socket?.connected) return;
       // Wait for an upload slot (the coordinator bounds concurrent uploads); the ack may take until the deadline.
       const slotWait = Math.max(this.ackTimeoutMs, ins.deadline - Date.now() + 5_000);
       const ready = SimpleAckSchema.parse(
-        await this.socket.timeout(slotWait).emitWithAck('fit:ready', { taskId: ins.taskId, round: ins.round, bytes: encoded.byteLength }),
+        await this.socket.timeout(slotWait).emitWithAck('fit:ready', { taskId: ins.taskId, round: ins.round, bytes: bytesUp }),
       );
       if (!ready.ok) {
         this.emit('rejected', { round: ins.round, error: ready.error as WireError });
@@ -322,17 +350,19 @@ export class BaseClient extends Emitter<ClientEvents> {
             metrics: out.metrics,
             codec: ins.plan.codec,
             delta: encoded,
+            ...(control ? { control } : {}),
           });
       const ack = SimpleAckSchema.parse(await sent);
       if (!ack.ok) {
         this.emit('rejected', { round: ins.round, error: ack.error as WireError });
         return;
       }
+      await vectors.commit();
       this.emit('fit', {
         round: ins.round,
         numExamples: out.numExamples,
         loss: out.metrics.loss ?? NaN,
-        bytesUp: encoded.byteLength,
+        bytesUp,
         bytesDown: weightBytes.byteLength,
         trainMs: out.trainMs,
       });
@@ -342,23 +372,31 @@ export class BaseClient extends Emitter<ClientEvents> {
       if (!isStale() && this.socket?.connected) {
         this.socket.timeout(this.ackTimeoutMs).emit('fit:failure', { taskId: ins.taskId, round: ins.round, reason: String(err).slice(0, 1000) }, () => undefined);
       }
+    } finally {
+      release();
     }
   }
 
   /**
-   * Clip (client-side DP) and encode a delta in the plan's codec. Lossy codecs (topk, int8) go
-   * through this device's error feedback, so what one round drops is sent in a later one.
+   * Encode a delta (`part` 'delta', clipped first for client-side DP) or a control delta in the
+   * plan's codec. Lossy codecs (topk, int8) go through this device's error feedback, its residual
+   * kept per part in the device-state store, so what one round drops is sent in a later one.
    */
-  private encode(delta: Float32Array, metrics: Record<string, number>, plan: ClientPlan): Uint8Array {
-    if (plan.clipNorm !== undefined) {
+  private async encode(delta: Float32Array, metrics: Record<string, number>, plan: ClientPlan, vectors: DeviceVectors, part: 'delta' | 'control'): Promise<Uint8Array> {
+    if (part === 'delta' && plan.clipNorm !== undefined) {
       const { clipped } = clipInPlace(delta, plan.clipNorm);
       metrics.dpNormBelowClip = clipped ? 0 : 1;
     }
     const codec = getCodec(plan.codec);
     const options = { ...(plan.topkFraction ? { fraction: plan.topkFraction } : {}), ...(plan.codec === 'int8' ? { random: Math.random } : {}) };
     if (plan.codec !== 'topk' && plan.codec !== 'int8') return codec.encode(delta, options);
-    if (!this.feedback || this.feedback.length !== delta.length) this.feedback = new ErrorFeedback(delta.length);
-    return this.feedback.encode(codec, delta, options);
+    const key = `feedback.${part}`;
+    const feedback = new ErrorFeedback(delta.length);
+    const residual = await vectors.load(key, delta.length);
+    if (residual) feedback.importState(residual);
+    const bytes = feedback.encode(codec, delta, options);
+    vectors.stage(key, feedback.exportState());
+    return bytes;
   }
 
   private async onEval(raw: unknown): Promise<void> {

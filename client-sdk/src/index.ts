@@ -14,6 +14,10 @@ export class FlotillaClient extends BaseClient {
 
 export { BaseClient, ClientError, type ClientOptions, type ClientHooks, type ClientEvents, type FitEvent } from './client.js';
 export { loadModel, MemoryModelCache, type LoadModelOptions, type LoadedRegistryModel, type ModelCacheStore, type CachedResponse, type ModelVariant } from './model-loader.js';
+export { MemoryStateStore, type DeviceStateStore } from './state/device-state-store.js';
+export { IndexedDbStateStore } from './state/indexeddb-state-store.js';
+export { FileStateStore } from './state/file-state-store.js';
+export { DeviceVectors } from './state/device-vectors.js';
 export { LocalTrainer, type Fetcher, type FitOutput, type EvalOutput, type LoadedModel, type CustomTrain, type TrainContext } from './trainer.js';
 export { type Dataset, type DataProvider, type LocalData, type TensorData, type Example, type LabelKind, datasetSize, gatherRows } from './data.js';
 export { type Logger, silentLogger, setWasmPaths } from '@flotilla/model';

@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ClientPlan, LayersModelJson, LossName, MetricName } from '@flotilla/protocol';
-import { AppError, buildManifest, splitFlat, type WeightManifest } from '@flotilla/protocol';
+import { AppError, buildManifest, type WeightManifest } from '@flotilla/protocol';
 import { ensureTrainableBackend, readFlatWeights, setFlatWeights, travelFlags } from '@flotilla/model';
 import type { Dataset, LocalData, TensorData } from './data.js';
 import { datasetSize } from './data.js';
 import { isStreamed, modelIO, toBatches, toTensors } from './local-data.js';
 import { silentLogger, type Logger } from '@flotilla/model';
+import { datasetBatches, regularizedFit, shuffledBatches, type Regularizer } from './drift/regularized-fit.js';
 
 export interface LoadedModel {
   model: tf.LayersModel;
@@ -21,6 +22,8 @@ export interface FitOutput {
   numExamples: number;
   metrics: Record<string, number>;
   trainMs: number;
+  /** Optimizer steps taken, when the trainer ran its own batch loop (proximal or drift-corrected training). */
+  steps?: number;
 }
 
 export interface EvalOutput {
@@ -159,9 +162,14 @@ export class LocalTrainer {
    * not fit the model throws FL_ERR_DATA_BAD_SHAPE / FL_ERR_DATA_BAD_LABELS before any training.
    * `shouldStop` aborts between batches.
    */
-  fit(m: LoadedModel, global: Float32Array, data: LocalData, plan: ClientPlan, shouldStop: () => boolean = () => false, custom?: CustomTrain): Promise<FitOutput> {
+  fit(m: LoadedModel, global: Float32Array, data: LocalData, plan: ClientPlan, shouldStop: () => boolean = () => false, custom?: CustomTrain, correction: Float32Array | null = null): Promise<FitOutput> {
     return this.serial(async () => {
       const t0 = Date.now();
+      // FedProx's mu or FedDyn's alpha, and SCAFFOLD's / FedDyn's linear term (client-sdk/src/drift/drift-state.ts).
+      const mu = plan.driftCorrection?.kind === 'feddyn' ? plan.driftCorrection.alpha : plan.proximalMu;
+      const reg: Regularizer | null = mu > 0 || correction ? { mu, linear: correction } : null;
+      let steps: number | undefined;
+      if (custom && plan.driftCorrection) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: `a custom train loop cannot apply ${plan.driftCorrection.kind}'s correction; use the SDK's training` });
       await ensureTrainableBackend(m.hasConv, this.logger);
       this.setWeights(m, global);
       const io = modelIO(m.model);
@@ -187,7 +195,8 @@ export class LocalTrainer {
           if (isStreamed(data)) {
             const { batches, count } = await toBatches(data, io, plan.loss, plan.batchSize);
             this.compile(m, plan.loss, plan.metrics, opt);
-            history = await m.model.fitDataset(batches, { epochs: plan.epochs, verbose: 0, callbacks: { onBatchEnd } });
+            if (reg) ({ history, steps } = await regularizedFit(m.model, m.manifest, global, datasetBatches(batches), plan, reg, opt, shouldStop, this.yieldMs));
+            else history = await m.model.fitDataset(batches, { epochs: plan.epochs, verbose: 0, callbacks: { onBatchEnd } });
             numExamples = Math.round(count() / plan.epochs);
           } else {
             const { xs, ys, n } = toTensors(data, io, plan.loss);
@@ -195,9 +204,8 @@ export class LocalTrainer {
               if (n === 0) throw new AppError('FL_ERR_DATA_BAD_SHAPE', { why: 'no local training data' });
               numExamples = n;
               this.compile(m, plan.loss, plan.metrics, opt);
-              history = plan.proximalMu > 0
-                ? await this.fitProximal(m, global, xs, ys, plan, opt, shouldStop)
-                : await m.model.fit(xs, ys, { epochs: plan.epochs, batchSize: plan.batchSize, shuffle: true, verbose: 0, callbacks: { onBatchEnd } });
+              if (reg) ({ history, steps } = await regularizedFit(m.model, m.manifest, global, shuffledBatches(xs, ys, plan.batchSize), plan, reg, opt, shouldStop, this.yieldMs));
+              else history = await m.model.fit(xs, ys, { epochs: plan.epochs, batchSize: plan.batchSize, shuffle: true, verbose: 0, callbacks: { onBatchEnd } });
             } finally {
               xs.dispose();
               ys.dispose();
@@ -211,61 +219,8 @@ export class LocalTrainer {
           if (Number.isFinite(v)) metrics[HISTORY_NAMES[k] ?? k] = v;
         }
       }
-      return { delta: this.trainableDelta(m, global), numExamples, metrics, trainMs: Date.now() - t0 };
+      return { delta: this.trainableDelta(m, global), numExamples, metrics, trainMs: Date.now() - t0, ...(steps !== undefined ? { steps } : {}) };
     });
-  }
-
-  /**
-   * FedProx local objective (Li et al. 2020): loss + mu/2 * ||w - w_global||^2, minimised with a
-   * manual batch loop since model.fit cannot add the proximal term.
-   */
-  private async fitProximal(m: LoadedModel, global: Float32Array, xs: tf.Tensor, ys: tf.Tensor, plan: ClientPlan, opt: tf.Optimizer, shouldStop: () => boolean): Promise<tf.History> {
-    // The compiled model's loss function (the plan's), applied per example.
-    const lossByName: Record<string, (y: tf.Tensor, p: tf.Tensor) => tf.Tensor> = {
-      categoricalCrossentropy: tf.metrics.categoricalCrossentropy,
-      binaryCrossentropy: tf.metrics.binaryCrossentropy,
-      meanSquaredError: tf.metrics.meanSquaredError,
-      meanAbsoluteError: tf.metrics.meanAbsoluteError,
-    };
-    const lossFn = lossByName[plan.loss] ?? (m.model as unknown as { lossFunctions?: Array<(y: tf.Tensor, p: tf.Tensor) => tf.Tensor> }).lossFunctions?.[0];
-    if (!lossFn) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { loss: plan.loss, why: 'FedProx supports categorical and binary crossentropy, mean squared and mean absolute error' });
-    const parts = splitFlat(global, m.manifest);
-    const anchorOf = new Map(m.manifest.map((s, i) => [s.name, tf.tensor(parts[i], s.shape, 'float32')]));
-    const anchors = [...anchorOf.values()];
-    const vars = m.model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
-    const n = xs.shape[0];
-    const losses: number[] = [];
-    let lastYield = Date.now();
-    try {
-      for (let e = 0; e < plan.epochs && !shouldStop(); e++) {
-        const order = tf.util.createShuffledIndices(n);
-        let sum = 0;
-        let batches = 0;
-        for (let s = 0; s < n && !shouldStop(); s += plan.batchSize) {
-          const idx = tf.tensor1d(Array.from(order.subarray(s, Math.min(n, s + plan.batchSize))), 'int32');
-          const bx = tf.gather(xs, idx);
-          const by = tf.gather(ys, idx);
-          const cost = opt.minimize(() => {
-            const pred = m.model.apply(bx, { training: true }) as tf.Tensor;
-            const ce = lossFn(by, pred).mean() as tf.Scalar;
-            let prox = tf.scalar(0);
-            for (const w of m.model.trainableWeights) prox = prox.add(tf.sum(tf.square(tf.sub(w.read(), anchorOf.get(w.originalName)!))));
-            return ce.add(prox.mul(plan.proximalMu / 2)) as tf.Scalar;
-          }, true, vars);
-          sum += cost ? (await cost.data())[0] : 0;
-          batches++;
-          tf.dispose([idx, bx, by, cost!]);
-          if (Date.now() - lastYield >= this.yieldMs) {
-            await new Promise((r) => setTimeout(r, 0));
-            lastYield = Date.now();
-          }
-        }
-        losses.push(sum / Math.max(1, batches));
-      }
-    } finally {
-      anchors.forEach((t) => t.dispose());
-    }
-    return { history: { loss: losses } } as unknown as tf.History;
   }
 
   /** The loss and metrics (default: categoricalCrossentropy and accuracy) of `weights` on `data`. */

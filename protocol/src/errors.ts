@@ -57,6 +57,8 @@ export const ERROR_REGISTRY = {
   FL_ERR_SECAGG_PLAIN_REPORT: { status: 409, message: 'This task uses secure aggregation: send the masked input (secagg:masked), not fit:report' },
   FL_ERR_SECAGG_WRONG_PHASE: { status: 409, message: 'The secure aggregation message does not belong to the phase the round is in, or this device is not part of that phase' },
   FL_ERR_SECAGG_BAD_MESSAGE: { status: 400, message: 'The secure aggregation message has the wrong size or content for its phase' },
+  FL_ERR_REPORT_CONTROL_MISSING: { status: 400, message: "The task's strategy (SCAFFOLD) needs the device's control variate delta beside the model delta" },
+  FL_ERR_REPORT_CONTROL_UNEXPECTED: { status: 400, message: "The report carries a control variate delta that the task's strategy does not use" },
   // codecs and tensors
   FL_ERR_CODEC_UNKNOWN: { status: 400, message: 'Unknown codec' },
   FL_ERR_CODEC_CORRUPT: { status: 400, message: 'Encoded tensor bytes are truncated or corrupt' },

@@ -74,6 +74,11 @@ export const FitReportSchema = z
     metrics: MetricsSchema,
     codec: CodecNameSchema,
     delta: BytesSchema,
+    /**
+     * SCAFFOLD: the device's control variate delta c_i+ - c_i in the same codec as `delta`; required
+     * when the plan's driftCorrection is scaffold, refused otherwise. Counts towards maxUpdateBytes.
+     */
+    control: BytesSchema.optional(),
   })
   .strict();
 export type FitReport = z.infer<typeof FitReportSchema>;
@@ -108,6 +113,8 @@ export const FitInstructionSchema = z
     plan: ClientPlanSchema,
     /** Epoch milliseconds after which reports are refused. */
     deadline: z.number(),
+    /** SCAFFOLD: the server control variate c over the trainable vector, encoded with a codec (its header names which). */
+    control: BytesSchema.optional(),
   })
   .strict();
 export type FitInstruction = z.infer<typeof FitInstructionSchema>;

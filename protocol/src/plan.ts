@@ -32,6 +32,20 @@ export const MetricNameSchema = z.enum(['accuracy', 'binaryAccuracy', 'categoric
 export type MetricName = z.infer<typeof MetricNameSchema>;
 
 /**
+ * Client drift correction a strategy asks devices for (sent in the ClientPlan; the device keeps the
+ * per-device state in its device-state store, docs/strategies.md "SCAFFOLD and FedDyn"):
+ *   scaffold: minimise the local loss plus <c - c_i, w> (Karimireddy et al. 2020, option II), with the
+ *     server variate c sent with the instruction, and report c_i+ - c_i beside the model delta;
+ *   feddyn: minimise the local loss - <h_i, w> + alpha/2 ||w - w_global||^2, then
+ *     h_i <- h_i - alpha (w_local - w_global) (Acar et al. 2021).
+ */
+export const DriftCorrectionSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('scaffold') }).strict(),
+  z.object({ kind: z.literal('feddyn'), alpha: z.number().positive().max(100) }).strict(),
+]);
+export type DriftCorrection = z.infer<typeof DriftCorrectionSchema>;
+
+/**
  * What a device needs to run its local work: sent inside every fit instruction. Derived from the
  * task plan; devices never see server-only fields.
  */
@@ -53,6 +67,8 @@ export const ClientPlanSchema = z
     metrics: z.array(MetricNameSchema).max(8).default(['accuracy']),
     /** Secure aggregation: the device masks its update instead of encoding it (docs/secure-aggregation.md). */
     secureAggregation: SecAggClientSchema.optional(),
+    /** Drift correction the task's strategy needs (SCAFFOLD, FedDyn); absent for the others. */
+    driftCorrection: DriftCorrectionSchema.optional(),
   })
   .strict();
 export type ClientPlan = z.infer<typeof ClientPlanSchema>;

@@ -28,6 +28,7 @@ export class CliUsageError extends Error {
 }
 
 export const USAGE = `Usage: flotilla-sim [flags]
+       flotilla-sim sweep --grid @grid.json --metric rounds-to:0.97 --seeds 1,2,3 [flags]   (sweep --help)
 
 Runs FedAvg on MNIST with many virtual devices: real Flotilla SDK clients on real socket.io
 connections, spread over worker threads. Without --url a coordinator starts in-process.
@@ -64,6 +65,12 @@ Model and data
   --loss NAME               the plan's loss (default: categoricalCrossentropy for class ids,
                             meanSquaredError for real-valued labels)
   --trainable-layers A,B    only these layers train (and only their weights travel)
+  --strategy NAME           aggregation strategy (default fedavg): fedavg, fedavgm, fedprox, fedadam,
+                            fedyogi, fedadagrad, scaffold, feddyn, fedmedian, ... (docs/strategies.md)
+  --strategy-params JSON    its parameters, e.g. '{"serverLearningRate":1}' or '{"alpha":0.01}'
+  --proximal-mu MU          FedProx's mu, sent to devices (default 0)
+  --device-state DIR        devices keep their per-device state (SCAFFOLD, FedDyn, error feedback)
+                            as files in DIR instead of in memory
   --partition iid|shards|dirichlet   (default iid)
   --alpha A                 Dirichlet concentration (default 0.5)
   --examples-per-client N   rows per device (iid, shards; default: all rows split evenly)
@@ -124,6 +131,22 @@ export const SimOptionsSchema = z
     testFraction: z.coerce.number({ error: '--test-fraction must be a number' }).gt(0, '--test-fraction must be in (0, 1)').lt(1, '--test-fraction must be in (0, 1)').default(0.2),
     loss: LossNameSchema.optional(),
     trainableLayers: z.string().min(1).transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)).optional(),
+    strategy: z.string().regex(/^[a-z0-9]{1,64}$/, '--strategy: a strategy name such as fedavg or scaffold').default('fedavg'),
+    strategyParams: z
+      .string()
+      .transform((s, ctx) => {
+        try {
+          const v = JSON.parse(s) as unknown;
+          if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+        } catch {
+          // reported below
+        }
+        ctx.addIssue({ code: 'custom', message: '--strategy-params must be a JSON object' });
+        return z.NEVER;
+      })
+      .optional(),
+    proximalMu: z.coerce.number({ error: '--proximal-mu must be a number' }).min(0, '--proximal-mu must be >= 0').max(100, '--proximal-mu must be at most 100').default(0),
+    deviceState: z.string().min(1).optional(),
     partition: z.enum(PARTITIONS, { error: `--partition must be one of ${PARTITIONS.join(', ')}` }).default('iid'),
     alpha: z.coerce.number({ error: '--alpha must be a number' }).positive('--alpha must be > 0').default(0.5),
     examplesPerClient: int('examples-per-client', 1).optional(),
@@ -207,7 +230,7 @@ export const DEMO_DEFAULTS = {
   batchSize: 10,
 } as const;
 
-const FLAGS = {
+export const SIM_FLAGS = {
   url: { type: 'string' },
   token: { type: 'string' },
   'admin-token': { type: 'string' },
@@ -226,6 +249,10 @@ const FLAGS = {
   'test-fraction': { type: 'string' },
   loss: { type: 'string' },
   'trainable-layers': { type: 'string' },
+  strategy: { type: 'string' },
+  'strategy-params': { type: 'string' },
+  'proximal-mu': { type: 'string' },
+  'device-state': { type: 'string' },
   partition: { type: 'string' },
   alpha: { type: 'string' },
   'examples-per-client': { type: 'string' },
@@ -260,7 +287,7 @@ const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperC
 export function parseCliOptions(argv: string[]): SimOptions | 'help' {
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args: argv, options: SIM_FLAGS, strict: true, allowPositionals: false }));
   } catch (err) {
     throw new CliUsageError((err as Error).message.replace(/\. To specify a positional.*$/s, ''));
   }

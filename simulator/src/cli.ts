@@ -1,12 +1,14 @@
 import { CliUsageError, parseCliOptions, USAGE } from './cli-options.js';
 import { formatPct } from './progress.js';
 import { runSimulation } from './simulation.js';
+import { sweepMain } from './sweep/sweep-cli.js';
 
 /**
  * flotilla-sim entry. Exit codes: 0 success (target reached or round cap), 2 bad flags,
  * 1 the run failed (coordinator unreachable, devices could not connect, no round committed).
  */
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'sweep') return sweepMain(argv.slice(1));
   let opts;
   try {
     opts = parseCliOptions(argv);

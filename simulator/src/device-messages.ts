@@ -48,6 +48,8 @@ export interface DeviceFleet {
   labelSize?: number;
   labels?: 'classIds' | 'values';
   devices: DeviceSpec[];
+  /** Devices keep their per-device state (SCAFFOLD, FedDyn, error feedback) as files here; absent: in memory per worker thread. */
+  stateDir?: string;
 }
 
 export interface WorkerInit extends DeviceFleet {

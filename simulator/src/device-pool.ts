@@ -105,6 +105,7 @@ export class DevicePool extends EventEmitter {
         ...(o.labelSize !== undefined ? { labelSize: o.labelSize } : {}),
         ...(o.labels !== undefined ? { labels: o.labels } : {}),
         devices: devices.slice(from, to),
+        ...(o.stateDir ? { stateDir: o.stateDir } : {}),
         faults,
         seed: o.seed ?? 1,
         verbose: o.verbose ?? false,

@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { FlotillaClient, LocalTrainer, resolveBackend, type Dataset, type Logger } from '@flotilla/client';
+import { FileStateStore, FlotillaClient, LocalTrainer, MemoryStateStore, resolveBackend, type Dataset, type Logger } from '@flotilla/client';
 import type { DeviceSpec, PoolCommand, WorkerEvent, WorkerInit } from './device-messages.js';
 import { applyAttack } from './attack.js';
 import { createRng, deriveSeed } from './rng.js';
@@ -29,6 +29,8 @@ const logger: Logger = init.verbose
   : { info: () => {}, warn: () => {}, error: () => {} };
 
 const trainer = new LocalTrainer({ logger });
+// One store for the thread's devices (keys carry the device id), so a device that vanishes and rejoins keeps its state.
+const stateStore = init.stateDir ? new FileStateStore(init.stateDir) : new MemoryStateStore();
 const rng = createRng(deriveSeed(init.seed, 1000 + init.workerIndex));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -58,6 +60,7 @@ function makeClient(dev: Device): FlotillaClient {
     taskId: init.taskId,
     deviceId: spec.deviceId,
     trainer,
+    stateStore,
     logger,
     reconnect: { initialDelayMs: 200, maxDelayMs: 5000 },
     data: {

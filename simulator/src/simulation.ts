@@ -111,6 +111,8 @@ export function taskPlan(o: SimOptions, extra: Partial<TaskPlanInput> = {}): Tas
     targetAccuracy: o.targetAccuracy,
     evalClientsPerRound: o.evalClients ?? (o.mode === 'async' ? o.bufferSize : o.clientsPerRound),
     seed: o.seed,
+    strategy: { name: o.strategy, params: o.strategyParams ?? {} },
+    proximalMu: o.proximalMu,
     ...extra,
   };
 }
@@ -195,6 +197,7 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
       labelSize: data.labelSize,
       labels: data.labels,
       devices,
+      ...(o.deviceState ? { stateDir: o.deviceState } : {}),
       workers: o.workers,
       seed: o.seed,
       faults: { dropout: o.dropout, straggler: o.straggler, attack: o.attack, deviceTimeMs: o.deviceTimeMs },
@@ -276,7 +279,7 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
     out.outDir = o.out ?? defaultOutDir();
     out.files = await writeResults(out.outDir, results, {
       xLabel: o.mode === 'async' ? 'Model step' : 'Round',
-      title: `${o.mode === 'async' ? 'FedBuff' : 'FedAvg'} on ${o.data ?? 'MNIST'} (${o.modelDir ?? (o.model === 'cnn' ? 'CNN' : '2NN MLP')}, ${o.partition}${o.partition === 'dirichlet' ? ` α=${o.alpha}` : ''})`,
+      title: `${o.mode === 'async' ? 'FedBuff' : o.strategy === 'fedavg' ? 'FedAvg' : o.strategy} on ${o.data ?? 'MNIST'} (${o.modelDir ?? (o.model === 'cnn' ? 'CNN' : '2NN MLP')}, ${o.partition}${o.partition === 'dirichlet' ? ` α=${o.alpha}` : ''})`,
       subtitle: `${o.clients} devices, ${o.mode === 'async' ? `async: ${o.concurrency} training, K=${o.bufferSize}` : `${o.clientsPerRound} per round`}, E=${o.epochs}, B=${o.batchSize}, lr=${o.lr}` +
         (o.deviceSpeed ? `, speeds lognormal(${o.deviceSpeed.mu}, ${o.deviceSpeed.sigma})` : '') +
         (o.dropout ? `, dropout ${o.dropout}` : '') + (o.straggler ? `, stragglers ${o.straggler.probability}:${o.straggler.delayMs}ms` : '') +

@@ -19,6 +19,15 @@ const VARIANTS: Record<string, StrategyVariant[]> = {
   krum: [{ label: 'f=1', params: { byzantine: 1 }, kind: 'robust', streaming: false }],
   multikrum: [{ label: 'f=1', params: { byzantine: 1 }, kind: 'robust', streaming: false }],
   normbounded: [{ label: 'loose bound', params: { maxNorm: 100 }, kind: 'mean', streaming: true }],
+  scaffold: [
+    { label: 'default', params: {}, kind: 'mean', streaming: true },
+    { label: 'eta_g 0.5, N=50', params: { serverLearningRate: 0.5, populationSize: 50 }, kind: 'adaptive', streaming: true },
+  ],
+  // x + D - h/alpha with h = -alpha |P|/N D: the step is (1 + |P|/N) D, the update's sign
+  feddyn: [
+    { label: 'alpha 0.01', params: {}, kind: 'adaptive', streaming: true },
+    { label: 'alpha 0.1, N=100', params: { alpha: 0.1, populationSize: 100 }, kind: 'adaptive', streaming: true },
+  ],
   dpfedavg: [
     { label: 'no noise, loose clip', params: { noiseMultiplier: 0, clipNorm: 100, seed: 3 }, kind: 'mean', streaming: true },
     // std = z * S / expectedClients = 1 * 10 / 5 (S above the update norm ~4.1, so nothing is clipped)
@@ -55,6 +64,18 @@ describe('strategy registry', () => {
       ['dpfedavg', { noiseMultiplier: 1, clipNorm: 1, inner: 'dpfedavg' }],
       ['dpfedavg', { noiseMultiplier: 1, clipNorm: 1, innerParams: { serverMomentum: 2 }, inner: 'fedavgm' }],
       ['dpfedavg', { noiseMultiplier: 3, clipNorm: 1, adaptive: { clippedCountStddev: 1 } }], // 2*sigma_b <= z
+      ['dpfedavg', { noiseMultiplier: 1, clipNorm: 1, inner: 'scaffold' }], // per-device state is not clipped
+      ['scaffold', { serverLearningRate: 0 }],
+      ['scaffold', { serverLearningRate: 101 }],
+      ['scaffold', { populationSize: 2 }], // below clientsPerRound
+      ['scaffold', {}, { optimizer: 'adam' }], // option II assumes plain SGD
+      ['scaffold', {}, { proximalMu: 0.1 }],
+      ['scaffold', { mu: 0.1 }],
+      ['feddyn', { alpha: 0 }],
+      ['feddyn', { alpha: -0.1 }],
+      ['feddyn', { alpha: 1000 }],
+      ['feddyn', { populationSize: 1.5 }],
+      ['feddyn', {}, { proximalMu: 0.01 }],
     ];
     for (const [name, params, plan] of bad) {
       let caught: unknown;

@@ -32,13 +32,16 @@ export interface Update {
   delta: Float32Array;
   numExamples: number;
   metrics?: Record<string, number>;
+  /** Control variate delta (SCAFFOLD); when absent and the aggregator requires one, -delta is sent. */
+  control?: Float32Array;
 }
 
 /** One round: configure (so strategies can note the sampling rate), fold copies of the updates, aggregate. */
 export function runRound(s: Strategy, round: number, global: Float32Array, updates: readonly Update[], failures: readonly FitFailure[] = []): FitOutcome {
   s.configureFit(round, Array.from({ length: 20 }, (_, i) => `d${i}`), createRng(round));
   const agg = s.beginFit(round, global.length);
-  updates.forEach((u, i) => agg.add({ clientId: `d${i}`, numExamples: u.numExamples, delta: u.delta.slice(), metrics: u.metrics ?? {} }));
+  const controlOf = (u: Update) => (agg.requiresControl ? { control: u.control?.slice() ?? u.delta.map((x) => -x) } : {});
+  updates.forEach((u, i) => agg.add({ clientId: `d${i}`, numExamples: u.numExamples, delta: u.delta.slice(), metrics: u.metrics ?? {}, ...controlOf(u) }));
   return s.aggregateFit(round, agg, failures, global);
 }
 
@@ -159,7 +162,22 @@ export function strategySuite(name: string, v: StrategyVariant): void {
       const s = make();
       expect(() => s.aggregateFit(1, s.beginFit(1, n), [{ clientId: 'a', reason: 'timeout' }], new Float32Array(n))).toThrow(RangeError);
       const agg = s.beginFit(1, n);
-      expect(() => agg.add({ clientId: 'a', numExamples: 1, delta: new Float32Array(n + 1), metrics: {} })).toThrow(RangeError);
+      const control = agg.requiresControl ? { control: new Float32Array(n) } : {};
+      expect(() => agg.add({ clientId: 'a', numExamples: 1, delta: new Float32Array(n + 1), metrics: {}, ...control })).toThrow(RangeError);
+      if (agg.requiresControl) {
+        // A result without its control variate delta, or with one of the wrong length, is refused and changes nothing.
+        expect(() => agg.add({ clientId: 'b', numExamples: 1, delta: new Float32Array(n), metrics: {} })).toThrow(RangeError);
+        expect(() => agg.add({ clientId: 'c', numExamples: 1, delta: new Float32Array(n), metrics: {}, control: new Float32Array(n - 1) })).toThrow(RangeError);
+        expect(agg.count).toBe(0);
+      }
+    });
+
+    it('sends a server control variate exactly when its aggregator requires control deltas', () => {
+      const s = make();
+      const agg = s.beginFit(1, n);
+      const c = s.serverControl?.(n) ?? null;
+      expect(c !== null).toBe(agg.requiresControl === true);
+      if (c) expect(c.length).toBe(n);
     });
 
     if (!v.streaming) {

@@ -41,7 +41,8 @@ export class RawDevice {
 
   /** A report the way the protocol asks for it: fit:ready for its size, then fit:report once granted. */
   async report(msg: { taskId: unknown; round: unknown; delta?: unknown; [k: string]: unknown }): Promise<any> {
-    const bytes = (msg.delta as { byteLength?: number } | undefined)?.byteLength ?? 0;
+    const size = (b: unknown) => (b as { byteLength?: number } | undefined)?.byteLength ?? 0;
+    const bytes = size(msg.delta) + size(msg.control);
     const ready = await this.send('fit:ready', { taskId: msg.taskId, round: msg.round, bytes });
     if (!ready.ok) return ready;
     return this.send('fit:report', msg);

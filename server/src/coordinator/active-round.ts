@@ -8,6 +8,7 @@ import { UploadGate } from './upload-gate.js';
 import type { NormScreen } from '../fl/screening.js';
 import type { RoundRecord } from '../store/records.js';
 import type { SecAggRound } from './secagg/secagg-round.js';
+import { decodeReportControl, reportBytes } from './control-variates.js';
 
 /**
  * Book-keeping of the one round in flight for a task: who was selected, who reported, who
@@ -79,12 +80,14 @@ export class ActiveRound {
     if (this.reported.has(clientId)) this.reject(clientId, 'FL_ERR_ROUND_DUPLICATE_REPORT', { round: r.round });
     if (!granted) this.reject(clientId, 'FL_ERR_PROTO_UPLOAD_NOT_GRANTED', { round: r.round });
     if (r.codec !== this.plan.codec) this.reject(clientId, 'FL_ERR_REPORT_WRONG_CODEC', { expected: this.plan.codec, got: r.codec });
-    if (r.delta.byteLength > this.plan.maxUpdateBytes) {
-      this.reject(clientId, 'FL_ERR_REPORT_TOO_LARGE', { limit: this.plan.maxUpdateBytes, got: r.delta.byteLength });
+    if (reportBytes(r) > this.plan.maxUpdateBytes) {
+      this.reject(clientId, 'FL_ERR_REPORT_TOO_LARGE', { limit: this.plan.maxUpdateBytes, got: reportBytes(r) });
     }
     let delta: Float32Array;
+    let control: Float32Array | undefined;
     try {
       delta = getCodec(r.codec).decode(r.delta, this.modelLength);
+      control = decodeReportControl(r, this.aggregator.requiresControl === true, this.modelLength);
     } catch (err) {
       const code: ErrorCode = err instanceof AppError ? err.code : 'FL_ERR_CODEC_CORRUPT';
       this.reject(clientId, code, err instanceof AppError ? err.details : undefined);
@@ -104,7 +107,7 @@ export class ActiveRound {
     }
     // The plan's cap on one report's weight: a larger claim is clamped, not refused (docs/strategies.md).
     const numExamples = Math.min(r.numExamples, this.plan.maxExamplesPerReport ?? r.numExamples);
-    this.aggregator.add({ clientId, numExamples, delta, metrics: r.metrics });
+    this.aggregator.add({ clientId, numExamples, delta, metrics: r.metrics, ...(control ? { control } : {}) });
     if (this.dropped.delete(clientId)) {
       // It lost its connection mid-round and came back in time: a participant, not a dropout.
       this.record.dropped = this.record.dropped.filter((id) => id !== clientId);
@@ -113,7 +116,7 @@ export class ActiveRound {
     }
     this.reported.add(clientId);
     this.record.reported.push(clientId);
-    this.record.bytesUp += r.delta.byteLength;
+    this.record.bytesUp += reportBytes(r);
   }
 
   /** A selected device left or failed before reporting. */

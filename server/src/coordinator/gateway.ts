@@ -28,6 +28,7 @@ function roundRunner(r: Runner): TaskRunner {
   if (!(r instanceof TaskRunner)) throw new AppError('FL_ERR_SECAGG_WRONG_PHASE', { why: 'this task runs asynchronously, without secure aggregation' });
   return r;
 }
+import { reportBytes } from './control-variates.js';
 
 export interface GatewayOptions {
   heartbeatIntervalMs: number;
@@ -148,7 +149,7 @@ export function attachGateway(io: Io, coordinator: Coordinator, opts: GatewayOpt
       'fit:report',
       validated(FitReportSchema, async (m) => {
         const s = session();
-        const r = takeGrant(s, m.taskId, m.delta.byteLength);
+        const r = takeGrant(s, m.taskId, reportBytes(m));
         await r.onReport(s.deviceId, m);
         coordinator.stats.reportsAccepted++;
         void coordinator.countReport(s.deviceId, true);
@@ -156,7 +157,7 @@ export function attachGateway(io: Io, coordinator: Coordinator, opts: GatewayOpt
         count(code);
         const s = socket.data.session;
         if (s) void coordinator.countReport(s.deviceId, false);
-      }, { binaryKeys: ['delta'] }),
+      }, { binaryKeys: ['delta', 'control'] }),
     );
 
     socket.on(

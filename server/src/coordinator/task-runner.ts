@@ -14,6 +14,7 @@ import { artifactPaths } from './artifact-paths.js';
 import { firstOutOfRange } from '../fl/update-checks.js';
 import { beginSecAgg, foldSecure, takeMasked } from './secagg/secagg-hook.js';
 import type { SecAggMasked, SecAggUp } from '@flotilla/protocol';
+import { encodeServerControl } from './control-variates.js';
 
 /**
  * Runs one task's rounds (docs/architecture.md, "Life of a round"). Owns the task's global weights in memory
@@ -159,6 +160,7 @@ export class TaskRunner {
         void this.aggregate(active);
       }, (reason) => void (this.active === active && this.fail(reason)));
     }
+    const control = encodeServerControl(this.strategy, plan, trainable); // SCAFFOLD's c, the same bytes for every device
     for (const id of selected) {
       const s = this.deps.sessions.get(id);
       if (!s) {
@@ -174,8 +176,9 @@ export class TaskRunner {
         weightsUrl: paths.weights,
         plan: clientPlan,
         deadline: record.deadline,
+        ...(control ? { control } : {}),
       });
-      record.bytesDown += this.weights.byteLength;
+      record.bytesDown += this.weights.byteLength + (control?.byteLength ?? 0);
     }
     this.deps.stats.roundsStarted++;
     active.timer = setTimeout(() => void this.onDeadline(active), plan.roundDeadlineMs);

@@ -20,6 +20,8 @@ export interface FitResult {
   /** The client's delta: w_local - w_global. Owned by the aggregator once passed in. */
   delta: Float32Array;
   metrics: Record<string, number>;
+  /** SCAFFOLD: the device's control variate delta c_i+ - c_i (same length as delta); absent for other strategies. */
+  control?: Float32Array;
 }
 
 export interface FitFailure {
@@ -34,7 +36,10 @@ export interface EvalResult {
 }
 
 export interface FitAggregator {
+  /** Throws RangeError on a result it cannot fold (wrong length, missing control when it requires one). */
   add(result: FitResult): void;
+  /** True when every result must carry `control` (SCAFFOLD); the coordinator refuses reports without one before `add`. */
+  readonly requiresControl?: boolean;
   readonly count: number;
   readonly totalExamples: number;
 }
@@ -66,6 +71,11 @@ export interface Strategy {
    * their current state without changing it; absent, the coordinator checks `global + delta`.
    */
   previewOutOfRange?(delta: Float32Array, global: Float32Array): number;
+  /**
+   * SCAFFOLD: the server control variate c (trainable-vector length) to send with this round's
+   * instructions; absent or null for strategies without one. Read-only: must not change state.
+   */
+  serverControl?(modelLength: number): Float32Array | null;
   /** Server-optimizer state for resume (momentum, moments); JSON-serialisable. */
   exportState?(): unknown;
   importState?(state: unknown): void;

@@ -19,6 +19,8 @@ const WHY: Record<string, string> = {
   multikrum: 'Multi-Krum scores each update by its distance to the others',
   normbounded: 'norm bounding clips each update on the server',
   dpfedavg: 'server-side DP clips each update; use secureAggregation.distributedDp (device-side clipping and noise) instead',
+  scaffold: "SCAFFOLD's control-variate deltas would travel beside the masked update in the clear; masking them is not implemented",
+  feddyn: "FedDyn's correction state is not combined with masking (not implemented)",
 };
 
 /** Neighbours per device for `n` devices that advertised keys (complete graph for SecAgg). */

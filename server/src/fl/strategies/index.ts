@@ -16,6 +16,8 @@ import { Krum, KrumParamsSchema } from './krum.js';
 import { NormBounded, NormBoundedParamsSchema } from './norm-bounded.js';
 import { invalidParam, parseParams, selectionParams } from './params.js';
 import { DpFedAvg, DpFedAvgParamsSchema } from '../dp/dp-fedavg.js';
+import { Scaffold, ScaffoldParamsSchema } from './scaffold.js';
+import { FedDyn, FedDynParamsSchema } from './feddyn.js';
 
 /**
  * Build a task's strategy from its plan. Each strategy validates its own params here (once, at
@@ -44,6 +46,17 @@ function krumFactory(name: 'krum' | 'multikrum'): Factory {
     const keep = name === 'krum' ? 1 : p.keep;
     return new Krum(selectionParams(plan), maxUpdatesOf(plan, p.maxUpdates), p.byzantine, keep, name);
   };
+}
+
+/** Strategies whose devices keep per-device drift-correction state (docs/strategies.md, "SCAFFOLD and FedDyn"). */
+const DRIFT_CORRECTING = new Set(['scaffold', 'feddyn']);
+
+/** Plan checks shared by SCAFFOLD and FedDyn; each names the parameter at fault. */
+function checkDriftPlan(plan: TaskPlan, populationSize: number | undefined): void {
+  if (plan.proximalMu > 0) throw invalidParam(plan, 'proximalMu', `${plan.strategy.name} corrects drift itself; proximalMu must be 0`);
+  if (populationSize !== undefined && populationSize < plan.clientsPerRound) {
+    throw invalidParam(plan, 'populationSize', `must be at least clientsPerRound (${plan.clientsPerRound})`);
+  }
 }
 
 const FACTORIES: Record<string, Factory> = {
@@ -76,6 +89,7 @@ const FACTORIES: Record<string, Factory> = {
   dpfedavg: (plan) => {
     const p = parseParams(DpFedAvgParamsSchema, plan);
     if (p.inner === 'dpfedavg') throw invalidParam(plan, 'inner', 'dpfedavg cannot wrap itself');
+    if (DRIFT_CORRECTING.has(p.inner)) throw invalidParam(plan, 'inner', `dpfedavg does not wrap ${p.inner} (its per-device state is not clipped or noised)`);
     const inner = createStrategy({ ...plan, strategy: { name: p.inner, params: p.innerParams } });
     if (!inner.streaming) throw invalidParam(plan, 'inner', `${p.inner} is not streaming; dpfedavg wraps the FedAvg family only`);
     const expectedClients = p.expectedClients ?? plan.clientsPerRound;
@@ -97,6 +111,18 @@ const FACTORIES: Record<string, Factory> = {
       populationSize: p.populationSize,
       seed: p.seed,
     });
+  },
+  scaffold: (plan) => {
+    const p = parseParams(ScaffoldParamsSchema, plan);
+    checkDriftPlan(plan, p.populationSize);
+    // Option II's c_i+ = c_i - c + (x - y) / (K lr) is the mean corrected gradient only for plain SGD steps.
+    if (plan.optimizer !== 'sgd') throw invalidParam(plan, 'optimizer', `scaffold's control variate update assumes plain SGD on devices; got ${plan.optimizer}`);
+    return new Scaffold(selectionParams(plan), p);
+  },
+  feddyn: (plan) => {
+    const p = parseParams(FedDynParamsSchema, plan);
+    checkDriftPlan(plan, p.populationSize);
+    return new FedDyn(selectionParams(plan), p);
   },
   normbounded: (plan) => new NormBounded(selectionParams(plan), parseParams(NormBoundedParamsSchema, plan).maxNorm),
 };
