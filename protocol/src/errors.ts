@@ -64,6 +64,10 @@ export const ERROR_REGISTRY = {
   // store
   FL_ERR_STORE_UNAVAILABLE: { status: 503, message: 'The store is unreachable' },
   FL_ERR_STORE_CONFLICT: { status: 409, message: 'A concurrent write conflicted' },
+  // cluster (several coordinators on Redis)
+  FL_ERR_CLUSTER_STALE_LEADER: { status: 409, message: 'A newer leader holds this task: the commit of a stale leader was refused' },
+  FL_ERR_CLUSTER_UNSUPPORTED: { status: 400, message: 'This strategy or option is not supported in cluster mode' },
+  FL_ERR_CLUSTER_UNAVAILABLE: { status: 503, message: 'The cluster coordination service (Redis) is unreachable' },
   // http
   FL_ERR_HTTP_VALIDATION: { status: 400, message: 'The request failed validation' },
   FL_ERR_HTTP_NOT_FOUND: { status: 404, message: 'No such route' },
