@@ -86,6 +86,10 @@ export class ActiveRound {
       if (d.verdict === 'reject') this.reject(clientId, 'FL_ERR_REPORT_REJECTED_NORM', { norm: d.norm, threshold: d.threshold });
     }
     this.aggregator.add({ clientId, numExamples: r.numExamples, delta, metrics: r.metrics });
+    this.markReported(clientId, r.delta.byteLength);
+  }
+
+  private markReported(clientId: string, bytes: number): void {
     if (this.dropped.delete(clientId)) {
       // It lost its connection mid-round and came back in time: a participant, not a dropout.
       this.record.dropped = this.record.dropped.filter((id) => id !== clientId);
@@ -94,7 +98,17 @@ export class ActiveRound {
     }
     this.reported.add(clientId);
     this.record.reported.push(clientId);
-    this.record.bytesUp += r.delta.byteLength;
+    this.record.bytesUp += bytes;
+  }
+
+  /**
+   * Cluster leader: another node validated and folded this device's report into its shard; count
+   * it here (the sum arrives with that node's partial). Returns false when it was not countable.
+   */
+  countRemote(clientId: string, bytes: number): boolean {
+    if (this.record.state !== 'training' || !this.selected.has(clientId) || this.reported.has(clientId)) return false;
+    this.markReported(clientId, bytes);
+    return true;
   }
 
   /** A selected device left or failed before reporting. */

@@ -9,6 +9,8 @@ import { ScreeningOptionsSchema } from '../fl/screening.js';
 import type { ClientRecord, TaskRecord } from '../store/records.js';
 import type { CentralEvaluator, CoordinatorDeps, CoordinatorLogger, CoordinatorStats } from './deps.js';
 import { SessionTable } from './sessions.js';
+import { LocalDeviceChannel, type DeviceChannel } from './device-channel.js';
+import type { RoundCluster } from './round-cluster.js';
 import { ClientActivity } from './client-activity.js';
 import { TaskRunner } from './task-runner.js';
 import type { Registry } from '../registry/registry.js';
@@ -55,6 +57,19 @@ export function checkPlan(plan: TaskPlan): void {
   }
 }
 
+/**
+ * Cluster mode aggregates hierarchically (docs/cluster.md): only strategies whose aggregate is a
+ * mergeable sum run there; median, trimmed mean and Krum need every raw update in one place, and
+ * norm screening keeps a history in report order, so both are refused with FL_ERR_CLUSTER_UNSUPPORTED.
+ */
+export function checkClusterPlan(plan: TaskPlan): void {
+  const agg = createStrategy(plan).beginFit(1, 1);
+  if (typeof agg.exportPartial !== 'function' || typeof agg.mergePartial !== 'function') {
+    throw new AppError('FL_ERR_CLUSTER_UNSUPPORTED', { strategy: plan.strategy.name, why: 'its aggregate is not a weighted sum that nodes can fold separately' });
+  }
+  if (plan.screening !== undefined) throw new AppError('FL_ERR_CLUSTER_UNSUPPORTED', { option: 'screening', why: 'norm screening history is kept in report order on one node' });
+}
+
 /** Constant-time check of a presented token against the expected one. */
 export function tokenMatches(presented: string, expected: string): boolean {
   const a = createHash('sha256').update(presented).digest();
@@ -82,7 +97,7 @@ export class Coordinator {
     this.deps = {
       store: opts.store,
       registry: opts.registry,
-      sessions: this.sessions,
+      devices: new LocalDeviceChannel(this.sessions),
       events: this.events,
       evaluator: opts.evaluator,
       onPublished: opts.onPublished,
@@ -157,15 +172,41 @@ export class Coordinator {
    * round that was in flight when the process died is marked failed and a new one starts.
    */
   async init(): Promise<void> {
-    for (const task of await this.opts.store.listTasks()) {
-      const weights = await this.loadWeights(task.modelName, task.currentVersion);
+    // In a cluster a starting node must not touch the rounds of a live leader: the node that
+    // takes a task's lease restores it (see takeOver).
+    for (const task of await this.opts.store.listTasks()) await this.load(task.id, this.deps.cluster ? 'keep' : 'fail-in-flight');
+  }
+
+  /**
+   * (Re)build a task's runner from the store: its record and the weights of its current version.
+   * 'fail-in-flight' marks a round that was in flight when its driver died as failed, so that a
+   * new one starts from the last committed version (restart, or a cluster node taking over).
+   */
+  async load(taskId: string, inFlight: 'keep' | 'fail-in-flight', reason = 'coordinator restarted mid-round'): Promise<TaskRunner | undefined> {
+    const task = await this.opts.store.getTask(taskId);
+    if (!task) return undefined;
+    const weights = await this.loadWeights(task.modelName, task.currentVersion);
+    if (inFlight === 'fail-in-flight') {
       for (const r of await this.opts.store.listRounds(task.id, { limit: 1 })) {
         if (r.state !== 'done' && r.state !== 'failed') {
-          await this.opts.store.saveRound({ ...r, state: 'failed', failureReason: 'coordinator restarted mid-round', endedAt: Date.now() });
+          await this.opts.store.saveRound({ ...r, state: 'failed', failureReason: reason, endedAt: Date.now() });
         }
       }
-      this.runners.set(task.id, new TaskRunner(this.deps, task, weights));
     }
+    this.runners.get(task.id)?.dispose();
+    const runner = new TaskRunner(this.deps, task, weights);
+    this.runners.set(task.id, runner);
+    return runner;
+  }
+
+  /** Run as one node of a cluster: runners reach devices through `devices` and ask `cluster` (call before init). */
+  useCluster(cluster: RoundCluster, devices: DeviceChannel): void {
+    this.deps.cluster = cluster;
+    this.deps.devices = devices;
+  }
+
+  get cluster(): RoundCluster | undefined {
+    return this.deps.cluster;
   }
 
   private async loadWeights(model: string, version: number): Promise<Float32Array> {
@@ -177,6 +218,7 @@ export class Coordinator {
     if (!parsedPlan.success) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { issues: parsedPlan.error.issues.slice(0, 10) });
     const plan = parsedPlan.data;
     checkPlan(plan);
+    if (this.deps.cluster) checkClusterPlan(plan);
     if (this.runners.has(input.id) || (await this.opts.store.getTask(input.id))) throw new AppError('FL_ERR_TASK_EXISTS', { task: input.id });
     let spec: ModelSpec;
     let weights: Float32Array;
@@ -215,6 +257,7 @@ export class Coordinator {
     await this.opts.store.createTask(task, v);
     const runner = new TaskRunner(this.deps, task, weights);
     this.runners.set(task.id, runner);
+    this.events.emit('task', runner.record);
     await this.opts.onPublished?.(v, weights);
     if (input.start) await this.startTask(task.id);
     return runner.record;

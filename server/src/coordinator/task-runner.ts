@@ -2,7 +2,7 @@ import { clientPlanOf, effectiveMinAvailable, effectiveMinReports, type EvalRepo
 import { AppError } from '../errors.js';
 import { createRng, type Rng } from '../fl/rng.js';
 import { closeAtDeadline } from '../fl/round-state.js';
-import type { Strategy } from '../fl/strategy.js';
+import type { AggregatorPartial, Strategy } from '../fl/strategy.js';
 import { createStrategy } from '../fl/strategies/index.js';
 import type { RoundRecord, TaskRecord } from '../store/records.js';
 import { ActiveRound } from './active-round.js';
@@ -35,6 +35,8 @@ export class TaskRunner {
   /** Norm screening of updates, when the plan asks for it (history kept across rounds and saved with each commit). */
   private readonly screen: NormScreen | null;
   private readonly rng: Rng;
+  /** Cluster: `active` is this node's shard of another node's round (see follow). */
+  private following = false;
 
   constructor(
     private readonly deps: CoordinatorDeps,
@@ -67,8 +69,15 @@ export class TaskRunner {
   async setState(state: TaskRecord['state'], reason?: string): Promise<void> {
     this.task = await this.deps.store.updateTask(this.task.id, { state, ...(reason ? { stateReason: reason } : {}) });
     this.deps.events.emit('task', this.task);
-    for (const s of this.deps.sessions.forTask(this.task.id)) s.socket.emit('task:state', { taskId: this.task.id, state, ...(reason ? { reason } : {}) });
+    this.deps.devices.broadcast(this.task.id, 'task:state', { taskId: this.task.id, state, ...(reason ? { reason } : {}) });
     if (state === 'running') this.poke();
+  }
+
+  /** Cluster: another node changed the task in the store; take its record (plan, state) as is. */
+  refresh(task: TaskRecord): void {
+    if (JSON.stringify(task.plan) !== JSON.stringify(this.task.plan)) this.nextStrategy = createStrategy(task.plan);
+    this.task = { ...task, currentVersion: this.task.currentVersion, nextRound: Math.max(task.nextRound, this.task.nextRound) };
+    this.poke();
   }
 
   /** Replace the plan (already validated); the round in flight keeps the plan it started with. */
@@ -89,7 +98,8 @@ export class TaskRunner {
   /** Start a round if the task is running, none is in flight and enough devices are connected. */
   poke(): void {
     if (this.task.state !== 'running' || this.active || this.busy) return;
-    const eligible = this.deps.sessions.forTask(this.task.id).map((s) => s.deviceId);
+    if (this.deps.cluster && !this.deps.cluster.leads(this.task.id)) return;
+    const eligible = this.deps.devices.eligible(this.task.id);
     if (eligible.length < effectiveMinAvailable(this.task.plan)) return;
     this.busy = true;
     this.startRound(eligible)
@@ -135,15 +145,11 @@ export class TaskRunner {
     active.transition('training');
     await this.deps.store.saveRound(record);
     this.active = active;
+    await this.deps.cluster?.roundOpened(record, plan);
     const paths = artifactPaths(this.task.modelName, this.task.currentVersion);
     const clientPlan = this.strategy.configureClientPlan?.(round, clientPlanOf(plan)) ?? clientPlanOf(plan);
     for (const id of selected) {
-      const s = this.deps.sessions.get(id);
-      if (!s) {
-        active.drop(id, 'gone before instruction');
-        continue;
-      }
-      s.socket.emit('fit:instruction', {
+      const sent = this.deps.devices.send(id, 'fit:instruction', {
         taskId: this.task.id,
         round,
         modelName: this.task.modelName,
@@ -153,6 +159,10 @@ export class TaskRunner {
         plan: clientPlan,
         deadline: record.deadline,
       });
+      if (!sent) {
+        active.drop(id, 'gone before instruction');
+        continue;
+      }
       record.bytesDown += this.weights.byteLength;
     }
     this.deps.stats.roundsStarted++;
@@ -192,14 +202,38 @@ export class TaskRunner {
     await a.gate.acquire(deviceId);
   }
 
-  /** A fit report from a device. Throws AppError with the rejection code; on success the report is folded in. */
+  /**
+   * A fit report from a device. Throws AppError with the rejection code; on success the report is
+   * folded in. Cluster: the report is claimed cluster-wide first (one per device and round), folded
+   * into this node's shard, and a follower tells the leader it was counted.
+   */
   async onReport(deviceId: string, r: FitReport): Promise<void> {
     const a = this.roundFor(r.round);
+    const cluster = this.deps.cluster;
+    if (cluster && !(await cluster.claimReport(this.task.id, r.round, deviceId))) {
+      a.gate.release(deviceId);
+      a.reject(deviceId, 'FL_ERR_ROUND_DUPLICATE_REPORT', { round: r.round });
+    }
     try {
       a.accept(deviceId, r);
+    } catch (err) {
+      if (cluster) void cluster.releaseReport(this.task.id, r.round, deviceId).catch(() => undefined);
+      throw err;
     } finally {
       a.gate.release(deviceId);
     }
+    if (this.following) return cluster!.reported(this.task.id, r.round, deviceId, r.delta.byteLength);
+    await this.counted(a);
+  }
+
+  /** Cluster leader: a follower folded a report of one of its devices into its shard. */
+  async onRemoteReport(deviceId: string, round: number, bytes: number): Promise<void> {
+    const a = this.active;
+    if (this.following || !a || a.round !== round || a.state !== 'training') return;
+    if (a.countRemote(deviceId, bytes)) await this.counted(a);
+  }
+
+  private async counted(a: ActiveRound): Promise<void> {
     if (a.reported.size >= a.plan.clientsPerRound) await this.aggregate(a);
     else if (a.settled) await this.settle(a);
   }
@@ -213,10 +247,11 @@ export class TaskRunner {
     const a = this.active;
     if (!a) return;
     a.gate.release(deviceId);
+    if (this.following) return this.deps.cluster!.deviceGone(this.task.id, deviceId, reason, grace);
     if (a.state !== 'training') return;
     if (grace) a.disconnected.add(deviceId);
     const drop = () => {
-      if (this.active === a && a.state === 'training' && !this.deps.sessions.get(deviceId) && a.drop(deviceId, reason) && a.settled) void this.settle(a);
+      if (this.active === a && a.state === 'training' && !this.deps.devices.connected(deviceId) && a.drop(deviceId, reason) && a.settled) void this.settle(a);
     };
     if (!grace || this.deps.reconnectGraceMs <= 0) return drop();
     const t = setTimeout(drop, this.deps.reconnectGraceMs);
@@ -232,7 +267,7 @@ export class TaskRunner {
 
   /** When a round closes, selected devices that lost their connection during it and did not report are recorded as dropped. */
   private recordGone(a: ActiveRound): void {
-    for (const id of a.selected) if (!a.reported.has(id) && (a.disconnected.has(id) || !this.deps.sessions.get(id))) a.drop(id, 'disconnected');
+    for (const id of a.selected) if (!a.reported.has(id) && (a.disconnected.has(id) || !this.deps.devices.connected(id))) a.drop(id, 'disconnected');
   }
 
   private async aggregate(a: ActiveRound): Promise<void> {
@@ -242,6 +277,9 @@ export class TaskRunner {
     a.transition('aggregating');
     const t0 = performance.now();
     try {
+      // Cluster: the other nodes' shards (their devices' reports, folded) join this one; DP noise
+      // and the server optimizer then run once, here, on the combined aggregate.
+      if (this.deps.cluster) for (const p of await this.deps.cluster.gatherPartials(this.task.id, a.round)) a.aggregator.mergePartial!(p);
       const outcome = this.strategy.aggregateFit(a.round, a.aggregator, a.failures, this.weights);
       a.record.trainMetrics = outcome.metrics;
       a.transition('committing');
@@ -285,7 +323,8 @@ export class TaskRunner {
         parentVersion: this.task.currentVersion,
         metrics,
       },
-      by: 'coordinator',
+      by: this.deps.cluster ? `coordinator@${this.deps.cluster.nodeId}` : 'coordinator',
+      ...(this.deps.cluster ? { fence: this.deps.cluster.fence(this.task.id) ?? 0 } : {}),
     });
     a.transition('done');
     Object.assign(a.record, committed);
@@ -301,6 +340,7 @@ export class TaskRunner {
 
   private async afterCommit(a: ActiveRound): Promise<void> {
     this.active = null;
+    this.deps.cluster?.roundEnded(this.task.id, a.round, 'done');
     this.deps.events.emit('round', a.record);
     const plan = this.task.plan;
     const acc = a.record.centralMetrics.accuracy;
@@ -322,9 +362,10 @@ export class TaskRunner {
     a.record.failureReason = reason;
     a.record.endedAt = Date.now();
     for (const id of a.selected) {
-      if (!a.reported.has(id)) this.deps.sessions.get(id)?.socket.emit('round:cancel', { taskId: this.task.id, round: a.round, reason: reason.slice(0, 256) });
+      if (!a.reported.has(id)) this.deps.devices.send(id, 'round:cancel', { taskId: this.task.id, round: a.round, reason: reason.slice(0, 256) });
     }
     this.active = null;
+    this.deps.cluster?.roundEnded(this.task.id, a.round, 'failed', reason);
     this.deps.stats.roundsFailed++;
     try {
       await this.deps.store.saveRound(a.record);
@@ -338,9 +379,42 @@ export class TaskRunner {
     this.retryTimer = setTimeout(() => this.poke(), 200);
   }
 
-  /** An evaluation report from a device (see FederatedEvaluation). */
+  /** An evaluation report from a device (see FederatedEvaluation); a follower hands it to the leader. */
   onEvalReport(deviceId: string, r: EvalReport): void {
+    if (this.deps.cluster && !this.deps.cluster.leads(this.task.id)) return this.deps.cluster.evalReported(this.task.id, deviceId, r);
     this.evaluation.onReport(deviceId, r);
+  }
+
+  /**
+   * Cluster follower: take reports for the leader's round `record` (opened with `plan`) into a
+   * shard of this node, folded with the strategy as of the task's last commit (`task`, re-read
+   * from the store). No timers: the leader closes the round.
+   */
+  follow(task: TaskRecord, weights: Float32Array, record: RoundRecord, plan: TaskPlan): void {
+    if (this.active) this.clearTimer(this.active);
+    this.task = task;
+    this.weights = weights;
+    this.strategy = committedStrategy(task);
+    const updateBytes = 12 + 4 * weights.length;
+    const slots = Math.max(2, Math.min(64, Math.floor(this.deps.uploadBudgetBytes / updateBytes)));
+    this.active = new ActiveRound({ ...record, reported: [], rejected: [], dropped: [] }, this.strategy.beginFit(record.round, weights.length), weights.length, plan, slots, null);
+    this.following = true;
+  }
+
+  /** Cluster follower: the leader closes `round`: hand over this node's shard (null when it has none). */
+  takePartial(round: number): AggregatorPartial | null {
+    const a = this.active;
+    if (!this.following || !a || a.round !== round) return null;
+    this.clearTimer(a);
+    return a.aggregator.exportPartial!();
+  }
+
+  /** Cluster follower: the leader ended `round` (or any older one): drop the shard. */
+  endFollowing(round: number): void {
+    const a = this.active;
+    if (!this.following || !a || a.round > round) return;
+    this.clearTimer(a);
+    this.active = null;
   }
 
   /** Stop timers; the coordinator is shutting down (state in the store is left as is, for resume). */

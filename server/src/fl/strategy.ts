@@ -33,10 +33,40 @@ export interface EvalResult {
   metrics: Record<string, number>;
 }
 
+/**
+ * A running aggregate as it leaves one node (hierarchical aggregation, docs/cluster.md): the
+ * float64 running sum plus small JSON-serialisable counters. O(model), whatever the reports.
+ */
+export interface AggregatorPartial {
+  sum: Float64Array;
+  meta: Record<string, unknown>;
+}
+
 export interface FitAggregator {
   add(result: FitResult): void;
   readonly count: number;
   readonly totalExamples: number;
+  /**
+   * Mergeable aggregators (the weighted-sum family) export what they folded and merge another
+   * node's export. Contract: merging the partials of any split of the results equals adding all
+   * the results to one aggregator (up to float64 summation order). Absent: not mergeable, so the
+   * strategy is refused in cluster mode.
+   */
+  exportPartial?(): AggregatorPartial;
+  mergePartial?(p: AggregatorPartial): void;
+}
+
+/** Metric records folded to one record per key: weightedMetrics of the result equals that of the input. */
+export function compactMetrics(results: ReadonlyArray<{ numExamples: number; metrics: Record<string, number> }>): Array<{ numExamples: number; metrics: Record<string, number> }> {
+  const sums: Record<string, number> = {};
+  const weights: Record<string, number> = {};
+  for (const r of results) {
+    for (const [k, v] of Object.entries(r.metrics)) {
+      sums[k] = (sums[k] ?? 0) + v * r.numExamples;
+      weights[k] = (weights[k] ?? 0) + r.numExamples;
+    }
+  }
+  return Object.keys(sums).map((k) => ({ numExamples: weights[k], metrics: { [k]: sums[k] / weights[k] } }));
 }
 
 export interface FitOutcome {

@@ -21,6 +21,20 @@ export class WeightedMean {
     this.n++;
   }
 
+  /** The running sum itself (read-only use: hierarchical aggregation exports it). */
+  get rawSum(): Float64Array {
+    return this.sum;
+  }
+
+  /** Fold another node's running sum in (same length), as if its updates had been added here. */
+  merge(sum: Float64Array, totalWeight: number, count: number): void {
+    if (sum.length !== this.length) throw new RangeError(`partial length ${sum.length} != ${this.length}`);
+    const s = this.sum;
+    for (let i = 0; i < s.length; i++) s[i] += sum[i];
+    this.total += totalWeight;
+    this.n += count;
+  }
+
   get count(): number {
     return this.n;
   }

@@ -1,7 +1,7 @@
 import { sample, type Rng } from '../rng.js';
 import { selectionSize } from '../selection.js';
-import type { EvalResult, FitAggregator, FitFailure, FitOutcome, FitResult, Strategy } from '../strategy.js';
-import { weightedMetrics } from '../strategy.js';
+import type { AggregatorPartial, EvalResult, FitAggregator, FitFailure, FitOutcome, FitResult, Strategy } from '../strategy.js';
+import { compactMetrics, weightedMetrics } from '../strategy.js';
 import { WeightedMean } from '../weighted-mean.js';
 
 /**
@@ -16,7 +16,7 @@ export interface FedAvgParams {
 
 export class StreamingMeanAggregator implements FitAggregator {
   readonly mean: WeightedMean;
-  private readonly metricSums: Array<{ numExamples: number; metrics: Record<string, number> }> = [];
+  protected readonly metricSums: Array<{ numExamples: number; metrics: Record<string, number> }> = [];
   constructor(length: number) {
     this.mean = new WeightedMean(length);
   }
@@ -32,6 +32,15 @@ export class StreamingMeanAggregator implements FitAggregator {
   }
   metrics(): Record<string, number> {
     return weightedMetrics(this.metricSums);
+  }
+  exportPartial(): AggregatorPartial {
+    return { sum: this.mean.rawSum, meta: { total: this.mean.totalWeight, n: this.mean.count, metrics: compactMetrics(this.metricSums) } };
+  }
+  mergePartial(p: AggregatorPartial): void {
+    const m = p.meta as { total: number; n: number; metrics: Array<{ numExamples: number; metrics: Record<string, number> }> };
+    if (m.n === 0) return;
+    this.mean.merge(p.sum, m.total, m.n);
+    this.metricSums.push(...m.metrics);
   }
 }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { clipInPlace } from '../dp/clip.js';
-import type { FitAggregator, FitFailure, FitOutcome, FitResult } from '../strategy.js';
+import type { AggregatorPartial, FitAggregator, FitFailure, FitOutcome, FitResult } from '../strategy.js';
 import { FedAvg, StreamingMeanAggregator, type FedAvgParams } from './fedavg.js';
 
 /**
@@ -21,6 +21,14 @@ export class ClippingMeanAggregator extends StreamingMeanAggregator {
   override add(r: FitResult): void {
     if (r.delta.length === this.mean.length && clipInPlace(r.delta, this.bound).clipped) this.clippedCount++;
     super.add(r);
+  }
+  override exportPartial(): AggregatorPartial {
+    const p = super.exportPartial();
+    return { sum: p.sum, meta: { ...p.meta, clipped: this.clippedCount } };
+  }
+  override mergePartial(p: AggregatorPartial): void {
+    super.mergePartial(p);
+    this.clippedCount += Number(p.meta.clipped ?? 0);
   }
 }
 
