@@ -28,6 +28,9 @@ import { resolveBackend } from '@flotilla/model';
 import type { BlobStore } from './store/blob-store.js';
 import { openStorage } from './store/open-storage.js';
 import { Registry, type RegistryOptions } from './registry/registry.js';
+import { ClusterNode, type ClusterOptions } from './cluster/cluster-node.js';
+import { announceServingWrites } from './cluster/announcing-store.js';
+import { clusterRoutes } from './http/cluster-routes.js';
 import type { Store } from './store/store.js';
 
 export interface AppOptions {
@@ -71,6 +74,8 @@ export interface AppOptions {
   publicInference?: boolean;
   /** TLS: PEM certificate chain and key; the REST API and socket.io are then served over HTTPS. */
   https?: { cert: string | Buffer; key: string | Buffer };
+  /** Run as one node of a cluster coordinated through Redis (docs/cluster.md). */
+  cluster?: ClusterOptions;
 }
 
 export interface Flotilla {
@@ -84,6 +89,8 @@ export interface Flotilla {
   authenticator: Authenticator;
   metrics: FlotillaMetrics;
   serving: Serving;
+  /** This node's cluster membership (cluster mode only). */
+  cluster: ClusterNode | null;
   /** Every route registered, with the roles its guard admits (empty for public routes). */
   routes: RouteInfo[];
 }
@@ -100,7 +107,10 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     opts.store && opts.blobs
       ? { store: opts.store, blobs: opts.blobs, close: async () => (await opts.store!.close(), await opts.blobs!.close()) }
       : await openStorage({ dataDir: opts.dataDir, mongodbUrl: opts.mongodbUrl });
-  const { store, blobs } = storage;
+  const { blobs } = storage;
+  // Cluster mode: serving-relevant writes are announced to the other nodes (set once the node is up).
+  let announce: ((what: string) => void) | null = null;
+  const store = opts.cluster ? announceServingWrites(storage.store, (w) => announce?.(w)) : storage.store;
   if (opts.store && opts.blobs) await store.init(); // openStorage initialises the stores it opens
   const deviceToken = opts.deviceToken ?? randomBytes(24).toString('base64url');
   const adminToken = opts.adminToken ?? randomBytes(24).toString('base64url');
@@ -144,8 +154,10 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     reconnectGraceMs: opts.reconnectGraceMs,
     authenticateDevice: (token, taskId) => authenticator.authenticateDevice(token, taskId),
   });
+  const cluster = opts.cluster ? await ClusterNode.open(opts.cluster, coordinator, store, app.log) : null;
   await coordinator.init();
-  const serving = new Serving({ store, registry, backend: () => resolveBackend('node'), logger: app.log }, opts.serving);
+  // In a cluster, serving learns of new versions and deployment changes from Redis, not by polling.
+  const serving = new Serving({ store, registry, backend: () => resolveBackend('node'), logger: app.log }, cluster ? { ...opts.serving, warmIntervalMs: 0 } : opts.serving);
   await serving.start();
 
   const io: Flotilla['io'] = new IOServer(app.server, {
@@ -159,8 +171,14 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     rateLimit: opts.deviceRateLimit ?? { burst: 100, perSecond: 50 },
   });
 
+  if (cluster) {
+    cluster.attach(io);
+    announce = (w) => cluster.announceServing(w);
+    cluster.onServingChange = () => void serving.syncDeployments().then(() => serving.refreshAliases());
+  }
+
   const metrics = new FlotillaMetrics(coordinator, { processMetrics: opts.processMetrics });
-  const flotilla: Flotilla = { coordinator, registry, store, blobs, io, deviceToken, adminToken, authenticator, metrics, serving, routes };
+  const flotilla: Flotilla = { coordinator, registry, store, blobs, io, deviceToken, adminToken, authenticator, metrics, serving, cluster, routes };
   app.decorate('flotilla', flotilla);
 
   await app.register(healthRoutes, { store, ready: () => true });
@@ -170,6 +188,13 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   await app.register(tokensRoutes, { coordinator, store, auth, authenticator });
   await app.register(metricsRoutes, { metrics, auth, public: opts.publicMetrics ?? false });
   await app.register(servingRoutes, { serving, auth, publicInference: opts.publicInference ?? false });
+  const singleNodeView = async () => ({
+    mode: 'single',
+    node: 'local',
+    nodes: [{ id: 'local', self: true, devices: coordinator.sessions.size, leads: coordinator.listRunners().map((r) => r.id), heartbeatAt: Date.now() }],
+    tasks: coordinator.listRunners().map((r) => ({ id: r.id, leader: 'local' })),
+  });
+  await app.register(clusterRoutes, { auth, view: cluster ? () => cluster.view() : singleNodeView });
 
   app.addHook('preClose', async () => {
     stopGateway();
@@ -178,6 +203,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   });
   app.addHook('onClose', async () => {
     await new Promise<void>((resolve) => io.close(() => resolve()));
+    await cluster?.close();
     metrics.close();
     await storage.close();
   });

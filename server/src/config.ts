@@ -22,6 +22,10 @@ export const ServeConfigSchema = z
     /** Serve /metrics without a token (for a scraper on a trusted network). */
     publicMetrics: z.boolean().default(false),
     publicInference: z.boolean().default(false),
+    /** Cluster mode (docs/cluster.md): Redis for leases, membership, pub/sub and the socket.io adapter. */
+    clusterRedisUrl: z.string().regex(/^rediss?:\/\/\S+$/, 'a redis:// or rediss:// URL').optional(),
+    clusterNodeId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (at most 64)').optional(),
+    clusterLeaseMs: z.coerce.number().int().min(200).max(600_000).default(5000),
   })
   .strict()
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'give both --tls-cert and --tls-key, or neither', path: ['tlsCert'] });
@@ -40,6 +44,9 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
       'tls-key': { type: 'string' },
       'public-metrics': { type: 'boolean' },
       'public-inference': { type: 'boolean' },
+      'cluster-redis-url': { type: 'string' },
+      'cluster-node-id': { type: 'string' },
+      'cluster-lease-ms': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -55,6 +62,9 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
     tlsCert: values['tls-cert'] ?? env.FLOTILLA_TLS_CERT,
     tlsKey: values['tls-key'] ?? env.FLOTILLA_TLS_KEY,
     publicMetrics: values['public-metrics'] ?? (env.FLOTILLA_PUBLIC_METRICS === undefined ? undefined : env.FLOTILLA_PUBLIC_METRICS === '1' || env.FLOTILLA_PUBLIC_METRICS === 'true'),
+    clusterRedisUrl: values['cluster-redis-url'] ?? env.FLOTILLA_CLUSTER_REDIS_URL,
+    clusterNodeId: values['cluster-node-id'] ?? env.FLOTILLA_CLUSTER_NODE_ID,
+    clusterLeaseMs: values['cluster-lease-ms'] ?? env.FLOTILLA_CLUSTER_LEASE_MS,
     publicInference: values['public-inference'] ?? (env.FLOTILLA_PUBLIC_INFERENCE === undefined ? undefined : env.FLOTILLA_PUBLIC_INFERENCE === '1' || env.FLOTILLA_PUBLIC_INFERENCE === 'true'),
   };
   const parsed = ServeConfigSchema.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== '')));

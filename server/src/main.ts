@@ -9,9 +9,11 @@ import { loadOrCreateSecret } from './secret-file.js';
 
 const USAGE = `usage: flotilla serve [--port N] [--host H] [--data-dir DIR] [--mongodb-url URL] [--log-level L]
                      [--tls-cert FILE --tls-key FILE] [--public-metrics] [--public-inference]
+                     [--cluster-redis-url redis://HOST:6379 [--cluster-node-id ID] [--cluster-lease-ms MS]]
 
 env: FLOTILLA_ADMIN_TOKEN, FLOTILLA_DEVICE_TOKEN, FLOTILLA_MONGODB_URL, FLOTILLA_DATA_DIR, FLOTILLA_PORT, FLOTILLA_HOST,
-     FLOTILLA_TLS_CERT, FLOTILLA_TLS_KEY, FLOTILLA_PUBLIC_METRICS, FLOTILLA_PUBLIC_INFERENCE
+     FLOTILLA_TLS_CERT, FLOTILLA_TLS_KEY, FLOTILLA_PUBLIC_METRICS, FLOTILLA_PUBLIC_INFERENCE,
+     FLOTILLA_CLUSTER_REDIS_URL, FLOTILLA_CLUSTER_NODE_ID, FLOTILLA_CLUSTER_LEASE_MS
 
 ${ADMIN_USAGE}`;
 
@@ -29,11 +31,13 @@ async function serve(argv: string[]): Promise<void> {
     logger: { level: cfg.logLevel },
     publicMetrics: cfg.publicMetrics,
     publicInference: cfg.publicInference,
+    ...(cfg.clusterRedisUrl ? { cluster: { redisUrl: cfg.clusterRedisUrl, nodeId: cfg.clusterNodeId, leaseMs: cfg.clusterLeaseMs } } : {}),
     ...(cfg.tlsCert && cfg.tlsKey ? { https: { cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) } } : {}),
   });
   if (admin.path) app.log.info(`admin token ${admin.created ? 'generated' : 'read'}: ${admin.path}`);
   if (device.path) app.log.info(`device token ${device.created ? 'generated' : 'read'}: ${device.path}`);
   const address = await app.listen({ port: cfg.port, host: cfg.host });
+  if (app.flotilla.cluster) app.flotilla.cluster.url = address;
   // Machine-readable line for supervisors and tests that start us on port 0.
   process.stdout.write(`flotilla listening ${address}\n`);
   let closing = false;

@@ -23,7 +23,7 @@ export interface ChildServer {
 
 const BIN = fileURLToPath(new URL('../../server/bin/flotilla.mjs', import.meta.url));
 
-export async function startChildServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; port?: number; nodeArgs?: string[] } = {}): Promise<ChildServer> {
+export async function startChildServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; port?: number; nodeArgs?: string[]; startTimeoutMs?: number } = {}): Promise<ChildServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'flotilla-bench-'));
   const adminToken = 'admin-token-for-benchmarks-0001';
   const deviceToken = 'device-token-for-benchmarks-001';
@@ -33,7 +33,8 @@ export async function startChildServer(opts: { dataDir?: string; env?: Record<st
   });
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => reject(new Error('server did not start in 60 s')), 60_000);
+    const limit = opts.startTimeoutMs ?? 60_000;
+    const timer = setTimeout(() => reject(new Error(`server did not start in ${limit / 1000} s`)), limit);
     proc.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
       const m = /flotilla listening (\S+)/.exec(buf);

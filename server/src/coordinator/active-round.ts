@@ -104,9 +104,10 @@ export class ActiveRound {
   /**
    * Cluster leader: another node validated and folded this device's report into its shard; count
    * it here (the sum arrives with that node's partial). Returns false when it was not countable.
+   * `closing`: the device was listed in a partial merged at close (its notice had not arrived).
    */
-  countRemote(clientId: string, bytes: number): boolean {
-    if (this.record.state !== 'training' || !this.selected.has(clientId) || this.reported.has(clientId)) return false;
+  countRemote(clientId: string, bytes: number, closing = false): boolean {
+    if ((!closing && this.record.state !== 'training') || !this.selected.has(clientId) || this.reported.has(clientId)) return false;
     this.markReported(clientId, bytes);
     return true;
   }

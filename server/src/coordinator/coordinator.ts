@@ -209,6 +209,11 @@ export class Coordinator {
     return this.deps.cluster;
   }
 
+  /** The weights of a task's current version, from the registry. */
+  weightsOf(task: TaskRecord): Promise<Float32Array> {
+    return this.loadWeights(task.modelName, task.currentVersion);
+  }
+
   private async loadWeights(model: string, version: number): Promise<Float32Array> {
     return this.opts.registry.readWeights(await this.opts.registry.getVersion(model, version));
   }

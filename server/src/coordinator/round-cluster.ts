@@ -32,6 +32,8 @@ export interface RoundCluster {
   gatherPartials(taskId: string, round: number): Promise<AggregatorPartial[]>;
   /** The round is over (committed or failed): followers drop what they folded. */
   roundEnded(taskId: string, round: number, state: 'done' | 'failed', reason?: string): void;
+  /** Resolves once this node has applied the leader's messages received so far for the task. */
+  ready(taskId: string): Promise<void>;
   /** A follower's device sent an evaluation report: the leader aggregates it. */
   evalReported(taskId: string, deviceId: string, report: unknown): void;
 }

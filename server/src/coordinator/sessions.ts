@@ -24,12 +24,24 @@ export interface DeviceSession {
  * reconnect) replaces its old session, which is disconnected. Contract: `forTask` lists only
  * sessions whose socket is connected.
  */
+export interface SessionListener {
+  opened(s: DeviceSession): void;
+  closed(s: DeviceSession): void;
+}
+
 export class SessionTable {
   private byDevice = new Map<string, DeviceSession>();
+  private readonly listeners: SessionListener[] = [];
+
+  /** Told of every session that becomes a device's current one, and of every current one removed (cluster membership). */
+  listen(l: SessionListener): void {
+    this.listeners.push(l);
+  }
 
   add(s: DeviceSession): DeviceSession | undefined {
     const old = this.byDevice.get(s.deviceId);
     this.byDevice.set(s.deviceId, s);
+    for (const l of this.listeners) l.opened(s);
     return old && old.sessionId !== s.sessionId ? old : undefined;
   }
 
@@ -37,6 +49,7 @@ export class SessionTable {
   remove(s: DeviceSession): boolean {
     if (this.byDevice.get(s.deviceId)?.sessionId !== s.sessionId) return false;
     this.byDevice.delete(s.deviceId);
+    for (const l of this.listeners) l.closed(s);
     return true;
   }
 

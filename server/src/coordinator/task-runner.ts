@@ -77,6 +77,7 @@ export class TaskRunner {
   refresh(task: TaskRecord): void {
     if (JSON.stringify(task.plan) !== JSON.stringify(this.task.plan)) this.nextStrategy = createStrategy(task.plan);
     this.task = { ...task, currentVersion: this.task.currentVersion, nextRound: Math.max(task.nextRound, this.task.nextRound) };
+    if (task.state !== 'running' && this.active?.state === 'training' && !this.following) void this.fail(`task ${task.state}`);
     this.poke();
   }
 
@@ -91,7 +92,7 @@ export class TaskRunner {
 
   /** Pause/stop: the round in flight (if any) fails; the global model is unchanged. */
   async halt(state: 'paused' | 'stopped' | 'done', reason: string): Promise<void> {
-    if (this.active && this.active.state === 'training') await this.fail(reason);
+    if (this.active && this.active.state === 'training' && !this.following) await this.fail(reason);
     await this.setState(state, reason);
   }
 
@@ -197,6 +198,7 @@ export class TaskRunner {
 
   /** Resolves when the device may upload its report (an upload slot is its own); throws the code a report would get. */
   async onFitReady(deviceId: string, round: number, bytes: number): Promise<void> {
+    await this.clusterReady();
     const a = this.roundFor(round);
     a.admit(deviceId, bytes);
     await a.gate.acquire(deviceId);
@@ -208,6 +210,7 @@ export class TaskRunner {
    * into this node's shard, and a follower tells the leader it was counted.
    */
   async onReport(deviceId: string, r: FitReport): Promise<void> {
+    await this.clusterReady();
     const a = this.roundFor(r.round);
     const cluster = this.deps.cluster;
     if (cluster && !(await cluster.claimReport(this.task.id, r.round, deviceId))) {
@@ -231,6 +234,12 @@ export class TaskRunner {
     const a = this.active;
     if (this.following || !a || a.round !== round || a.state !== 'training') return;
     if (a.countRemote(deviceId, bytes)) await this.counted(a);
+  }
+
+  /** Cluster follower: the leader's latest round may still be on its way to this node; wait for it. */
+  private async clusterReady(): Promise<void> {
+    const c = this.deps.cluster;
+    if (c && !c.leads(this.task.id)) await c.ready(this.task.id);
   }
 
   private async counted(a: ActiveRound): Promise<void> {
@@ -279,7 +288,12 @@ export class TaskRunner {
     try {
       // Cluster: the other nodes' shards (their devices' reports, folded) join this one; DP noise
       // and the server optimizer then run once, here, on the combined aggregate.
-      if (this.deps.cluster) for (const p of await this.deps.cluster.gatherPartials(this.task.id, a.round)) a.aggregator.mergePartial!(p);
+      if (this.deps.cluster) {
+        for (const p of await this.deps.cluster.gatherPartials(this.task.id, a.round)) {
+          a.aggregator.mergePartial!(p);
+          for (const d of (p.meta.devices as string[] | undefined) ?? []) a.countRemote(d, 0, true);
+        }
+      }
       const outcome = this.strategy.aggregateFit(a.round, a.aggregator, a.failures, this.weights);
       a.record.trainMetrics = outcome.metrics;
       a.transition('committing');
@@ -292,7 +306,7 @@ export class TaskRunner {
       // accountant) for an aggregate that never became a model: go back to what is stored, as a
       // restart would, so the retried round starts from exactly the committed state.
       this.strategy = committedStrategy(this.task);
-      await this.fail(`commit failed: ${String(err)}`);
+      await this.fail(`commit failed: ${err instanceof AppError ? `${err.code}: ` : ''}${String(err)}`);
       return;
     }
     await this.afterCommit(a);
@@ -401,12 +415,23 @@ export class TaskRunner {
     this.following = true;
   }
 
+  /** Cluster follower: the leader committed; take the task's new record and weights in place (reports in flight keep this runner). */
+  adopt(task: TaskRecord, weights: Float32Array): void {
+    if (this.deps.cluster?.leads(this.task.id)) return;
+    this.task = task;
+    this.weights = weights;
+    this.strategy = committedStrategy(task);
+    this.nextStrategy = null;
+  }
+
   /** Cluster follower: the leader closes `round`: hand over this node's shard (null when it has none). */
-  takePartial(round: number): AggregatorPartial | null {
+  takePartial(round: number): { partial: AggregatorPartial; devices: string[] } | null {
     const a = this.active;
-    if (!this.following || !a || a.round !== round) return null;
+    if (!this.following || !a || a.round !== round || a.state !== 'training') return null;
     this.clearTimer(a);
-    return a.aggregator.exportPartial!();
+    a.transition('aggregating'); // later reports for this round are late
+    if (a.reported.size === 0) return null;
+    return { partial: a.aggregator.exportPartial!(), devices: [...a.reported] };
   }
 
   /** Cluster follower: the leader ended `round` (or any older one): drop the shard. */
