@@ -80,4 +80,18 @@ describe.skipIf(redisSkipReason !== null)('cluster: three coordinators on Redis'
     // The registry answers the same on every node.
     for (const n of cluster.nodes) expect((await admin(n, 'GET', '/api/v1/models/t/aliases')).aliases.find((x: { alias: string }) => x.alias === 'latest').version).toBe(4);
   }, 150_000);
+
+  it('refuses strategies that are not a mergeable sum, and norm screening, with a coded error', async () => {
+    const post = (body: unknown) =>
+      fetch(`${cluster.nodes[0].url}/api/v1/tasks`, { method: 'POST', headers: { authorization: `Bearer ${cluster.nodes[0].adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    for (const strategy of [{ name: 'fedmedian' }, { name: 'fedtrimmedavg' }, { name: 'krum', params: { byzantine: 1 } }]) {
+      const res = await post({ id: `x-${strategy.name}`, preset: 'tiny-mlp', plan: { clientsPerRound: 5, strategy } });
+      expect(res.status).toBe(400);
+      expect((await res.json()).error.code).toBe('FL_ERR_CLUSTER_UNSUPPORTED');
+    }
+    const screened = await post({ id: 'x-screened', preset: 'tiny-mlp', plan: { clientsPerRound: 5, screening: { action: 'reject' } } });
+    expect((await screened.json()).error.code).toBe('FL_ERR_CLUSTER_UNSUPPORTED');
+    const ok = await post({ id: 'x-dp', preset: 'tiny-mlp', plan: { clientsPerRound: 5, strategy: { name: 'dpfedavg', params: { noiseMultiplier: 0.5, clipNorm: 1, inner: 'fedadam' } } } });
+    expect(ok.status).toBe(201);
+  }, 60_000);
 });

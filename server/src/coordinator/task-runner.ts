@@ -37,6 +37,8 @@ export class TaskRunner {
   private readonly rng: Rng;
   /** Cluster: `active` is this node's shard of another node's round (see follow). */
   private following = false;
+  /** Cluster: the fencing token held when the round in flight started. */
+  private roundFence: number | undefined;
 
   constructor(
     private readonly deps: CoordinatorDeps,
@@ -146,6 +148,7 @@ export class TaskRunner {
     active.transition('training');
     await this.deps.store.saveRound(record);
     this.active = active;
+    this.roundFence = this.deps.cluster?.fence(this.task.id);
     await this.deps.cluster?.roundOpened(record, plan);
     const paths = artifactPaths(this.task.modelName, this.task.currentVersion);
     const clientPlan = this.strategy.configureClientPlan?.(round, clientPlanOf(plan)) ?? clientPlanOf(plan);
@@ -338,7 +341,8 @@ export class TaskRunner {
         metrics,
       },
       by: this.deps.cluster ? `coordinator@${this.deps.cluster.nodeId}` : 'coordinator',
-      ...(this.deps.cluster ? { fence: this.deps.cluster.fence(this.task.id) ?? 0 } : {}),
+      // the token of the leadership this round ran under: a newer leader's claim refuses it
+      ...(this.deps.cluster ? { fence: this.roundFence ?? 0 } : {}),
     });
     a.transition('done');
     Object.assign(a.record, committed);
