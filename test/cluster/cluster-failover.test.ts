@@ -122,8 +122,9 @@ describe.skipIf(redisSkipReason !== null)('cluster failover', () => {
     await until(async () => (await admin(live(), 'GET', '/api/v1/tasks/t/rounds?limit=1')).rounds[0]?.state === 'training', 'a round in flight');
     await redis.restart(500);
     await commits(2, 'rounds after the Redis restart');
-    const v = await view();
-    expect(v.nodes.length).toBe(3);
+    // every node re-registers (node record, its devices) at its next heartbeat
+    await until(async () => (await view()).nodes.length === 3, 'all three nodes listed again');
+    await until(async () => (await view()).nodes.reduce((s: number, n: { devices: number }) => s + n.devices, 0) === devices.length, 'every device listed again');
   }, 300_000);
 
   it('versions are contiguous and verified, and no round was committed twice', async () => {

@@ -13,7 +13,7 @@ const N = 257;
 const results = Array.from({ length: 9 }, (_, k) => ({
   clientId: `c${k}`,
   numExamples: 3 + k,
-  metrics: k % 2 ? { loss: 1 / (k + 1), acc: k / 10 } : { loss: 1 / (k + 1) },
+  metrics: (k % 2 ? { loss: 1 / (k + 1), acc: k / 10 } : { loss: 1 / (k + 1) }) as Record<string, number>,
   delta: Float32Array.from({ length: N }, (_, i) => Math.sin(k * 13 + i) * (k === 4 ? 5 : 0.1)),
 }));
 const global = Float32Array.from({ length: N }, (_, i) => Math.cos(i));

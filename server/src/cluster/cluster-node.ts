@@ -328,9 +328,27 @@ export class ClusterNode implements RoundCluster {
 
   // ---- leadership and liveness ----
 
+  /**
+   * One lease/heartbeat step. A Redis command caught by a connection loss may never settle, so a
+   * step that takes longer than a lease is abandoned (the next one starts afresh): a stuck command
+   * must not stop this node's heartbeats for good.
+   */
   private async tick(): Promise<void> {
     if (this.ticking) return;
     this.ticking = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const abandon = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.logger.warn({ node: this.nodeId }, 'cluster: lease/heartbeat step stuck for a lease period; starting afresh');
+        resolve();
+      }, this.leaseMs);
+    });
+    await Promise.race([this.step(), abandon]);
+    clearTimeout(timer);
+    this.ticking = false;
+  }
+
+  private async step(): Promise<void> {
     try {
       const tasks = (await this.store.listTasks()).map((t) => t.id);
       for (const id of tasks) {
@@ -340,8 +358,6 @@ export class ClusterNode implements RoundCluster {
       await this.fleet.heartbeat(this.info(), this.localDevices(), tasks);
     } catch (err) {
       this.logger.warn({ err: String(err) }, 'cluster: heartbeat failed (redis or store unreachable)');
-    } finally {
-      this.ticking = false;
     }
   }
 

@@ -19,7 +19,7 @@ export interface RedisLink {
 
 export async function openRedisLink(url: string, logger: CoordinatorLogger): Promise<RedisLink> {
   const make = (name: string, offlineQueue: boolean) => {
-    const c = createClient({ url, disableOfflineQueue: !offlineQueue, socket: { connectTimeout: 2000, reconnectStrategy: (n: number) => Math.min(50 * (n + 1), 500) } });
+    const c = createClient({ url, disableOfflineQueue: !offlineQueue, pingInterval: 1000, socket: { connectTimeout: 2000, reconnectStrategy: (n: number) => Math.min(50 * (n + 1), 500) } });
     let down = false;
     c.on('error', (err: Error) => {
       if (!down) logger.warn({ err: err.message, client: name }, 'cluster: redis connection lost; reconnecting');
