@@ -129,6 +129,9 @@ describe.skipIf(redisSkipReason !== null)('cluster failover', () => {
 
   it('versions are contiguous and verified, and no round was committed twice', async () => {
     const n = live();
+    // pause first, so that no commit shifts the newest-first pages while they are read
+    await admin(n, 'POST', '/api/v1/tasks/t/pause');
+    await until(async () => (await admin(n, 'GET', '/api/v1/tasks/t/rounds?limit=1')).rounds[0]?.state !== 'training', 'no round in flight');
     const current = await version();
     const versions: Array<{ version: number; parentVersion?: number; round?: number }> = [];
     for (let offset = 0; ; offset += 100) {
