@@ -40,7 +40,7 @@ describe.skipIf(redisSkipReason !== null)('cluster failover', () => {
     await admin(cluster.nodes[0], 'POST', '/api/v1/tasks', {
       id: 't',
       preset: 'tiny-mlp',
-      plan: { clientsPerRound: 4, overSelect: 1.5, minReports: 1, maxRounds: 1000, roundDeadlineMs: 4000 },
+      plan: { clientsPerRound: 4, overSelect: 1.5, minReports: 1, maxRounds: 100_000, roundDeadlineMs: 4000 },
     });
     for (let k = 0; k < 6; k++) devices.push(new ClusterDevice(urls, k % 3, k, 't', cluster.nodes[0].deviceToken, P));
     await until(() => devices.every((d) => d.hellos > 0), 'devices connected');
@@ -130,7 +130,7 @@ describe.skipIf(redisSkipReason !== null)('cluster failover', () => {
   it('versions are contiguous and verified, and no round was committed twice', async () => {
     const n = live();
     // pause first, so that no commit shifts the newest-first pages while they are read
-    await admin(n, 'POST', '/api/v1/tasks/t/pause');
+    if ((await admin(n, 'GET', '/api/v1/tasks/t')).state === 'running') await admin(n, 'POST', '/api/v1/tasks/t/pause');
     await until(async () => (await admin(n, 'GET', '/api/v1/tasks/t/rounds?limit=1')).rounds[0]?.state !== 'training', 'no round in flight');
     const current = await version();
     const versions: Array<{ version: number; parentVersion?: number; round?: number }> = [];
