@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# The Flotilla coordinator (`flotilla serve`). TypeScript runs through tsx, so there is no build
-# step: the image holds the sources and the installed dependencies. Configuration is by env
+# The Flotilla coordinator (`flotilla serve`). The build stage compiles every workspace to dist/
+# (tsc -b) and prunes development dependencies; the image runs `node` on that JavaScript (no
+# TypeScript sources, no tsx, no compiler in it). Configuration is by env
 # (FLOTILLA_*; see server/src/config.ts); state lives in /data (SQLite + blobs, or only the
 # generated tokens when FLOTILLA_MONGODB_URL points at MongoDB).
 
@@ -18,13 +19,19 @@ COPY client-sdk/package.json client-sdk/package.json
 COPY server/package.json server/package.json
 COPY simulator/package.json simulator/package.json
 # tfjs-node is optional: when its libtensorflow download fails, npm drops it and the wasm backend is used.
-RUN npm ci --no-audit --no-fund && npm cache clean --force
-COPY tsconfig.json ./
+# FLOTILLA_SKIP_BUILD: the root prepare script (the build) waits until the sources are copied below.
+RUN FLOTILLA_SKIP_BUILD=1 npm ci --no-audit --no-fund && npm cache clean --force
+COPY tsconfig.json tsconfig.base.build.json tsconfig.build.json ./
 COPY protocol protocol
 COPY model model
 COPY client-sdk client-sdk
 COPY server server
 COPY simulator simulator
+# Compile to */dist, then keep only what runs: production dependencies, manifests, dist/ and bins.
+RUN npm run build \
+  && FLOTILLA_SKIP_BUILD=1 npm prune --omit=dev --no-audit --no-fund \
+  && rm -rf protocol/src model/src client-sdk/src server/src simulator/src tsconfig*.json */tsconfig.build.json */dist/.tsbuildinfo \
+  && npm cache clean --force
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \

@@ -18,6 +18,10 @@ const quick: Record<string, string[]> = {
   'scale-connections': ['bench/scale.ts', 'connections', '--devices', '2000', '--idle-seconds', '10'],
   'scale-rounds': ['bench/scale.ts', 'rounds', '--devices', '300', '--rounds', '2'],
   'scale-memory': ['bench/scale.ts', 'memory', '--sizes', '50,200', '--rounds', '1'],
+  console: ['bench/console.ts', '--devices', '200', '--rounds', '3', '--trials', '3'],
+  startup: ['bench/startup.ts', '--runs', '5'],
+  'bundle-size': ['bench/bundle-size.ts'],
+  'browser-training': ['bench/browser-training.ts', '--rounds', '3'],
 };
 const full: Record<string, string[]> = {
   ...quick,
@@ -25,6 +29,9 @@ const full: Record<string, string[]> = {
   'scale-connections': ['bench/scale.ts', 'connections', '--devices', '10000'],
   'scale-rounds': ['bench/scale.ts', 'rounds', '--devices', '1000', '--rounds', '3'],
   'scale-memory': ['bench/scale.ts', 'memory', '--sizes', '100,300,1000'],
+  console: ['bench/console.ts', '--devices', '1000', '--rounds', '5'],
+  startup: ['bench/startup.ts', '--runs', '9'],
+  'browser-training': ['bench/browser-training.ts', '--rounds', '6'],
   'fedavg-mnist': ['bench/fedavg-mnist.ts'],
   // Written under .bench-out/, not over the measured results in docs/experiments/.
   'exp-noniid': ['bench/exp-noniid.ts', '--rounds', '700', '--out', '.bench-out/exp-noniid'],
@@ -43,7 +50,7 @@ for (const name of names) {
     process.exit(2);
   }
   console.log(`\n=== ${name}: npx tsx ${args.join(' ')}`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', ...args], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--import', new URL('../scripts/dev-loader.mjs', import.meta.url).href, ...args], { stdio: 'inherit' });
   if (r.status !== 0) {
     failed++;
     console.error(`=== ${name} failed (exit ${r.status})`);

@@ -6,11 +6,10 @@
  *   npx tsx bench/scale.ts rounds      [--devices 1000] [--rounds 3]     (mnist-mlp, ~200k params)
  *   npx tsx bench/scale.ts memory      [--sizes 100,300,1000] [--rounds 2] (wide-mlp, ~1M params)
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { admin, startChildServer, type ChildServer } from '../test/helpers/child-server.js';
+import { closeLoaders, startLoaders } from './scale/loaders.js';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -24,43 +23,16 @@ const { positionals, values } = parseArgs({
   },
 });
 const mode = positionals[0] ?? 'connections';
-const LOADER = fileURLToPath(new URL('./scale/device-loader.ts', import.meta.url));
 const MiB = 2 ** 20;
 const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : NaN);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Loader {
-  proc: ChildProcess;
-  connected: Promise<{ n: number; failed: number; ms: number }>;
-  reports: Array<{ round: number; workMs: number; ok: boolean; code?: string }>;
-}
-
-function startLoaders(s: ChildServer, taskId: string, total: number, k: number, extra: Record<string, unknown>): Loader[] {
-  return Array.from({ length: k }, (_, i) => {
-    const count = Math.floor(total / k) + (i < total % k ? 1 : 0);
-    const proc = fork(LOADER, [JSON.stringify({ url: s.url, token: s.deviceToken, taskId, count, concurrency: 50, respond: false, download: false, deltaFloats: 0, heartbeatMs: 5000, ...extra })], {
-      execArgv: ['--import', 'tsx', '--max-old-space-size=4096'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const reports: Loader['reports'] = [];
-    const connected = new Promise<{ n: number; failed: number; ms: number }>((resolve, reject) => {
-      proc.on('message', (m: any) => {
-        if (m.type === 'connected') resolve(m);
-        else if (m.type === 'report') reports.push(m);
-        else if (m.type === 'error') reject(new Error(m.message));
-      });
-    });
-    return { proc, connected, reports };
-  });
-}
-
-async function closeLoaders(ls: Loader[]) {
-  await Promise.all(ls.map((l) => new Promise((r) => { l.proc.once('exit', r); l.proc.send({ type: 'close' }); })));
-}
+/** The fleets here are one credential's many devices: lift the per-token device cap (default 10,000). */
+const FLEET_ENV = { FLOTILLA_MAX_DEVICES_PER_TOKEN: '10000000' };
 
 async function connections() {
   const N = Number(values.devices ?? 10000);
-  const s = await startChildServer();
+  const s = await startChildServer({ env: FLEET_ENV });
   try {
     await admin(s, 'POST', '/api/v1/tasks', { id: 'idle', preset: 'tiny-mlp', plan: { clientsPerRound: 100000 } });
     await sleep(1000);
@@ -147,7 +119,7 @@ async function roundsBench() {
   const R = Number(values.rounds ?? 3);
   const P = 199_210; // mnist-mlp: 784*200+200 + 200*200+200 + 200*10+10
   const prof = values['cpu-prof'];
-  const s = await startChildServer(prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {});
+  const s = await startChildServer({ env: FLEET_ENV, ...(prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {}) });
   try {
     const { recs, reports, cpu } = await runRounds(s, 'mnist-mlp', N, R, true, P);
     const bytes = N * (12 + 4 * P);
@@ -181,7 +153,7 @@ async function memoryBench() {
   console.log(`memory: wide-mlp (${P} params, ${model.toFixed(1)} MiB float32), ${R} rounds per N, no downloads`);
   console.log('N      RSS before MiB  peak RSS MiB  (peak - before) / model size  round s');
   for (const n of sizes) {
-    const s = await startChildServer();
+    const s = await startChildServer({ env: FLEET_ENV });
     try {
       const { recs, rssBefore, peak } = await runRounds(s, 'wide-mlp', n, R, false, P);
       const d = median(recs.map((r: any) => (r.endedAt - r.startedAt) / 1000));

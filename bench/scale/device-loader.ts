@@ -1,5 +1,5 @@
 /**
- * A child process holding many raw protocol devices (socket.io-client, hello, heartbeats) for the
+ * A child process holding many raw protocol devices (socket.io-client, handshake, heartbeats) for the
  * scale benchmark. Configured by one JSON argument; reports to the parent over IPC. Devices that
  * respond do the "trivial local work" of the benchmark: optionally download the global weights,
  * then send a precomputed f32 delta.
@@ -27,14 +27,14 @@ const delta = cfg.respond ? f32Codec.encode(new Float32Array(cfg.deltaFloats).ma
 let downloaded = 0;
 
 async function connectOne(): Promise<void> {
-  const s = io(cfg.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+  const auth = { protocolVersion: PROTOCOL_VERSION, token: cfg.token, taskId: cfg.taskId };
+  const s = io(cfg.url, { transports: ['websocket'], reconnection: false, forceNew: true, auth });
   sockets.push(s);
+  // Accepted once the server's `session` arrives; a refused handshake carries its coded error in connect_error.
   await new Promise<void>((resolve, reject) => {
-    s.once('connect', () => resolve());
-    s.once('connect_error', reject);
+    s.once('session', () => resolve());
+    s.once('connect_error', (err: Error & { data?: unknown }) => reject(new Error(JSON.stringify(err.data ?? err.message))));
   });
-  const ack = await s.timeout(60_000).emitWithAck('hello', { protocolVersion: PROTOCOL_VERSION, token: cfg.token, taskId: cfg.taskId });
-  if (!ack.ok) throw new Error(JSON.stringify(ack.error));
   if (cfg.respond) {
     s.on('fit:instruction', async (ins: { round: number; weightsUrl: string }) => {
       const t0 = performance.now();

@@ -14,9 +14,9 @@ export class FlotillaClient extends BaseClient {
 
 export { BaseClient, ClientError, type ClientOptions, type ClientHooks, type ClientEvents, type FitEvent } from './client.js';
 export { loadModel, MemoryModelCache, type LoadModelOptions, type LoadedRegistryModel, type ModelCacheStore, type CachedResponse, type ModelVariant } from './model-loader.js';
-export { LocalTrainer, type Fetcher, type FitOutput, type EvalOutput, type LoadedModel } from './trainer.js';
-export { type Dataset, type DataProvider, datasetSize, gatherRows } from './data.js';
-export { type Logger, silentLogger } from '@flotilla/model';
+export { LocalTrainer, type Fetcher, type FitOutput, type EvalOutput, type LoadedModel, type CustomTrain, type TrainContext } from './trainer.js';
+export { type Dataset, type DataProvider, type LocalData, type TensorData, type Example, type LabelKind, datasetSize, gatherRows } from './data.js';
+export { type Logger, silentLogger, setWasmPaths } from '@flotilla/model';
 export * as protocol from '@flotilla/protocol';
 
 /** Pick the best tfjs backend in a browser (webgl > wasm > cpu); logs once. */

@@ -2,10 +2,11 @@ import { io, type Socket } from 'socket.io-client';
 import {
   EvalInstructionSchema,
   FitInstructionSchema,
-  HelloAckSchema,
   PROTOCOL_VERSION,
   RoundCancelSchema,
+  SessionSchema,
   SimpleAckSchema,
+  WireErrorSchema,
   TaskStateSchema,
   type ClientToServerEvents,
   type EvalInstruction,
@@ -21,7 +22,7 @@ import { bytesToFloat32 } from '@flotilla/protocol';
 import type { DataProvider } from './data.js';
 import { Emitter } from './emitter.js';
 import { silentLogger, type Logger } from '@flotilla/model';
-import { LocalTrainer, type Fetcher } from './trainer.js';
+import { LocalTrainer, type CustomTrain, type Fetcher } from './trainer.js';
 
 export interface ClientHooks {
   /** Called after local training, before the report is sent: 'drop' abandons the report (fault injection, user veto). */
@@ -38,12 +39,18 @@ export interface ClientHooks {
 export interface ClientOptions {
   /** Coordinator base URL, e.g. http://127.0.0.1:8080 */
   url: string;
-  /** Device credential presented at hello and on artifact downloads. */
+  /** Device credential presented in the connection handshake and on artifact downloads. */
   token: string;
   taskId: string;
   /** Stable device id; the server assigns one when absent (kept for reconnects). */
   deviceId?: string;
   data: DataProvider;
+  /**
+   * The app's own training loop (see CustomTrain): called with the model holding the global
+   * weights, the data and the round's plan; the SDK still downloads, computes the delta of the
+   * trainable weights, clips, encodes, reports and keeps the heartbeat.
+   */
+  train?: CustomTrain;
   /** Share one trainer between devices of one thread to share one tfjs model. */
   trainer?: LocalTrainer;
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
@@ -51,7 +58,7 @@ export interface ClientOptions {
   logger?: Logger;
   /** Ack timeout for every emit. */
   ackTimeoutMs?: number;
-  /** Backend name recorded at hello (the entry resolves it). */
+  /** Backend name sent in the handshake (the entry resolves it). */
   backend?: string;
 }
 
@@ -75,9 +82,19 @@ export interface ClientEvents {
   [k: string]: (arg: any) => void;
 }
 
-const FATAL: ReadonlySet<string> = new Set(['FL_ERR_AUTH_INVALID_TOKEN', 'FL_ERR_AUTH_REQUIRED', 'FL_ERR_PROTO_VERSION_MISMATCH', 'FL_ERR_TASK_NOT_FOUND', 'FL_ERR_AUTH_FORBIDDEN']);
+/** Handshake refusals that no retry can fix: `start()` rejects and the client stops. Others (throttling) are retried. */
+const FATAL: ReadonlySet<string> = new Set([
+  'FL_ERR_AUTH_INVALID_TOKEN',
+  'FL_ERR_AUTH_REQUIRED',
+  'FL_ERR_AUTH_FORBIDDEN',
+  'FL_ERR_PROTO_VERSION_MISMATCH',
+  'FL_ERR_PROTO_INVALID_MESSAGE',
+  'FL_ERR_TASK_NOT_FOUND',
+  'FL_ERR_CLIENT_BOUND',
+  'FL_ERR_CLIENT_REVOKED',
+]);
 
-/** The error a failed hello rejects `start()` with. */
+/** The error a refused handshake rejects `start()` with. */
 export class ClientError extends Error {
   constructor(readonly wire: WireError) {
     super(`${wire.code}: ${wire.message}`);
@@ -85,13 +102,16 @@ export class ClientError extends Error {
 }
 
 /**
- * A device. `start()` connects, says hello (protocol version, token, task) and resolves once
- * accepted; afterwards the client follows instructions until `stop()`: fit instructions download
+ * A device. `start()` connects with its credentials in the socket.io handshake `auth` (protocol
+ * version, token, task, device id) and resolves once the server's `session` event arrives;
+ * a refused handshake (`connect_error` carrying a coded error) rejects it when no retry can help;
+ * afterwards the client follows instructions until `stop()`: fit instructions download
  * the global weights of the named version over HTTP, train locally, and report the delta in the
  * plan's codec; eval instructions evaluate on local held-out data. Every incoming message is
  * validated; invalid ones are dropped and reported through 'error'. Transport loss reconnects
- * with jittered exponential backoff (socket.io's randomisation) and says hello again with the same
- * deviceId. Heartbeats flow at the interval the server names, also during local training.
+ * with jittered exponential backoff (socket.io's randomisation) and presents the same deviceId in
+ * the new handshake; a handshake refused for a passing reason (FL_ERR_AUTH_THROTTLED) is retried
+ * after the delay the server names. Heartbeats flow at the interval the server names, also during local training.
  */
 export class BaseClient extends Emitter<ClientEvents> {
   private socket: Socket<ServerToClientEvents, ClientToServerEvents> | null = null;
@@ -131,6 +151,8 @@ export class BaseClient extends Emitter<ClientEvents> {
       reconnectionDelayMax: this.opts.reconnect?.maxDelayMs ?? 10_000,
       randomizationFactor: 0.5,
       autoConnect: false,
+      // A function, so that every (re)connection presents the device id the server assigned.
+      auth: (cb) => cb(this.handshakeAuth()),
     });
     this.socket = socket;
     socket.on('fit:instruction', (m) => void this.onFit(m));
@@ -149,26 +171,45 @@ export class BaseClient extends Emitter<ClientEvents> {
     });
     return new Promise<void>((resolve, reject) => {
       let settled = false;
-      socket.on('connect', async () => {
-        try {
-          await this.hello();
+      let refusals = 0;
+      socket.on('session', (m) => {
+        const p = SessionSchema.safeParse(m);
+        if (!p.success) {
+          this.emit('error', new Error(`invalid session message: ${p.error.message}`));
+          return;
+        }
+        refusals = 0;
+        this.id = p.data.deviceId;
+        this.startHeartbeat(p.data.heartbeatIntervalMs);
+        this.emit('connected', { deviceId: p.data.deviceId, sessionId: p.data.sessionId });
+        if (!settled) {
+          settled = true;
+          resolve();
+        }
+      });
+      socket.on('connect_error', (err: Error & { data?: unknown }) => {
+        const wire = WireErrorSchema.safeParse(err.data);
+        if (!wire.success) {
+          this.emit('error', err); // a transport failure: socket.io reconnects by itself
+          return;
+        }
+        const e = new ClientError(wire.data as WireError);
+        this.emit('error', e);
+        if (FATAL.has(wire.data.code)) {
+          void this.stop();
           if (!settled) {
             settled = true;
-            resolve();
+            reject(e);
           }
-        } catch (err) {
-          const wire = err instanceof ClientError ? err.wire : undefined;
-          this.emit('error', err);
-          if (wire && FATAL.has(wire.code)) {
-            void this.stop();
-            if (!settled) {
-              settled = true;
-              reject(err);
-            }
-          } else {
-            socket.disconnect().connect();
-          }
+          return;
         }
+        // Refused by the server's handshake check: socket.io does not retry those by itself.
+        const retryAfter = (wire.data.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+        const base = this.opts.reconnect?.initialDelayMs ?? 500;
+        const delay = retryAfter ? retryAfter * 1000 : Math.min(this.opts.reconnect?.maxDelayMs ?? 10_000, base * 2 ** refusals++) * (0.5 + Math.random());
+        setTimeout(() => {
+          if (!this.stopped && this.socket === socket && !socket.connected) socket.connect();
+        }, delay);
       });
       socket.connect();
     });
@@ -185,21 +226,15 @@ export class BaseClient extends Emitter<ClientEvents> {
     }
   }
 
-  private async hello(): Promise<void> {
-    const socket = this.socket!;
-    const msg = {
+  /** The socket.io handshake `auth` (docs/api.md, "Device connection"). */
+  private handshakeAuth(): Record<string, unknown> {
+    return {
       protocolVersion: PROTOCOL_VERSION,
       token: this.opts.token,
       taskId: this.opts.taskId,
       ...(this.id ? { deviceId: this.id } : {}),
       ...(this.opts.backend ? { backend: this.opts.backend } : {}),
     };
-    const raw = await socket.timeout(this.ackTimeoutMs).emitWithAck('hello', msg);
-    const ack = HelloAckSchema.parse(raw);
-    if (!ack.ok) throw new ClientError(ack.error as WireError);
-    this.id = ack.deviceId;
-    this.startHeartbeat(ack.heartbeatIntervalMs);
-    this.emit('connected', { deviceId: ack.deviceId, sessionId: ack.sessionId });
   }
 
   private startHeartbeat(ms: number): void {
@@ -244,7 +279,7 @@ export class BaseClient extends Emitter<ClientEvents> {
       const weightBytes = await this.trainer.weights(ins.weightsUrl, fetcher);
       const global = bytesToFloat32(weightBytes);
       const data = await this.opts.data.train();
-      const out = await this.trainer.fit(loaded, global, data, ins.plan, isStale);
+      const out = await this.trainer.fit(loaded, global, data, ins.plan, isStale, this.opts.train);
       if (isStale()) return;
       const delta = this.opts.hooks?.transformDelta?.(out.delta, { taskId: ins.taskId, round: ins.round, numExamples: out.numExamples }) ?? out.delta;
       if (delta.length !== out.delta.length) throw new RangeError(`transformDelta returned ${delta.length} values, expected ${out.delta.length}`);
@@ -321,7 +356,7 @@ export class BaseClient extends Emitter<ClientEvents> {
       const loaded = await this.trainer.load(ins.modelUrl, fetcher);
       const global = bytesToFloat32(await this.trainer.weights(ins.weightsUrl, fetcher));
       const data = await this.opts.data.evaluate();
-      const out = await this.trainer.evaluate(loaded, global, data, ins.batchSize);
+      const out = await this.trainer.evaluate(loaded, global, data, ins.batchSize, { loss: ins.loss, metrics: ins.metrics });
       if (this.stopped || !this.socket?.connected) return;
       const ack = SimpleAckSchema.parse(
         await this.socket.timeout(this.ackTimeoutMs).emitWithAck('eval:report', { taskId: ins.taskId, round: ins.round, numExamples: out.numExamples, metrics: out.metrics }),

@@ -1,19 +1,22 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ClientPlan, LayersModelJson } from '@flotilla/protocol';
-import { buildManifest, splitFlat, type WeightManifest } from '@flotilla/protocol';
-import { ensureTrainableBackend } from '@flotilla/model';
-import { gatherRows, type Dataset } from './data.js';
+import type { ClientPlan, LayersModelJson, LossName, MetricName } from '@flotilla/protocol';
+import { AppError, buildManifest, splitFlat, type WeightManifest } from '@flotilla/protocol';
+import { ensureTrainableBackend, readFlatWeights, setFlatWeights, travelFlags } from '@flotilla/model';
+import type { Dataset, LocalData, TensorData } from './data.js';
+import { datasetSize } from './data.js';
+import { isStreamed, modelIO, toBatches, toTensors } from './local-data.js';
 import { silentLogger, type Logger } from '@flotilla/model';
 
 export interface LoadedModel {
   model: tf.LayersModel;
+  /** Full manifest (model.weights order); entries with `trainable: false` are frozen and never reported. */
   manifest: WeightManifest;
-  /** Training it needs Conv2DBackpropFilter (not in the wasm backend); inference does not. */
+  /** Training it needs Conv2DBackpropFilter (not in the wasm backend): a trainable layer is a convolution. */
   hasConv: boolean;
 }
 
 export interface FitOutput {
-  /** w_local - w_global, flat, manifest order. */
+  /** w_local - w_global over the trainable vector (protocol/src/tensor/trainable.ts). */
   delta: Float32Array;
   numExamples: number;
   metrics: Record<string, number>;
@@ -23,6 +26,27 @@ export interface FitOutput {
 export interface EvalOutput {
   numExamples: number;
   metrics: Record<string, number>;
+}
+
+/** What a custom training loop gets besides the model and the data: the round's plan and a stop signal. */
+export type TrainContext = ClientPlan & {
+  /** True once the round is over (cancelled or superseded): stop early, what was trained so far is discarded. */
+  shouldStop(): boolean;
+};
+
+/**
+ * A device app's own training loop. It receives the model holding the global weights (frozen
+ * layers have trainable false), trains it in place, and may return the number of examples it used
+ * (required when the data is not in memory) and metrics to report. The SDK does the rest: the
+ * delta, clipping, codec, report and heartbeats.
+ */
+export type CustomTrain = (model: tf.LayersModel, data: LocalData, plan: TrainContext) => Promise<{ numExamples?: number; metrics?: Record<string, number> } | void>;
+
+const HISTORY_NAMES: Record<string, string> = { acc: 'accuracy', meanAbsoluteError: 'mae', meanSquaredError: 'mse' };
+
+/** tfjs metric identifiers for the plan's metric names. */
+function tfMetrics(metrics: readonly MetricName[]): Array<string | ((y: tf.Tensor, p: tf.Tensor) => tf.Tensor)> {
+  return metrics.map((m) => (m === 'precision' ? tf.metrics.precision : m === 'recall' ? tf.metrics.recall : m));
 }
 
 /** Fetches bytes or JSON for the trainer (the client supplies one with auth headers). */
@@ -63,8 +87,11 @@ export class LocalTrainer {
       p = (async () => {
         const json = (await fetcher.json(modelUrl)) as LayersModelJson;
         const model = await tf.models.modelFromJSON({ modelTopology: json.modelTopology } as unknown as tf.io.ModelJSON);
-        const manifest = buildManifest(json.weightsManifest.flatMap((g) => g.weights));
-        const hasConv = model.layers.some((l) => /conv/i.test(l.getClassName()));
+        // The server's layout (model.json order); weights are set and read by name.
+        const flags = travelFlags(model);
+        const manifest = buildManifest(json.weightsManifest.flatMap((g) => g.weights).map((w) => ({ name: w.name, shape: w.shape, trainable: flags.get(w.name) ?? true })));
+        const convIn = (l: tf.layers.Layer): boolean => /conv/i.test(l.getClassName()) || ((l as unknown as { layers?: tf.layers.Layer[] }).layers ?? []).some(convIn);
+        const hasConv = model.layers.some((l) => l.trainable && l.weights.length > 0 && convIn(l));
         return { model, manifest, hasConv };
       })();
       p.catch(() => this.models.delete(modelUrl));
@@ -89,16 +116,30 @@ export class LocalTrainer {
   }
 
   private setWeights(m: LoadedModel, flat: Float32Array): void {
-    const parts = splitFlat(flat, m.manifest);
-    const ts = m.manifest.map((s, i) => tf.tensor(parts[i], s.shape, 'float32'));
-    m.model.setWeights(ts);
-    ts.forEach((t) => t.dispose());
+    setFlatWeights(m.model, flat, m.manifest);
   }
 
   private readWeights(m: LoadedModel): Float32Array {
-    const out = new Float32Array(m.manifest.length ? m.manifest[m.manifest.length - 1].offset + m.manifest[m.manifest.length - 1].size : 0);
-    m.model.weights.forEach((w, i) => out.set(w.read().dataSync() as Float32Array, m.manifest[i].offset));
-    return out;
+    return readFlatWeights(m.model, m.manifest);
+  }
+
+  /** local - global over the trainable entries of the manifest. */
+  private trainableDelta(m: LoadedModel, global: Float32Array): Float32Array {
+    const local = this.readWeights(m);
+    let n = 0;
+    for (const s of m.manifest) if (s.trainable !== false) n += s.size;
+    const delta = new Float32Array(n);
+    let o = 0;
+    for (const s of m.manifest) {
+      if (s.trainable === false) continue;
+      for (let i = 0; i < s.size; i++) delta[o + i] = local[s.offset + i] - global[s.offset + i];
+      o += s.size;
+    }
+    return delta;
+  }
+
+  private compile(m: LoadedModel, loss: LossName, metrics: readonly MetricName[], optimizer: tf.Optimizer | string = 'sgd'): void {
+    m.model.compile({ optimizer, loss, metrics: tfMetrics(metrics) });
   }
 
   private optimizer(plan: ClientPlan): tf.Optimizer {
@@ -112,60 +153,65 @@ export class LocalTrainer {
     }
   }
 
-  /** Train E epochs from `global` on `data`; returns the delta. `shouldStop` aborts between batches. */
-  fit(m: LoadedModel, global: Float32Array, data: Dataset, plan: ClientPlan, shouldStop: () => boolean = () => false): Promise<FitOutput> {
+  /**
+   * Train from `global` on `data` (any LocalData) with the plan's loss, optimizer, epochs and
+   * batch size, or with `custom` (the app's own loop); returns the trainable delta. Data that does
+   * not fit the model throws FL_ERR_DATA_BAD_SHAPE / FL_ERR_DATA_BAD_LABELS before any training.
+   * `shouldStop` aborts between batches.
+   */
+  fit(m: LoadedModel, global: Float32Array, data: LocalData, plan: ClientPlan, shouldStop: () => boolean = () => false, custom?: CustomTrain): Promise<FitOutput> {
     return this.serial(async () => {
       const t0 = Date.now();
       await ensureTrainableBackend(m.hasConv, this.logger);
       this.setWeights(m, global);
-      const { x, y, n } = gatherRows(data);
-      if (n === 0) throw new Error('no local training data');
-      const xs = tf.tensor2d(x, [n, data.inputSize]);
-      const labels = tf.tensor1d(y, 'int32');
-      const ys = tf.oneHot(labels, data.numClasses).toFloat();
-      labels.dispose();
-      const opt = this.optimizer(plan);
-      m.model.compile({ optimizer: opt, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-      let lastYield = Date.now();
-      let history: tf.History;
-      try {
-        if (plan.proximalMu > 0) {
-          history = await this.fitProximal(m, global, xs, ys, plan, opt, shouldStop);
-        } else {
-          history = await m.model.fit(xs, ys, {
-            epochs: plan.epochs,
-            batchSize: plan.batchSize,
-            shuffle: true,
-            verbose: 0,
-            callbacks: {
-              onBatchEnd: async () => {
-                if (shouldStop()) m.model.stopTraining = true;
-                if (Date.now() - lastYield >= this.yieldMs) {
-                  await new Promise((r) => setTimeout(r, 0));
-                  lastYield = Date.now();
-                }
-              },
-            },
-          });
-        }
-      } finally {
-        xs.dispose();
-        ys.dispose();
-        opt.dispose();
-      }
-      const local = this.readWeights(m);
-      const delta = new Float32Array(local.length);
-      for (let i = 0; i < delta.length; i++) delta[i] = local[i] - global[i];
-      const last = (k: string) => {
-        const h = history.history[k];
-        return h && h.length ? Number(h[h.length - 1]) : undefined;
-      };
+      const io = modelIO(m.model);
+      let numExamples: number;
       const metrics: Record<string, number> = {};
-      const loss = last('loss');
-      const acc = last('acc') ?? last('accuracy');
-      if (loss !== undefined && Number.isFinite(loss)) metrics.loss = loss;
-      if (acc !== undefined && Number.isFinite(acc)) metrics.accuracy = acc;
-      return { delta, numExamples: n, metrics, trainMs: Date.now() - t0 };
+      if (custom) {
+        const r = (await custom(m.model, data, { ...plan, shouldStop })) ?? {};
+        numExamples = r.numExamples ?? (isStreamed(data) ? NaN : 'inputSize' in data && typeof data.inputSize === 'number' ? datasetSize(data as Dataset) : (data as TensorData).xs instanceof tf.Tensor ? ((data as TensorData).xs as tf.Tensor).shape[0] : ((data as TensorData).xs as unknown[]).length);
+        if (!(Number.isInteger(numExamples) && numExamples > 0)) throw new AppError('FL_ERR_DATA_BAD_SHAPE', { why: 'a custom train() on streamed data must return numExamples (a positive integer)' });
+        for (const [k, v] of Object.entries(r.metrics ?? {})) if (Number.isFinite(v)) metrics[k] = v;
+      } else {
+        let lastYield = Date.now();
+        const onBatchEnd = async () => {
+          if (shouldStop()) m.model.stopTraining = true;
+          if (Date.now() - lastYield >= this.yieldMs) {
+            await new Promise((r) => setTimeout(r, 0));
+            lastYield = Date.now();
+          }
+        };
+        const opt = this.optimizer(plan);
+        let history: tf.History;
+        try {
+          if (isStreamed(data)) {
+            const { batches, count } = await toBatches(data, io, plan.loss, plan.batchSize);
+            this.compile(m, plan.loss, plan.metrics, opt);
+            history = await m.model.fitDataset(batches, { epochs: plan.epochs, verbose: 0, callbacks: { onBatchEnd } });
+            numExamples = Math.round(count() / plan.epochs);
+          } else {
+            const { xs, ys, n } = toTensors(data, io, plan.loss);
+            try {
+              if (n === 0) throw new AppError('FL_ERR_DATA_BAD_SHAPE', { why: 'no local training data' });
+              numExamples = n;
+              this.compile(m, plan.loss, plan.metrics, opt);
+              history = plan.proximalMu > 0
+                ? await this.fitProximal(m, global, xs, ys, plan, opt, shouldStop)
+                : await m.model.fit(xs, ys, { epochs: plan.epochs, batchSize: plan.batchSize, shuffle: true, verbose: 0, callbacks: { onBatchEnd } });
+            } finally {
+              xs.dispose();
+              ys.dispose();
+            }
+          }
+        } finally {
+          opt.dispose();
+        }
+        for (const [k, h] of Object.entries(history.history)) {
+          const v = h.length ? Number(h[h.length - 1]) : NaN;
+          if (Number.isFinite(v)) metrics[HISTORY_NAMES[k] ?? k] = v;
+        }
+      }
+      return { delta: this.trainableDelta(m, global), numExamples, metrics, trainMs: Date.now() - t0 };
     });
   }
 
@@ -173,9 +219,19 @@ export class LocalTrainer {
    * FedProx local objective (Li et al. 2020): loss + mu/2 * ||w - w_global||^2, minimised with a
    * manual batch loop since model.fit cannot add the proximal term.
    */
-  private async fitProximal(m: LoadedModel, global: Float32Array, xs: tf.Tensor2D, ys: tf.Tensor, plan: ClientPlan, opt: tf.Optimizer, shouldStop: () => boolean): Promise<tf.History> {
+  private async fitProximal(m: LoadedModel, global: Float32Array, xs: tf.Tensor, ys: tf.Tensor, plan: ClientPlan, opt: tf.Optimizer, shouldStop: () => boolean): Promise<tf.History> {
+    // The compiled model's loss function (the plan's), applied per example.
+    const lossByName: Record<string, (y: tf.Tensor, p: tf.Tensor) => tf.Tensor> = {
+      categoricalCrossentropy: tf.metrics.categoricalCrossentropy,
+      binaryCrossentropy: tf.metrics.binaryCrossentropy,
+      meanSquaredError: tf.metrics.meanSquaredError,
+      meanAbsoluteError: tf.metrics.meanAbsoluteError,
+    };
+    const lossFn = lossByName[plan.loss] ?? (m.model as unknown as { lossFunctions?: Array<(y: tf.Tensor, p: tf.Tensor) => tf.Tensor> }).lossFunctions?.[0];
+    if (!lossFn) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { loss: plan.loss, why: 'FedProx supports categorical and binary crossentropy, mean squared and mean absolute error' });
     const parts = splitFlat(global, m.manifest);
-    const anchors = m.manifest.map((s, i) => tf.tensor(parts[i], s.shape, 'float32'));
+    const anchorOf = new Map(m.manifest.map((s, i) => [s.name, tf.tensor(parts[i], s.shape, 'float32')]));
+    const anchors = [...anchorOf.values()];
     const vars = m.model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
     const n = xs.shape[0];
     const losses: number[] = [];
@@ -191,11 +247,9 @@ export class LocalTrainer {
           const by = tf.gather(ys, idx);
           const cost = opt.minimize(() => {
             const pred = m.model.apply(bx, { training: true }) as tf.Tensor;
-            const ce = tf.metrics.categoricalCrossentropy(by, pred).mean() as tf.Scalar;
+            const ce = lossFn(by, pred).mean() as tf.Scalar;
             let prox = tf.scalar(0);
-            m.model.weights.forEach((w, i) => {
-              if (w.trainable) prox = prox.add(tf.sum(tf.square(tf.sub(w.read(), anchors[i]))));
-            });
+            for (const w of m.model.trainableWeights) prox = prox.add(tf.sum(tf.square(tf.sub(w.read(), anchorOf.get(w.originalName)!))));
             return ce.add(prox.mul(plan.proximalMu / 2)) as tf.Scalar;
           }, true, vars);
           sum += cost ? (await cost.data())[0] : 0;
@@ -214,20 +268,41 @@ export class LocalTrainer {
     return { history: { loss: losses } } as unknown as tf.History;
   }
 
-  /** Loss and accuracy of `weights` on `data`. */
-  evaluate(m: LoadedModel, weights: Float32Array, data: Dataset, batchSize: number): Promise<EvalOutput> {
+  /** The loss and metrics (default: categoricalCrossentropy and accuracy) of `weights` on `data`. */
+  evaluate(m: LoadedModel, weights: Float32Array, data: LocalData, batchSize: number, spec: { loss?: LossName; metrics?: MetricName[] } = {}): Promise<EvalOutput> {
     return this.serial(async () => {
       this.setWeights(m, weights);
-      const { x, y, n } = gatherRows(data);
-      if (n === 0) throw new Error('no local evaluation data');
-      return tf.tidy(() => {
-        const xs = tf.tensor2d(x, [n, data.inputSize]);
-        const ys = tf.oneHot(tf.tensor1d(y, 'int32'), data.numClasses).toFloat();
-        const pred = m.model.predict(xs, { batchSize }) as tf.Tensor;
-        const loss = tf.metrics.categoricalCrossentropy(ys, pred).mean().dataSync()[0];
-        const acc = tf.metrics.categoricalAccuracy(ys, pred).mean().dataSync()[0];
-        return { numExamples: n, metrics: { loss, accuracy: acc } };
+      const loss = spec.loss ?? 'categoricalCrossentropy';
+      const metricNames = spec.metrics ?? ['accuracy'];
+      this.compile(m, loss, metricNames);
+      const io = modelIO(m.model);
+      let numExamples: number;
+      let result: tf.Scalar | tf.Scalar[];
+      if (isStreamed(data)) {
+        const { batches, count } = await toBatches(data, io, loss, batchSize);
+        result = (await m.model.evaluateDataset(batches as unknown as tf.data.Dataset<{}>, {})) as tf.Scalar | tf.Scalar[];
+        numExamples = count();
+      } else {
+        const { xs, ys, n } = toTensors(data, io, loss);
+        try {
+          if (n === 0) throw new AppError('FL_ERR_DATA_BAD_SHAPE', { why: 'no local evaluation data' });
+          result = m.model.evaluate(xs, ys, { batchSize }) as tf.Scalar | tf.Scalar[];
+          numExamples = n;
+        } finally {
+          xs.dispose();
+          ys.dispose();
+        }
+      }
+      const values = (Array.isArray(result) ? result : [result]).map((t) => {
+        const v = t.dataSync()[0];
+        t.dispose();
+        return v;
       });
+      const metrics: Record<string, number> = {};
+      ['loss', ...metricNames].forEach((k, i) => {
+        if (Number.isFinite(values[i])) metrics[k] = values[i];
+      });
+      return { numExamples, metrics };
     });
   }
 }

@@ -10,6 +10,17 @@ import type { Logger } from './logger.js';
 export type Platform = 'node' | 'browser';
 
 let resolved: Promise<string> | null = null;
+let wasmPaths: string | Record<string, string> | undefined;
+
+/**
+ * Where the wasm backend fetches its binaries (tfjs-backend-wasm.wasm, -simd.wasm,
+ * -threaded-simd.wasm): a URL prefix ending in '/', or a map from file name to URL. Browsers call
+ * it before the backend is resolved (before `start()`) so that the binaries come from the app's
+ * own server; without it tfjs looks next to the running script. No effect once wasm is loaded.
+ */
+export function setWasmPaths(paths: string | Record<string, string>): void {
+  wasmPaths = paths;
+}
 
 async function tryImport(name: string): Promise<boolean> {
   try {
@@ -39,7 +50,8 @@ async function choose(platform: Platform, prefer?: string): Promise<string> {
   } else if (await trySet('webgl')) {
     return 'webgl';
   }
-  await import('@tensorflow/tfjs-backend-wasm');
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  if (wasmPaths !== undefined) wasm.setWasmPaths(wasmPaths);
   if (await trySet('wasm')) return 'wasm';
   await tf.setBackend('cpu');
   return 'cpu';

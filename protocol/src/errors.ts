@@ -9,17 +9,23 @@ export const ERROR_REGISTRY = {
   // protocol / transport
   FL_ERR_PROTO_INVALID_MESSAGE: { status: 400, message: 'The message does not match its schema' },
   FL_ERR_PROTO_VERSION_MISMATCH: { status: 400, message: 'Client protocol version is not supported by this server' },
-  FL_ERR_PROTO_NOT_AUTHENTICATED: { status: 401, message: 'Send hello before any other event' },
+  FL_ERR_PROTO_NOT_AUTHENTICATED: { status: 401, message: 'Authenticate in the connection handshake before sending events' },
   FL_ERR_PROTO_UNKNOWN_EVENT: { status: 400, message: 'Unknown event' },
   FL_ERR_PROTO_RATE_LIMITED: { status: 429, message: 'Too many messages from this device' },
+  FL_ERR_PROTO_MESSAGE_TOO_LARGE: { status: 413, message: 'The message exceeds the size allowed for this event' },
+  FL_ERR_PROTO_UPLOAD_NOT_GRANTED: { status: 409, message: 'Send fit:ready and wait for its ok ack before fit:report' },
   // auth
   FL_ERR_AUTH_REQUIRED: { status: 401, message: 'A credential is required' },
   FL_ERR_AUTH_INVALID_TOKEN: { status: 401, message: 'The token is invalid, expired or revoked' },
   FL_ERR_AUTH_FORBIDDEN: { status: 403, message: 'The credential does not allow this action' },
+  FL_ERR_AUTH_THROTTLED: { status: 429, message: 'Too many failed authentications from this address; retry later' },
+  FL_ERR_AUTH_OUT_OF_SCOPE: { status: 403, message: 'The credential is scoped to other resources (another task, model or endpoint)' },
   FL_ERR_TOKEN_NOT_FOUND: { status: 404, message: 'No such token' },
   // clients (devices known to the coordinator)
   FL_ERR_CLIENT_NOT_FOUND: { status: 404, message: 'No such client' },
   FL_ERR_CLIENT_REVOKED: { status: 403, message: 'This device has been revoked' },
+  FL_ERR_CLIENT_BOUND: { status: 403, message: 'This device id is bound to another credential' },
+  FL_ERR_CLIENT_CAP_REACHED: { status: 403, message: 'This credential has enrolled as many device ids as it may (maxDevicesPerToken)' },
   // tasks and rounds
   FL_ERR_TASK_NOT_FOUND: { status: 404, message: 'No such task' },
   FL_ERR_TASK_EXISTS: { status: 409, message: 'A task with this name already exists' },
@@ -32,9 +38,11 @@ export const ERROR_REGISTRY = {
   FL_ERR_ROUND_NOT_SELECTED: { status: 403, message: 'This device was not selected for the round' },
   FL_ERR_ROUND_DUPLICATE_REPORT: { status: 409, message: 'This device already reported for the round' },
   FL_ERR_ROUND_LATE_REPORT: { status: 409, message: 'The report arrived after the round closed' },
+  FL_ERR_EVAL_NOT_REQUESTED: { status: 403, message: 'This device was not asked to evaluate this round, or already reported its evaluation' },
   // reports (update payloads)
   FL_ERR_REPORT_SHAPE_MISMATCH: { status: 400, message: 'The update does not match the model size' },
   FL_ERR_REPORT_NON_FINITE: { status: 400, message: 'The update contains NaN or Infinity' },
+  FL_ERR_REPORT_OUT_OF_RANGE: { status: 400, message: 'The update or its metrics would leave float32 range (magnitude above 3.4028234663852886e38)' },
   FL_ERR_REPORT_TOO_LARGE: { status: 413, message: 'The update exceeds the size limit' },
   FL_ERR_REPORT_WRONG_CODEC: { status: 400, message: 'The update uses a codec other than the one the plan requires' },
   FL_ERR_REPORT_REJECTED_NORM: { status: 400, message: 'The update norm is an outlier and was rejected' },
@@ -52,11 +60,21 @@ export const ERROR_REGISTRY = {
   FL_ERR_ARTIFACT_NOT_FOUND: { status: 404, message: 'No such artifact' },
   FL_ERR_VARIANT_NOT_FOUND: { status: 404, message: 'No such variant' },
   FL_ERR_BLOB_CORRUPT: { status: 500, message: 'A stored blob failed its checksum and was not served' },
+  // model import (uploaded TensorFlow.js LayersModels)
+  FL_ERR_MODEL_IMPORT_TOPOLOGY: { status: 400, message: 'The uploaded model.json is missing or its topology cannot be built by TensorFlow.js' },
+  FL_ERR_MODEL_IMPORT_WEIGHTS: { status: 400, message: 'The uploaded weights do not match the manifest (missing, truncated or extra bytes, wrong dtype, or not finite)' },
+  FL_ERR_MODEL_IMPORT_NOT_TRAINABLE: { status: 400, message: 'The model has no trainable weights (or the plan names layers it does not have)' },
+  FL_ERR_UPLOAD_TOO_LARGE: { status: 413, message: 'The upload exceeds the server limit (--max-upload-bytes)' },
+  FL_ERR_UPLOAD_MALFORMED: { status: 400, message: 'The upload body is not a well-formed tar archive of a model directory' },
+  // device data (SDK and simulator)
+  FL_ERR_DATA_BAD_SHAPE: { status: 400, message: 'The data has a shape the model does not take' },
+  FL_ERR_DATA_BAD_LABELS: { status: 400, message: 'The labels do not fit the data or the loss (count, shape or values)' },
   // serving (inference, deployments)
   FL_ERR_SERVING_BAD_INPUT: { status: 400, message: 'The inference request does not fit the model (input names, shapes, datatypes or data)' },
   FL_ERR_SERVING_OVERLOADED: { status: 429, message: 'The model is overloaded: its request queue is full; retry later' },
   FL_ERR_SERVING_TIMEOUT: { status: 504, message: 'The inference request timed out before it was served' },
   FL_ERR_SERVING_UNAVAILABLE: { status: 503, message: 'The model version cannot be loaded for serving' },
+  FL_ERR_SERVING_REFERENCE_WINDOW: { status: 409, message: 'Too few logged requests in the window to confirm it as the drift reference' },
   FL_ERR_DEPLOYMENT_NOT_FOUND: { status: 404, message: 'No such deployment' },
   FL_ERR_DEPLOYMENT_EXISTS: { status: 409, message: 'A deployment with this name already exists' },
   FL_ERR_DEPLOYMENT_INVALID: { status: 400, message: 'The deployment configuration is invalid' },
@@ -64,6 +82,9 @@ export const ERROR_REGISTRY = {
   // store
   FL_ERR_STORE_UNAVAILABLE: { status: 503, message: 'The store is unreachable' },
   FL_ERR_STORE_CONFLICT: { status: 409, message: 'A concurrent write conflicted' },
+  FL_ERR_STORE_FULL: { status: 503, message: 'The disk holding the data dir is full: writes are refused until space is freed' },
+  FL_ERR_STORE_CORRUPT: { status: 500, message: 'The database failed its integrity check; restore it from a backup' },
+  FL_ERR_STORE_NOT_WRITABLE: { status: 500, message: 'The data dir cannot be written' },
   // cluster (several coordinators on Redis)
   FL_ERR_CLUSTER_STALE_LEADER: { status: 409, message: 'A newer leader holds this task: the commit of a stale leader was refused' },
   FL_ERR_CLUSTER_UNSUPPORTED: { status: 400, message: 'This strategy or option is not supported in cluster mode' },

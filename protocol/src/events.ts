@@ -1,4 +1,4 @@
-import type { Ack, EvalInstruction, FitInstruction, HelloOk, RoundCancel, TaskStateMessage } from './messages.js';
+import type { Ack, EvalInstruction, FitInstruction, RoundCancel, SessionMessage, TaskStateMessage } from './messages.js';
 
 /**
  * Typed socket.io event maps, used as `Server<ClientToServerEvents, ServerToClientEvents>` and
@@ -6,7 +6,6 @@ import type { Ack, EvalInstruction, FitInstruction, HelloOk, RoundCancel, TaskSt
  * receiver still validates with the schemas in messages.ts.
  */
 export interface ClientToServerEvents {
-  hello: (msg: unknown, ack: (a: Ack<HelloOk>) => void) => void;
   heartbeat: (msg: unknown, ack: (a: Ack<{ serverTime: number }>) => void) => void;
   'fit:ready': (msg: unknown, ack: (a: Ack) => void) => void;
   'fit:report': (msg: unknown, ack: (a: Ack) => void) => void;
@@ -15,11 +14,13 @@ export interface ClientToServerEvents {
 }
 
 export interface ServerToClientEvents {
+  /** Once per connection, right after the handshake was accepted. */
+  session: (msg: SessionMessage) => void;
   'fit:instruction': (msg: FitInstruction) => void;
   'eval:instruction': (msg: EvalInstruction) => void;
   'round:cancel': (msg: RoundCancel) => void;
   'task:state': (msg: TaskStateMessage) => void;
 }
 
-export const CLIENT_EVENTS = ['hello', 'heartbeat', 'fit:ready', 'fit:report', 'fit:failure', 'eval:report'] as const;
+export const CLIENT_EVENTS = ['heartbeat', 'fit:ready', 'fit:report', 'fit:failure', 'eval:report'] as const;
 export type ClientEventName = (typeof CLIENT_EVENTS)[number];

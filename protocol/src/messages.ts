@@ -1,6 +1,6 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ERROR_CODES, type WireError } from './errors.js';
-import { ClientPlanSchema, CodecNameSchema } from './plan.js';
+import { ClientPlanSchema, CodecNameSchema, LossNameSchema, MetricNameSchema } from './plan.js';
 
 /**
  * Every socket.io message, as a zod schema. Both sides validate every message with these before
@@ -16,21 +16,54 @@ export const BytesSchema = z
   .custom<Uint8Array | ArrayBuffer>((v) => v instanceof Uint8Array || v instanceof ArrayBuffer, 'expected binary data')
   .transform((v) => (v instanceof Uint8Array ? v : new Uint8Array(v)));
 
-// ---- client -> server ----
-export const HelloSchema = z
+// ---- connection handshake ----
+/**
+ * The socket.io handshake `auth` object (socket.io-client: `io(url, { auth })`; python-socketio:
+ * `connect(url, auth=...)`). Checked by the server before the connection is accepted: a socket
+ * whose handshake is refused never gets to send an event. See docs/api.md, "Device connection".
+ */
+export const HandshakeAuthSchema = z
   .object({
     protocolVersion: z.number().int(),
-    token: z.string().min(1).max(4096),
+    token: z.string().min(1).max(512),
     taskId: Id,
-    /** Stable per device; the server assigns one when absent. */
+    /** Stable per device; the server assigns one when absent. Bound to the token that first used it. */
     deviceId: Id.optional(),
     backend: z.string().max(64).optional(),
     sdkVersion: z.string().max(64).optional(),
     numExamples: z.number().int().min(0).optional(),
   })
   .strict();
-export type Hello = z.infer<typeof HelloSchema>;
+export type HandshakeAuth = z.infer<typeof HandshakeAuthSchema>;
 
+/** Limits a connected device must respect (bytes of one socket.io message, JSON and binary together). */
+export const SessionLimitsSchema = z
+  .object({
+    /** Transport cap: a larger message closes the connection (derived from the largest update any plan may ask for). */
+    maxMessageBytes: z.number().int().positive(),
+    /** Any event but a granted fit:report. Larger ones are refused with FL_ERR_PROTO_MESSAGE_TOO_LARGE. */
+    maxEventBytes: z.number().int().positive(),
+    /** Slack above the `bytes` granted by fit:ready that a fit:report's JSON envelope may use. */
+    reportEnvelopeBytes: z.number().int().positive(),
+  })
+  .strict();
+export type SessionLimits = z.infer<typeof SessionLimitsSchema>;
+
+/** Sent by the server once, right after it accepted the handshake, before any instruction. */
+export const SessionSchema = z
+  .object({
+    deviceId: Id,
+    sessionId: z.string().min(1).max(128),
+    heartbeatIntervalMs: z.number().int().positive(),
+    /** Sessions without any message for this long are dropped. */
+    sessionTimeoutMs: z.number().int().positive(),
+    modelName: z.string().min(1).max(128),
+    limits: SessionLimitsSchema,
+  })
+  .strict();
+export type SessionMessage = z.infer<typeof SessionSchema>;
+
+// ---- client -> server ----
 export const HeartbeatSchema = z.object({ t: z.number().optional() }).strict();
 
 export const FitReportSchema = z
@@ -89,6 +122,9 @@ export const EvalInstructionSchema = z
     weightsUrl: z.string().min(1).max(2048),
     batchSize: z.number().int().min(1),
     deadline: z.number(),
+    /** The task's loss and metrics (absent from older servers: categoricalCrossentropy and accuracy). */
+    loss: LossNameSchema.optional(),
+    metrics: z.array(MetricNameSchema).max(8).optional(),
   })
   .strict();
 export type EvalInstruction = z.infer<typeof EvalInstructionSchema>;
@@ -109,27 +145,6 @@ export const WireErrorSchema = z.object({
 });
 
 export type Ack<T = Record<string, never>> = ({ ok: true } & T) | { ok: false; error: WireError };
-
-export interface HelloOk {
-  deviceId: string;
-  sessionId: string;
-  heartbeatIntervalMs: number;
-  /** Sessions without a heartbeat for this long are dropped. */
-  sessionTimeoutMs: number;
-  modelName: string;
-}
-
-export const HelloAckSchema = z.union([
-  z.object({
-    ok: z.literal(true),
-    deviceId: z.string(),
-    sessionId: z.string(),
-    heartbeatIntervalMs: z.number().int().positive(),
-    sessionTimeoutMs: z.number().int().positive(),
-    modelName: z.string(),
-  }),
-  z.object({ ok: z.literal(false), error: WireErrorSchema }),
-]);
 
 export const SimpleAckSchema = z.union([
   z.object({ ok: z.literal(true) }).passthrough(),

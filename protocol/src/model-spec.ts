@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** One entry of a flat weight manifest (see tensor/manifest.ts for the layout contract). */
 export const WeightSpecSchema = z
@@ -8,6 +8,8 @@ export const WeightSpecSchema = z
     dtype: z.literal('float32'),
     offset: z.number().int().min(0),
     size: z.number().int().min(0),
+    /** False for a frozen weight: it never changes and never travels (absent means true). See tensor/trainable.ts. */
+    trainable: z.boolean().optional(),
   })
   .strict();
 
@@ -47,3 +49,37 @@ export function layersModelJson(spec: ModelSpec, weightsPath: string, metadata?:
   if (metadata) json.userDefinedMetadata = metadata;
   return json;
 }
+
+/**
+ * A model.json as `model.save('file://...')` or the TensorFlow.js converter writes it, as far as
+ * an import reads it (model/src/model-import.ts checks the rest with tfjs).
+ */
+export const ImportModelJsonSchema = z
+  .object({
+    format: z.string().optional(),
+    modelTopology: z.record(z.string(), z.unknown()),
+    weightsManifest: z
+      .array(
+        z
+          .object({
+            paths: z.array(z.string().min(1).max(256)).min(1).max(10000),
+            weights: z
+              .array(
+                z
+                  .object({
+                    name: z.string().min(1).max(256),
+                    shape: z.array(z.number().int().min(0)).max(8),
+                    dtype: z.string(),
+                    quantization: z.unknown().optional(),
+                    group: z.string().optional(),
+                  })
+                  .passthrough(),
+              )
+              .max(100000),
+          })
+          .passthrough(),
+      )
+      .max(10000),
+  })
+  .passthrough();
+export type ImportModelJson = z.infer<typeof ImportModelJsonSchema>;

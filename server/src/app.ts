@@ -1,16 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
-import rateLimit from '@fastify/rate-limit';
 import { Server as IOServer } from 'socket.io';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ClientToServerEvents, ServerToClientEvents } from '@flotilla/protocol';
 import { Authenticator } from './auth/authenticator.js';
-import { Coordinator } from './coordinator/coordinator.js';
+import { Coordinator, DEFAULT_MAX_UPDATE_BYTES, type ClientRetention } from './coordinator/coordinator.js';
 import type { CentralEvaluator } from './coordinator/deps.js';
 import { attachGateway } from './coordinator/gateway.js';
 import type { SocketData } from './coordinator/sessions.js';
-import { AppError } from './errors.js';
-import { INFERENCE_PUBLIC_ROUTES, type AuthThrottle } from './http/auth.js';
+import { INFERENCE_PUBLIC_ROUTES, type AuthConfig } from './http/auth.js';
+import { FailureThrottle } from './auth/failure-throttle.js';
+import { clientAddressResolver, trustFunction, type TrustProxy } from './auth/client-address.js';
+import { limitedParser } from './coordinator/message-limits.js';
 import { clientsRoutes } from './http/clients-routes.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { frameworkErrors } from './http/framework-errors.js';
@@ -20,13 +21,19 @@ import { collectRoutes, type RouteInfo } from './http/route-table.js';
 import { tokensRoutes } from './http/tokens-routes.js';
 import { FlotillaMetrics } from './metrics/flotilla-metrics.js';
 import { healthRoutes } from './http/health-routes.js';
+import { ROUTER_MAX_PARAM_LENGTH } from './http/ids.js';
 import { registryRoutes } from './http/registry-routes.js';
 import { tasksRoutes } from './http/tasks-routes.js';
+import { modelUploadRoutes } from './http/model-upload-routes.js';
 import { servingRoutes } from './http/serving-routes.js';
+import { eventsRoutes } from './http/events-routes.js';
+import { uiRoutes } from './http/ui-routes.js';
 import { Serving, type ServingOptions } from './serving/serving.js';
 import { resolveBackend } from '@flotilla/model';
 import type { BlobStore } from './store/blob-store.js';
-import { openStorage } from './store/open-storage.js';
+import { openStorage, type Storage } from './store/open-storage.js';
+import { guardStorage } from './store/storage-health.js';
+import { SqliteStore } from './store/sqlite-store.js';
 import { Registry, type RegistryOptions } from './registry/registry.js';
 import { ClusterNode, type ClusterOptions } from './cluster/cluster-node.js';
 import { announceServingWrites } from './cluster/announcing-store.js';
@@ -58,15 +65,32 @@ export interface AppOptions {
   uploadBudgetBytes?: number;
   /** Messages one device connection may send: burst and sustained rate (default 100 / 50 per s). */
   deviceRateLimit?: { burst: number; perSecond: number };
-  /** Largest socket.io message, bytes: the transport's last guard (plans set smaller per-update limits). */
-  maxMessageBytes?: number;
+  /**
+   * Largest encoded update (bytes) any task plan may ask for (`plan.maxUpdateBytes` above it is
+   * refused); default 64 MiB. The socket transport cap is this plus the report envelope.
+   */
+  maxUpdateBytes?: number;
+  /** A connection that has not completed an accepted handshake by then is closed (default 10 s). */
+  unauthenticatedTimeoutMs?: number;
+  /**
+   * Which proxies to believe about the client address (X-Forwarded-For), fastify's `trustProxy`:
+   * true, a hop count, or proxy addresses/CIDRs. Used by REST and the device handshake alike
+   * (the failure throttle is per client address). Default false: the peer address.
+   */
+  trustProxy?: TrustProxy;
+  /** Device ids one credential (an enrolment token, or the bootstrap device token) may enrol; default 10,000. */
+  maxDevicesPerToken?: number;
+  /** Retention of client records: those of devices not seen for maxAgeMs are deleted at start-up and every sweepIntervalMs (default 90 days, hourly); false keeps them. */
+  clientRetention?: ClientRetention | false;
   /** Largest REST body, bytes. */
   bodyLimit?: number;
+  /** Largest model upload (a streamed tar, not bound by bodyLimit), bytes. Default 2 GiB. */
+  maxUploadBytes?: number;
   /** Serve /metrics without a token (default: a viewer or admin token is needed). */
   publicMetrics?: boolean;
   /** Node process metrics in /metrics (default true). */
   processMetrics?: boolean;
-  /** Failed authentications allowed per client address and window before 429 (false: no limit). Default 30 per minute. */
+  /** Failed authentications (REST and device handshakes together) allowed per client address and window before 429 FL_ERR_AUTH_THROTTLED (false: no limit). Default 30 per minute. */
   authRateLimit?: { max: number; timeWindowMs: number } | false;
   /** Model serving: memory bound, default batching, payload sampling (see ServingOptions). */
   serving?: ServingOptions;
@@ -103,9 +127,9 @@ export type FlotillaApp = FastifyInstance & { flotilla: Flotilla };
  * close releases sockets, timers and the store.
  */
 export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
-  const storage =
+  const storage: Storage =
     opts.store && opts.blobs
-      ? { store: opts.store, blobs: opts.blobs, close: async () => (await opts.store!.close(), await opts.blobs!.close()) }
+      ? { ...guardStorage(opts.store, opts.blobs, opts.store instanceof SqliteStore), close: async () => (await opts.store!.close(), await opts.blobs!.close()) }
       : await openStorage({ dataDir: opts.dataDir, mongodbUrl: opts.mongodbUrl });
   const { blobs } = storage;
   // Cluster mode: serving-relevant writes are announced to the other nodes (set once the node is up).
@@ -115,12 +139,17 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   const deviceToken = opts.deviceToken ?? randomBytes(24).toString('base64url');
   const adminToken = opts.adminToken ?? randomBytes(24).toString('base64url');
   const authenticator = new Authenticator({ store, adminToken, deviceToken });
-  const auth: { authenticate: Authenticator['authenticate']; throttle?: AuthThrottle } = { authenticate: (t) => authenticator.authenticate(t) };
+  const authLimit = opts.authRateLimit ?? { max: 30, timeWindowMs: 60_000 };
+  const throttle = authLimit ? new FailureThrottle({ max: authLimit.max, windowMs: authLimit.timeWindowMs }) : undefined;
+  const auth: AuthConfig = { authenticate: (t) => authenticator.authenticate(t), ...(throttle ? { throttle } : {}) };
 
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: opts.bodyLimit ?? 8 * 1024 * 1024,
     frameworkErrors,
+    // Every id the API accepts fits in a path parameter (ids.ts).
+    routerOptions: { maxParamLength: ROUTER_MAX_PARAM_LENGTH },
+    ...(opts.trustProxy ? { trustProxy: trustFunction(opts.trustProxy) } : {}),
     ...(opts.https ? { https: opts.https } : {}),
   }) as unknown as FastifyInstance;
   app.setValidatorCompiler(validatorCompiler);
@@ -128,23 +157,13 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   installErrorHandling(app);
   app.decorateRequest('principal', null);
   const routes = collectRoutes(app);
-  const authLimit = opts.authRateLimit ?? { max: 30, timeWindowMs: 60_000 };
-  if (authLimit) {
-    await app.register(rateLimit, { global: false });
-    const limiter = app.createRateLimit({ max: authLimit.max, timeWindow: authLimit.timeWindowMs });
-    auth.throttle = {
-      async check(req) {
-        const r = await limiter(req, { increment: false });
-        if (!r.isAllowed && r.remaining <= 0) throw new AppError('FL_ERR_HTTP_RATE_LIMITED', { retryAfterSeconds: r.ttlInSeconds });
-      },
-      async fail(req) {
-        await limiter(req);
-      },
-    };
-  }
   await installOpenApi(app, { publicUrls: [...(opts.publicMetrics ? ['/metrics'] : []), ...(opts.publicInference ? INFERENCE_PUBLIC_ROUTES : [])], version: '0.1.0' });
 
-  const registry = new Registry(store, blobs, { ...opts.registry, evaluator: opts.centralEvaluator });
+  // Alias moves made through this process reach serving at once (serving is created just below).
+  const registry = new Registry(store, blobs, { ...opts.registry, evaluator: opts.centralEvaluator, onAliasChanged: (model) => serving.published(model) });
+  // Created before the coordinator so that its publish hook reaches serving at once (no poll delay).
+  // In a cluster, serving learns of new versions and deployment changes from Redis, not by polling.
+  const serving = new Serving({ store, registry, backend: () => resolveBackend('node'), logger: app.log }, opts.cluster ? { ...opts.serving, warmIntervalMs: 0 } : opts.serving);
   const coordinator = new Coordinator({
     store,
     registry,
@@ -153,15 +172,22 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     uploadBudgetBytes: opts.uploadBudgetBytes,
     reconnectGraceMs: opts.reconnectGraceMs,
     authenticateDevice: (token, taskId) => authenticator.authenticateDevice(token, taskId),
+    onPublished: async (v) => serving.published(v.model),
+    maxUpdateBytes: opts.maxUpdateBytes,
+    maxDevicesPerToken: opts.maxDevicesPerToken,
+    clientRetention: opts.clientRetention,
   });
   const cluster = opts.cluster ? await ClusterNode.open(opts.cluster, coordinator, store, app.log) : null;
   await coordinator.init();
-  // In a cluster, serving learns of new versions and deployment changes from Redis, not by polling.
-  const serving = new Serving({ store, registry, backend: () => resolveBackend('node'), logger: app.log }, cluster ? { ...opts.serving, warmIntervalMs: 0 } : opts.serving);
   await serving.start();
 
+  // Socket message limits (docs/api.md, "Device connection"): small events, a report up to what its fit:ready was granted.
+  const reportEnvelopeBytes = 16 * 1024;
+  const limits = { maxMessageBytes: (opts.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES) + reportEnvelopeBytes, maxEventBytes: 16 * 1024, reportEnvelopeBytes };
   const io: Flotilla['io'] = new IOServer(app.server, {
-    maxHttpBufferSize: opts.maxMessageBytes ?? 80 * 1024 * 1024,
+    maxHttpBufferSize: limits.maxMessageBytes,
+    connectTimeout: opts.unauthenticatedTimeoutMs ?? 10_000,
+    parser: limitedParser({ preAuthBytes: 8 * 1024, preAuthPackets: 4 }),
     serveClient: false,
     transports: ['websocket', 'polling'],
   });
@@ -169,6 +195,8 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 5_000,
     sessionTimeoutMs: opts.sessionTimeoutMs ?? 30_000,
     rateLimit: opts.deviceRateLimit ?? { burst: 100, perSecond: 50 },
+    limits,
+    handshake: { throttle: throttle ?? null, clientAddress: clientAddressResolver(opts.trustProxy) },
   });
 
   if (cluster) {
@@ -181,9 +209,11 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   const flotilla: Flotilla = { coordinator, registry, store, blobs, io, deviceToken, adminToken, authenticator, metrics, serving, cluster, routes };
   app.decorate('flotilla', flotilla);
 
-  await app.register(healthRoutes, { store, ready: () => true });
+  if (storage.swept?.removed) app.log.info(storage.swept, 'removed blobs no version references (left by failed commits)');
+  await app.register(healthRoutes, { store, storage: storage.health, ready: () => true });
   await app.register(registryRoutes, { store, blobs, auth, registry });
   await app.register(tasksRoutes, { coordinator, store, auth });
+  await app.register(modelUploadRoutes, { registry, auth, maxUploadBytes: opts.maxUploadBytes ?? 2 * 1024 ** 3 });
   await app.register(clientsRoutes, { coordinator, store, auth });
   await app.register(tokensRoutes, { coordinator, store, auth, authenticator });
   await app.register(metricsRoutes, { metrics, auth, public: opts.publicMetrics ?? false });
@@ -195,6 +225,8 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     tasks: coordinator.listRunners().map((r) => ({ id: r.id, leader: 'local' })),
   });
   await app.register(clusterRoutes, { auth, view: cluster ? () => cluster.view() : singleNodeView });
+  await app.register(eventsRoutes, { coordinator, auth });
+  await app.register(uiRoutes);
 
   app.addHook('preClose', async () => {
     stopGateway();

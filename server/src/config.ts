@@ -22,6 +22,23 @@ export const ServeConfigSchema = z
     /** Serve /metrics without a token (for a scraper on a trusted network). */
     publicMetrics: z.boolean().default(false),
     publicInference: z.boolean().default(false),
+    /**
+     * Proxies to believe about the client address (X-Forwarded-For): 'true', a hop count, or a
+     * comma-separated list of proxy addresses/CIDRs ('loopback', 'uniquelocal'...). Off by default.
+     */
+    trustProxy: z
+      .string()
+      .min(1)
+      .transform((v): boolean | number | string => (v === 'true' ? true : v === 'false' ? false : /^\d+$/.test(v) ? Number(v) : v))
+      .default(false),
+    /** Largest update a task plan may ask for, bytes; the device socket message cap derives from it. */
+    maxUpdateBytes: z.coerce.number().int().min(1024).max(1 << 30).default(64 * 1024 * 1024),
+    /** Device ids one credential may enrol (docs/api.md, "Devices"). */
+    maxDevicesPerToken: z.coerce.number().int().min(1).default(10_000),
+    /** Days after which the record of a device not seen is deleted; 0 keeps records for ever. */
+    clientRetentionDays: z.coerce.number().min(0).max(36_500).default(90),
+    /** Largest model upload (POST /api/v1/models/{name}/versions), bytes. */
+    maxUploadBytes: z.coerce.number().int().min(1024).max(2 ** 50).default(2 * 1024 ** 3),
     /** Cluster mode (docs/cluster.md): Redis for leases, membership, pub/sub and the socket.io adapter. */
     clusterRedisUrl: z.string().regex(/^rediss?:\/\/\S+$/, 'a redis:// or rediss:// URL').optional(),
     clusterNodeId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (at most 64)').optional(),
@@ -44,6 +61,11 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
       'tls-key': { type: 'string' },
       'public-metrics': { type: 'boolean' },
       'public-inference': { type: 'boolean' },
+      'trust-proxy': { type: 'string' },
+      'max-update-bytes': { type: 'string' },
+      'max-devices-per-token': { type: 'string' },
+      'client-retention-days': { type: 'string' },
+      'max-upload-bytes': { type: 'string' },
       'cluster-redis-url': { type: 'string' },
       'cluster-node-id': { type: 'string' },
       'cluster-lease-ms': { type: 'string' },
@@ -62,10 +84,15 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
     tlsCert: values['tls-cert'] ?? env.FLOTILLA_TLS_CERT,
     tlsKey: values['tls-key'] ?? env.FLOTILLA_TLS_KEY,
     publicMetrics: values['public-metrics'] ?? (env.FLOTILLA_PUBLIC_METRICS === undefined ? undefined : env.FLOTILLA_PUBLIC_METRICS === '1' || env.FLOTILLA_PUBLIC_METRICS === 'true'),
+    maxUploadBytes: values['max-upload-bytes'] ?? env.FLOTILLA_MAX_UPLOAD_BYTES,
     clusterRedisUrl: values['cluster-redis-url'] ?? env.FLOTILLA_CLUSTER_REDIS_URL,
     clusterNodeId: values['cluster-node-id'] ?? env.FLOTILLA_CLUSTER_NODE_ID,
     clusterLeaseMs: values['cluster-lease-ms'] ?? env.FLOTILLA_CLUSTER_LEASE_MS,
     publicInference: values['public-inference'] ?? (env.FLOTILLA_PUBLIC_INFERENCE === undefined ? undefined : env.FLOTILLA_PUBLIC_INFERENCE === '1' || env.FLOTILLA_PUBLIC_INFERENCE === 'true'),
+    trustProxy: values['trust-proxy'] ?? env.FLOTILLA_TRUST_PROXY,
+    maxUpdateBytes: values['max-update-bytes'] ?? env.FLOTILLA_MAX_UPDATE_BYTES,
+    maxDevicesPerToken: values['max-devices-per-token'] ?? env.FLOTILLA_MAX_DEVICES_PER_TOKEN,
+    clientRetentionDays: values['client-retention-days'] ?? env.FLOTILLA_CLIENT_RETENTION_DAYS,
   };
   const parsed = ServeConfigSchema.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== '')));
   if (!parsed.success) {

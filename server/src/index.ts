@@ -14,3 +14,7 @@ export { GridFsBlobStore } from './store/gridfs-blob-store.js';
 export { openStorage, type Storage, type StorageOptions } from './store/open-storage.js';
 export { Registry, type RegistryOptions, type PublishInput, type VariantEvaluator } from './registry/registry.js';
 export { VARIANTS, type VariantName, type WeightsVariant } from './registry/variants.js';
+export { MAX_ID_LENGTH } from './http/ids.js';
+export { archiveDirectory, type DirectoryArchive } from './registry/model-archive.js';
+export { importModel, type ImportOptions } from './registry/model-import.js';
+export { lineageOf, type LineageEntry } from './registry/lineage.js';

@@ -9,10 +9,13 @@ import { loadOrCreateSecret } from './secret-file.js';
 
 const USAGE = `usage: flotilla serve [--port N] [--host H] [--data-dir DIR] [--mongodb-url URL] [--log-level L]
                      [--tls-cert FILE --tls-key FILE] [--public-metrics] [--public-inference]
+                     [--trust-proxy true|HOPS|ADDRS] [--max-update-bytes N]
+                     [--max-devices-per-token N] [--client-retention-days D]
                      [--cluster-redis-url redis://HOST:6379 [--cluster-node-id ID] [--cluster-lease-ms MS]]
 
 env: FLOTILLA_ADMIN_TOKEN, FLOTILLA_DEVICE_TOKEN, FLOTILLA_MONGODB_URL, FLOTILLA_DATA_DIR, FLOTILLA_PORT, FLOTILLA_HOST,
      FLOTILLA_TLS_CERT, FLOTILLA_TLS_KEY, FLOTILLA_PUBLIC_METRICS, FLOTILLA_PUBLIC_INFERENCE,
+     FLOTILLA_MAX_DEVICES_PER_TOKEN, FLOTILLA_CLIENT_RETENTION_DAYS,
      FLOTILLA_CLUSTER_REDIS_URL, FLOTILLA_CLUSTER_NODE_ID, FLOTILLA_CLUSTER_LEASE_MS
 
 ${ADMIN_USAGE}`;
@@ -21,6 +24,7 @@ async function serve(argv: string[]): Promise<void> {
   const cfg = parseServeConfig(argv, process.env);
   const admin = cfg.adminToken ? { token: cfg.adminToken, path: null, created: false } : loadOrCreateSecret(cfg.dataDir, 'admin-token');
   const device = cfg.deviceToken ? { token: cfg.deviceToken, path: null, created: false } : loadOrCreateSecret(cfg.dataDir, 'device-token');
+  for (const s of [admin, device]) if ('warning' in s && s.warning) process.stderr.write(`flotilla: WARNING: ${s.warning}\n`);
   // Pick the tfjs backend before anything builds a model (presets, serving): once, logged.
   await resolveBackend('node', cfg.logLevel === 'silent' ? undefined : console);
   const app = await buildApp({
@@ -31,6 +35,11 @@ async function serve(argv: string[]): Promise<void> {
     logger: { level: cfg.logLevel },
     publicMetrics: cfg.publicMetrics,
     publicInference: cfg.publicInference,
+    trustProxy: cfg.trustProxy,
+    maxUpdateBytes: cfg.maxUpdateBytes,
+    maxDevicesPerToken: cfg.maxDevicesPerToken,
+    clientRetention: cfg.clientRetentionDays > 0 ? { maxAgeMs: cfg.clientRetentionDays * 86_400_000 } : false,
+    maxUploadBytes: cfg.maxUploadBytes,
     ...(cfg.clusterRedisUrl ? { cluster: { redisUrl: cfg.clusterRedisUrl, nodeId: cfg.clusterNodeId, leaseMs: cfg.clusterLeaseMs } } : {}),
     ...(cfg.tlsCert && cfg.tlsKey ? { https: { cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) } } : {}),
   });
@@ -40,6 +49,7 @@ async function serve(argv: string[]): Promise<void> {
   if (app.flotilla.cluster) app.flotilla.cluster.url = address;
   // Machine-readable line for supervisors and tests that start us on port 0.
   process.stdout.write(`flotilla listening ${address}\n`);
+  app.log.info(`operator console: ${address}/ui/`);
   let closing = false;
   const shutdown = (sig: string) => {
     if (closing) return;

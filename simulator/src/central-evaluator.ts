@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { LocalTrainer, resolveBackend, type Dataset, type Fetcher, type LoadedModel, type Logger } from '@flotilla/client';
-import { layersModelJson, type ModelSpec } from '@flotilla/protocol';
+import { layersModelJson, type LossName, type MetricName, type ModelSpec } from '@flotilla/protocol';
 import { bytesToFloat32 } from '@flotilla/protocol';
+import { fetchWithRetry, type RetryOptions } from './coordinator-fetch.js';
 
 /**
  * Central (server-side) test-set evaluation for the simulator. In-process mode hands
@@ -11,15 +12,20 @@ import { bytesToFloat32 } from '@flotilla/protocol';
  */
 export interface TestSet {
   x: Float32Array;
-  y: Uint8Array;
+  y: Uint8Array | Float32Array;
   inputSize: number;
   numClasses: number;
+  labelSize?: number;
+  labels?: 'classIds' | 'values';
+  /** The task's loss and metrics (default categoricalCrossentropy and accuracy). */
+  loss?: LossName;
+  metrics?: MetricName[];
 }
 
 const EVAL_BATCH = 1000;
 
 function testDataset(t: TestSet): Dataset {
-  return { x: t.x, y: t.y, inputSize: t.inputSize, numClasses: t.numClasses };
+  return { x: t.x, y: t.y, inputSize: t.inputSize, numClasses: t.numClasses, labelSize: t.labelSize ?? 1, labels: t.labels ?? 'classIds' };
 }
 
 /** (weights, spec) -> { accuracy, loss } on the whole test set. */
@@ -36,7 +42,7 @@ export function createCentralEvaluator(test: TestSet, logger?: Logger): (weights
       },
     };
     const loaded = await trainer.load(key, fetcher);
-    const out = await trainer.evaluate(loaded, weights, data, EVAL_BATCH);
+    const out = await trainer.evaluate(loaded, weights, data, EVAL_BATCH, { loss: test.loss, metrics: test.metrics });
     return out.metrics;
   };
 }
@@ -53,13 +59,15 @@ export class RemoteVersionEvaluator {
     private readonly model: string,
     test: TestSet,
     logger?: Logger,
+    /** Waiting out an unreachable coordinator (see coordinator-fetch.ts). */
+    private readonly retry: RetryOptions = {},
   ) {
     this.trainer = new LocalTrainer({ logger });
     this.data = testDataset(test);
   }
 
   private async get(path: string): Promise<Response> {
-    const res = await fetch(new URL(path, this.baseUrl), { headers: { authorization: `Bearer ${this.token}` } });
+    const res = await fetchWithRetry(new URL(path, this.baseUrl), { headers: { authorization: `Bearer ${this.token}` } }, this.retry);
     if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status}`);
     return res;
   }

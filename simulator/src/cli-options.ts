@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { parseAttack } from './attack.js';
 import { PARTITIONS } from './partition.js';
+import { LossNameSchema } from '@flotilla/protocol';
 
 /**
  * flotilla-sim's flags, parsed from argv and validated once with zod. `parseCliOptions` either
@@ -24,6 +25,8 @@ Coordinator
   --token T                 device token (with --url)
   --admin-token T           admin token for the REST API (with --url; default: --token)
   --task ID                 task id (default: mnist-sim); with --url, created when missing
+  --wait-timeout S          with --url: how long to wait for an unreachable coordinator, retrying
+                            with backoff (progress on stderr), before giving up (default 300)
 Federation
   --clients N               virtual devices (default 100)
   --clients-per-round K     reports aggregated per round (default 10)
@@ -33,6 +36,15 @@ Federation
   --eval-clients K          devices asked for federated evaluation per round (default: clients-per-round)
 Model and data
   --model mlp|cnn           784-200-200-10 MLP ("2NN") or the McMahan et al. CNN (default mlp)
+  --model-dir DIR           your own TensorFlow.js LayersModel (model.json + weight shards, as
+                            model.save('file://DIR') writes it) instead of --model; in-process only
+  --data FILE               your own data instead of MNIST: a .csv (last --label-columns columns are
+                            labels, optional header) or an IDX pair images.idx:labels.idx
+  --label-columns N         label columns of a CSV (default 1; several: multi-label or multi-output)
+  --test-fraction F         last fraction of --data rows kept for central evaluation (default 0.2)
+  --loss NAME               the plan's loss (default: categoricalCrossentropy for class ids,
+                            meanSquaredError for real-valued labels)
+  --trainable-layers A,B    only these layers train (and only their weights travel)
   --partition iid|shards|dirichlet   (default iid)
   --alpha A                 Dirichlet concentration (default 0.5)
   --examples-per-client N   rows per device (iid, shards; default: all rows split evenly)
@@ -76,6 +88,7 @@ export const SimOptionsSchema = z
     token: z.string().min(1).optional(),
     adminToken: z.string().min(1).optional(),
     task: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, '--task: letters, digits, . _ : - only').default('mnist-sim'),
+    waitTimeout: int('wait-timeout', 0, 86_400).default(300),
     clients: int('clients', 1, 100_000).default(100),
     clientsPerRound: int('clients-per-round', 1, 100_000).default(10),
     rounds: int('rounds', 1, 1_000_000).default(200),
@@ -83,6 +96,12 @@ export const SimOptionsSchema = z
     deadlineMs: int('deadline-ms', 100, 86_400_000).default(60_000),
     evalClients: int('eval-clients', 0, 100_000).optional(),
     model: z.enum(['mlp', 'cnn'], { error: '--model must be mlp or cnn' }).default('mlp'),
+    modelDir: z.string().min(1).optional(),
+    data: z.string().min(1).optional(),
+    labelColumns: int('label-columns', 1, 10_000).default(1),
+    testFraction: z.coerce.number({ error: '--test-fraction must be a number' }).gt(0, '--test-fraction must be in (0, 1)').lt(1, '--test-fraction must be in (0, 1)').default(0.2),
+    loss: LossNameSchema.optional(),
+    trainableLayers: z.string().min(1).transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)).optional(),
     partition: z.enum(PARTITIONS, { error: `--partition must be one of ${PARTITIONS.join(', ')}` }).default('iid'),
     alpha: z.coerce.number({ error: '--alpha must be a number' }).positive('--alpha must be > 0').default(0.5),
     examplesPerClient: int('examples-per-client', 1).optional(),
@@ -116,10 +135,12 @@ export const SimOptionsSchema = z
     if (!o.url && (o.token || o.adminToken)) ctx.addIssue({ code: 'custom', message: '--token and --admin-token only make sense with --url' });
     if (o.clientsPerRound > o.clients) ctx.addIssue({ code: 'custom', message: `--clients-per-round (${o.clientsPerRound}) must not exceed --clients (${o.clients})` });
     const rows = o.trainLimit ?? 60000;
-    if (o.partition !== 'dirichlet' && o.examplesPerClient !== undefined && o.examplesPerClient * o.clients > rows) {
+    if (!o.data && o.partition !== 'dirichlet' && o.examplesPerClient !== undefined && o.examplesPerClient * o.clients > rows) {
       ctx.addIssue({ code: 'custom', message: `--clients ${o.clients} x --examples-per-client ${o.examplesPerClient} needs more than the ${rows} training rows` });
     }
-    if (o.clients > rows) ctx.addIssue({ code: 'custom', message: `--clients (${o.clients}) exceeds the ${rows} training rows` });
+    if (o.modelDir && o.url) ctx.addIssue({ code: 'custom', message: '--model-dir runs in-process only; for a running coordinator upload with: flotilla tasks create ID --model DIR' });
+    if (o.data && !o.modelDir) ctx.addIssue({ code: 'custom', message: '--data needs --model-dir (a model that takes your data)' });
+    if (!o.data && o.clients > rows) ctx.addIssue({ code: 'custom', message: `--clients (${o.clients}) exceeds the ${rows} training rows` });
   });
 
 export type SimOptions = z.infer<typeof SimOptionsSchema>;
@@ -142,6 +163,7 @@ const FLAGS = {
   token: { type: 'string' },
   'admin-token': { type: 'string' },
   task: { type: 'string' },
+  'wait-timeout': { type: 'string' },
   clients: { type: 'string' },
   'clients-per-round': { type: 'string' },
   rounds: { type: 'string' },
@@ -149,6 +171,12 @@ const FLAGS = {
   'deadline-ms': { type: 'string' },
   'eval-clients': { type: 'string' },
   model: { type: 'string' },
+  'model-dir': { type: 'string' },
+  data: { type: 'string' },
+  'label-columns': { type: 'string' },
+  'test-fraction': { type: 'string' },
+  loss: { type: 'string' },
+  'trainable-layers': { type: 'string' },
   partition: { type: 'string' },
   alpha: { type: 'string' },
   'examples-per-client': { type: 'string' },

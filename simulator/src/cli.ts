@@ -1,4 +1,3 @@
-import { pathToFileURL } from 'node:url';
 import { CliUsageError, parseCliOptions, USAGE } from './cli-options.js';
 import { formatPct } from './progress.js';
 import { runSimulation } from './simulation.js';
@@ -59,15 +58,4 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   return 0;
-}
-
-const isEntry = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
-if (isEntry) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      process.stderr.write(`flotilla-sim: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exit(1);
-    },
-  );
 }

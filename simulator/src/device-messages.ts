@@ -7,7 +7,8 @@ import type { Attack } from './attack.js';
  */
 export interface SharedSplit {
   x: Float32Array;
-  y: Uint8Array;
+  /** Class ids, or `labelSize` real values per row. */
+  y: Uint8Array | Float32Array;
 }
 
 export interface DeviceSpec {
@@ -39,6 +40,9 @@ export interface DeviceFleet {
   test?: SharedSplit;
   inputSize: number;
   numClasses: number;
+  /** Values per label row (default 1) and how labels are given (default: class ids). */
+  labelSize?: number;
+  labels?: 'classIds' | 'values';
   devices: DeviceSpec[];
 }
 

@@ -40,8 +40,12 @@ export interface PoolStats {
   lastError?: string;
 }
 
-const WORKER_ENTRY = new URL('./device-worker.ts', import.meta.url);
-const BOOTSTRAP = new URL('./worker-bootstrap.mjs', import.meta.url);
+// Compiled (dist/*.js): workers start from device-worker.js. From sources (tests, tsx): Node 20
+// cannot start a worker from a .ts file, so worker-bootstrap.mjs (src only) registers the
+// development loader in the thread first and then imports device-worker.ts.
+const COMPILED = import.meta.url.endsWith('.js');
+const WORKER_ENTRY = new URL(COMPILED ? './device-worker.js' : './device-worker.ts', import.meta.url);
+const WORKER_START = COMPILED ? WORKER_ENTRY : new URL('./worker-bootstrap.mjs', import.meta.url);
 
 /** A copy of `a` in shared memory, unless it already lives there. */
 function shared<T extends Float32Array | Uint8Array>(a: T): T {
@@ -98,13 +102,15 @@ export class DevicePool extends EventEmitter {
         test,
         inputSize: o.inputSize,
         numClasses: o.numClasses,
+        ...(o.labelSize !== undefined ? { labelSize: o.labelSize } : {}),
+        ...(o.labels !== undefined ? { labels: o.labels } : {}),
         devices: devices.slice(from, to),
         faults,
         seed: o.seed ?? 1,
         verbose: o.verbose ?? false,
       };
       // execArgv: [] so that the parent's loader flags (tsx, vitest) are not inherited; the bootstrap registers tsx itself.
-      const worker = new Worker(BOOTSTRAP, { workerData: init, execArgv: [] });
+      const worker = new Worker(WORKER_START, { workerData: init, execArgv: [] });
       workers.push(worker);
       ready.push(
         new Promise<void>((resolve, reject) => {

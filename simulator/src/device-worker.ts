@@ -40,8 +40,8 @@ interface Device {
 const devices: Device[] = init.devices.map((spec) => ({ spec, client: null, offline: false }));
 let stopping = false;
 
-function dataset(split: { x: Float32Array; y: Uint8Array }, indices: Uint32Array): Dataset {
-  return { x: split.x, y: split.y, inputSize: init.inputSize, numClasses: init.numClasses, indices };
+function dataset(split: { x: Float32Array; y: Uint8Array | Float32Array }, indices: Uint32Array): Dataset {
+  return { x: split.x, y: split.y, inputSize: init.inputSize, numClasses: init.numClasses, indices, labelSize: init.labelSize ?? 1, labels: init.labels ?? 'classIds' };
 }
 
 function makeClient(dev: Device): FlotillaClient {

@@ -1,5 +1,5 @@
 /** @flotilla/simulator: programmatic entry (the CLI is src/cli.ts, bin flotilla-sim). */
-export { runSimulation, buildDevices, taskPlan, type SimulationHooks, type SimulationResult } from './simulation.js';
+export { runSimulation, buildDevices, simData, taskPlan, type SimulationHooks, type SimulationResult } from './simulation.js';
 export { parseCliOptions, SimOptionsSchema, CliUsageError, DEMO_DEFAULTS, USAGE, type SimOptions } from './cli-options.js';
 export { DevicePool, defaultWorkerCount, type DevicePoolOptions, type PoolStats } from './device-pool.js';
 export type { DeviceSpec, FaultConfig, SharedSplit, WorkerEvent } from './device-messages.js';
@@ -11,3 +11,4 @@ export { writeResults, roundRowFromRecord, summarize, toCsv, accuracySvg, defaul
 export { renderAccuracyChart, niceTicks, type ChartSeries, type AccuracyChartOptions } from './svg-chart.js';
 export { createProgress, roundLine, type RoundProgress } from './progress.js';
 export { createRng, deriveSeed, type Rng } from './rng.js';
+export { loadDataFile, type SimData, type SimSplit, type DataFileOptions } from './data-file.js';

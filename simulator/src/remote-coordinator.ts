@@ -1,11 +1,13 @@
 import type { RoundRecord } from '@flotilla/server';
 import type { TaskPlanInput } from '@flotilla/protocol';
+import { fetchWithRetry, type RetryOptions } from './coordinator-fetch.js';
 
 /**
  * The simulator's view of a coordinator it does not own (--url): the admin REST API only.
  * `ensureTask` creates the task when missing; `follow` starts it and polls its rounds until the
  * task ends, the round cap is reached, or the simulator's own evaluation meets the target (then
- * it stops the task).
+ * it stops the task). Every call waits out a coordinator that is unreachable or restarting (see
+ * coordinator-fetch.ts); the calls that change state are safe to repeat after a lost answer.
  */
 export interface RemoteTask {
   id: string;
@@ -34,14 +36,16 @@ export class RemoteCoordinator {
   constructor(
     private readonly baseUrl: string,
     private readonly adminToken: string,
+    private readonly retry: RetryOptions = {},
   ) {}
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-    const res = await fetch(new URL(path, this.baseUrl), {
+    const init: RequestInit = {
       method,
       headers: { authorization: `Bearer ${this.adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
+    };
+    const res = await fetchWithRetry(new URL(path, this.baseUrl), init, this.retry);
     const text = await res.text();
     let parsed: unknown = text;
     try {
@@ -52,10 +56,12 @@ export class RemoteCoordinator {
     return { status: res.status, body: parsed as T };
   }
 
-  private async ok<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async ok<T>(method: string, path: string, body?: unknown, tolerate?: string): Promise<T | null> {
     const r = await this.call<T>(method, path, body);
     if (r.status >= 300) {
       const err = (r.body as { error?: { code?: string; message?: string } })?.error;
+      // A repeated request whose first attempt took effect before its answer was lost.
+      if (tolerate !== undefined && err?.code === tolerate) return null;
       throw new Error(`${method} ${path}: HTTP ${r.status}${err ? ` ${err.code}: ${err.message}` : ''}`);
     }
     return r.body;
@@ -72,22 +78,29 @@ export class RemoteCoordinator {
   async ensureTask(id: string, preset: string, plan: TaskPlanInput): Promise<RemoteTask> {
     const t = await this.getTask(id);
     if (t) return t;
-    return this.ok<RemoteTask>('POST', '/api/v1/tasks', { id, preset, plan });
+    const made = await this.ok<RemoteTask>('POST', '/api/v1/tasks', { id, preset, plan }, 'FL_ERR_TASK_EXISTS');
+    return made ?? this.mustGet(id);
+  }
+
+  private async mustGet(id: string): Promise<RemoteTask> {
+    const t = await this.getTask(id);
+    if (!t) throw new Error(`task ${id} vanished`);
+    return t;
   }
 
   async listRounds(id: string, limit = 100): Promise<RoundRecord[]> {
     const r = await this.ok<{ rounds: RoundRecord[] }>('GET', `/api/v1/tasks/${encodeURIComponent(id)}/rounds?limit=${limit}`);
-    return r.rounds;
+    return r!.rounds;
   }
 
+  /** A state change; an FL_ERR_TASK_INVALID_STATE answer (a repeat of one that took effect) gives the task as it is. */
   async action(id: string, action: 'start' | 'stop' | 'pause'): Promise<RemoteTask> {
-    return this.ok<RemoteTask>('POST', `/api/v1/tasks/${encodeURIComponent(id)}/${action}`);
+    return (await this.ok<RemoteTask>('POST', `/api/v1/tasks/${encodeURIComponent(id)}/${action}`, undefined, 'FL_ERR_TASK_INVALID_STATE')) ?? this.mustGet(id);
   }
 
   /** Start (or resume) the task and report each round that closes after now. Resolves with the stop reason. */
   async follow(id: string, o: FollowOptions): Promise<string> {
-    let task = await this.getTask(id);
-    if (!task) throw new Error(`task ${id} vanished`);
+    let task = await this.mustGet(id);
     const firstRound = task.nextRound;
     if (task.state === 'created' || task.state === 'paused') task = await this.action(id, 'start');
     else if (task.state !== 'running') throw new Error(`task ${id} is ${task.state}; nothing to follow`);
@@ -103,7 +116,7 @@ export class RemoteCoordinator {
       // Fell more than a page behind: fetch the missing rounds one by one, so none is skipped.
       if (rounds.length > 0 && rounds[0].round > seen + 1) {
         const missing: RoundRecord[] = [];
-        for (let n = seen + 1; n < rounds[0].round; n++) missing.push(await this.ok<RoundRecord>('GET', `/api/v1/tasks/${encodeURIComponent(id)}/rounds/${n}`));
+        for (let n = seen + 1; n < rounds[0].round; n++) missing.push((await this.ok<RoundRecord>('GET', `/api/v1/tasks/${encodeURIComponent(id)}/rounds/${n}`))!);
         rounds.unshift(...missing);
       }
       for (const r of rounds) {
@@ -123,9 +136,8 @@ export class RemoteCoordinator {
           return `round cap ${o.rounds} reached`;
         }
       }
-      const ended = task && TERMINAL_TASK.has(task.state);
-      task = await this.getTask(id);
-      if (!task) throw new Error(`task ${id} vanished`);
+      const ended = TERMINAL_TASK.has(task.state);
+      task = await this.mustGet(id);
       // Once the task has ended, one more pass picks up rounds that closed meanwhile; then stop.
       if (ended) return task.stateReason ?? task.state;
       if (!TERMINAL_TASK.has(task.state)) await new Promise((r) => setTimeout(r, pollMs));

@@ -1,15 +1,18 @@
 import type { AddressInfo } from 'node:net';
-import { buildApp, type FlotillaApp, type RoundRecord, type TaskRecord } from '@flotilla/server';
+import { archiveDirectory, buildApp, importModel, type FlotillaApp, type RoundRecord, type TaskRecord } from '@flotilla/server';
 import { resolveBackend } from '@flotilla/client';
-import type { TaskPlanInput } from '@flotilla/protocol';
+import { effectiveMetrics, type TaskPlanInput } from '@flotilla/protocol';
+import { loadDataFile, type SimData } from './data-file.js';
 import { createCentralEvaluator, RemoteVersionEvaluator } from './central-evaluator.js';
 import type { SimOptions } from './cli-options.js';
 import type { DeviceSpec } from './device-messages.js';
 import { DevicePool, type PoolStats } from './device-pool.js';
 import { loadMnist, MNIST_CLASSES, MNIST_INPUT_SIZE, type Mnist } from './mnist.js';
+import { AppError } from '@flotilla/protocol';
 import { partition } from './partition.js';
 import { createProgress, type RoundProgress } from './progress.js';
 import { RemoteCoordinator } from './remote-coordinator.js';
+import type { RetryOptions } from './coordinator-fetch.js';
 import { defaultOutDir, roundRowFromRecord, summarize, writeResults, type Results, type RoundRow, type WrittenFiles } from './results.js';
 import { deriveSeed } from './rng.js';
 
@@ -35,6 +38,8 @@ export interface SimulationHooks {
   signal?: AbortSignal;
   /** In-process mode: evaluate each candidate on the test set (default true; benchmarks of raw throughput turn it off). */
   centralEvaluation?: boolean;
+  /** --url mode: a line while the coordinator is unreachable and being retried (default: to stderr). */
+  onWait?(message: string): void;
 }
 
 export interface SimulationResult {
@@ -50,9 +55,19 @@ export interface SimulationResult {
 
 const TERMINAL_TASK = new Set(['done', 'stopped', 'failed']);
 
+/** MNIST, or the user's --data file, as the simulator's data. */
+export function simData(o: SimOptions, mnist?: Mnist): SimData {
+  if (o.data) return loadDataFile(o.data, { labelColumns: o.labelColumns, testFraction: o.testFraction });
+  const m = mnist ?? loadMnist({ trainLimit: o.trainLimit, testLimit: o.testLimit });
+  return { train: m.train, test: m.test, inputSize: MNIST_INPUT_SIZE, labelSize: 1, labels: 'classIds', numClasses: MNIST_CLASSES, partitionLabels: m.train.y };
+}
+
 /** Training and (federated) evaluation index sets per device, from the options' partition. */
-export function buildDevices(o: SimOptions, mnist: Mnist): DeviceSpec[] {
-  const train = partition(o.partition, mnist.train.y, {
+export function buildDevices(o: SimOptions, data: Pick<SimData, 'partitionLabels' | 'labels' | 'test'> | Mnist): DeviceSpec[] {
+  const d: Pick<SimData, 'partitionLabels' | 'labels' | 'test'> = 'partitionLabels' in data ? data : { partitionLabels: data.train.y, labels: 'classIds', test: data.test };
+  if (d.labels !== 'classIds' && o.partition !== 'iid') throw new AppError('FL_ERR_DATA_BAD_LABELS', { why: `--partition ${o.partition} splits by class; real-valued labels split only iid` });
+  const testLabels = d.labels === 'classIds' ? (d.test.y as Uint8Array) : new Uint8Array(d.test.n);
+  const train = partition(o.partition, d.partitionLabels, {
     clients: o.clients,
     seed: o.seed,
     alpha: o.alpha,
@@ -62,7 +77,7 @@ export function buildDevices(o: SimOptions, mnist: Mnist): DeviceSpec[] {
   let evalParts: Uint32Array[] | undefined;
   if ((o.evalClients ?? o.clientsPerRound) > 0) {
     try {
-      evalParts = partition(o.partition, mnist.test.y, { clients: o.clients, seed: deriveSeed(o.seed, 7), alpha: o.alpha });
+      evalParts = partition(o.partition, testLabels, { clients: o.clients, seed: deriveSeed(o.seed, 7), alpha: o.alpha });
     } catch {
       evalParts = undefined; // fewer test rows than devices: no federated evaluation
     }
@@ -93,11 +108,12 @@ function publicConfig(o: SimOptions, extra: Record<string, unknown>): Record<str
 
 export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}): Promise<SimulationResult> {
   const t0 = Date.now();
-  const mnist = hooks.mnist ?? loadMnist({ trainLimit: o.trainLimit, testLimit: o.testLimit });
-  const devices = buildDevices(o, mnist);
-  const test = { x: mnist.test.x, y: mnist.test.y, inputSize: MNIST_INPUT_SIZE, numClasses: MNIST_CLASSES };
-  const preset = o.model === 'cnn' ? 'mnist-cnn' : 'mnist-mlp';
-  const plan = taskPlan(o, hooks.plan);
+  const data = simData(o, hooks.mnist);
+  const devices = buildDevices(o, data);
+  const preset = o.modelDir ? undefined : o.model === 'cnn' ? 'mnist-cnn' : 'mnist-mlp';
+  const loss = o.loss ?? (data.labels === 'classIds' ? 'categoricalCrossentropy' : 'meanSquaredError');
+  const plan = taskPlan(o, { loss, ...(o.trainableLayers ? { trainableLayers: o.trainableLayers } : {}), ...hooks.plan });
+  const test = { x: data.test.x, y: data.test.y, inputSize: data.inputSize, numClasses: data.numClasses, labelSize: data.labelSize, labels: data.labels, loss, metrics: effectiveMetrics({ loss, metrics: plan.metrics }) };
   const progress = hooks.progress ?? createProgress({ total: o.rounds, target: o.targetAccuracy, quiet: o.quiet });
 
   let app: FlotillaApp | undefined;
@@ -107,6 +123,9 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
   const federated: Array<{ round: number; version: number; accuracy: number | null; loss: number | null }> = [];
   let stopReason = 'unknown';
   let trainingStart = 0;
+  // --url: admin and registry calls wait out a coordinator that is down or restarting; devices
+  // reconnect on their own (the SDK's reconnect with backoff).
+  const retry: RetryOptions = { maxWaitMs: o.waitTimeout * 1000, onWait: hooks.onWait ?? ((m) => process.stderr.write(`${m}\n`)) };
 
   const record = (r: RoundRecord | RoundRow, own?: { accuracy: number; loss: number }) => {
     const row = 'state' in r ? roundRowFromRecord(r, own) : r;
@@ -129,17 +148,25 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
     // main thread uses the same backend as the devices.
     await resolveBackend();
     if (!o.url) {
-      app = await buildApp({ logger: false, ...(hooks.centralEvaluation === false ? {} : { centralEvaluator: createCentralEvaluator(test) }) });
+      // Every simulated device joins with the one bootstrap token: allow the whole fleet.
+      app = await buildApp({ logger: false, maxDevicesPerToken: Math.max(10_000, devices.length), ...(hooks.centralEvaluation === false ? {} : { centralEvaluator: createCentralEvaluator(test) }) });
       await app.listen({ port: 0, host: '127.0.0.1' });
       url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
       token = app.flotilla.deviceToken;
-      const task = await app.flotilla.coordinator.createTask({ id: o.task, preset, plan });
-      modelName = task.modelName;
+      if (o.modelDir) {
+        // The same path as an upload over REST: the directory streams as a tar into a registry version.
+        const archive = await archiveDirectory(o.modelDir);
+        const v = await importModel(app.flotilla.registry, { model: o.task, body: archive.chunks(), limitBytes: Number.MAX_SAFE_INTEGER, description: `imported from ${o.modelDir}` });
+        await app.flotilla.coordinator.createTask({ id: o.task, fromVersion: { model: v.model, ref: v.version }, plan });
+      } else {
+        await app.flotilla.coordinator.createTask({ id: o.task, preset, plan });
+      }
+      modelName = o.task;
     } else {
       url = o.url;
       token = o.token!;
-      remote = new RemoteCoordinator(url, o.adminToken ?? token);
-      const task = await remote.ensureTask(o.task, preset, plan);
+      remote = new RemoteCoordinator(url, o.adminToken ?? token, retry);
+      const task = await remote.ensureTask(o.task, preset!, plan);
       modelName = task.modelName;
     }
 
@@ -147,10 +174,12 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
       url,
       token,
       taskId: o.task,
-      train: mnist.train,
-      test: mnist.test,
-      inputSize: MNIST_INPUT_SIZE,
-      numClasses: MNIST_CLASSES,
+      train: data.train,
+      test: data.test,
+      inputSize: data.inputSize,
+      numClasses: data.numClasses,
+      labelSize: data.labelSize,
+      labels: data.labels,
       devices,
       workers: o.workers,
       seed: o.seed,
@@ -192,7 +221,7 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
         coordinator.startTask(o.task).catch(reject);
       });
     } else {
-      const evaluator = new RemoteVersionEvaluator(url, token, modelName, test);
+      const evaluator = new RemoteVersionEvaluator(url, token, modelName, test, undefined, retry);
       stopReason = await remote!.follow(o.task, {
         rounds: o.rounds,
         target: o.targetAccuracy,
@@ -211,7 +240,7 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
   const results: Results = {
     config: publicConfig(o, {
       mode: o.url ? 'remote' : 'in-process',
-      preset,
+      preset: preset ?? o.modelDir,
       plan,
       workers: pool?.workerCount,
       backend: pool?.backend,
@@ -232,7 +261,7 @@ export async function runSimulation(o: SimOptions, hooks: SimulationHooks = {}):
   if (!hooks.noFiles) {
     out.outDir = o.out ?? defaultOutDir();
     out.files = await writeResults(out.outDir, results, {
-      title: `FedAvg on MNIST (${o.model === 'cnn' ? 'CNN' : '2NN MLP'}, ${o.partition}${o.partition === 'dirichlet' ? ` α=${o.alpha}` : ''})`,
+      title: `FedAvg on ${o.data ?? 'MNIST'} (${o.modelDir ?? (o.model === 'cnn' ? 'CNN' : '2NN MLP')}, ${o.partition}${o.partition === 'dirichlet' ? ` α=${o.alpha}` : ''})`,
       subtitle: `${o.clients} devices, ${o.clientsPerRound} per round, E=${o.epochs}, B=${o.batchSize}, lr=${o.lr}` +
         (o.dropout ? `, dropout ${o.dropout}` : '') + (o.straggler ? `, stragglers ${o.straggler.probability}:${o.straggler.delayMs}ms` : '') +
         (o.attack ? `, attack ${o.attack.kind}` : ''),

@@ -78,6 +78,9 @@ describe('flotilla operator CLI', () => {
     expect(tok.code).toBe(0);
     expect(tok.stdout).toMatch(/^flt\.\S+\n$/);
     expect(tok.stderr).toMatch(/shown once/);
+    const inf = await cli(['token', 'create', '--role', 'inference', '--endpoints', 'prod,canary']);
+    expect(inf.code).toBe(0);
+    expect(inf.stderr).toMatch(/inference, endpoints prod,canary/);
     const viewer = JSON.parse((await cli(['token', 'create', '--role', 'viewer', '--json'])).stdout);
     // A viewer may list but not change.
     const asViewer = { FLOTILLA_URL: url, FLOTILLA_TOKEN: viewer.token };
@@ -90,7 +93,8 @@ describe('flotilla operator CLI', () => {
     expect((await cli(['clients', 'list', '--task', 't1'])).stdout).toMatch(/^phone-1\s+t1\s+disconnected/m);
     expect((await cli(['clients', 'revoke', 'phone-1'])).stdout).toBe('client phone-1 revoked\n');
     expect(JSON.parse((await cli(['clients', 'list', '--state', 'revoked', '--json'])).stdout).clients.map((c: any) => c.id)).toEqual(['phone-1']);
-    expect((await cli(['token', 'revoke', viewer.id])).stdout).toMatch(/revoked/);
+    const revoked = await cli(['token', 'revoke', viewer.id]);
+    expect(revoked.stdout, revoked.stderr).toMatch(/revoked/);
     expect((await cli(['tasks', 'list'], asViewer)).stderr).toMatch(/FL_ERR_AUTH_INVALID_TOKEN/);
   });
 
@@ -110,7 +114,7 @@ describe('flotilla operator CLI', () => {
   });
 
   it('is wired into the flotilla binary', async () => {
-    const bin = new URL('../../server/bin/flotilla.mjs', import.meta.url).pathname;
+    const bin = new URL('../../scripts/dev/flotilla.mjs', import.meta.url).pathname;
     const { stdout } = await run(process.execPath, [bin, 'tasks', 'list', '--json', '--url', url], { env: { ...process.env, FLOTILLA_TOKEN: ADMIN } });
     expect(JSON.parse(stdout).tasks.length).toBeGreaterThanOrEqual(2);
     const bad = await run(process.execPath, [bin, 'tasks', 'start', 'nope', '--url', url, '--token', ADMIN]).catch((e) => e);

@@ -10,6 +10,22 @@ describe('flotilla serve configuration', () => {
     expect(c.host).toBe('127.0.0.1');
     expect(parseServeConfig([], { FLOTILLA_PUBLIC_INFERENCE: 'true' }).publicInference).toBe(true);
     expect(parseServeConfig([], {}).publicInference).toBe(false);
+    // trustProxy: off by default; true, a hop count or proxy addresses, from the flag or FLOTILLA_TRUST_PROXY.
+    expect(parseServeConfig([], {}).trustProxy).toBe(false);
+    expect(parseServeConfig(['--trust-proxy', 'true'], {}).trustProxy).toBe(true);
+    expect(parseServeConfig([], { FLOTILLA_TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(parseServeConfig([], { FLOTILLA_TRUST_PROXY: '10.0.0.0/8,loopback' }).trustProxy).toBe('10.0.0.0/8,loopback');
+    expect(parseServeConfig([], { FLOTILLA_MAX_UPDATE_BYTES: '1048576' }).maxUpdateBytes).toBe(1 << 20);
+  });
+
+  it('reads the device cap and the client retention, and refuses bad values', () => {
+    expect(parseServeConfig([], {})).toMatchObject({ maxDevicesPerToken: 10_000, clientRetentionDays: 90 });
+    const c = parseServeConfig(['--max-devices-per-token', '50'], { FLOTILLA_CLIENT_RETENTION_DAYS: '0' });
+    expect(c).toMatchObject({ maxDevicesPerToken: 50, clientRetentionDays: 0 });
+    expect(parseServeConfig([], { FLOTILLA_MAX_DEVICES_PER_TOKEN: '7', FLOTILLA_CLIENT_RETENTION_DAYS: '1.5' })).toMatchObject({ maxDevicesPerToken: 7, clientRetentionDays: 1.5 });
+    for (const args of [['--max-devices-per-token', '0'], ['--max-devices-per-token', '2.5'], ['--client-retention-days=-1']]) {
+      expect(() => parseServeConfig(args, {})).toThrow(expect.objectContaining({ code: 'FL_ERR_CONFIG_INVALID' }));
+    }
   });
 
   it('accepts multi-host MongoDB replica-set URLs and refuses bad values with a code', () => {

@@ -4,7 +4,7 @@ import { ERROR_REGISTRY } from '@flotilla/server';
 
 /** docs/errors.md lists exactly the registry's codes, with their HTTP status and message. */
 describe('docs/errors.md', () => {
-  it('is in step with ERROR_REGISTRY (regenerate: npx tsx server/src/cli/errors-doc.ts > docs/errors.md)', () => {
+  it('is in step with ERROR_REGISTRY (regenerate: node --import ./scripts/dev-loader.mjs server/src/cli/errors-doc.ts > docs/errors.md)', () => {
     const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
     const rows = new Map<string, { status: number; message: string }>();
     for (const m of doc.matchAll(/^\| `(FL_ERR_[A-Z0-9_]+)` \| (\d{3}) \| (.*) \|$/gm)) {

@@ -7,7 +7,7 @@ const isPublic = (url: string, extra: readonly string[] = []) => matchesRoute(ur
 /**
  * Walks the whole route table (collected by an onRoute hook as plugins register): every route
  * that is not documented public answers 401 without a token and with an unknown token, and 403
- * with a valid token of a role it does not admit.
+ * with a valid token of every role it does not admit (viewer, device, inference).
  */
 describe('every route needs the right credential', () => {
   let h: AdminHarness;
@@ -27,7 +27,7 @@ describe('every route needs the right credential', () => {
 
   it('answers 401 without a token and with a wrong one, 403 with the wrong role', async () => {
     const guarded = h.app.flotilla.routes.filter((r) => r.roles !== null);
-    let forbiddenChecked = 0;
+    const forbiddenChecked = { viewer: 0, device: 0, inference: 0 };
     for (const r of guarded) {
       const url = fillUrl(r.url);
       const method = r.method as 'GET' | 'HEAD' | 'POST';
@@ -37,15 +37,18 @@ describe('every route needs the right credential', () => {
       const bad = await h.call({ method, url, token: 'flt.AAAAAAAAAAAA.' + 'A'.repeat(43) });
       expect(bad.status, `${r.method} ${r.url} with unknown token`).toBe(401);
       if (method !== 'HEAD') expect(bad.json.error.code).toBe('FL_ERR_AUTH_INVALID_TOKEN');
-      const wrong = !r.roles!.includes('viewer') ? h.viewer : !r.roles!.includes('device') ? h.device : null;
-      if (wrong) {
-        const res = await h.call({ method, url, token: wrong });
-        expect(res.status, `${r.method} ${r.url} with the wrong role`).toBe(403);
+      for (const role of ['viewer', 'device', 'inference'] as const) {
+        if (r.roles!.includes(role)) continue;
+        const res = await h.call({ method, url, token: h[role] });
+        expect(res.status, `${r.method} ${r.url} with a ${role} token`).toBe(403);
         if (method !== 'HEAD') expect(res.json.error.code).toBe('FL_ERR_AUTH_FORBIDDEN');
-        forbiddenChecked++;
+        forbiddenChecked[role]++;
       }
     }
-    expect(forbiddenChecked).toBeGreaterThan(20);
+    // Every role is refused somewhere: the admin API to all three, inference to viewer and device.
+    expect(forbiddenChecked.viewer).toBeGreaterThan(20);
+    expect(forbiddenChecked.device).toBeGreaterThan(20);
+    expect(forbiddenChecked.inference).toBeGreaterThan(40);
   });
 
   it('serves the public routes without a token', async () => {
@@ -88,7 +91,7 @@ describe('auth options', () => {
     }
   });
 
-  it('rate-limits failed authentication per address, then answers 429 with FL_ERR_HTTP_RATE_LIMITED', async () => {
+  it('throttles failed authentication per address with 429 FL_ERR_AUTH_THROTTLED, never refusing a valid token', async () => {
     const h = await adminApp({ authRateLimit: { max: 5, timeWindowMs: 60_000 } });
     try {
       // Valid requests do not count.
@@ -98,11 +101,28 @@ describe('auth options', () => {
       expect(codes.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
       expect(codes.slice(5)).toEqual([429, 429, 429]);
       const limited = await h.call({ method: 'GET', url: '/api/v1/tasks', token: 'wrong' });
-      expect(limited.json.error.code).toBe('FL_ERR_HTTP_RATE_LIMITED');
+      expect(limited.json.error.code).toBe('FL_ERR_AUTH_THROTTLED');
       expect(limited.json.error.details.retryAfterSeconds).toBeGreaterThan(0);
+      // Others' failures from the same address never lock out a valid credential.
+      expect((await h.call({ method: 'GET', url: '/api/v1/tasks' })).status).toBe(200);
       // Another address is not affected.
       const other = await h.app.inject({ method: 'GET', url: '/api/v1/tasks', remoteAddress: '10.9.8.7', headers: { authorization: 'Bearer wrong' } });
       expect(other.statusCode).toBe(401);
+      // Without trustProxy, X-Forwarded-For is ignored: the peer address is still over its budget.
+      const forged = await h.call({ method: 'GET', url: '/api/v1/tasks', token: 'wrong', headers: { 'x-forwarded-for': '203.0.113.9' } });
+      expect(forged.status).toBe(429);
+    } finally {
+      await h.app.close();
+    }
+  });
+
+  it('with trustProxy, throttles the client named by X-Forwarded-For, not the proxy', async () => {
+    const h = await adminApp({ authRateLimit: { max: 2, timeWindowMs: 60_000 }, trustProxy: true });
+    try {
+      const from = (ip: string) => h.call({ method: 'GET', url: '/api/v1/tasks', token: 'wrong', headers: { 'x-forwarded-for': ip } });
+      expect([(await from('203.0.113.1')).status, (await from('203.0.113.1')).status, (await from('203.0.113.1')).status]).toEqual([401, 401, 429]);
+      // Another client behind the same proxy is not locked out.
+      expect((await from('203.0.113.2')).status).toBe(401);
     } finally {
       await h.app.close();
     }

@@ -110,10 +110,10 @@ describe('tasks, rounds and clients API', () => {
     const outsider = ds.find((d) => !r1.selected.has(d.deviceId))!;
     const report = (over: Record<string, unknown> = {}) => ({ taskId: 't1', round: 1, numExamples: 10, metrics: { loss: 1 }, codec: 'f32', delta: f32Codec.encode(new Float32Array(P).fill(0.01)), ...over });
     expect((await outsider.send('fit:report', report())).error.code).toBe('FL_ERR_ROUND_NOT_SELECTED');
-    expect((await sel[0].send('fit:report', report({ delta: f32Codec.encode(new Float32Array(P - 1)) }))).error.code).toBe('FL_ERR_REPORT_SHAPE_MISMATCH');
+    expect((await sel[0].report(report({ delta: f32Codec.encode(new Float32Array(P - 1)) }))).error.code).toBe('FL_ERR_REPORT_SHAPE_MISMATCH');
     const midway = (await h.call({ method: 'GET', url: '/api/v1/tasks/t1/rounds' })).json.rounds[0];
     expect(midway).toMatchObject({ round: 1, state: 'training', rejected: 2, reported: 0 });
-    for (const d of sel) expect((await d.send('fit:report', report())).ok).toBe(true);
+    for (const d of sel) expect((await d.report(report())).ok).toBe(true);
     const rec = await committed;
     expect(rec.state).toBe('done');
     await new Promise<void>((resolve) => {

@@ -37,20 +37,20 @@ describe('bad input on the device protocol', () => {
     return d;
   };
 
-  it('refuses malformed hellos, wrong versions, bad tokens and unknown tasks, and keeps the connection', async () => {
+  it('refuses malformed handshakes, wrong versions, bad tokens and unknown tasks with coded connect errors', async () => {
     const d = dev();
-    expect((await d.send('hello', { token })).error.code).toBe('FL_ERR_PROTO_INVALID_MESSAGE');
-    expect((await d.send('hello', 'not an object')).error.code).toBe('FL_ERR_PROTO_INVALID_MESSAGE');
+    expect((await d.connect({ token })).error.code).toBe('FL_ERR_PROTO_INVALID_MESSAGE');
+    expect((await d.connect({})).error.code).toBe('FL_ERR_AUTH_REQUIRED');
     expect((await d.hello(token, 'bad', { protocolVersion: 999 })).error.code).toBe('FL_ERR_PROTO_VERSION_MISMATCH');
     expect((await d.hello('wrong-token', 'bad')).error.code).toBe('FL_ERR_AUTH_INVALID_TOKEN');
     expect((await d.hello(token, 'no-such-task')).error.code).toBe('FL_ERR_TASK_NOT_FOUND');
-    expect((await d.send('heartbeat', {})).error.code).toBe('FL_ERR_PROTO_NOT_AUTHENTICATED');
-    expect((await d.send('no-such-event', {})).error.code).toBe('FL_ERR_PROTO_UNKNOWN_EVENT');
-    expect(d.socket.connected).toBe(true);
+    expect(d.socket.connected).toBe(false);
     const ok = await d.hello(token, 'bad');
     expect(ok.ok).toBe(true);
-    expect((await d.send('hello', { protocolVersion: 1, token, taskId: 'bad' })).error.code).toBe('FL_ERR_PROTO_INVALID_MESSAGE');
+    expect((await d.send('hello', { protocolVersion: 1, token, taskId: 'bad' })).error.code).toBe('FL_ERR_PROTO_UNKNOWN_EVENT');
+    expect((await d.send('no-such-event', {})).error.code).toBe('FL_ERR_PROTO_UNKNOWN_EVENT');
     expect((await d.send('heartbeat', {})).ok).toBe(true);
+    expect(d.socket.connected).toBe(true);
   });
 
   it('rejects every bad report with its code and folds only the good ones', async () => {
@@ -60,7 +60,7 @@ describe('bad input on the device protocol', () => {
     const b = dev();
     await a.hello(token, 'bad');
     await b.hello(token, 'bad');
-    const all = devices.filter((d) => d.deviceId);
+    const all = devices.filter((d) => d.socket.connected);
     expect(all.length).toBe(3);
     const before = Float32Array.from(runner.globalWeights);
     const committed = nextEvent<RoundRecord>(co.events, 'round');
@@ -97,8 +97,10 @@ describe('bad input on the device protocol', () => {
       ['FL_ERR_AUTH_FORBIDDEN', s1, report(enc, { taskId: 'other' })],
       ['FL_ERR_ROUND_NOT_SELECTED', outsider, report(enc)],
     ];
+    // Each report asks for its upload slot first (fit:ready), as the protocol requires; a refusal
+    // there carries the same code the report would get.
     for (const [code, d, msg] of cases) {
-      const ack = await d.send('fit:report', msg);
+      const ack = await d.report(msg as { taskId: unknown; round: unknown });
       expect(ack.ok, code).toBe(false);
       expect(ack.error.code).toBe(code);
       expect(typeof ack.error.message).toBe('string');
@@ -108,16 +110,16 @@ describe('bad input on the device protocol', () => {
     const counted = Object.values(co.stats.rejected).reduce((x, y) => x + y, 0) - Object.values(rejectedBefore).reduce((x, y) => x + y, 0);
     expect(counted).toBe(cases.length);
 
-    expect((await s1.send('fit:report', report(f32Codec.encode(good1), { numExamples: 30 }))).ok).toBe(true);
-    expect((await s1.send('fit:report', report(f32Codec.encode(good1)))).error.code).toBe('FL_ERR_ROUND_DUPLICATE_REPORT');
-    expect((await s2.send('fit:report', report(f32Codec.encode(good2), { numExamples: 10 }))).ok).toBe(true);
+    expect((await s1.report(report(f32Codec.encode(good1), { numExamples: 30 }))).ok).toBe(true);
+    expect((await s1.report(report(f32Codec.encode(good1)))).error.code).toBe('FL_ERR_ROUND_DUPLICATE_REPORT');
+    expect((await s2.report(report(f32Codec.encode(good2), { numExamples: 10 }))).ok).toBe(true);
     const rec = await committed;
     expect(rec.state).toBe('done');
     expect(rec.rejected.length).toBeGreaterThanOrEqual(6);
     // weighted mean: (30 * 0.5 + 10 * -0.25) / 40 = 0.3125
     const after = runner.globalWeights;
     for (let i = 0; i < P; i++) expect(after[i]).toBeCloseTo(before[i] + 0.3125, 6);
-    expect((await s2.send('fit:report', report(f32Codec.encode(good2)))).error.code).toBe('FL_ERR_ROUND_LATE_REPORT');
+    expect((await s2.report(report(f32Codec.encode(good2)))).error.code).toBe('FL_ERR_ROUND_LATE_REPORT');
     for (const d of [s1, s2, outsider]) expect(d.socket.connected).toBe(true);
   });
 });

@@ -48,8 +48,8 @@ describe('failed rounds: deadlines, dropouts, commit failures', () => {
     const first = nextEvent<RoundRecord>(co.events, 'round', (r) => r.round === 1);
     await co.startTask('t');
     await devices[0].instruction(1);
-    expect((await devices[0].send('fit:report', report(1, 1))).ok).toBe(true);
-    expect((await devices[1].send('fit:report', report(1, 1))).ok).toBe(true);
+    expect((await devices[0].report(report(1, 1))).ok).toBe(true);
+    expect((await devices[1].report(report(1, 1))).ok).toBe(true);
     const r1 = await first;
     expect(r1.state).toBe('done');
     expect(r1.reported.length).toBe(2);
@@ -59,7 +59,7 @@ describe('failed rounds: deadlines, dropouts, commit failures', () => {
     const w1 = Float32Array.from(runner.globalWeights);
     const second = nextEvent<RoundRecord>(co.events, 'round', (r) => r.round === 2);
     await devices[0].instruction(2);
-    expect((await devices[0].send('fit:report', report(2, 5))).ok).toBe(true);
+    expect((await devices[0].report(report(2, 5))).ok).toBe(true);
     const r2 = await second;
     expect(r2.state).toBe('failed');
     expect(r2.failureReason).toMatch(/deadline/);
@@ -68,7 +68,7 @@ describe('failed rounds: deadlines, dropouts, commit failures', () => {
     // the failed round is retried as round 3 from the same version
     const ins3 = await devices[0].instruction(3);
     expect(ins3.modelVersion).toBe(2);
-    expect((await devices[0].send('fit:report', report(2, 1))).error.code).toBe('FL_ERR_ROUND_LATE_REPORT');
+    expect((await devices[0].report(report(2, 1))).error.code).toBe('FL_ERR_ROUND_LATE_REPORT');
   });
 
   it('drops a device that vanishes mid-round and commits with the others', async () => {
@@ -78,8 +78,8 @@ describe('failed rounds: deadlines, dropouts, commit failures', () => {
     await devices[0].instruction(1);
     devices[2].close();
     await new Promise((r) => setTimeout(r, 200));
-    expect((await devices[0].send('fit:report', report(1, 1))).ok).toBe(true);
-    expect((await devices[1].send('fit:report', report(1, 3))).ok).toBe(true);
+    expect((await devices[0].report(report(1, 1))).ok).toBe(true);
+    expect((await devices[1].report(report(1, 3))).ok).toBe(true);
     const r1 = await done;
     expect(r1.state).toBe('done');
     expect(r1.dropped).toEqual([devices[2].deviceId]);
@@ -115,7 +115,7 @@ describe('failed rounds: deadlines, dropouts, commit failures', () => {
     const first = nextEvent<RoundRecord>(co.events, 'round', (r) => r.round === 1);
     await co.startTask('t');
     for (const d of devices) await d.instruction(1);
-    for (const d of devices) expect((await d.send('fit:report', report(1, 1))).ok).toBe(true);
+    for (const d of devices) expect((await d.report(report(1, 1))).ok).toBe(true);
     const r1 = await first;
     expect(r1.state).toBe('failed');
     expect(r1.failureReason).toMatch(/commit failed/);
@@ -126,7 +126,7 @@ describe('failed rounds: deadlines, dropouts, commit failures', () => {
     // the failed round's aggregate never became a model, so it must not live on in the momentum.
     const second = nextEvent<RoundRecord>(co.events, 'round', (r) => r.round === 2);
     for (const d of devices) await d.instruction(2);
-    for (const d of devices) expect((await d.send('fit:report', report(2, 1))).ok).toBe(true);
+    for (const d of devices) expect((await d.report(report(2, 1))).ok).toBe(true);
     expect((await second).state).toBe('done');
     for (let i = 0; i < P; i++) expect(runner.globalWeights[i]).toBeCloseTo(w0[i] + lr, 5);
     expect(runner.record.currentVersion).toBe(v0 + 1);

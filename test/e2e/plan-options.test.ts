@@ -75,9 +75,9 @@ describe('plan options end to end', () => {
     await co.startTask('sc');
     await devs[0].instruction(1);
     const rep = (v: number) => ({ taskId: 'sc', round: 1, numExamples: 1, metrics: {}, codec: 'f32', delta: f32Codec.encode(new Float32Array(195).fill(v)) });
-    expect((await devs[0].send('fit:report', rep(0.01))).ok).toBe(true);
-    expect((await devs[1].send('fit:report', rep(0.012))).ok).toBe(true);
-    const poisoned = await devs[2].send('fit:report', rep(-0.1)); // 10x the norm of the others
+    expect((await devs[0].report(rep(0.01))).ok).toBe(true);
+    expect((await devs[1].report(rep(0.012))).ok).toBe(true);
+    const poisoned = await devs[2].report(rep(-0.1)); // 10x the norm of the others
     expect(poisoned.error.code).toBe('FL_ERR_REPORT_REJECTED_NORM');
     await expect(co.createTask({ id: 'bad', preset: 'tiny-mlp', plan: { clientsPerRound: 3, screening: { multiplier: 0 } } })).rejects.toMatchObject({ code: 'FL_ERR_TASK_INVALID_SPEC' });
     devs.forEach((d) => d.close());
@@ -96,8 +96,8 @@ describe('plan options end to end', () => {
       const committed = nextEvent<RoundRecord>(app.flotilla.coordinator.events, 'round', (r) => r.round === 1);
       await app.flotilla.coordinator.startTask('sr');
       await devs[0].instruction(1);
-      expect((await devs[0].send('fit:report', rep(1, 0.01))).ok).toBe(true);
-      expect((await devs[1].send('fit:report', rep(1, 0.012))).ok).toBe(true);
+      expect((await devs[0].report(rep(1, 0.01))).ok).toBe(true);
+      expect((await devs[1].report(rep(1, 0.012))).ok).toBe(true);
       expect((await committed).state).toBe('done');
       devs.forEach((d) => d.close());
       await app.close();
@@ -113,8 +113,8 @@ describe('plan options end to end', () => {
       expect(round).toBeGreaterThan(1);
       await devs[0].instruction(round);
       // 10x the norms of round 1: rejected at once, which it would not be with an empty history.
-      expect((await devs[0].send('fit:report', rep(round, -0.1))).error.code).toBe('FL_ERR_REPORT_REJECTED_NORM');
-      expect((await devs[1].send('fit:report', rep(round, 0.011))).ok).toBe(true);
+      expect((await devs[0].report(rep(round, -0.1))).error.code).toBe('FL_ERR_REPORT_REJECTED_NORM');
+      expect((await devs[1].report(rep(round, 0.011))).ok).toBe(true);
       devs.forEach((d) => d.close());
     } finally {
       await app.close();

@@ -121,6 +121,30 @@ export function strategySuite(name: string, v: StrategyVariant): void {
       }
     });
 
+    it('previews a report against float32 range without changing its state', () => {
+      const global = randomVector(n, 8);
+      const s1 = make();
+      const s2 = make();
+      runRound(s1, 1, global, randomUpdates(n, 21));
+      runRound(s2, 1, global, randomUpdates(n, 21));
+      // The preview says what a round with that report alone would give: weights out of range or not.
+      if (s1.previewOutOfRange) {
+        for (const [d, g] of [
+          [randomVector(n, 3, 0.1), global],
+          [new Float32Array(n).fill(3.4e38), new Float32Array(n).fill(1e38)],
+          [new Float32Array(n).fill(-3e38), new Float32Array(n).fill(-3e38)],
+        ]) {
+          const twin = make();
+          const state = s1.exportState?.();
+          if (state !== undefined) twin.importState?.(JSON.parse(JSON.stringify(state)));
+          const alone = runRound(twin, 2, g, [{ delta: d, numExamples: 1 }]).weights;
+          expect(s1.previewOutOfRange(d, g) >= 0).toBe(alone.some((x) => !Number.isFinite(x)));
+        }
+      }
+      const ups = randomUpdates(n, 22);
+      expect(runRound(s1, 2, global, ups).weights).toEqual(runRound(s2, 2, global, ups).weights);
+    });
+
     it('handles failures without throwing and without changing the aggregate', () => {
       const global = randomVector(n, 6);
       const ups = randomUpdates(n, 7);

@@ -21,15 +21,20 @@ export interface ChildServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-const BIN = fileURLToPath(new URL('../../server/bin/flotilla.mjs', import.meta.url));
+const BIN = fileURLToPath(new URL('../../scripts/dev/flotilla.mjs', import.meta.url));
 
-export async function startChildServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; port?: number; nodeArgs?: string[]; startTimeoutMs?: number } = {}): Promise<ChildServer> {
+/**
+ * `detached`: the server leads its own process group and `stop` signals the whole group (the
+ * negative pid), so a SIGKILL reaches every process of it however it was started.
+ */
+export async function startChildServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; port?: number; nodeArgs?: string[]; detached?: boolean; startTimeoutMs?: number } = {}): Promise<ChildServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'flotilla-bench-'));
   const adminToken = 'admin-token-for-benchmarks-0001';
   const deviceToken = 'device-token-for-benchmarks-001';
   const proc = spawn(process.execPath, ['--max-old-space-size=8192', ...(opts.nodeArgs ?? []), BIN, 'serve', '--port', String(opts.port ?? 0), '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])], {
     env: { ...process.env, FLOTILLA_ADMIN_TOKEN: adminToken, FLOTILLA_DEVICE_TOKEN: deviceToken, ...opts.env },
     stdio: ['ignore', 'pipe', 'inherit'],
+    detached: opts.detached ?? false,
   });
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
@@ -66,7 +71,8 @@ export async function startChildServer(opts: { dataDir?: string; env?: Record<st
     stop: async (signal = 'SIGTERM') => {
       if (proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise((r) => proc.once('exit', r));
-        proc.kill(signal);
+        if (opts.detached) process.kill(-proc.pid!, signal);
+        else proc.kill(signal);
         await exited;
       }
       if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });

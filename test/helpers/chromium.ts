@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 /**
  * Debian's chromium for browser tests, driven by playwright-core (which never downloads a browser
@@ -25,5 +25,20 @@ export async function launchChromium(): Promise<Browser> {
     executablePath,
     headless: true,
     args: ['--no-sandbox', '--headless=new', '--disable-dev-shm-usage', '--enable-unsafe-swiftshader'],
+  });
+}
+
+/**
+ * Takes WebGL away from a page before its scripts run (getContext('webgl'/'webgl2') answers null
+ * on canvases and offscreen canvases), as on a browser without GPU support: tfjs must fall back.
+ */
+export async function withoutWebgl(page: Page): Promise<void> {
+  await page.addInitScript(() => {
+    for (const C of [HTMLCanvasElement, OffscreenCanvas]) {
+      const get = C.prototype.getContext as (...a: unknown[]) => unknown;
+      (C.prototype as { getContext: unknown }).getContext = function (this: unknown, type: string, ...rest: unknown[]) {
+        return /webgl/.test(type) ? null : get.call(this, type, ...rest);
+      };
+    }
   });
 }

@@ -3,36 +3,48 @@ import { PROTOCOL_VERSION, type FitInstruction } from '@flotilla/protocol';
 
 /**
  * A device driven by hand over a raw socket.io-client, for protocol and bad-input tests: it sends
- * exactly what the test says, with no SDK validation in the way.
+ * exactly what the test says, with no SDK validation in the way. Credentials go in the socket.io
+ * handshake `auth`; `hello` opens a new connection with them and answers like an ack: the
+ * `session` message as `{ ok: true, ... }`, or the refusal carried by `connect_error` as
+ * `{ ok: false, error }`.
  */
 export class RawDevice {
-  readonly socket: Socket;
+  socket!: Socket;
   readonly instructions: FitInstruction[] = [];
   deviceId = '';
 
-  constructor(url: string) {
-    this.socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true });
-    this.socket.on('fit:instruction', (m: FitInstruction) => this.instructions.push(m));
+  constructor(private readonly url: string) {}
+
+  /** Open a connection presenting `auth` as is; resolves with the session or the refusal. */
+  connect(auth: unknown): Promise<any> {
+    this.socket?.disconnect();
+    const socket = io(this.url, { transports: ['websocket'], reconnection: false, forceNew: true, auth: auth as Record<string, unknown> });
+    this.socket = socket;
+    socket.on('fit:instruction', (m: FitInstruction) => this.instructions.push(m));
+    return new Promise((resolve) => {
+      socket.once('session', (m: any) => {
+        this.deviceId = m.deviceId;
+        resolve({ ok: true, ...m });
+      });
+      socket.once('connect_error', (err: Error & { data?: unknown }) => resolve({ ok: false, error: err.data ?? { code: 'TRANSPORT', message: err.message } }));
+    });
   }
 
-  async connected(): Promise<void> {
-    if (this.socket.connected) return;
-    await new Promise<void>((resolve, reject) => {
-      this.socket.once('connect', () => resolve());
-      this.socket.once('connect_error', reject);
-    });
+  hello(token: string, taskId: string, extra: Record<string, unknown> = {}): Promise<any> {
+    return this.connect({ protocolVersion: PROTOCOL_VERSION, token, taskId, ...extra });
   }
 
   /** Emit with an ack and return the ack. */
   async send(event: string, payload: unknown): Promise<any> {
-    await this.connected();
     return this.socket.timeout(10_000).emitWithAck(event, payload);
   }
 
-  async hello(token: string, taskId: string, extra: Record<string, unknown> = {}): Promise<any> {
-    const ack = await this.send('hello', { protocolVersion: PROTOCOL_VERSION, token, taskId, ...extra });
-    if (ack.ok) this.deviceId = ack.deviceId;
-    return ack;
+  /** A report the way the protocol asks for it: fit:ready for its size, then fit:report once granted. */
+  async report(msg: { taskId: unknown; round: unknown; delta?: unknown; [k: string]: unknown }): Promise<any> {
+    const bytes = (msg.delta as { byteLength?: number } | undefined)?.byteLength ?? 0;
+    const ready = await this.send('fit:ready', { taskId: msg.taskId, round: msg.round, bytes });
+    if (!ready.ok) return ready;
+    return this.send('fit:report', msg);
   }
 
   async instruction(round: number, timeoutMs = 15_000): Promise<FitInstruction> {
@@ -46,6 +58,6 @@ export class RawDevice {
   }
 
   close(): void {
-    this.socket.disconnect();
+    this.socket?.disconnect();
   }
 }

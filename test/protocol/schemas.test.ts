@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FitReportSchema, HelloSchema, TaskPlanSchema, effectiveMinReports } from '@flotilla/protocol';
+import { FitReportSchema, HandshakeAuthSchema, TaskPlanSchema, effectiveMinReports } from '@flotilla/protocol';
 
 describe('protocol schemas', () => {
   it('fills plan defaults and rejects inconsistent plans', () => {
@@ -22,7 +22,7 @@ describe('protocol schemas', () => {
   });
 
   it('rejects ids with odd characters', () => {
-    expect(HelloSchema.safeParse({ protocolVersion: 1, token: 'x', taskId: 'a b' }).success).toBe(false);
-    expect(HelloSchema.safeParse({ protocolVersion: 1, token: 'x', taskId: 'a'.repeat(200) }).success).toBe(false);
+    expect(HandshakeAuthSchema.safeParse({ protocolVersion: 2, token: 'x', taskId: 'a b' }).success).toBe(false);
+    expect(HandshakeAuthSchema.safeParse({ protocolVersion: 2, token: 'x', taskId: 'a'.repeat(200) }).success).toBe(false);
   });
 });

@@ -36,14 +36,55 @@ describe('Batcher', () => {
     expect(res[0].batchRows).toBe(8);
   });
 
-  it('runs a partial batch once its oldest request waited maxQueueDelayMs', async () => {
+  it("with delay 'fixed' (Triton's), runs a partial batch once its oldest request waited maxQueueDelayMs", async () => {
     const r = runner();
-    const b = new Batcher(r.run, 2, 1, { maxBatchSize: 64, maxQueueDelayMs: 30, maxQueueSize: 100, timeoutMs: 5000 });
+    const b = new Batcher(r.run, 2, 1, { maxBatchSize: 64, maxQueueDelayMs: 30, maxQueueSize: 100, timeoutMs: 5000, delay: 'fixed' });
     const t0 = performance.now();
     const [a] = await Promise.all([b.submit(Float32Array.of(1, 1), 1), b.submit(Float32Array.of(2, 2), 1)]);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(25);
     expect(a.queueMs).toBeGreaterThanOrEqual(25);
     expect(r.batches).toEqual([2]);
+  });
+
+  it('adaptive (default): a lone request runs at once on an idle instance, never waiting out the delay', async () => {
+    const r = runner();
+    // An hour of delay and no timeout: only an eager start lets these resolve.
+    const b = new Batcher(r.run, 2, 1, { maxBatchSize: 64, maxQueueDelayMs: 3_600_000, maxQueueSize: 100, timeoutMs: 0 });
+    for (let i = 0; i < 5; i++) expect(Array.from((await b.submit(Float32Array.of(i, 0), 1)).output)).toEqual([2 * i]);
+    expect(r.batches).toEqual([1, 1, 1, 1, 1]);
+    expect(b.stats().delayMode).toBe('eager');
+  });
+
+  it('accumulates while every instance is busy; the next free instance takes what queued (two instances run two batches at once)', async () => {
+    const gates: Array<() => void> = [];
+    const batches: number[] = [];
+    const run = async (x: Float32Array, rows: number) => {
+      batches.push(rows);
+      await new Promise<void>((open) => gates.push(open));
+      return Float32Array.from({ length: rows }, (_, i) => x[2 * i]);
+    };
+    const b = new Batcher(run, 2, 1, { maxBatchSize: 8, maxQueueDelayMs: 3_600_000, maxQueueSize: 100, timeoutMs: 0 }, 2);
+    const tick = () => new Promise((r) => setImmediate(r));
+    const first = b.submit(Float32Array.of(0, 0), 1);
+    await tick();
+    const second = b.submit(Float32Array.of(1, 0), 1);
+    await tick();
+    expect(batches).toEqual([1, 1]); // both instances busy, neither waited for company
+    const rest = Array.from({ length: 12 }, (_, i) => b.submit(Float32Array.of(2 + i, 0), 1));
+    await tick();
+    expect(batches).toEqual([1, 1]);
+    expect(b.queued).toBe(12);
+    gates.shift()!();
+    await first;
+    await tick();
+    expect(batches).toEqual([1, 1, 8]);
+    gates.shift()!();
+    await second;
+    await tick();
+    expect(batches).toEqual([1, 1, 8, 4]);
+    while (gates.length) gates.shift()!();
+    expect((await Promise.all(rest)).map((x) => x.output[0])).toEqual(Array.from({ length: 12 }, (_, i) => 2 + i));
+    expect(b.stats().parallel).toBe(2);
   });
 
   it('with batching off (maxBatchSize 1) runs every request alone', async () => {

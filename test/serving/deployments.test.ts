@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRng } from '../../server/src/fl/rng.js';
 import { rowsOf, servingApp, type ServingHarness } from './serving-helpers.js';
 
 const tensor = (rows: number[][]) => ({ name: 'hidden_input', shape: [rows.length, 8], datatype: 'FP32', data: rows.flat() });
@@ -6,7 +7,8 @@ const tensor = (rows: number[][]) => ({ name: 'hidden_input', shape: [rows.lengt
 describe('deployments: split, bandit, shadow, stats', () => {
   let h: ServingHarness;
   beforeAll(async () => {
-    h = await servingApp();
+    // Seeded routing: every run routes (and so samples posteriors) the same way.
+    h = await servingApp({ serving: { rng: createRng(20260521) } });
     await h.publishTiny('tiny', 2);
   });
   afterAll(async () => {
@@ -86,11 +88,16 @@ describe('deployments: split, bandit, shadow, stats', () => {
   it('learns with Thompson sampling from feedback credited to the version that served each request', async () => {
     await create({ name: 'bandit', model: 'tiny', routing: { mode: 'bandit', algorithm: 'thompson', targets: [{ ref: '1' }, { ref: '2' }] } });
     const served: string[] = [];
+    // Rewards follow each arm's own count of requests, so they do not depend on which requests
+    // routing happened to send it: version 2 converts 9 of every 10 it serves, version 1 1 of 10
+    // (its 10th, 20th, ...).
+    const pulls: Record<string, number> = { '1': 0, '2': 0 };
     for (let i = 0; i < 150; i++) {
       const res = await infer('bandit', `b-${i}`);
-      served.push(res.json.model_version);
-      // Version 2 converts 90% of the time, version 1 10%.
-      const good = res.json.model_version === '2' ? i % 10 !== 0 : i % 10 === 0;
+      const v: string = res.json.model_version;
+      served.push(v);
+      const n = pulls[v]++;
+      const good = v === '2' ? n % 10 !== 9 : n % 10 === 9;
       const fb = await h.call({ method: 'POST', url: '/api/v1/deployments/bandit/feedback', json: { requestId: `b-${i}`, reward: good ? 1 : 0 } });
       expect(fb.status).toBe(200);
       expect(fb.json.credited.version).toBe(Number(res.json.model_version));
@@ -213,7 +220,7 @@ describe('overload and timeouts', () => {
     const h = await servingApp();
     try {
       await h.publishTiny('tiny');
-      await h.call({ method: 'POST', url: '/api/v1/deployments', json: { name: 'slow', model: 'tiny', routing: { mode: 'split', targets: [{ ref: '1' }] }, batching: { maxBatchSize: 64, maxQueueDelayMs: 200, timeoutMs: 20 } } });
+      await h.call({ method: 'POST', url: '/api/v1/deployments', json: { name: 'slow', model: 'tiny', routing: { mode: 'split', targets: [{ ref: '1' }] }, batching: { maxBatchSize: 64, maxQueueDelayMs: 200, timeoutMs: 20, delay: 'fixed' } } });
       const res = await h.call({ method: 'POST', url: '/v2/models/slow/infer', json: { inputs: [tensor(rowsOf(1))] } });
       expect(res.status).toBe(504);
       expect(res.json.code).toBe('FL_ERR_SERVING_TIMEOUT');

@@ -103,6 +103,34 @@ describe('Open Inference Protocol (KServe V2) REST', () => {
     expect(invalidJson.json().code).toBe('FL_ERR_SERVING_BAD_INPUT');
   });
 
+  it('refuses finite values outside the declared float type (or float32, which models compute in) instead of answering Infinity', async () => {
+    const row = (x: number) => [[x, 0, 0, 0, 0, 0, 0, 0]];
+    const cases: Array<[string, number, number]> = [
+      ['FP32', 1e39, 0],
+      ['FP32', -1e39, 0],
+      ['FP32', 3.4028235677973366e38, 0], // rounds to Infinity in float32
+      ['FP64', 1e308, 0],
+      ['FP64', -3.5e38, 0],
+      ['FP16', 70000, 0],
+    ];
+    for (const [datatype, x] of cases) {
+      const res = await infer('/v2/models/tiny/infer', { inputs: [tensor(row(x), { datatype })] });
+      expect(res.status, `${datatype} ${x}`).toBe(400);
+      expect(res.json.code).toBe('FL_ERR_SERVING_BAD_INPUT');
+      expect(res.json.details).toMatchObject({ datatype, index: 0, value: x });
+    }
+    // TF Serving bodies are FP32 too, in both formats.
+    for (const body of [{ instances: row(1e39) }, { inputs: row(-1e39) }]) {
+      const res = await h.call({ method: 'POST', url: '/v1/models/tiny:predict', json: body });
+      expect(res.status).toBe(400);
+      expect(res.json.code ?? res.json.error?.code).toBe('FL_ERR_SERVING_BAD_INPUT');
+    }
+    // In range (float32's largest finite value, FP64's tiny values) still runs.
+    for (const [datatype, x] of [['FP32', 3.4028234663852886e38], ['FP64', 1e-300], ['FP16', 65504]] as const) {
+      expect((await infer('/v2/models/tiny/infer', { inputs: [tensor(row(x), { datatype })] })).status, `${datatype} ${x}`).toBe(200);
+    }
+  });
+
   it('answers unknown models, versions and aliases with coded 404s', async () => {
     const body = { inputs: [tensor(rowsOf(1))] };
     expect((await infer('/v2/models/nope/infer', body)).json).toMatchObject({ code: 'FL_ERR_MODEL_NOT_FOUND' });
@@ -119,8 +147,12 @@ describe('Open Inference Protocol (KServe V2) REST', () => {
     expect((await h.call({ method: 'GET', url: '/v2/health/live', token: null })).status).toBe(200);
     expect((await h.call({ method: 'GET', url: '/v2/health/ready', token: null })).status).toBe(200);
     expect((await h.call({ method: 'GET', url: '/v2/models/tiny', token: null })).status).toBe(401);
+    // Device tokens are for devices: inference takes an inference (or admin) token.
     const device = await infer('/v2/models/tiny/infer', { inputs: [tensor(rowsOf(1))] }, DEVICE);
-    expect(device.status).toBe(200);
+    expect(device.status).toBe(403);
+    expect(device.json.error.code).toBe('FL_ERR_AUTH_FORBIDDEN');
+    const inference = (await h.app.flotilla.authenticator.createToken({ role: 'inference', createdBy: 'test' })).token;
+    expect((await infer('/v2/models/tiny/infer', { inputs: [tensor(rowsOf(1))] }, inference)).status).toBe(200);
   });
 });
 

@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampledId } from '../../server/src/serving/payload-log.js';
 import { tempDir } from '../store/temp-dir.js';
-import { rowsOf, servingApp, type ServingHarness } from './serving-helpers.js';
+import { DEVICE, rowsOf, servingApp, type ServingHarness } from './serving-helpers.js';
 
 const tensor = (rows: number[][]) => ({ name: 'hidden_input', shape: [rows.length, 8], datatype: 'FP32', data: rows.flat() });
 
 describe('payload log and drift', () => {
   let h: ServingHarness;
   beforeAll(async () => {
-    h = await servingApp({ serving: { payloadSampleRate: 0.5, payloadCapPerModel: 20, referenceWindow: 10 } });
+    h = await servingApp({ serving: { payloadSampleRate: 0.5, payloadCapPerModel: 20 } });
     await h.publishTiny('tiny', 2);
   });
   afterAll(async () => {
@@ -41,24 +41,6 @@ describe('payload log and drift', () => {
     expect((await h.call({ method: 'GET', url: '/api/v1/models/tiny/payloads?version=1' })).json.total).toBe(0);
   });
 
-  it('records the first served rows as the drift reference and flags shifted inputs', async () => {
-    // Version 1 gets its first load now: its first 10 rows become its reference.
-    const base = rowsOf(10, 3);
-    await infer('ref-0', base, '/v2/models/tiny/versions/1/infer');
-    const quiet = await h.call({ method: 'GET', url: '/api/v1/models/tiny/drift?version=1' });
-    expect(quiet.json.reference).toMatchObject({ source: 'first-window', count: 10 });
-    // Logged inputs like the reference: ok. Then shifted inputs: drift.
-    for (let i = 0; i < 40; i++) await infer(`same-${i}`, rowsOf(10, 3), '/v2/models/tiny/versions/1/infer');
-    const ok = (await h.call({ method: 'GET', url: '/api/v1/models/tiny/drift?version=1' })).json;
-    expect(ok.summary.status).toBe('ok');
-    expect(ok.summary.currentCount).toBeGreaterThan(0);
-    for (let i = 0; i < 60; i++) await infer(`shift-${i}`, rowsOf(10, 3).map((r) => r.map((x, j) => (j < 4 ? x + 3 : x))), '/v2/models/tiny/versions/1/infer');
-    const d = (await h.call({ method: 'GET', url: '/api/v1/models/tiny/drift?version=1' })).json;
-    expect(d.version).toBe(1);
-    expect(d.summary.status).toBe('drift');
-    expect(d.summary.top.slice(0, 4).map((f: { feature: number }) => f.feature).sort()).toEqual([0, 1, 2, 3]);
-  });
-
   it('logs at most payloadMaxRows rows of a large request and notes how many it had', async () => {
     const id = Array.from({ length: 200 }, (_, i) => `big-${i}`).find((x) => sampledId(x, 0.5))!;
     expect((await infer(id, rowsOf(40, 9))).status).toBe(200);
@@ -79,6 +61,66 @@ describe('payload log and drift', () => {
     const bad = await h.call({ method: 'PUT', url: '/api/v1/models/tiny/versions/2/input-stats', json: { count: 10, mean: [0], variance: [1] } });
     expect(bad.status).toBe(400);
     expect((await h.call({ method: 'PUT', url: '/api/v1/models/tiny/versions/9/input-stats', json: { count: 10, mean: [0], variance: [1] } })).status).toBe(404);
+  });
+});
+
+describe('drift reference', () => {
+  let h: ServingHarness;
+  beforeAll(async () => {
+    h = await servingApp({ serving: { payloadSampleRate: 0.5, payloadCapPerModel: 1000 } });
+    await h.publishTiny('tiny', 2);
+  });
+  afterAll(async () => {
+    await h.app.close();
+  });
+  const infer = (id: string, rows: number[][], path = '/v2/models/tiny/infer') => h.call({ method: 'POST', url: path, json: { id, inputs: [tensor(rows)] } });
+
+  it('never takes the drift reference from callers: a large first request sets nothing; an operator confirms a window', async () => {
+    const v1 = '/v2/models/tiny/versions/1/infer';
+    const drift = async () => (await h.call({ method: 'GET', url: '/api/v1/models/tiny/drift?version=1' })).json;
+    // The first caller of version 1 sends 1,024 extreme-but-valid rows (sampled into the log).
+    const poison = Array.from({ length: 1000 }, (_, i) => `poison-${i}`).find((id) => sampledId(id, 0.5))!;
+    const big = Array.from({ length: 1024 }, () => [1e30, -1e30, 1e30, -1e30, 1e30, -1e30, 1e30, -1e30]);
+    expect((await infer(poison, big, v1)).status).toBe(200);
+    for (let i = 0; i < 40; i++) await infer(`same-${i}`, rowsOf(10, 3), v1);
+    const none = await drift();
+    expect(none.reference).toBeNull();
+    expect(none.summary.status).toBe('insufficient-data');
+    // Confirming a window that holds only the poisoner's request is refused (too few requests) and records nothing.
+    const afterPoison = (await h.call({ method: 'GET', url: '/api/v1/models/tiny/payloads?version=1&limit=500' })).json.payloads.find((p: { requestId: string }) => p.requestId === poison).at;
+    const tooFew = await h.call({ method: 'POST', url: '/api/v1/models/tiny/versions/1/input-stats/confirm', json: { until: afterPoison, minRequests: 2 } });
+    expect(tooFew.status).toBe(409);
+    expect(tooFew.json.error.code).toBe('FL_ERR_SERVING_REFERENCE_WINDOW');
+    expect((await drift()).reference).toBeNull();
+    // Only admins confirm.
+    expect((await h.call({ method: 'POST', url: '/api/v1/models/tiny/versions/1/input-stats/confirm', json: {}, token: DEVICE })).status).toBe(403);
+    // A dry run shows the statistics; the confirmed window excludes the poisoned request by time.
+    const window = { since: afterPoison + 1, minRequests: 5 };
+    const dry = (await h.call({ method: 'POST', url: '/api/v1/models/tiny/versions/1/input-stats/confirm', json: { ...window, dryRun: true } })).json;
+    expect(dry).toMatchObject({ recorded: false, source: 'confirmed-window' });
+    expect((await drift()).reference).toBeNull();
+    const ok = await h.call({ method: 'POST', url: '/api/v1/models/tiny/versions/1/input-stats/confirm', json: window });
+    expect(ok.status).toBe(200);
+    expect(ok.json.requests).toBe(dry.requests);
+    expect(ok.json.count).toBe(ok.json.requests * 4); // 4 rows per request by default
+    expect(ok.json.mean.every((m: number) => Math.abs(m) < 2)).toBe(true);
+    const quiet = await drift();
+    expect(quiet.reference).toMatchObject({ source: 'confirmed-window', count: ok.json.count });
+    // Even a window that includes the big request weighs it as 4 rows among many.
+    const all = (await h.call({ method: 'POST', url: '/api/v1/models/tiny/versions/1/input-stats/confirm', json: { dryRun: true, rowsPerRequest: 1 } })).json;
+    expect(all.count).toBe(all.requests);
+  });
+
+  it('flags shifted inputs against a confirmed reference', async () => {
+    const v2 = '/v2/models/tiny/versions/2/infer';
+    for (let i = 0; i < 40; i++) await infer(`base-${i}`, rowsOf(10, i), v2);
+    expect((await h.call({ method: 'POST', url: '/api/v1/models/tiny/versions/2/input-stats/confirm', json: { minRequests: 5 } })).status).toBe(200);
+    expect((await h.call({ method: 'GET', url: '/api/v1/models/tiny/drift?version=2' })).json.summary.status).toBe('ok');
+    for (let i = 0; i < 60; i++) await infer(`shift-${i}`, rowsOf(10, i).map((r) => r.map((x, j) => (j < 4 ? x + 3 : x))), v2);
+    const d = (await h.call({ method: 'GET', url: '/api/v1/models/tiny/drift?version=2' })).json;
+    expect(d.version).toBe(2);
+    expect(d.summary.status).toBe('drift');
+    expect(d.summary.top.slice(0, 4).map((f: { feature: number }) => f.feature).sort()).toEqual([0, 1, 2, 3]);
   });
 });
 

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { CliUsageError, DEMO_DEFAULTS, parseCliOptions, type SimOptions } from '../../simulator/src/cli-options.js';
 
-const BIN = fileURLToPath(new URL('../../simulator/bin/flotilla-sim.mjs', import.meta.url));
+const BIN = fileURLToPath(new URL('../../scripts/dev/flotilla-sim.mjs', import.meta.url));
 
 function parse(args: string[]): SimOptions {
   const o = parseCliOptions(args);
@@ -35,14 +35,14 @@ describe('flotilla-sim flags', () => {
 
   it('parses every flag', () => {
     const o = parse([
-      '--url', 'http://127.0.0.1:8080', '--token', 'dev', '--admin-token', 'adm', '--task', 't1',
+      '--url', 'http://127.0.0.1:8080', '--token', 'dev', '--admin-token', 'adm', '--task', 't1', '--wait-timeout', '60',
       '--clients', '50', '--clients-per-round', '5', '--rounds', '7', '--model', 'cnn', '--partition', 'dirichlet',
       '--alpha', '0.1', '--epochs', '2', '--batch-size', '32', '--lr', '0.02', '--seed', '9', '--target-accuracy', '0.9',
       '--dropout', '0.2', '--straggler', '0.1:1500', '--out', 'x/y', '--workers', '3', '--deadline-ms', '5000',
       '--eval-clients', '0', '--examples-per-client', '100', '--train-limit', '5000', '--test-limit', '500', '--quiet',
     ]);
     expect(o).toMatchObject({
-      url: 'http://127.0.0.1:8080', token: 'dev', adminToken: 'adm', task: 't1', clients: 50, clientsPerRound: 5, rounds: 7,
+      url: 'http://127.0.0.1:8080', token: 'dev', adminToken: 'adm', task: 't1', waitTimeout: 60, clients: 50, clientsPerRound: 5, rounds: 7,
       model: 'cnn', partition: 'dirichlet', alpha: 0.1, epochs: 2, batchSize: 32, lr: 0.02, seed: 9, targetAccuracy: 0.9,
       dropout: 0.2, straggler: { probability: 0.1, delayMs: 1500 }, out: 'x/y', workers: 3, deadlineMs: 5000, evalClients: 0,
       examplesPerClient: 100, trainLimit: 5000, testLimit: 500, quiet: true,

@@ -40,6 +40,22 @@ export function blobContract(name: string, makeHarness: () => Promise<BlobHarnes
       expect(Buffer.from(got!).equals(Buffer.from(bytes))).toBe(true);
     });
 
+    it('putStream stores the concatenated chunks under their sha256; a failing source stores nothing', async () => {
+      const bytes = new Uint8Array(300_001).map((_, i) => (i * 7) & 0xff);
+      async function* chunks(fail: boolean) {
+        for (let o = 0; o < bytes.length; o += 65_536) {
+          yield bytes.subarray(o, Math.min(bytes.length, o + 65_536));
+          if (fail && o > 100_000) throw new Error('source failed');
+        }
+      }
+      await expect(b.putStream(chunks(true))).rejects.toThrow('source failed');
+      expect(await b.has(sha(bytes))).toBe(false);
+      const ref = await b.putStream(chunks(false));
+      expect(ref).toEqual({ sha256: sha(bytes), size: bytes.byteLength });
+      expect(Buffer.from((await b.get(ref.sha256))!).equals(Buffer.from(bytes))).toBe(true);
+      expect(await b.putStream(chunks(false))).toEqual(ref);
+    });
+
     it('is idempotent and keeps a copy, not the caller buffer', async () => {
       const bytes = new Uint8Array([1, 2, 3, 4]);
       const a = await b.put(bytes);

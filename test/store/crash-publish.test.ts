@@ -18,7 +18,7 @@ const CHILD = fileURLToPath(new URL('./publish-loop.ts', import.meta.url));
 
 function runAndKill(dataDir: string, afterMs: number): Promise<number[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, dataDir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', './scripts/dev-loader.mjs', CHILD, dataDir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     const reported: number[] = [];
     let buf = '';
     let err = '';

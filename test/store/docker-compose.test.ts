@@ -74,4 +74,25 @@ describe('Dockerfile', () => {
     expect(existsSync(join(ROOT, 'server/bin/flotilla.mjs'))).toBe(true);
     expect(readFileSync(join(ROOT, '.dockerignore'), 'utf8')).toContain('**/node_modules');
   });
+
+  it('runs node on the compiled JavaScript: the build makes the entrypoint\'s import, and no tsx is left to run', () => {
+    const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+    // The entrypoint imports the compiled CLI, which the server's build config emits from src/main.ts.
+    expect(readFileSync(join(ROOT, 'server/bin/flotilla.mjs'), 'utf8')).toMatch(/^import '\.\.\/dist\/main\.js';$/m);
+    const build = JSON.parse(readFileSync(join(ROOT, 'server/tsconfig.build.json'), 'utf8'));
+    expect(build.compilerOptions).toMatchObject({ rootDir: 'src', outDir: 'dist' });
+    expect(existsSync(join(ROOT, 'server/src/main.ts'))).toBe(true);
+    // Built in the image, then development dependencies (tsx, typescript) and the sources removed.
+    expect(text).toMatch(/RUN npm run build/);
+    expect(text).toMatch(/npm prune --omit=dev/);
+    expect(text).toMatch(/rm -rf [^\n]*server\/src/);
+    expect(text).not.toMatch(/^(ENTRYPOINT|CMD).*tsx/m);
+    const root = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+    expect(Object.keys(root.dependencies ?? {})).not.toContain('tsx');
+    expect(Object.keys(root.devDependencies)).toContain('tsx');
+    for (const w of ['protocol', 'model', 'client-sdk', 'server', 'simulator']) {
+      const pkg = JSON.parse(readFileSync(join(ROOT, w, 'package.json'), 'utf8'));
+      expect(Object.keys(pkg.dependencies ?? {}), w).not.toContain('tsx');
+    }
+  });
 });

@@ -32,7 +32,7 @@ async function freePort(): Promise<number> {
 
 /** Start `flotilla serve` and resolve once it prints its listening line. */
 function serve(storageArgs: string[], port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['server/bin/flotilla.mjs', 'serve', '--port', String(port), ...storageArgs, '--log-level', 'warn'], {
+  const child = spawn(process.execPath, ['scripts/dev/flotilla.mjs', 'serve', '--port', String(port), ...storageArgs, '--log-level', 'warn'], {
     cwd: ROOT,
     env: { ...process.env, FLOTILLA_ADMIN_TOKEN: ADMIN, FLOTILLA_DEVICE_TOKEN: DEVICE },
     stdio: ['ignore', 'pipe', 'pipe'],

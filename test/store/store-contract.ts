@@ -4,7 +4,7 @@ import type { Store } from '../../server/src/store/store.js';
 import { expectCode, round, task, version } from './fixtures.js';
 
 /**
- * The one Store contract suite (DESIGN.md: every implementation passes the same suite). Each
+ * The one Store contract suite (docs/architecture.md, "Storage": every implementation passes the same suite). Each
  * implementation's test file calls `storeContract` with a factory. `reopen`, when given, closes
  * nothing itself: it returns a fresh Store over the same durable state (the durability tests).
  */
@@ -276,17 +276,56 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       await s.upsertClients([]);
       expect(await s.getClient('bulk-3')).toEqual({ ...many[3], reportsAccepted: 7 });
       expect((await s.listClients('a')).length).toBe(51);
+      // The credential a device id is bound to: a token id, null for the bootstrap token, absent when unbound.
+      await s.upsertClients([{ ...c, id: 'bound-1', tokenId: 'tok123' }, { ...c, id: 'bound-2', tokenId: null }]);
+      expect((await s.getClient('bound-1'))?.tokenId).toBe('tok123');
+      expect((await s.getClient('bound-2'))?.tokenId).toBeNull();
+      expect(await s.getClient('dev-2')).not.toHaveProperty('tokenId');
+    });
+
+    it('counts clients by the credential they are bound to', async () => {
+      const c = { id: 'x', taskId: 'a', firstSeen: 1, lastSeen: 2, roundsJoined: 0, reportsAccepted: 0, reportsRejected: 0, revoked: false };
+      await s.upsertClients([
+        { ...c, id: 't1-a', tokenId: 't1' },
+        { ...c, id: 't1-b', tokenId: 't1', revoked: true },
+        { ...c, id: 't2-a', tokenId: 't2' },
+        { ...c, id: 'boot-a', tokenId: null },
+        { ...c, id: 'legacy' },
+      ]);
+      expect(await s.getClient('boot-a')).toEqual({ ...c, id: 'boot-a', tokenId: null });
+      expect(await s.getClient('legacy')).toEqual({ ...c, id: 'legacy' });
+      expect(await s.countClientsByToken('t1')).toBe(2);
+      expect(await s.countClientsByToken('t2')).toBe(1);
+      expect(await s.countClientsByToken(null)).toBe(1);
+      expect(await s.countClientsByToken('nope')).toBe(0);
+    });
+
+    it('deletes the records of clients not seen since a cutoff, except revoked ones, and says which', async () => {
+      const c = { id: 'x', taskId: 'a', firstSeen: 1, lastSeen: 2, roundsJoined: 0, reportsAccepted: 0, reportsRejected: 0, revoked: false };
+      await s.upsertClients([
+        { ...c, id: 'old-1', lastSeen: 100 },
+        { ...c, id: 'old-2', lastSeen: 499, tokenId: 't1' },
+        { ...c, id: 'old-revoked', lastSeen: 10, revoked: true },
+        { ...c, id: 'edge', lastSeen: 500 },
+        { ...c, id: 'new', lastSeen: 900 },
+      ]);
+      expect((await s.deleteClientsSeenBefore(500)).sort()).toEqual(['old-1', 'old-2']);
+      expect((await s.listClients()).map((x) => x.id).sort()).toEqual(['edge', 'new', 'old-revoked']);
+      expect(await s.countClientsByToken('t1')).toBe(0);
+      expect(await s.deleteClientsSeenBefore(500)).toEqual([]);
     });
 
     it('stores tokens, refuses a duplicate id, lists newest first and revokes idempotently', async () => {
       const base = { hash: 'a'.repeat(64), createdBy: 'admin', revoked: false } as const;
       await s.putToken({ ...base, id: 't1', role: 'device', taskId: 'mnist', name: 'fleet A', createdAt: 1000, expiresAt: 5000 });
       await s.putToken({ ...base, id: 't2', role: 'viewer', createdAt: 2000 });
+      await s.putToken({ ...base, id: 't3', role: 'inference', endpoints: ['prod', 'canary'], createdAt: 500 });
+      expect(await s.getToken('t3')).toEqual({ ...base, id: 't3', role: 'inference', endpoints: ['prod', 'canary'], createdAt: 500 });
       await expectCode(s.putToken({ ...base, id: 't1', role: 'admin', createdAt: 3000 }), 'FL_ERR_STORE_CONFLICT');
       expect(await s.getToken('t1')).toEqual({ ...base, id: 't1', role: 'device', taskId: 'mnist', name: 'fleet A', createdAt: 1000, expiresAt: 5000 });
       expect(await s.getToken('t2')).toEqual({ ...base, id: 't2', role: 'viewer', createdAt: 2000 });
       expect(await s.getToken('nope')).toBeNull();
-      expect((await s.listTokens()).map((t) => t.id)).toEqual(['t2', 't1']);
+      expect((await s.listTokens()).map((t) => t.id)).toEqual(['t2', 't1', 't3']);
       const got = (await s.getToken('t1'))!;
       got.revoked = true;
       expect((await s.getToken('t1'))!.revoked).toBe(false);

@@ -8,3 +8,4 @@ export { ErrorFeedback } from './error-feedback.js';
 export { getCodec, listCodecs } from './codecs.js';
 export { l2Norm, clipInPlace } from './vector-ops.js';
 export { kthSmallest } from './select.js';
+export { isFullyTrainable, trainableLength, gatherTrainable, scatterTrainable } from './trainable.js';

@@ -11,6 +11,8 @@ export interface WeightSpec {
   dtype: 'float32';
   offset: number;
   size: number;
+  /** False for a frozen weight (absent means trainable); see trainable.ts. */
+  trainable?: boolean;
 }
 
 export type WeightManifest = WeightSpec[];
@@ -22,11 +24,12 @@ export function shapeSize(shape: readonly number[]): number {
 }
 
 /** Build a manifest from names and shapes, computing contiguous offsets. */
-export function buildManifest(entries: ReadonlyArray<{ name: string; shape: readonly number[] }>): WeightManifest {
+export function buildManifest(entries: ReadonlyArray<{ name: string; shape: readonly number[]; trainable?: boolean }>): WeightManifest {
   let offset = 0;
   return entries.map((e) => {
     const size = shapeSize(e.shape);
     const spec: WeightSpec = { name: e.name, shape: [...e.shape], dtype: 'float32', offset, size };
+    if (e.trainable === false) spec.trainable = false;
     offset += size;
     return spec;
   });

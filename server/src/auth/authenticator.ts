@@ -9,6 +9,8 @@ export interface Principal {
   tokenId: string | null;
   /** Device tokens: the one task they may join (absent: the bootstrap device token, any task). */
   taskId?: string;
+  /** Inference tokens: the deployments or models they may call (absent: every endpoint). */
+  endpoints?: string[];
   name: string;
 }
 
@@ -24,6 +26,7 @@ export interface AuthenticatorOptions {
 export interface CreateTokenInput {
   role: TokenRole;
   taskId?: string;
+  endpoints?: string[];
   name?: string;
   expiresAt?: number;
   createdBy: string;
@@ -49,18 +52,24 @@ export class Authenticator {
     if (device) return { role: 'device', tokenId: null, name: 'bootstrap-device' };
     const rec = await this.lookup(token);
     if (!rec) return null;
-    return { role: rec.role, tokenId: rec.id, ...(rec.taskId ? { taskId: rec.taskId } : {}), name: rec.name ?? rec.id };
+    return {
+      role: rec.role,
+      tokenId: rec.id,
+      ...(rec.taskId ? { taskId: rec.taskId } : {}),
+      ...(rec.endpoints ? { endpoints: rec.endpoints } : {}),
+      name: rec.name ?? rec.id,
+    };
   }
 
   /**
-   * Device hello: the token must be the bootstrap device token or a live device token scoped to
-   * `taskId`. Throws FL_ERR_AUTH_INVALID_TOKEN or FL_ERR_AUTH_FORBIDDEN.
+   * Device handshake: the token must be the bootstrap device token or a live device token scoped
+   * to `taskId`. Every refusal is the same FL_ERR_AUTH_INVALID_TOKEN with no details, so the
+   * answer never tells a valid admin or viewer token, or a device token of another task, from a
+   * wrong one.
    */
   async authenticateDevice(token: string, taskId: string): Promise<{ tokenId: string | null }> {
     const p = await this.authenticate(token);
-    if (!p) throw new AppError('FL_ERR_AUTH_INVALID_TOKEN');
-    if (p.role !== 'device') throw new AppError('FL_ERR_AUTH_FORBIDDEN', { why: 'not a device token' });
-    if (p.taskId !== undefined && p.taskId !== taskId) throw new AppError('FL_ERR_AUTH_FORBIDDEN', { why: 'token is scoped to another task' });
+    if (!p || p.role !== 'device' || (p.taskId !== undefined && p.taskId !== taskId)) throw new AppError('FL_ERR_AUTH_INVALID_TOKEN');
     return { tokenId: p.tokenId };
   }
 
@@ -68,6 +77,7 @@ export class Authenticator {
   async createToken(input: CreateTokenInput): Promise<{ record: TokenRecord; token: string }> {
     if (input.role === 'device' && !input.taskId) throw new AppError('FL_ERR_HTTP_VALIDATION', { why: 'device tokens need a taskId' });
     if (input.role !== 'device' && input.taskId) throw new AppError('FL_ERR_HTTP_VALIDATION', { why: 'only device tokens are scoped to a task' });
+    if (input.role !== 'inference' && input.endpoints) throw new AppError('FL_ERR_HTTP_VALIDATION', { why: 'only inference tokens are scoped to endpoints' });
     const t = generateToken();
     const record: TokenRecord = {
       id: t.id,
@@ -77,6 +87,7 @@ export class Authenticator {
       createdBy: input.createdBy,
       revoked: false,
       ...(input.taskId ? { taskId: input.taskId } : {}),
+      ...(input.endpoints ? { endpoints: [...new Set(input.endpoints)] } : {}),
       ...(input.name ? { name: input.name } : {}),
       ...(input.expiresAt !== undefined ? { expiresAt: input.expiresAt } : {}),
     };
@@ -100,6 +111,7 @@ export function tokenView(t: TokenRecord) {
     id: t.id,
     role: t.role,
     taskId: t.taskId ?? null,
+    endpoints: t.endpoints ?? null,
     name: t.name ?? null,
     createdAt: t.createdAt,
     createdBy: t.createdBy,

@@ -1,13 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ApiClient, ApiError } from './api-client.js';
+import { checkModelDir, uploadModelDir } from './model-upload.js';
 import { table, time } from './table.js';
 
 export const ADMIN_COMMANDS = ['tasks', 'rounds', 'models', 'alias', 'clients', 'token', 'tokens'] as const;
 
 export const ADMIN_USAGE = `operator commands (call the admin API of a running server):
   flotilla tasks list
-  flotilla tasks create <id> (--preset NAME | --spec FILE --weights FILE) [--plan JSON|@FILE] [--model-name M] [--start]
+  flotilla tasks create <id> (--preset NAME | --model DIR | --from-version MODEL@VERSION|ALIAS | --spec FILE --weights FILE)
+                        [--plan JSON|@FILE] [--model-name M] [--start]
+  flotilla models import <model> DIR
+  flotilla models lineage <model> <version|alias>
   flotilla tasks start|pause|resume|stop <id>
   flotilla rounds list <task> [--limit N] [--offset N]
   flotilla models list
@@ -15,12 +19,15 @@ export const ADMIN_USAGE = `operator commands (call the admin API of a running s
   flotilla alias set <model> <alias> <version>
   flotilla clients list [--task T] [--state connected|disconnected|revoked]
   flotilla clients revoke <id>
-  flotilla token create --role admin|viewer|device [--task T] [--name N] [--ttl SECONDS]
+  flotilla token create --role admin|viewer|device|inference [--task T] [--endpoints A,B] [--name N] [--ttl SECONDS]
   flotilla tokens list | flotilla token revoke <id>
 
 common flags: --url URL (env FLOTILLA_URL, default http://127.0.0.1:8080)
               --token TOKEN (env FLOTILLA_TOKEN)
               --json  machine-readable output (the API's JSON as is)
+--model DIR is what model.save('file://DIR') or the TensorFlow.js converter writes (model.json
+plus weight shards): checked here, then streamed as a tar (no size ceiling but the server's
+--max-upload-bytes) into a new version of the model, which the task starts from.
 --weights FILE is the flat little-endian float32 vector; it is sent base64-encoded.
 For a self-signed TLS certificate, trust it with NODE_EXTRA_CA_CERTS=cert.pem.
 exit status: 0 ok, 1 the API refused (CODE: message on stderr), 2 usage error.`;
@@ -39,6 +46,8 @@ const OPTIONS = {
   preset: { type: 'string' },
   spec: { type: 'string' },
   weights: { type: 'string' },
+  model: { type: 'string' },
+  'from-version': { type: 'string' },
   plan: { type: 'string' },
   'model-name': { type: 'string' },
   start: { type: 'boolean', default: false },
@@ -47,6 +56,7 @@ const OPTIONS = {
   task: { type: 'string' },
   state: { type: 'string' },
   role: { type: 'string' },
+  endpoints: { type: 'string' },
   name: { type: 'string' },
   ttl: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
@@ -111,13 +121,25 @@ export async function runAdminCli(argv: string[], env: NodeJS.ProcessEnv, io: Cl
         return 0;
       }
       case 'tasks create': {
-        need(1, 'tasks create <id> (--preset NAME | --spec FILE --weights FILE) [--plan JSON|@FILE]');
+        need(1, 'tasks create <id> (--preset NAME | --model DIR | --from-version M@V | --spec FILE --weights FILE) [--plan JSON|@FILE]');
         const body: Record<string, unknown> = { id: args[0], plan: f.plan ? jsonArg(f.plan, '--plan') : { clientsPerRound: 1 }, start: f.start };
         if (f['model-name']) body.modelName = f['model-name'];
+        if ([f.preset, f.model, f['from-version'], f.spec ?? f.weights].filter((x) => x !== undefined).length !== 1 || (f.spec === undefined) !== (f.weights === undefined)) {
+          throw new UsageError('give one of --preset NAME, --model DIR, --from-version MODEL@VERSION, or --spec FILE with --weights FILE');
+        }
         if (f.preset) body.preset = f.preset;
+        if (f['from-version']) body.fromVersion = f['from-version'];
         if (f.spec) body.spec = jsonArg(`@${f.spec}`, '--spec');
         if (f.weights) body.weights = readFileSync(f.weights).toString('base64');
-        if (!f.preset && !(f.spec && f.weights)) throw new UsageError('give --preset NAME, or --spec FILE with --weights FILE');
+        if (f.model) {
+          // Refuse a bad model or plan (or an existing task) before uploading anything.
+          await checkModelDir(f.model, body.plan);
+          const exists = await api.call('GET', `/api/v1/tasks/${enc(args[0])}`).then(() => true, (e) => (e instanceof ApiError && e.status === 404 ? false : Promise.reject(e)));
+          if (exists) throw new ApiError(409, 'FL_ERR_TASK_EXISTS', 'A task with this name already exists', { task: args[0] });
+          const v = await uploadModelDir(api, f['model-name'] ?? args[0], f.model);
+          if (!f.json) io.stderr(`uploaded ${f.model} as ${v.model} version ${v.version} (${v.artifacts[0]?.size ?? 0} bytes of weights)\n`);
+          body.fromVersion = `${v.model}@${v.version}`;
+        }
         const t = await api.call('POST', '/api/v1/tasks', body);
         out(t, () => `created ${taskLine(t)}`);
         return 0;
@@ -159,6 +181,19 @@ export async function runAdminCli(argv: string[], env: NodeJS.ProcessEnv, io: Cl
         );
         return 0;
       }
+      case 'models import': {
+        need(2, 'models import <model> DIR');
+        await checkModelDir(args[1], undefined);
+        const v = await uploadModelDir(api, args[0], args[1]);
+        out(v, () => `${v.model} version ${v.version}: ${v.artifacts[0]?.size ?? 0} bytes of weights\n`);
+        return 0;
+      }
+      case 'models lineage': {
+        need(2, 'models lineage <model> <version|alias>');
+        const r = await api.call('GET', `/api/v1/models/${enc(args[0])}/versions/${enc(args[1])}/lineage`);
+        out(r, () => table(r.lineage.map((e: any) => ({ ...e, tags: (e.tags ?? []).join(',') || null, created: time(e.createdAt) })), ['model', 'version', 'taskId', 'round', 'tags', 'created']));
+        return 0;
+      }
       case 'alias set': {
         need(3, 'alias set <model> <alias> <version>');
         const version = /^\d+$/.test(args[2]) ? Number(args[2]) : args[2];
@@ -183,16 +218,17 @@ export async function runAdminCli(argv: string[], env: NodeJS.ProcessEnv, io: Cl
         return 0;
       }
       case 'token create': {
-        need(0, 'token create --role admin|viewer|device [--task T] [--name N] [--ttl SECONDS]');
+        need(0, 'token create --role admin|viewer|device|inference [--task T] [--endpoints A,B] [--name N] [--ttl SECONDS]');
         if (!f.role) throw new UsageError('--role is required');
         const body: Record<string, unknown> = { role: f.role };
         if (f.task) body.taskId = f.task;
+        if (f.endpoints) body.endpoints = f.endpoints.split(',').filter((e) => e.length > 0);
         if (f.name) body.name = f.name;
         const ttl = intFlag(f.ttl, 'ttl');
         if (ttl !== undefined) body.ttlSeconds = ttl;
         const t = await api.call('POST', '/api/v1/tokens', body);
         out(t, () => `${t.token}\n`);
-        if (!f.json) io.stderr(`token ${t.id} (${t.role}${t.taskId ? `, task ${t.taskId}` : ''}${t.expiresAt ? `, expires ${time(t.expiresAt)}` : ''}): shown once, store it now\n`);
+        if (!f.json) io.stderr(`token ${t.id} (${t.role}${t.taskId ? `, task ${t.taskId}` : ''}${t.endpoints ? `, endpoints ${t.endpoints.join(',')}` : ''}${t.expiresAt ? `, expires ${time(t.expiresAt)}` : ''}): shown once, store it now\n`);
         return 0;
       }
       case 'tokens list': {

@@ -16,7 +16,7 @@ export class ApiClient {
     private readonly token: string | undefined,
   ) {}
 
-  async call<T = any>(method: string, path: string, body?: unknown): Promise<T> {
+  async call<T = any>(method: string, path: string, body?: unknown, raw?: { contentType: string; length: number; chunks: AsyncIterable<Uint8Array> }): Promise<T> {
     let res: Response;
     try {
       res = await fetch(new URL(path, this.baseUrl), {
@@ -25,10 +25,13 @@ export class ApiClient {
           accept: 'application/json',
           ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(raw ? { 'content-type': raw.contentType, 'content-length': String(raw.length) } : {}),
         },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
+        // A raw body streams (duplex 'half'): the archive is never whole in memory.
+        body: raw ? (raw.chunks as unknown as BodyInit) : body !== undefined ? JSON.stringify(body) : undefined,
+        ...(raw ? { duplex: 'half' } : {}),
         redirect: 'follow',
-      });
+      } as RequestInit);
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw new ApiError(0, 'FL_ERR_CLI_UNREACHABLE', `cannot reach ${this.baseUrl}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);

@@ -1,6 +1,6 @@
 /**
  * Renders docs/errors.md from THE error registry. Regenerate after adding a code:
- *   npx tsx server/src/cli/errors-doc.ts > docs/errors.md
+ *   node --import ./scripts/dev-loader.mjs server/src/cli/errors-doc.ts > docs/errors.md
  * test/admin/errors-doc.test.ts fails while the two differ.
  */
 import { pathToFileURL } from 'node:url';
@@ -17,6 +17,8 @@ const AREAS: Record<string, string> = {
   CODEC: 'Codecs',
   TENSOR: 'Tensors',
   CLI: 'Operator CLI',
+  UPLOAD: 'Uploads',
+  DATA: 'Device data',
 };
 
 const areaOf = (code: string) => code.split('_')[2];
@@ -28,10 +30,11 @@ export function renderErrorsDoc(): string {
     'Every error Flotilla returns carries one code from the registry in',
     '`protocol/src/errors.ts`. Over HTTP the body is `{ "error": { "code", "message", "details" } }`',
     'with the status below (the inference routes use the Open Inference Protocol `{ "error" }` form);',
-    'on the device socket the ack is `{ "ok": false, "error": { "code", "message", "details" } }`;',
+    'on the device socket the ack is `{ "ok": false, "error": { "code", "message", "details" } }`, and a refused connection handshake',
+    'carries `{ "code", "message", "details" }` as the `connect_error` data (docs/api.md, "Device connection");',
     'the CLI prints `CODE: message` and exits non-zero. `details` is optional and code-specific.',
     '',
-    'This file is generated: `npx tsx server/src/cli/errors-doc.ts > docs/errors.md`; a test keeps it in step with the registry.',
+    'This file is generated: `node --import ./scripts/dev-loader.mjs server/src/cli/errors-doc.ts > docs/errors.md`; a test keeps it in step with the registry.',
   ];
   let area = '';
   for (const code of Object.keys(ERROR_REGISTRY) as ErrorCode[]) {

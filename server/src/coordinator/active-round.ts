@@ -2,7 +2,7 @@ import type { FitReport, TaskPlan } from '@flotilla/protocol';
 import { getCodec } from '@flotilla/protocol';
 import { AppError, type ErrorCode } from '../errors.js';
 import type { FitAggregator, FitFailure } from '../fl/strategy.js';
-import { allFinite } from '../fl/update-checks.js';
+import { allFinite, inFloat32Range } from '../fl/update-checks.js';
 import { assertTransition, type RoundState } from '../fl/round-state.js';
 import { UploadGate } from './upload-gate.js';
 import type { NormScreen } from '../fl/screening.js';
@@ -30,6 +30,8 @@ export class ActiveRound {
     readonly plan: TaskPlan,
     uploadSlots: number,
     private readonly screen: NormScreen | null = null,
+    /** Index where a delta taken alone would put the new weights out of float32 range, or -1 (see Strategy.previewOutOfRange). */
+    private readonly outOfRange: ((delta: Float32Array) => number) | null = null,
   ) {
     this.selected = new Set(record.selected);
     this.gate = new UploadGate(uploadSlots, 60_000);
@@ -64,11 +66,15 @@ export class ActiveRound {
     throw new AppError(code, details);
   }
 
-  /** Validate and fold one report. Throws AppError (and records the rejection) on any problem. */
-  accept(clientId: string, r: FitReport): void {
+  /**
+   * Validate and fold one report; `granted`: the device holds an upload slot (its fit:ready was
+   * answered ok). Throws AppError (and records the rejection) on any problem.
+   */
+  accept(clientId: string, r: FitReport, granted: boolean): void {
     if (this.record.state !== 'training') this.reject(clientId, 'FL_ERR_ROUND_LATE_REPORT', { round: r.round, state: this.record.state });
     if (!this.selected.has(clientId)) this.reject(clientId, 'FL_ERR_ROUND_NOT_SELECTED', { round: r.round });
     if (this.reported.has(clientId)) this.reject(clientId, 'FL_ERR_ROUND_DUPLICATE_REPORT', { round: r.round });
+    if (!granted) this.reject(clientId, 'FL_ERR_PROTO_UPLOAD_NOT_GRANTED', { round: r.round });
     if (r.codec !== this.plan.codec) this.reject(clientId, 'FL_ERR_REPORT_WRONG_CODEC', { expected: this.plan.codec, got: r.codec });
     if (r.delta.byteLength > this.plan.maxUpdateBytes) {
       this.reject(clientId, 'FL_ERR_REPORT_TOO_LARGE', { limit: this.plan.maxUpdateBytes, got: r.delta.byteLength });
@@ -81,11 +87,21 @@ export class ActiveRound {
       this.reject(clientId, code, err instanceof AppError ? err.details : undefined);
     }
     if (!allFinite(delta)) this.reject(clientId, 'FL_ERR_REPORT_NON_FINITE', { round: r.round });
+    // Values must stay within float32 where they end up: metrics are averaged in float64 and
+    // stored; the delta is folded into a sum that becomes float32 weights. A delta is refused when
+    // it alone would push the new model out of range (Strategy.previewOutOfRange): a running sum cannot give a
+    // report back afterwards (subtracting 3e38 from a float64 sum wipes out the other reports'
+    // digits), so the offending report is kept out before it is folded, not after the commit fails.
+    for (const [k, v] of Object.entries(r.metrics)) if (!inFloat32Range(v)) this.reject(clientId, 'FL_ERR_REPORT_OUT_OF_RANGE', { metric: k });
+    const at = this.outOfRange ? this.outOfRange(delta) : -1;
+    if (at >= 0) this.reject(clientId, 'FL_ERR_REPORT_OUT_OF_RANGE', { index: at });
     if (this.screen) {
       const d = this.screen.screen(delta);
       if (d.verdict === 'reject') this.reject(clientId, 'FL_ERR_REPORT_REJECTED_NORM', { norm: d.norm, threshold: d.threshold });
     }
-    this.aggregator.add({ clientId, numExamples: r.numExamples, delta, metrics: r.metrics });
+    // The plan's cap on one report's weight: a larger claim is clamped, not refused (docs/strategies.md).
+    const numExamples = Math.min(r.numExamples, this.plan.maxExamplesPerReport ?? r.numExamples);
+    this.aggregator.add({ clientId, numExamples, delta, metrics: r.metrics });
     this.markReported(clientId, r.delta.byteLength);
   }
 

@@ -10,10 +10,13 @@ import type { CoordinatorLogger } from './deps.js';
  *
  * Contracts: this is the only writer of client records while the coordinator runs; `revoke` is
  * written through at once (security state is never deferred); a crash loses at most `flushMs` of
- * activity counters, never a revocation; `close` flushes.
+ * activity counters, never a revocation; `close` flushes. `enrol` bounds the device ids one
+ * credential creates; `sweep` deletes records of devices long gone (docs/api.md, "Devices").
  */
 export class ClientActivity {
   private readonly cache = new Map<string, ClientRecord>();
+  /** Device ids enrolled per credential ('' for the bootstrap token): counted in the store on first use, then kept in step here. */
+  private readonly perToken = new Map<string, number>();
   private readonly dirty = new Set<string>();
   private readonly timer: ReturnType<typeof setInterval>;
   private flushing: Promise<void> = Promise.resolve();
@@ -49,12 +52,72 @@ export class ClientActivity {
     return { ...c };
   }
 
-  /** A device said hello for `taskId`. */
-  async touch(id: string, taskId: string): Promise<void> {
+  /**
+   * A device presented `tokenId` (null: the bootstrap device token) for `taskId` in its handshake.
+   * Atomically (no await between the check and the change): a revoked device is refused; a device
+   * id already bound to another credential is refused; otherwise the id is bound to this
+   * credential (on first use) and its record moves to `taskId`.
+   */
+  async bind(id: string, taskId: string, tokenId: string | null): Promise<'ok' | 'revoked' | 'bound'> {
+    let verdict: 'ok' | 'revoked' | 'bound' = 'ok';
     await this.update(id, taskId, (c) => {
+      if (c.revoked) verdict = 'revoked';
+      else if (c.tokenId !== undefined && c.tokenId !== tokenId) verdict = 'bound';
+      if (verdict !== 'ok') return;
+      c.tokenId = tokenId;
       c.taskId = taskId;
       c.lastSeen = Date.now();
     });
+    return verdict;
+  }
+
+  /**
+   * Enrol a device id presented with `tokenId` (null: the bootstrap device token): true when the id
+   * has a record already or one was created for it, bound to the credential; false when the
+   * credential has `cap` device ids already. No await separates the count check from the new
+   * record, so concurrent hellos cannot overshoot the cap.
+   */
+  async enrol(id: string, taskId: string, tokenId: string | null, cap: number): Promise<boolean> {
+    if (await this.get(id)) return true;
+    const key = tokenId ?? '';
+    if (!this.perToken.has(key)) {
+      const n = await this.store.countClientsByToken(tokenId);
+      if (!this.perToken.has(key)) this.perToken.set(key, n);
+    }
+    if (this.cache.has(id)) return true; // enrolled by a concurrent hello meanwhile
+    const n = this.perToken.get(key)!;
+    if (n >= cap) return false;
+    this.perToken.set(key, n + 1);
+    const now = Date.now();
+    this.cache.set(id, { id, taskId, firstSeen: now, lastSeen: now, roundsJoined: 0, reportsAccepted: 0, reportsRejected: 0, revoked: false, tokenId });
+    this.dirty.add(id);
+    return true;
+  }
+
+  /**
+   * Delete the records of devices last seen before `cutoff`, except revoked ones and those `live`
+   * says are connected (their record is refreshed instead). Dirty records are flushed first, so
+   * activity not yet written counts. Returns the ids deleted. Per-credential counts are recounted
+   * from the store on next use; a device enrolled while a sweep runs may be missed by that recount
+   * (the cap is an abuse bound, not an exact quota).
+   */
+  async sweep(cutoff: number, live: (id: string) => boolean): Promise<string[]> {
+    await this.flush();
+    const gone: string[] = [];
+    for (const id of await this.store.deleteClientsSeenBefore(cutoff)) {
+      const c = this.cache.get(id);
+      const connected = live(id);
+      if (c && (connected || c.lastSeen >= cutoff)) {
+        if (connected) c.lastSeen = Math.max(c.lastSeen, Date.now());
+        this.dirty.add(id); // seen meanwhile: written back at the next flush
+        continue;
+      }
+      this.cache.delete(id);
+      this.dirty.delete(id);
+      gone.push(id);
+    }
+    if (gone.length > 0) this.perToken.clear();
+    return gone;
   }
 
   async countReport(id: string, accepted: boolean): Promise<void> {

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { ModelSpecSchema, TaskPlanSchema, type ModelSpec, type TaskPlan, type TaskPlanInput } from '@flotilla/protocol';
+import { ModelSpecSchema, TaskPlanSchema, lossMismatch, type ModelSpec, type TaskPlan, type TaskPlanInput } from '@flotilla/protocol';
 import { assertManifest, manifestLength } from '@flotilla/protocol';
-import { buildPreset, specOf, type PresetName } from '@flotilla/model';
+import { buildPreset, respec, specOf, type PresetName } from '@flotilla/model';
 import { AppError } from '../errors.js';
 import { createStrategy } from '../fl/strategies/index.js';
 import { ScreeningOptionsSchema } from '../fl/screening.js';
@@ -24,6 +24,8 @@ export interface CreateTaskInput {
   spec?: ModelSpec;
   /** Initial weights for `spec` (required with spec). */
   weights?: Float32Array;
+  /** Start from a registry version (fine-tune): its topology and weights; the task's first version records it as parent. */
+  fromVersion?: { model: string; ref: string | number };
   plan: TaskPlanInput;
   start?: boolean;
 }
@@ -43,7 +45,24 @@ export interface CoordinatorOptions {
   uploadBudgetBytes?: number;
   /** Throws AppError (FL_ERR_AUTH_*) unless the token may join the task. */
   authenticateDevice: DeviceAuthenticator;
+  /** Largest `maxUpdateBytes` a plan may set (the socket transport cap is derived from it); default 64 MiB. */
+  maxUpdateBytes?: number;
+  /** Device ids one credential may enrol (default 10,000); a new id past it gets FL_ERR_CLIENT_CAP_REACHED. */
+  maxDevicesPerToken?: number;
+  /** Client records of devices not seen for maxAgeMs are deleted at start-up and every sweepIntervalMs (default 90 days, hourly); false keeps them. */
+  clientRetention?: ClientRetention | false;
 }
+
+export interface ClientRetention {
+  maxAgeMs: number;
+  sweepIntervalMs?: number;
+}
+
+export const DEFAULT_MAX_DEVICES_PER_TOKEN = 10_000;
+export const DEFAULT_CLIENT_RETENTION: Required<ClientRetention> = { maxAgeMs: 90 * 86_400_000, sweepIntervalMs: 3_600_000 };
+
+/** Default of CoordinatorOptions.maxUpdateBytes: the plan schema's default, so default plans are accepted. */
+export const DEFAULT_MAX_UPDATE_BYTES = 64 * 1024 * 1024;
 
 /**
  * The parts of a plan the protocol schema leaves to the server: strategy params and screening
@@ -70,6 +89,12 @@ export function checkClusterPlan(plan: TaskPlan): void {
   if (plan.screening !== undefined) throw new AppError('FL_ERR_CLUSTER_UNSUPPORTED', { option: 'screening', why: 'norm screening history is kept in report order on one node' });
 }
 
+/** The plan's loss and metrics against the model's outputs (FL_ERR_TASK_INVALID_SPEC). */
+export function checkLoss(plan: TaskPlan, spec: ModelSpec): void {
+  const why = lossMismatch(plan, spec.numClasses);
+  if (why) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { loss: plan.loss, why });
+}
+
 /** Constant-time check of a presented token against the expected one. */
 export function tokenMatches(presented: string, expected: string): boolean {
   const a = createHash('sha256').update(presented).digest();
@@ -90,6 +115,7 @@ export class Coordinator {
   /** Device records, written behind in batches. */
   readonly clients: ClientActivity;
   private readonly deps: CoordinatorDeps;
+  private sweeper: ReturnType<typeof setInterval> | null = null;
 
   constructor(private readonly opts: CoordinatorOptions) {
     this.events.setMaxListeners(100);
@@ -113,9 +139,35 @@ export class Coordinator {
     return { tokenId: r?.tokenId ?? null };
   }
 
-  /** Refuse a revoked device at hello (FL_ERR_CLIENT_REVOKED). */
-  async assertClientAllowed(deviceId: string): Promise<void> {
-    if ((await this.clients.get(deviceId))?.revoked) throw new AppError('FL_ERR_CLIENT_REVOKED', { client: deviceId });
+  /**
+   * Admit a device id presented with the credential `tokenId` for `taskId` at handshake. The id
+   * is bound to the credential that first used it: another credential gets FL_ERR_CLIENT_BOUND
+   * (whether or not the device is connected) and the live session stays; a revoked id gets
+   * FL_ERR_CLIENT_REVOKED; a new id past the credential's maxDevicesPerToken gets
+   * FL_ERR_CLIENT_CAP_REACHED and nothing is recorded. On success the client record is bound and
+   * moved to `taskId`.
+   */
+  async admitDevice(deviceId: string, taskId: string, tokenId: string | null): Promise<void> {
+    const live = this.sessions.get(deviceId);
+    if (live && live.socket.connected && live.tokenId !== tokenId) throw new AppError('FL_ERR_CLIENT_BOUND', { client: deviceId });
+    const cap = this.opts.maxDevicesPerToken ?? DEFAULT_MAX_DEVICES_PER_TOKEN;
+    if (!(await this.clients.enrol(deviceId, taskId, tokenId, cap))) throw new AppError('FL_ERR_CLIENT_CAP_REACHED', { limit: cap });
+    const verdict = await this.clients.bind(deviceId, taskId, tokenId);
+    if (verdict === 'revoked') throw new AppError('FL_ERR_CLIENT_REVOKED', { client: deviceId });
+    if (verdict === 'bound') throw new AppError('FL_ERR_CLIENT_BOUND', { client: deviceId });
+  }
+
+  /**
+   * Delete the records of devices not seen for the retention period (revoked and connected ones
+   * stay); emits 'clients:swept' with the ids deleted. Runs at start-up and on a timer (see init).
+   */
+  async sweepClients(): Promise<string[]> {
+    const r = this.opts.clientRetention;
+    if (r === false) return [];
+    const gone = await this.clients.sweep(Date.now() - (r?.maxAgeMs ?? DEFAULT_CLIENT_RETENTION.maxAgeMs), (id) => this.sessions.get(id)?.socket.connected === true);
+    if (gone.length > 0) this.opts.logger.info({ clients: gone.length }, 'client records of long-gone devices deleted');
+    this.events.emit('clients:swept', gone);
+    return gone;
   }
 
   /** Mark a device revoked and disconnect its session; later hellos with its id are refused. */
@@ -158,11 +210,14 @@ export class Coordinator {
     if (
       JSON.stringify(plan.strategy) !== JSON.stringify(r.record.plan.strategy) ||
       plan.seed !== r.record.plan.seed ||
-      JSON.stringify(plan.screening) !== JSON.stringify(r.record.plan.screening)
+      JSON.stringify(plan.screening) !== JSON.stringify(r.record.plan.screening) ||
+      JSON.stringify(plan.trainableLayers) !== JSON.stringify(r.record.plan.trainableLayers)
     ) {
-      throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'strategy, screening and seed cannot change after a task is created' });
+      throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'strategy, screening, seed and trainableLayers cannot change after a task is created' });
     }
     checkPlan(plan);
+    this.checkUpdateCeiling(plan);
+    checkLoss(plan, r.record.spec);
     await r.updatePlan(plan);
     return r.record;
   }
@@ -175,6 +230,15 @@ export class Coordinator {
     // In a cluster a starting node must not touch the rounds of a live leader: the node that
     // takes a task's lease restores it (see takeOver).
     for (const task of await this.opts.store.listTasks()) await this.load(task.id, this.deps.cluster ? 'keep' : 'fail-in-flight');
+    const retention = this.opts.clientRetention;
+    if (retention !== false) {
+      await this.sweepClients();
+      const every = retention?.sweepIntervalMs ?? DEFAULT_CLIENT_RETENTION.sweepIntervalMs;
+      this.sweeper = setInterval(() => {
+        this.sweepClients().catch((err) => this.opts.logger.warn({ err }, 'client retention sweep failed; will retry'));
+      }, every);
+      this.sweeper.unref();
+    }
   }
 
   /**
@@ -214,6 +278,17 @@ export class Coordinator {
     return this.loadWeights(task.modelName, task.currentVersion);
   }
 
+  /** The largest update a plan may ask devices for (bytes); socket messages are capped from it. */
+  get maxUpdateBytes(): number {
+    return this.opts.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES;
+  }
+
+  private checkUpdateCeiling(plan: TaskPlan): void {
+    if (plan.maxUpdateBytes > this.maxUpdateBytes) {
+      throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'plan.maxUpdateBytes exceeds the server limit (maxUpdateBytes)', limit: this.maxUpdateBytes, got: plan.maxUpdateBytes });
+    }
+  }
+
   private async loadWeights(model: string, version: number): Promise<Float32Array> {
     return this.opts.registry.readWeights(await this.opts.registry.getVersion(model, version));
   }
@@ -223,14 +298,26 @@ export class Coordinator {
     if (!parsedPlan.success) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { issues: parsedPlan.error.issues.slice(0, 10) });
     const plan = parsedPlan.data;
     checkPlan(plan);
+    this.checkUpdateCeiling(plan);
     if (this.deps.cluster) checkClusterPlan(plan);
     if (this.runners.has(input.id) || (await this.opts.store.getTask(input.id))) throw new AppError('FL_ERR_TASK_EXISTS', { task: input.id });
+    const sources = [input.preset, input.spec, input.fromVersion].filter((x) => x !== undefined).length;
+    if (sources !== 1 || (input.spec === undefined) !== (input.weights === undefined)) {
+      throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'give one of: a preset, a spec with initial weights, or a registry version to start from' });
+    }
     let spec: ModelSpec;
     let weights: Float32Array;
+    let parent: { model: string; version: number } | undefined;
     if (input.preset) {
       const built = buildPreset(input.preset);
       ({ spec, weights } = specOf(built.model, built.numClasses));
       built.model.dispose();
+      if (plan.trainableLayers) spec = await respec(spec, plan.trainableLayers);
+    } else if (input.fromVersion) {
+      const { record } = await this.opts.registry.resolve(input.fromVersion.model, input.fromVersion.ref);
+      spec = await respec(record.spec, plan.trainableLayers);
+      weights = await this.opts.registry.readWeights(record);
+      parent = { model: record.model, version: record.version };
     } else if (input.spec && input.weights) {
       const ps = ModelSpecSchema.safeParse(input.spec);
       if (!ps.success) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { issues: ps.error.issues.slice(0, 10) });
@@ -240,9 +327,11 @@ export class Coordinator {
       if (weights.length !== manifestLength(spec.manifest)) {
         throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'weights length does not match manifest', expected: manifestLength(spec.manifest), got: weights.length });
       }
+      spec = await respec(spec, plan.trainableLayers);
     } else {
       throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'give a preset, or a spec with initial weights' });
     }
+    checkLoss(plan, spec);
     const modelName = input.modelName ?? input.id;
     const existing = await this.opts.store.listVersions(modelName, { limit: 1, includeArchived: true });
     const version = (existing[0]?.version ?? 0) + 1;
@@ -256,8 +345,8 @@ export class Coordinator {
       weights,
       taskId: input.id,
       tags: ['initial'],
-      description: `initial weights of task ${input.id}`,
-      ...(existing[0] ? { parentVersion: existing[0].version } : {}),
+      description: parent ? `initial weights of task ${input.id}, from ${parent.model} version ${parent.version}` : `initial weights of task ${input.id}`,
+      ...(parent ? { parentVersion: parent.version, parentModel: parent.model } : existing[0] ? { parentVersion: existing[0].version } : {}),
     });
     await this.opts.store.createTask(task, v);
     const runner = new TaskRunner(this.deps, task, weights);
@@ -303,11 +392,6 @@ export class Coordinator {
     return r.record;
   }
 
-  /** Record that a device was seen (hello) for a task (written behind, see ClientActivity). */
-  touchClient(deviceId: string, taskId: string): Promise<void> {
-    return this.clients.touch(deviceId, taskId);
-  }
-
   async countReport(deviceId: string, accepted: boolean): Promise<void> {
     try {
       await this.clients.countReport(deviceId, accepted);
@@ -318,6 +402,7 @@ export class Coordinator {
 
   /** Stop timers and flush device bookkeeping; task state in the store is left as is, for resume. */
   async close(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
     for (const r of this.runners.values()) r.dispose();
     await this.clients.close();
   }

@@ -1,3 +1,4 @@
+import { effectiveMetrics } from '@flotilla/protocol';
 import type { EvalReport } from '@flotilla/protocol';
 import { AppError } from '../errors.js';
 import type { Rng } from '../fl/rng.js';
@@ -15,13 +16,15 @@ interface Pending {
 }
 
 /**
- * Federated evaluation of each committed version (DESIGN.md, step 6): devices chosen by the
+ * Federated evaluation of each committed version (docs/architecture.md, "Life of a round", step 7): devices chosen by the
  * strategy evaluate it on their local held-out data; the weighted result is stored with the round
  * (`evalMetrics`) and added to the version's metrics as `federated_<key>`. It runs beside the next
  * round and never blocks it. At most one evaluation is open per task: a new one closes the last.
  */
 export class FederatedEvaluation {
   private pending: Pending | null = null;
+  /** Who was asked, and has not answered, in the last few closed evaluations (round -> devices): a late answer is told apart from an unasked one. */
+  private readonly asked = new Map<number, Set<string>>();
 
   constructor(
     private readonly deps: CoordinatorDeps,
@@ -50,17 +53,29 @@ export class FederatedEvaluation {
         weightsUrl: paths.weights,
         batchSize: 256,
         deadline,
+        loss: t.plan.loss,
+        metrics: effectiveMetrics(t.plan),
       });
     }
   }
 
-  /** An evaluation report; accepted only from a device asked to evaluate that round, once. */
+  /**
+   * An evaluation report; accepted only from a device asked to evaluate that round, once. A device
+   * that was never asked for that round (or already answered) gets FL_ERR_EVAL_NOT_REQUESTED; one
+   * that was asked but answers after the evaluation closed gets FL_ERR_ROUND_LATE_REPORT.
+   */
   onReport(deviceId: string, r: EvalReport): void {
     const p = this.pending;
-    if (!p || p.round !== r.round) throw new AppError('FL_ERR_ROUND_LATE_REPORT', { round: r.round });
-    if (!p.expected.has(deviceId)) throw new AppError('FL_ERR_ROUND_NOT_SELECTED', { round: r.round });
+    if (p && p.round === r.round) {
+      if (!p.expected.has(deviceId)) throw new AppError('FL_ERR_EVAL_NOT_REQUESTED', { round: r.round });
+    } else {
+      const asked = this.asked.get(r.round);
+      if (asked?.has(deviceId)) throw new AppError('FL_ERR_ROUND_LATE_REPORT', { round: r.round });
+      throw new AppError('FL_ERR_EVAL_NOT_REQUESTED', { round: r.round });
+    }
     p.expected.delete(deviceId);
-    p.results.push({ clientId: deviceId, numExamples: r.numExamples, metrics: r.metrics });
+    const cap = this.task().plan.maxExamplesPerReport; // the same cap on one report's weight as fit reports
+    p.results.push({ clientId: deviceId, numExamples: Math.min(r.numExamples, cap ?? r.numExamples), metrics: r.metrics });
     if (p.expected.size === 0) this.finish();
   }
 
@@ -69,6 +84,8 @@ export class FederatedEvaluation {
     if (!p) return;
     clearTimeout(p.timer);
     this.pending = null;
+    if (p.expected.size > 0) this.asked.set(p.round, p.expected);
+    while (this.asked.size > 4) this.asked.delete(this.asked.keys().next().value!);
     const metrics = this.strategy().aggregateEvaluate(p.round, p.results, []);
     if (Object.keys(metrics).length === 0) return;
     const t = this.task();

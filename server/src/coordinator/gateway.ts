@@ -7,13 +7,14 @@ import {
   FitReadySchema,
   FitReportSchema,
   HeartbeatSchema,
-  HelloSchema,
-  PROTOCOL_VERSION,
   type ClientToServerEvents,
   type ServerToClientEvents,
+  type SessionLimits,
 } from '@flotilla/protocol';
 import { AppError, type ErrorCode } from '../errors.js';
 import type { Coordinator } from './coordinator.js';
+import { handshakeMiddleware, type HandshakeOptions } from './handshake.js';
+import { decoderOf, isTooLarge } from './message-limits.js';
 import type { DeviceSession, DeviceSocket, SocketData } from './sessions.js';
 import { validated } from './validated-handler.js';
 import { TokenBucket } from './rate-limiter.js';
@@ -21,74 +22,80 @@ import { TokenBucket } from './rate-limiter.js';
 export interface GatewayOptions {
   heartbeatIntervalMs: number;
   sessionTimeoutMs: number;
-  /** Per-connection message budget: burst size and sustained messages per second. */
+  /** Per-connection message budget: burst size and sustained messages per second (every event counts, known or not). */
   rateLimit: { burst: number; perSecond: number };
+  /** Per-event limits after the handshake (see message-limits.ts); the transport cap is stated to devices. */
+  limits: SessionLimits;
+  /** The handshake check (handshake.ts) minus the counter, which the gateway supplies. */
+  handshake: Omit<HandshakeOptions, 'count'>;
 }
 
+type Io = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
 /**
- * The socket.io boundary. Every event goes through `validated`; everything but hello needs a
- * session first. Sessions idle (no message, no heartbeat) for sessionTimeoutMs are disconnected.
- * Returns a function that stops the idle sweeper.
+ * The socket.io boundary. The handshake middleware admits a socket only with valid credentials;
+ * every event then passes the connection's token bucket (unknown events included), the size
+ * limits (message-limits.ts) and `validated`. Sessions idle (no message, no heartbeat) for
+ * sessionTimeoutMs are disconnected. Returns a function that stops the idle sweeper.
  */
-export function attachGateway(
-  io: Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>,
-  coordinator: Coordinator,
-  opts: GatewayOptions,
-): () => void {
+export function attachGateway(io: Io, coordinator: Coordinator, opts: GatewayOptions): () => void {
   const count = (code: ErrorCode) => {
     coordinator.stats.rejected[code] = (coordinator.stats.rejected[code] ?? 0) + 1;
   };
+  io.use(handshakeMiddleware(coordinator, { ...opts.handshake, count }));
 
   io.on('connection', (socket: DeviceSocket) => {
-    // Floods from one device are answered with FL_ERR_PROTO_RATE_LIMITED and never reach a handler.
+    const a = socket.data.admitted!;
+    const runner = coordinator.maybeRunner(a.taskId);
+    if (!runner) return void socket.disconnect(true);
+    const now = Date.now();
+    const s: DeviceSession = { deviceId: a.deviceId, sessionId: randomUUID(), taskId: a.taskId, socket, connectedAt: now, lastSeen: now, backend: a.backend, tokenId: a.tokenId };
+    socket.data.session = s;
+    const replaced = coordinator.sessions.add(s);
+    if (replaced) {
+      replaced.socket.data.session = undefined;
+      replaced.socket.disconnect(true);
+    }
+    const { maxEventBytes, reportEnvelopeBytes } = opts.limits;
+    decoderOf(socket).authorise((event) => (event === 'fit:report' && s.grant ? s.grant.bytes + reportEnvelopeBytes : maxEventBytes));
+
+    // Every event, known or not, takes a token first; floods are answered FL_ERR_PROTO_RATE_LIMITED and never reach a handler.
     const bucket = new TokenBucket(opts.rateLimit.burst, opts.rateLimit.perSecond, Date.now());
     socket.use((packet, next) => {
-      if (bucket.take(Date.now())) return next();
-      count('FL_ERR_PROTO_RATE_LIMITED');
-      const ack = packet[packet.length - 1];
-      if (typeof ack === 'function') ack({ ok: false, error: new AppError('FL_ERR_PROTO_RATE_LIMITED').toWire() });
+      const [event, ...args] = packet as [string, ...unknown[]];
+      const ack = typeof args[args.length - 1] === 'function' ? (args[args.length - 1] as (a: unknown) => void) : undefined;
+      const refuse = (code: ErrorCode, details?: unknown) => {
+        count(code);
+        ack?.({ ok: false, error: new AppError(code, details).toWire() });
+      };
+      if (!bucket.take(Date.now())) return refuse('FL_ERR_PROTO_RATE_LIMITED');
+      if (!(CLIENT_EVENTS as readonly string[]).includes(event)) return refuse('FL_ERR_PROTO_UNKNOWN_EVENT', { event: String(event).slice(0, 64) });
+      const big = args.find(isTooLarge);
+      if (big) {
+        if (event === 'fit:report' && socket.data.session) {
+          socket.data.session.grant = undefined;
+          runner.releaseUpload(s.deviceId);
+        }
+        return refuse('FL_ERR_PROTO_MESSAGE_TOO_LARGE', { event: big.event, bytes: big.size, limit: big.limit });
+      }
+      next();
     });
     const session = (): DeviceSession => {
-      const s = socket.data.session;
-      if (!s) throw new AppError('FL_ERR_PROTO_NOT_AUTHENTICATED');
-      s.lastSeen = Date.now();
-      return s;
+      const cur = socket.data.session;
+      if (!cur) throw new AppError('FL_ERR_PROTO_NOT_AUTHENTICATED');
+      cur.lastSeen = Date.now();
+      return cur;
     };
 
-    socket.on(
-      'hello',
-      validated(
-        HelloSchema,
-        async (m) => {
-          if (m.protocolVersion !== PROTOCOL_VERSION) {
-            throw new AppError('FL_ERR_PROTO_VERSION_MISMATCH', { server: PROTOCOL_VERSION, client: m.protocolVersion });
-          }
-          if (socket.data.session) throw new AppError('FL_ERR_PROTO_INVALID_MESSAGE', { why: 'hello already accepted on this connection' });
-          const { tokenId } = await coordinator.authenticateDevice(m.token, m.taskId);
-          const runner = coordinator.getRunner(m.taskId);
-          const deviceId = m.deviceId ?? `dev-${randomUUID()}`;
-          await coordinator.assertClientAllowed(deviceId);
-          const now = Date.now();
-          const s: DeviceSession = { deviceId, sessionId: randomUUID(), taskId: m.taskId, socket, connectedAt: now, lastSeen: now, backend: m.backend, tokenId };
-          socket.data.session = s;
-          const replaced = coordinator.sessions.add(s);
-          if (replaced) {
-            replaced.socket.data.session = undefined;
-            replaced.socket.disconnect(true);
-          }
-          await coordinator.touchClient(deviceId, m.taskId);
-          setImmediate(() => runner.poke());
-          return {
-            deviceId,
-            sessionId: s.sessionId,
-            heartbeatIntervalMs: opts.heartbeatIntervalMs,
-            sessionTimeoutMs: opts.sessionTimeoutMs,
-            modelName: runner.record.modelName,
-          };
-        },
-        count,
-      ),
-    );
+    socket.emit('session', {
+      deviceId: s.deviceId,
+      sessionId: s.sessionId,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      sessionTimeoutMs: opts.sessionTimeoutMs,
+      modelName: runner.record.modelName,
+      limits: opts.limits,
+    });
+    setImmediate(() => runner.poke());
 
     socket.on(
       'heartbeat',
@@ -103,7 +110,9 @@ export function attachGateway(
       validated(FitReadySchema, async (m) => {
         const s = session();
         if (m.taskId !== s.taskId) throw new AppError('FL_ERR_AUTH_FORBIDDEN', { why: 'session is for another task' });
+        if (m.bytes > coordinator.maxUpdateBytes) throw new AppError('FL_ERR_REPORT_TOO_LARGE', { limit: coordinator.maxUpdateBytes, got: m.bytes });
         await coordinator.getRunner(s.taskId).onFitReady(s.deviceId, m.round, m.bytes);
+        s.grant = { round: m.round, bytes: m.bytes };
       }, count),
     );
 
@@ -112,14 +121,21 @@ export function attachGateway(
       validated(FitReportSchema, async (m) => {
         const s = session();
         if (m.taskId !== s.taskId) throw new AppError('FL_ERR_AUTH_FORBIDDEN', { why: 'session is for another task' });
-        await coordinator.getRunner(s.taskId).onReport(s.deviceId, m);
+        const grant = s.grant;
+        s.grant = undefined;
+        const r = coordinator.getRunner(s.taskId);
+        if (grant && m.delta.byteLength > grant.bytes) {
+          r.releaseUpload(s.deviceId);
+          throw new AppError('FL_ERR_REPORT_TOO_LARGE', { limit: grant.bytes, got: m.delta.byteLength, why: 'larger than announced in fit:ready' });
+        }
+        await r.onReport(s.deviceId, m);
         coordinator.stats.reportsAccepted++;
         void coordinator.countReport(s.deviceId, true);
       }, (code) => {
         count(code);
         const s = socket.data.session;
         if (s) void coordinator.countReport(s.deviceId, false);
-      }),
+      }, { binaryKeys: ['delta'] }),
     );
 
     socket.on(
@@ -139,13 +155,6 @@ export function attachGateway(
         coordinator.getRunner(s.taskId).onEvalReport(s.deviceId, m);
       }, count),
     );
-
-    socket.onAny((event: string, ...args: unknown[]) => {
-      if ((CLIENT_EVENTS as readonly string[]).includes(event)) return;
-      count('FL_ERR_PROTO_UNKNOWN_EVENT');
-      const ack = args[args.length - 1];
-      if (typeof ack === 'function') ack({ ok: false, error: new AppError('FL_ERR_PROTO_UNKNOWN_EVENT', { event: String(event).slice(0, 64) }).toWire() });
-    });
 
     socket.on('disconnect', () => {
       const s = socket.data.session;

@@ -4,7 +4,17 @@ import type { ClientToServerEvents, ServerToClientEvents } from '@flotilla/proto
 export type DeviceSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
 export interface SocketData {
+  /** Set by the handshake middleware once the credentials are accepted (server/src/coordinator/handshake.ts). */
+  admitted?: AdmittedDevice;
+  /** Set on connection; cleared when a newer connection of the same device replaced this one. */
   session?: DeviceSession;
+}
+
+export interface AdmittedDevice {
+  deviceId: string;
+  taskId: string;
+  tokenId: string | null;
+  backend?: string;
 }
 
 export interface DeviceSession {
@@ -16,19 +26,22 @@ export interface DeviceSession {
   lastSeen: number;
   backend?: string;
   /** Id of the enrolment token the device presented (null: the bootstrap device token). */
-  tokenId?: string | null;
+  tokenId: string | null;
+  /** The upload its last ok `fit:ready` granted: a `fit:report` may be that large (plus the JSON envelope). */
+  grant?: { round: number; bytes: number };
 }
 
-/**
- * Who is connected, by device. One live session per device: a device that says hello again (a
- * reconnect) replaces its old session, which is disconnected. Contract: `forTask` lists only
- * sessions whose socket is connected.
- */
+/** Told when a session becomes a device's current one and when a current one is removed (cluster membership). */
 export interface SessionListener {
   opened(s: DeviceSession): void;
   closed(s: DeviceSession): void;
 }
 
+/**
+ * Who is connected, by device. One live session per device: a device that connects again with
+ * the same credential (a reconnect) replaces its old session, which is disconnected. Contract: `forTask` lists only
+ * sessions whose socket is connected.
+ */
 export class SessionTable {
   private byDevice = new Map<string, DeviceSession>();
   private readonly listeners: SessionListener[] = [];

@@ -1,4 +1,5 @@
 import { clientPlanOf, effectiveMinAvailable, effectiveMinReports, type EvalReport, type FitReport, type TaskPlan } from '@flotilla/protocol';
+import { gatherTrainable, scatterTrainable, trainableLength } from '@flotilla/protocol';
 import { AppError } from '../errors.js';
 import { createRng, type Rng } from '../fl/rng.js';
 import { closeAtDeadline } from '../fl/round-state.js';
@@ -10,10 +11,13 @@ import { FederatedEvaluation } from './federated-evaluation.js';
 import { NormScreen, ScreeningOptionsSchema } from '../fl/screening.js';
 import type { CoordinatorDeps } from './deps.js';
 import { artifactPaths } from './artifact-paths.js';
+import { firstOutOfRange } from '../fl/update-checks.js';
 
 /**
- * Runs one task's rounds (DESIGN.md, "The life of a round"). Owns the task's global weights in
- * memory (O(model)) and at most one round in flight. All state that must survive a crash goes
+ * Runs one task's rounds (docs/architecture.md, "Life of a round"). Owns the task's global weights in memory
+ * (O(model)) and at most one round in flight. Strategies, screening and reports see only the
+ * trainable vector (protocol/src/tensor/trainable.ts); commits lay it over the full weights, so
+ * frozen weights stay bit-identical across versions. All state that must survive a crash goes
  * through the store before anyone is told: the round's number is reserved before instructions go
  * out, and a version is visible only after `commitRound` succeeded.
  */
@@ -66,6 +70,11 @@ export class TaskRunner {
 
   get globalWeights(): Float32Array {
     return this.weights;
+  }
+
+  /** Floats in the trainable vector: what reports carry and strategies aggregate. */
+  get trainableLength(): number {
+    return trainableLength(this.task.spec.manifest);
   }
 
   async setState(state: TaskRecord['state'], reason?: string): Promise<void> {
@@ -142,9 +151,7 @@ export class TaskRunner {
     };
     // Reserve the round number first: a crash after this never reuses it.
     this.task = await this.deps.store.updateTask(this.task.id, { nextRound: round + 1 });
-    const updateBytes = 12 + 4 * this.weights.length;
-    const slots = Math.max(2, Math.min(64, Math.floor(this.deps.uploadBudgetBytes / updateBytes)));
-    const active = new ActiveRound(record, this.strategy.beginFit(round, this.weights.length), this.weights.length, plan, slots, this.screen);
+    const active = this.openRound(record, plan, this.screen);
     active.transition('training');
     await this.deps.store.saveRound(record);
     this.active = active;
@@ -172,6 +179,18 @@ export class TaskRunner {
     this.deps.stats.roundsStarted++;
     active.timer = setTimeout(() => void this.onDeadline(active), plan.roundDeadlineMs);
     if (active.settled) await this.settle(active);
+  }
+
+  /** The in-memory round over `record`: upload slots, the strategy's aggregator, the checks every report passes. */
+  private openRound(record: RoundRecord, plan: TaskPlan, screen: NormScreen | null): ActiveRound {
+    const trainable = this.trainableLength;
+    const updateBytes = 12 + 4 * trainable;
+    const slots = Math.max(2, Math.min(64, Math.floor(this.deps.uploadBudgetBytes / updateBytes)));
+    const strategy = this.strategy;
+    // Out-of-range previews see what the strategy steps: the trainable part of the global weights.
+    const base = gatherTrainable(this.weights, this.task.spec.manifest);
+    const outOfRange = (d: Float32Array) => strategy.previewOutOfRange?.(d, base) ?? firstOutOfRange(base, d);
+    return new ActiveRound(record, strategy.beginFit(record.round, trainable), trainable, plan, slots, screen, outOfRange);
   }
 
   private async onDeadline(active: ActiveRound): Promise<void> {
@@ -208,9 +227,13 @@ export class TaskRunner {
   }
 
   /**
-   * A fit report from a device. Throws AppError with the rejection code; on success the report is
-   * folded in. Cluster: the report is claimed cluster-wide first (one per device and round), folded
-   * into this node's shard, and a follower tells the leader it was counted.
+   * A fit report from a device. It must hold the upload slot its `fit:ready` was granted
+   * (FL_ERR_PROTO_UPLOAD_NOT_GRANTED otherwise); the slot is released whatever the outcome.
+   * Throws AppError with the rejection code; on success the report is folded in. A rejected
+   * report does not use up the device's place: it may ask again (`fit:ready`) and resend until the
+   * round closes (docs/api.md, "Device connection"). Cluster: the report is claimed cluster-wide
+   * first (one per device and round; a refused report gives its claim back), folded into this
+   * node's shard, and a follower tells the leader it was counted.
    */
   async onReport(deviceId: string, r: FitReport): Promise<void> {
     await this.clusterReady();
@@ -221,7 +244,7 @@ export class TaskRunner {
       a.reject(deviceId, 'FL_ERR_ROUND_DUPLICATE_REPORT', { round: r.round });
     }
     try {
-      a.accept(deviceId, r);
+      a.accept(deviceId, r, a.gate.holds(deviceId));
     } catch (err) {
       if (cluster) void cluster.releaseReport(this.task.id, r.round, deviceId).catch(() => undefined);
       throw err;
@@ -263,7 +286,8 @@ export class TaskRunner {
     if (a.state !== 'training') return;
     if (grace) a.disconnected.add(deviceId);
     const drop = () => {
-      if (this.active === a && a.state === 'training' && !this.deps.devices.connected(deviceId) && a.drop(deviceId, reason) && a.settled) void this.settle(a);
+      // After the grace, only a device that has not come back (to any node) counts as dropped; a reported failure drops at once.
+      if (this.active === a && a.state === 'training' && (!grace || !this.deps.devices.connected(deviceId)) && a.drop(deviceId, reason) && a.settled) void this.settle(a);
     };
     if (!grace || this.deps.reconnectGraceMs <= 0) return drop();
     const t = setTimeout(drop, this.deps.reconnectGraceMs);
@@ -297,12 +321,14 @@ export class TaskRunner {
           for (const d of (p.meta.devices as string[] | undefined) ?? []) a.countRemote(d, 0, true);
         }
       }
-      const outcome = this.strategy.aggregateFit(a.round, a.aggregator, a.failures, this.weights);
+      const manifest = this.task.spec.manifest;
+      const outcome = this.strategy.aggregateFit(a.round, a.aggregator, a.failures, gatherTrainable(this.weights, manifest));
+      const next = scatterTrainable(this.weights, outcome.weights, manifest);
       a.record.trainMetrics = outcome.metrics;
       a.transition('committing');
-      const central = this.deps.evaluator ? await this.deps.evaluator(outcome.weights, this.task.spec) : {};
+      const central = this.deps.evaluator ? await this.deps.evaluator(next, this.task.spec) : {};
       a.record.centralMetrics = central;
-      await this.commit(a, outcome.weights, performance.now() - t0);
+      await this.commit(a, next, performance.now() - t0);
     } catch (err) {
       this.deps.logger.error({ err, task: this.task.id, round: a.round }, 'aggregation or commit failed');
       // aggregateFit may already have advanced the strategy's state (momentum, moments, the privacy
@@ -397,6 +423,11 @@ export class TaskRunner {
     this.retryTimer = setTimeout(() => this.poke(), 200);
   }
 
+  /** Give back the upload slot a device holds without reporting (its report was refused before it reached the round). */
+  releaseUpload(deviceId: string): void {
+    this.active?.gate.release(deviceId);
+  }
+
   /** An evaluation report from a device (see FederatedEvaluation); a follower hands it to the leader. */
   onEvalReport(deviceId: string, r: EvalReport): void {
     if (this.deps.cluster && !this.deps.cluster.leads(this.task.id)) return this.deps.cluster.evalReported(this.task.id, deviceId, r);
@@ -413,9 +444,7 @@ export class TaskRunner {
     this.task = task;
     this.weights = weights;
     this.strategy = committedStrategy(task);
-    const updateBytes = 12 + 4 * weights.length;
-    const slots = Math.max(2, Math.min(64, Math.floor(this.deps.uploadBudgetBytes / updateBytes)));
-    this.active = new ActiveRound({ ...record, reported: [], rejected: [], dropped: [] }, this.strategy.beginFit(record.round, weights.length), weights.length, plan, slots, null);
+    this.active = this.openRound({ ...record, reported: [], rejected: [], dropped: [] }, plan, null);
     this.following = true;
   }
 

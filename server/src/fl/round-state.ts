@@ -1,5 +1,5 @@
 /**
- * The round life cycle (DESIGN.md): a fixed union of states with explicit transitions.
+ * The round life cycle (docs/architecture.md, "Life of a round"): a fixed union of states with explicit transitions.
  *
  *   selecting -> training -> aggregating -> committing -> done
  *        \           \             \             \

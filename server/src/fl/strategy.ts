@@ -89,6 +89,13 @@ export interface Strategy {
   aggregateEvaluate(round: number, results: readonly EvalResult[], failures: readonly FitFailure[]): Record<string, number>;
   /** Adjust the plan devices receive this round (e.g. the DP clip norm for client-side clipping). */
   configureClientPlan?(round: number, plan: ClientPlan): ClientPlan;
+  /**
+   * Index of the first coordinate where the new weights would leave float32 range if `delta` were
+   * the round's only update, or -1. Checked for every report before it is folded (the report is
+   * refused otherwise). Strategies with a server step other than the plain mean implement it from
+   * their current state without changing it; absent, the coordinator checks `global + delta`.
+   */
+  previewOutOfRange?(delta: Float32Array, global: Float32Array): number;
   /** Server-optimizer state for resume (momentum, moments); JSON-serialisable. */
   exportState?(): unknown;
   importState?(state: unknown): void;

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { Principal } from '../auth/authenticator.js';
+import type { FailureThrottle } from '../auth/failure-throttle.js';
 import { AppError } from '../errors.js';
 import type { TokenRole } from '../store/records.js';
 
@@ -13,18 +14,11 @@ declare module 'fastify' {
   }
 }
 
-/** Throttle of failed authentication (per client address); see app.ts for the limits. */
-export interface AuthThrottle {
-  /** Throws FL_ERR_HTTP_RATE_LIMITED while the address is over its failure budget. */
-  check(req: FastifyRequest): Promise<void>;
-  /** Count one failed attempt. */
-  fail(req: FastifyRequest): Promise<void>;
-}
-
 /** What route plugins need to check credentials (app.ts passes the Authenticator plus the throttle). */
 export interface AuthConfig {
   authenticate(token: string): Promise<Principal | null>;
-  throttle?: AuthThrottle;
+  /** Failed authentications per client address (`request.ip`, which honours trustProxy); shared with the device handshake. */
+  throttle?: FailureThrottle;
 }
 
 /**
@@ -32,7 +26,7 @@ export interface AuthConfig {
  * that every other route needs one). `/metrics` joins them only with `publicMetrics`, and
  * INFERENCE_PUBLIC_ROUTES only with `publicInference`. A trailing `/*` matches a prefix.
  */
-export const PUBLIC_ROUTES: readonly string[] = ['/healthz', '/readyz', '/openapi.json', '/docs', '/docs/*', '/v2/health/live', '/v2/health/ready'];
+export const PUBLIC_ROUTES: readonly string[] = ['/healthz', '/readyz', '/openapi.json', '/docs', '/docs/*', '/v2/health/live', '/v2/health/ready', '/ui', '/ui/*'];
 export const INFERENCE_PUBLIC_ROUTES: readonly string[] = ['/v2', '/v2/*', '/v1/models/*', '/api/v1/deployments/:name/feedback'];
 
 /** Whether `url` (a route pattern) is in `patterns` (exact, or under a `/*` prefix). */
@@ -54,27 +48,42 @@ function bearer(req: FastifyRequest): string | null {
  * preHandler factory: the request must carry `Authorization: Bearer <token>` of one of `roles`
  * (admin passes everything). 401 FL_ERR_AUTH_REQUIRED without a token, 401
  * FL_ERR_AUTH_INVALID_TOKEN for an unknown/expired/revoked one, 403 FL_ERR_AUTH_FORBIDDEN for a
- * valid token of another role. Failed attempts count against the address's throttle. The guard
- * carries its `roles` so that tests (and docs) can read each route's requirement from the table.
+ * valid token of another role. A missing or invalid token counts against the address's failure
+ * throttle and, once the address is over its budget, is answered 429 FL_ERR_AUTH_THROTTLED; a
+ * valid token is never refused by the throttle. The guard carries its `roles` so that tests (and
+ * docs) can read each route's requirement from the table.
  */
 export function requireRole(auth: AuthConfig, roles: readonly Role[]): RoleGuard {
   const guard = async (req: FastifyRequest): Promise<void> => {
-    await auth.throttle?.check(req);
     const token = bearer(req);
-    if (!token) {
-      await auth.throttle?.fail(req);
-      throw new AppError('FL_ERR_AUTH_REQUIRED');
-    }
-    const p = await auth.authenticate(token);
+    const p = token ? await auth.authenticate(token) : null;
     if (!p) {
-      await auth.throttle?.fail(req);
-      throw new AppError('FL_ERR_AUTH_INVALID_TOKEN');
+      const over = auth.throttle?.fail(req.ip);
+      if (over) throw new AppError('FL_ERR_AUTH_THROTTLED', over);
+      throw new AppError(token ? 'FL_ERR_AUTH_INVALID_TOKEN' : 'FL_ERR_AUTH_REQUIRED');
     }
     if (p.role !== 'admin' && !roles.includes(p.role)) throw new AppError('FL_ERR_AUTH_FORBIDDEN', { role: p.role, needs: roles });
     req.principal = p;
   };
   return Object.assign(guard, { roles });
 }
+
+/**
+ * preHandler of a public route whose handler still asks who calls (bandit feedback under
+ * publicInference, where the deployment may restrict it): a request without an Authorization
+ * header passes with `principal` null; a credential that is presented is checked as by
+ * requireRole (401 when invalid, counted by the throttle). It carries no roles, so the route
+ * stays public in the route table.
+ */
+export function identify(auth: AuthConfig): (req: FastifyRequest) => Promise<void> {
+  const anyRole = requireRole(auth, ALL_ROLES);
+  return async (req) => {
+    if (req.headers.authorization === undefined) req.principal = null;
+    else await anyRole(req);
+  };
+}
+
+const ALL_ROLES: readonly Role[] = ['admin', 'viewer', 'device', 'inference'];
 
 /** The name recorded as the actor of an admin change (alias history, token creation). */
 export function actorOf(req: FastifyRequest): string {

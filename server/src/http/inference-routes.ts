@@ -4,9 +4,12 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, ERROR_REGISTRY, type ErrorCode } from '../errors.js';
 import { VARIANTS } from '../registry/variants.js';
+import { HEADER_LENGTH, attachBinaryInputs, binaryResponse, splitBinaryBody, wantsBinaryOutput } from '../serving/binary-tensors.js';
 import { checkOipOutputs, parseOipInputs } from '../serving/infer-input.js';
 import type { InferResult, Serving } from '../serving/serving.js';
 import { requireRole, type AuthConfig } from './auth.js';
+import { HEADER_SAFE, RequestId } from './ids.js';
+import { endpointScope } from './scope.js';
 
 export interface InferenceRoutesOptions {
   serving: Serving;
@@ -55,10 +58,10 @@ export function inferenceErrorHandler(err: FastifyError | AppError | Error, req:
     .send({ error: typeof why === 'string' ? `${message}: ${why}` : message, code, ...(details !== undefined ? { details } : {}) });
 }
 
-/** The request id: the body's `id`, else `x-request-id`, else a new UUID. */
+/** The request id: the body's `id` (validated header-safe), else a header-safe `x-request-id`, else a new UUID. */
 export function requestIdOf(req: FastifyRequest, bodyId?: string): string {
   const h = req.headers['x-request-id'];
-  return bodyId ?? (typeof h === 'string' && h.length > 0 && h.length <= 256 ? h : randomUUID());
+  return bodyId ?? (typeof h === 'string' && HEADER_SAFE.test(h) ? h : randomUUID());
 }
 
 export function routingKeyOf(req: FastifyRequest, fromBody?: unknown): string | undefined {
@@ -95,7 +98,7 @@ const VersionParams = z.object({ name: Name, version: Ref }).strict();
 const VariantQuery = z.object({ variant: z.enum(['float32', ...VARIANTS]).optional() }).strict();
 const Params = z.record(z.string(), z.unknown());
 const InferBody = z.object({
-  id: z.string().min(1).max(256).optional(),
+  id: RequestId.optional(),
   parameters: Params.optional(),
   inputs: z
     .array(
@@ -104,7 +107,7 @@ const InferBody = z.object({
         shape: z.array(z.number().int().min(0)).min(1).max(8),
         datatype: z.string().min(1).max(16),
         parameters: Params.optional(),
-        data: z.unknown(),
+        data: z.unknown().optional(),
       }),
     )
     .min(1)
@@ -121,7 +124,22 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
   app.setErrorHandler(inferenceErrorHandler);
   const r = app.withTypeProvider<ZodTypeProvider>();
   const serving = opts.serving;
-  const callers = opts.publicInference ? [] : [requireRole(opts.auth, ['admin', 'viewer', 'device'])];
+  // Inference needs an inference (or admin) token unless publicInference; scoped tokens call only their endpoints.
+  const callers = opts.publicInference ? [] : [requireRole(opts.auth, ['inference'])];
+  const scoped = [...callers, endpointScope()];
+
+  // Binary tensor extension: the body is the JSON header then raw tensor bytes; the header goes
+  // on to schema validation as the body, the bytes wait here for the handler.
+  const binaryTails = new WeakMap<FastifyRequest, Buffer>();
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (req, body, done) => {
+    try {
+      const { header, tail } = splitBinaryBody(body as Buffer, req.headers[HEADER_LENGTH]);
+      binaryTails.set(req, tail);
+      done(null, header);
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
 
   // Probes are public (PUBLIC_ROUTES in auth.ts): orchestrators call them without credentials.
   r.get('/v2/health/live', async () => ({ live: true }));
@@ -129,7 +147,7 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
     const ready = await settles(serving.whenReady(), READY_WAIT_MS);
     return reply.status(ready ? 200 : 503).send({ ready });
   });
-  r.get('/v2', { preHandler: callers }, async () => ({ name: 'flotilla', version: opts.version ?? '0.1.0', extensions: [] }));
+  r.get('/v2', { preHandler: callers }, async () => ({ name: 'flotilla', version: opts.version ?? '0.1.0', extensions: ['binary_tensor_data'] }));
 
   const metadata = async (name: string, ref?: string) => {
     const targets = ref === undefined ? await serving.endpointVersions(name) : null;
@@ -152,8 +170,8 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
     };
   };
 
-  r.get('/v2/models/:name', { schema: { params: ModelParams }, preHandler: callers }, async (req) => metadata(req.params.name));
-  r.get('/v2/models/:name/versions/:version', { schema: { params: VersionParams }, preHandler: callers }, async (req) => metadata(req.params.name, req.params.version));
+  r.get('/v2/models/:name', { schema: { params: ModelParams }, preHandler: scoped }, async (req) => metadata(req.params.name));
+  r.get('/v2/models/:name/versions/:version', { schema: { params: VersionParams }, preHandler: scoped }, async (req) => metadata(req.params.name, req.params.version));
 
   const readiness = async (reply: FastifyReply, name: string, ref?: string) => {
     let targets: Array<{ model: string; version: number; variant: string; loaded: boolean }>;
@@ -168,13 +186,18 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
     const ready = loads.length === 0 || (await settles(Promise.all(loads), READY_WAIT_MS));
     return reply.status(ready ? 200 : 503).send({ name, ready });
   };
-  r.get('/v2/models/:name/ready', { schema: { params: ModelParams }, preHandler: callers }, async (req, reply) => readiness(reply, req.params.name));
-  r.get('/v2/models/:name/versions/:version/ready', { schema: { params: VersionParams }, preHandler: callers }, async (req, reply) =>
+  r.get('/v2/models/:name/ready', { schema: { params: ModelParams }, preHandler: scoped }, async (req, reply) => readiness(reply, req.params.name));
+  r.get('/v2/models/:name/versions/:version/ready', { schema: { params: VersionParams }, preHandler: scoped }, async (req, reply) =>
     readiness(reply, req.params.name, req.params.version),
   );
 
   const infer = async (req: FastifyRequest, reply: FastifyReply, name: string, body: z.infer<typeof InferBody>, ref?: string, variant?: string) => {
     const id = requestIdOf(req, body.id);
+    const tail = binaryTails.get(req);
+    if (tail) attachBinaryInputs(body.inputs, tail);
+    else if (body.inputs.some((t) => t.parameters?.binary_data_size !== undefined)) {
+      throw new AppError('FL_ERR_SERVING_BAD_INPUT', { why: `binary_data_size needs an application/octet-stream body with ${HEADER_LENGTH}` });
+    }
     const res = await serving.infer({
       endpoint: name,
       ref,
@@ -187,21 +210,26 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
       },
     });
     servedHeaders(reply, res);
-    return {
+    const header = {
       model_name: name,
       model_version: String(res.version),
       id,
       parameters: { model: res.model, variant: res.variant, ...(res.deployment ? { deployment: res.deployment } : {}) },
-      outputs: [{ name: res.io.outputName, datatype: 'FP32', shape: [res.rows, ...res.io.outputShape], data: Array.from(res.output) }],
     };
+    const output = { name: res.io.outputName, datatype: 'FP32', shape: [res.rows, ...res.io.outputShape] };
+    if (wantsBinaryOutput(body.parameters, body.outputs)) {
+      const bin = binaryResponse({ ...header, outputs: [{ ...output, parameters: { binary_data_size: res.output.byteLength } }] }, res.output);
+      return reply.type('application/octet-stream').header(HEADER_LENGTH, String(bin.headerLength)).send(bin.body);
+    }
+    return { ...header, outputs: [{ ...output, data: Array.from(res.output) }] };
   };
 
-  r.post('/v2/models/:name/infer', { schema: { params: ModelParams, querystring: VariantQuery, body: InferBody }, preHandler: callers }, async (req, reply) =>
+  r.post('/v2/models/:name/infer', { schema: { params: ModelParams, querystring: VariantQuery, body: InferBody }, preHandler: scoped }, async (req, reply) =>
     infer(req, reply, req.params.name, req.body, undefined, req.query.variant),
   );
   r.post(
     '/v2/models/:name/versions/:version/infer',
-    { schema: { params: VersionParams, querystring: VariantQuery, body: InferBody }, preHandler: callers },
+    { schema: { params: VersionParams, querystring: VariantQuery, body: InferBody }, preHandler: scoped },
     async (req, reply) => infer(req, reply, req.params.name, req.body, req.params.version, req.query.variant),
   );
 };

@@ -8,6 +8,7 @@ import type { BlobStore } from '../store/blob-store.js';
 import type { VersionRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { actorOf, requireRole, type AuthConfig } from './auth.js';
+import { modelScope, readableModels } from './scope.js';
 
 export interface RegistryRoutesOptions {
   store: Store;
@@ -85,13 +86,19 @@ function redirectToVersion(req: FastifyRequest, reply: FastifyReply, name: strin
  */
 export const registryRoutes: FastifyPluginAsync<RegistryRoutesOptions> = async (app, opts) => {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const readers = requireRole(opts.auth, ['admin', 'viewer', 'device']);
+  const reader = requireRole(opts.auth, ['admin', 'viewer', 'device']);
+  // Device tokens read only their task's model (scope.ts); admin and viewer read every model.
+  const readers = [reader, modelScope(opts.store)];
   const admin = requireRole(opts.auth, ['admin']);
   const reg = opts.registry ?? new Registry(opts.store, opts.blobs);
 
   // ---- listings and metadata ----
 
-  r.get(BASE, { preHandler: readers }, async () => ({ models: await reg.listModels() }));
+  r.get(BASE, { preHandler: reader }, async (req) => {
+    const models = await reg.listModels();
+    const scope = await readableModels(opts.store, req.principal);
+    return { models: scope ? models.filter((m) => scope.has(m.name)) : models };
+  });
 
   r.get(`${BASE}/:name`, { schema: { params: ModelParams }, preHandler: readers }, async (req) => {
     const model = await reg.getModel(req.params.name);

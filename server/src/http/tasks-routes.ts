@@ -8,6 +8,7 @@ import type { Coordinator } from '../coordinator/coordinator.js';
 import { AppError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { requireRole, type AuthConfig } from './auth.js';
+import { ResourceId } from './ids.js';
 import { roundDetail, roundSummary, taskView } from './task-view.js';
 
 export interface TasksRoutesOptions {
@@ -16,7 +17,8 @@ export interface TasksRoutesOptions {
   auth: AuthConfig;
 }
 
-export const TaskId = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:-]+$/);
+/** Task ids (and model names chosen at task creation): see ids.ts. */
+export const TaskId = ResourceId;
 const IdParams = z.object({ id: TaskId }).strict();
 const RoundParams = z.object({ id: TaskId, round: z.coerce.number().int().min(1).max(1e9) }).strict();
 /** A plan as JSON; the coordinator validates it with TaskPlanSchema (strict), so bad plans answer FL_ERR_TASK_INVALID_SPEC. */
@@ -30,6 +32,13 @@ const CreateBody = z
     spec: ModelSpecSchema.optional(),
     /** Initial weights with `spec`: base64 of the flat little-endian float32 vector (never a JSON number array). */
     weights: Base64.optional().describe('base64 of the flat little-endian float32 weights, in manifest order'),
+    /** Fine-tune: start from a registry version, `model@version` or `model@alias`. Uploaded models arrive this way too (POST /api/v1/models/{name}/versions first). */
+    fromVersion: z
+      .string()
+      .max(200)
+      .regex(/^[A-Za-z0-9._:-]+@[A-Za-z0-9._-]+$/, 'model@version or model@alias')
+      .optional()
+      .describe('model@version or model@alias to start from'),
     plan: PlanObject,
     start: z.boolean().default(false),
   })
@@ -54,11 +63,11 @@ export const tasksRoutes: FastifyPluginAsync<TasksRoutesOptions> = async (app, o
   const c = opts.coordinator;
   const view = (id: string) => taskView(c.getRunner(id).record, c.sessions.forTask(id).length);
 
-  r.post('/api/v1/tasks', { schema: { body: CreateBody, tags: ['tasks'], summary: 'Create a task from a preset, or from a model spec with initial weights' }, preHandler: admin }, async (req, reply) => {
+  r.post('/api/v1/tasks', { schema: { body: CreateBody, tags: ['tasks'], summary: 'Create a task from a preset, a model spec with initial weights, or a registry version (fromVersion)' }, preHandler: admin }, async (req, reply) => {
     const b = req.body;
-    if (b.preset && (b.spec || b.weights)) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'give either a preset or a spec with weights, not both' });
-    if (!b.preset && !(b.spec && b.weights)) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { why: 'give a preset, or a spec with initial weights' });
+    const at = b.fromVersion?.lastIndexOf('@') ?? -1;
     const t = await c.createTask({
+      fromVersion: b.fromVersion ? { model: b.fromVersion.slice(0, at), ref: b.fromVersion.slice(at + 1) } : undefined,
       id: b.id,
       modelName: b.modelName,
       preset: b.preset,

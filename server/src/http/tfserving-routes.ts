@@ -5,6 +5,7 @@ import { AppError } from '../errors.js';
 import { nestRows, parseTfServingBody } from '../serving/infer-input.js';
 import type { Serving } from '../serving/serving.js';
 import { requireRole } from './auth.js';
+import { endpointScope } from './scope.js';
 import { inferenceErrorHandler, requestIdOf, routingKeyOf, servedHeaders, type InferenceRoutesOptions } from './inference-routes.js';
 
 const Name = z.string().min(1).max(160);
@@ -30,7 +31,8 @@ export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
   app.setErrorHandler(inferenceErrorHandler);
   const r = app.withTypeProvider<ZodTypeProvider>();
   const serving: Serving = opts.serving;
-  const callers = opts.publicInference ? [] : [requireRole(opts.auth, ['admin', 'viewer', 'device'])];
+  const callers = opts.publicInference ? [] : [requireRole(opts.auth, ['inference'])];
+  const scoped = [...callers, endpointScope()];
 
   const predict = async (req: FastifyRequest, reply: FastifyReply, name: string, body: z.infer<typeof PredictBody>, ref?: string) => {
     let format: 'row' | 'columnar' = 'row';
@@ -50,13 +52,13 @@ export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
     return format === 'row' ? { predictions: rows, model_version: String(res.version) } : { outputs: rows, model_version: String(res.version) };
   };
 
-  r.post('/v1/models/:name', { schema: { params: z.object({ name: Name }).strict(), body: PredictBody }, preHandler: callers }, async (req, reply) => {
+  r.post('/v1/models/:name', { schema: { params: z.object({ name: Name }).strict(), body: PredictBody }, preHandler: [...callers, endpointScope((n) => verb(n)[0])] }, async (req, reply) => {
     const [name] = verb(req.params.name);
     return predict(req, reply, name, req.body);
   });
   r.post(
     '/v1/models/:name/versions/:version',
-    { schema: { params: z.object({ name: Name, version: z.string().min(1).max(64) }).strict(), body: PredictBody }, preHandler: callers },
+    { schema: { params: z.object({ name: Name, version: z.string().min(1).max(64) }).strict(), body: PredictBody }, preHandler: scoped },
     async (req, reply) => {
       const [v] = verb(req.params.version);
       if (!/^[0-9]{1,15}$/.test(v)) throw new AppError('FL_ERR_SERVING_BAD_INPUT', { why: 'versions are numbers; use /labels/{alias} for aliases', version: v });
@@ -65,7 +67,7 @@ export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
   );
   r.post(
     '/v1/models/:name/labels/:label',
-    { schema: { params: z.object({ name: Name, label: z.string().min(1).max(64) }).strict(), body: PredictBody }, preHandler: callers },
+    { schema: { params: z.object({ name: Name, label: z.string().min(1).max(64) }).strict(), body: PredictBody }, preHandler: scoped },
     async (req, reply) => {
       const [label] = verb(req.params.label);
       return predict(req, reply, req.params.name, req.body, label);
@@ -114,17 +116,17 @@ export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
       },
     };
   };
-  r.get('/v1/models/:name/metadata', { schema: { params: z.object({ name: Name }).strict() }, preHandler: callers }, async (req) => metadata(req.params.name));
+  r.get('/v1/models/:name/metadata', { schema: { params: z.object({ name: Name }).strict() }, preHandler: scoped }, async (req) => metadata(req.params.name));
   r.get(
     '/v1/models/:name/versions/:version/metadata',
-    { schema: { params: z.object({ name: Name, version: z.string().regex(/^[0-9]{1,15}$/) }).strict() }, preHandler: callers },
+    { schema: { params: z.object({ name: Name, version: z.string().regex(/^[0-9]{1,15}$/) }).strict() }, preHandler: scoped },
     async (req) => metadata(req.params.name, req.params.version),
   );
 
-  r.get('/v1/models/:name', { schema: { params: z.object({ name: Name }).strict() }, preHandler: callers }, async (req) => status(req.params.name));
+  r.get('/v1/models/:name', { schema: { params: z.object({ name: Name }).strict() }, preHandler: scoped }, async (req) => status(req.params.name));
   r.get(
     '/v1/models/:name/versions/:version',
-    { schema: { params: z.object({ name: Name, version: z.string().regex(/^[0-9]{1,15}$/) }).strict() }, preHandler: callers },
+    { schema: { params: z.object({ name: Name, version: z.string().regex(/^[0-9]{1,15}$/) }).strict() }, preHandler: scoped },
     async (req) => status(req.params.name, req.params.version),
   );
 };

@@ -6,6 +6,7 @@ import type { Coordinator } from '../coordinator/coordinator.js';
 import { AppError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { actorOf, requireRole, type AuthConfig } from './auth.js';
+import { ResourceId } from './ids.js';
 import { TaskId } from './tasks-routes.js';
 
 export interface TokensRoutesOptions {
@@ -18,9 +19,11 @@ export interface TokensRoutesOptions {
 const IdParams = z.object({ id: z.string().min(1).max(64) }).strict();
 const CreateBody = z
   .object({
-    role: z.enum(['admin', 'viewer', 'device']),
+    role: z.enum(['admin', 'viewer', 'device', 'inference']),
     /** Required for device tokens: the one task the token may join. */
     taskId: TaskId.optional(),
+    /** Inference tokens only: the deployments or models (OIP and TF Serving `{name}`) it may call; absent: every endpoint. */
+    endpoints: z.array(ResourceId).min(1).max(64).optional(),
     name: z.string().min(1).max(128).optional(),
     /** Lifetime in seconds from now; absent: no expiry. */
     ttlSeconds: z.number().int().min(1).max(10 * 365 * 86400).optional(),
@@ -44,6 +47,7 @@ export const tokensRoutes: FastifyPluginAsync<TokensRoutesOptions> = async (app,
     const { record, token } = await opts.authenticator.createToken({
       role: b.role,
       taskId: b.taskId,
+      endpoints: b.endpoints,
       name: b.name,
       expiresAt: b.ttlSeconds !== undefined ? Date.now() + b.ttlSeconds * 1000 : undefined,
       createdBy: actorOf(req),

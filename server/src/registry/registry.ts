@@ -37,6 +37,12 @@ export interface RegistryOptions {
    * once when read from the blob store rather than on every request. Default 256 MiB; 0 disables.
    */
   cacheBytes?: number;
+  /**
+   * Called after a user alias of `model` moved or was deleted through this registry (set, delete,
+   * rollback), once the store has it; must not throw. buildApp uses it so that serving in this
+   * process forgets its cached resolutions at once instead of after its alias TTL.
+   */
+  onAliasChanged?: (model: string) => void;
 }
 
 export interface PublishInput {
@@ -46,6 +52,8 @@ export interface PublishInput {
   taskId?: string;
   round?: number;
   parentVersion?: number;
+  /** With parentVersion: the model it belongs to, when not this one. */
+  parentModel?: string;
   /** Metrics of the float32 weights (accuracy, loss, participants...). */
   metrics?: Record<string, number>;
   tags?: string[];
@@ -86,6 +94,7 @@ export class Registry {
   private readonly verified = new Map<string, Uint8Array>();
   private verifiedBytes = 0;
   private readonly cacheBytes: number;
+  private readonly onAliasChanged?: (model: string) => void;
 
   constructor(
     readonly store: Store,
@@ -93,6 +102,7 @@ export class Registry {
     options: RegistryOptions = {},
   ) {
     this.variants = options.variants ?? VARIANTS;
+    this.onAliasChanged = options.onAliasChanged;
     this.variantOptions = {
       sparsity: options.sparsity ?? DEFAULT_VARIANT_OPTIONS.sparsity,
       int8BlockSize: options.int8BlockSize ?? DEFAULT_VARIANT_OPTIONS.int8BlockSize,
@@ -152,6 +162,7 @@ export class Registry {
     if (input.taskId !== undefined) v.taskId = input.taskId;
     if (input.round !== undefined) v.round = input.round;
     if (input.parentVersion !== undefined) v.parentVersion = input.parentVersion;
+    if (input.parentModel !== undefined && input.parentModel !== input.model) v.parentModel = input.parentModel;
     if (input.description !== undefined) v.description = input.description;
     return v;
   }
@@ -307,13 +318,16 @@ export class Registry {
   async setAlias(model: string, alias: string, ref: string | number, by: string): Promise<AliasRecord> {
     assertUserAlias(alias);
     const { record } = await this.resolve(model, ref);
-    return this.store.setAlias(model, alias, record.version, by);
+    const moved = await this.store.setAlias(model, alias, record.version, by);
+    this.onAliasChanged?.(model);
+    return moved;
   }
 
   async deleteAlias(model: string, alias: string, by: string): Promise<void> {
     assertUserAlias(alias);
     await this.getModel(model);
     await this.store.deleteAlias(model, alias, by);
+    this.onAliasChanged?.(model);
   }
 
   /** One call: move the alias back to the version before its newest change not yet undone (see rollbackTarget). */
@@ -323,7 +337,9 @@ export class Registry {
     const history = await this.store.aliasHistory(model, alias);
     const target = rollbackTarget(history);
     if (target === null) throw new AppError('FL_ERR_ALIAS_NO_PREVIOUS', { model, alias });
-    return this.store.setAlias(model, alias, target, by, 'rollback');
+    const moved = await this.store.setAlias(model, alias, target, by, 'rollback');
+    this.onAliasChanged?.(model);
+    return moved;
   }
 
   async aliasHistory(model: string, alias?: string): Promise<AliasHistoryRecord[]> {

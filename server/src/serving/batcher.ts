@@ -1,9 +1,10 @@
 import { AppError } from '../errors.js';
 import type { BatchingConfig } from '../store/records.js';
+import { DelayPolicy, type DelayMode } from './delay-policy.js';
 
 export type { BatchingConfig };
 
-export const DEFAULT_BATCHING: BatchingConfig = { maxBatchSize: 32, maxQueueDelayMs: 5, maxQueueSize: 1024, timeoutMs: 10_000 };
+export const DEFAULT_BATCHING: BatchingConfig = { maxBatchSize: 32, maxQueueDelayMs: 5, maxQueueSize: 1024, timeoutMs: 10_000, delay: 'adaptive', instances: 0 };
 
 /** Runs one batch: `rows` rows of `input` (row-major) in, `rows` rows of output out. */
 export type BatchRunner = (input: Float32Array, rows: number) => Float32Array | Promise<Float32Array>;
@@ -34,36 +35,47 @@ export interface BatcherStats {
   timedOut: number;
   /** rows per batch -> number of batches */
   batchSizes: Record<string, number>;
+  /** Batches that may run at once (model instances). */
+  parallel: number;
+  /** Whether a partial batch now waits for more requests ('wait') or runs at once ('eager'). */
+  delayMode: DelayMode;
 }
 
 /**
- * Dynamic batcher of one loaded model version (Triton's dynamic batcher): requests queue; a batch
- * runs when its rows reach `maxBatchSize` or its oldest request has waited `maxQueueDelayMs`.
- * Contracts:
- *  - one batch runs at a time, in arrival order; a request larger than maxBatchSize runs alone;
+ * Dynamic batcher of one loaded model version, over `parallel` model instances. Contracts:
+ *  - a batch starts when an instance is idle: at once with what is queued (`delay: 'adaptive'`,
+ *    while DelayPolicy finds that waiting does not raise throughput), or once its rows reach
+ *    `maxBatchSize` or its oldest request waited `maxQueueDelayMs` (`delay: 'fixed'`, as Triton's
+ *    dynamic batcher, and 'adaptive' while waiting measurably helps); while every instance is busy
+ *    requests accumulate and the next free instance takes up to `maxBatchSize` rows of them;
+ *  - batches are taken in arrival order; a request larger than maxBatchSize runs alone;
  *  - the queue holds at most `maxQueueSize` requests: beyond that `submit` rejects at once with
  *    FL_ERR_SERVING_OVERLOADED (429), so overload never turns into a hang;
  *  - a request still queued after `timeoutMs` rejects with FL_ERR_SERVING_TIMEOUT and never runs;
  *  - after `close()` new requests reject with FL_ERR_SERVING_UNAVAILABLE; queued ones still run,
- *    then `onDrained` fires (the model cache disposes the model there).
+ *    then `onDrained` fires (the model cache disposes the model there);
+ *  - nothing here references a request once it is answered or rejected (its input is garbage).
  */
 export class Batcher {
   private queue: Pending[] = [];
-  private head = 0;
   private queuedRows = 0;
-  private running = false;
+  private running = 0;
   private scheduled = false;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private onDrained: (() => void) | null = null;
   private readonly sizes = new Map<number, number>();
   private counters = { batches: 0, rows: 0, rejectedFull: 0, timedOut: 0 };
+  private readonly policy = new DelayPolicy();
+  private lastDone = 0;
 
   constructor(
     private readonly run: BatchRunner,
     private readonly rowWidth: number,
     private readonly outWidth: number,
     private config: BatchingConfig = DEFAULT_BATCHING,
+    /** Batches that may run at once (the model's instances). */
+    private parallel = 1,
   ) {}
 
   get settings(): BatchingConfig {
@@ -71,8 +83,10 @@ export class Batcher {
   }
 
   /** New limits apply from the next batch. */
-  configure(config: BatchingConfig): void {
+  configure(config: BatchingConfig, parallel = this.parallel): void {
     this.config = { ...config };
+    this.parallel = parallel;
+    this.schedule();
   }
 
   get isClosed(): boolean {
@@ -80,7 +94,7 @@ export class Batcher {
   }
 
   get queued(): number {
-    return this.queue.length - this.head;
+    return this.queue.length;
   }
 
   submit(input: Float32Array, rows: number): Promise<BatchResult> {
@@ -102,7 +116,13 @@ export class Batcher {
   }
 
   stats(): BatcherStats {
-    return { queued: this.queued, ...this.counters, batchSizes: Object.fromEntries([...this.sizes].sort((a, b) => a[0] - b[0])) };
+    return {
+      queued: this.queued,
+      ...this.counters,
+      batchSizes: Object.fromEntries([...this.sizes].sort((a, b) => a[0] - b[0])),
+      parallel: this.parallel,
+      delayMode: this.waits() ? 'wait' : 'eager',
+    };
   }
 
   /** Stop accepting; `drained` runs once the queue is empty and no batch runs. */
@@ -113,7 +133,7 @@ export class Batcher {
   }
 
   private maybeDrained(): void {
-    if (this.closed && !this.running && this.queued === 0 && this.onDrained) {
+    if (this.closed && this.running === 0 && this.queued === 0 && this.onDrained) {
       const f = this.onDrained;
       this.onDrained = null;
       if (this.timer) clearTimeout(this.timer);
@@ -122,7 +142,7 @@ export class Batcher {
   }
 
   private expire(p: Pending): void {
-    const i = this.queue.indexOf(p, this.head);
+    const i = this.queue.indexOf(p);
     if (i < 0) return; // already running or done
     this.queue.splice(i, 1);
     this.queuedRows -= p.rows;
@@ -131,11 +151,15 @@ export class Batcher {
     this.maybeDrained();
   }
 
+  private waits(): boolean {
+    return this.config.delay === 'fixed' || this.policy.mode === 'wait';
+  }
+
   private schedule(): void {
-    if (this.running || this.scheduled || this.queued === 0) return;
-    const oldest = this.queue[this.head];
-    const waited = performance.now() - oldest.enqueuedAt;
-    if (this.queuedRows >= this.config.maxBatchSize || waited >= this.config.maxQueueDelayMs || this.closed) {
+    if (this.running >= this.parallel || this.scheduled || this.queued === 0) return;
+    const waited = performance.now() - this.queue[0].enqueuedAt;
+    const full = this.queuedRows >= this.config.maxBatchSize;
+    if (full || this.closed || !this.waits() || waited >= this.config.maxQueueDelayMs) {
       if (this.timer) {
         clearTimeout(this.timer);
         this.timer = null;
@@ -145,6 +169,7 @@ export class Batcher {
       setImmediate(() => {
         this.scheduled = false;
         void this.runBatch();
+        this.schedule();
       });
     } else if (!this.timer) {
       this.timer = setTimeout(() => {
@@ -154,27 +179,24 @@ export class Batcher {
     }
   }
 
+  /** Remove the next batch from the queue (so the queue holds no reference to it once answered). */
   private take(): Pending[] {
-    const batch: Pending[] = [];
+    let n = 0;
     let rows = 0;
-    while (this.head < this.queue.length) {
-      const p = this.queue[this.head];
-      if (batch.length > 0 && rows + p.rows > this.config.maxBatchSize) break;
-      batch.push(p);
-      rows += p.rows;
-      this.head++;
+    while (n < this.queue.length) {
+      const r = this.queue[n].rows;
+      if (n > 0 && rows + r > this.config.maxBatchSize) break;
+      rows += r;
+      n++;
     }
     this.queuedRows -= rows;
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
-    return batch;
+    return this.queue.splice(0, n);
   }
 
   private async runBatch(): Promise<void> {
-    if (this.running || this.queued === 0) return;
-    this.running = true;
+    if (this.running >= this.parallel || this.queued === 0) return;
+    if (this.running === 0 && this.counters.batches > 0 && performance.now() - this.lastDone > 1000) this.policy.idle();
+    this.running++;
     const batch = this.take();
     const rows = batch.reduce((n, p) => n + p.rows, 0);
     const started = performance.now();
@@ -191,10 +213,13 @@ export class Batcher {
         }
       }
       const out = await this.run(input, rows);
-      const computeMs = performance.now() - started;
+      const now = performance.now();
+      const computeMs = now - started;
       this.counters.batches++;
       this.counters.rows += rows;
       this.sizes.set(rows, (this.sizes.get(rows) ?? 0) + 1);
+      this.policy.served(rows, this.queued, now);
+      this.lastDone = now;
       let off = 0;
       for (const p of batch) {
         const n = p.rows * this.outWidth;
@@ -204,7 +229,7 @@ export class Batcher {
     } catch (err) {
       for (const p of batch) p.reject(err);
     } finally {
-      this.running = false;
+      this.running--;
       this.maybeDrained();
       this.schedule();
     }

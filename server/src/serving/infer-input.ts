@@ -27,8 +27,20 @@ const INT_RANGES: Record<string, [number, number]> = {
   UINT32: [0, 4294967295],
   UINT64: [0, Number.MAX_SAFE_INTEGER],
 };
-const FLOATS = new Set(['FP16', 'FP32', 'FP64']);
+/**
+ * Largest magnitude a float datatype may carry here. Every model computes in float32, so FP64
+ * values past float32's range would turn into Infinity: they are refused like FP32's.
+ */
+const FLOAT_LIMITS: Record<string, number> = { FP16: 65504, FP32: 3.4028234663852886e38, FP64: 3.4028234663852886e38 };
+const FLOATS = new Set(Object.keys(FLOAT_LIMITS));
 export const OIP_DATATYPES = [...FLOATS, ...Object.keys(INT_RANGES)];
+
+interface Range {
+  integer: boolean;
+  min: number;
+  max: number;
+  datatype: string;
+}
 
 const bad = (why: string, details: Record<string, unknown> = {}) => new AppError('FL_ERR_SERVING_BAD_INPUT', { why, ...details });
 
@@ -48,10 +60,13 @@ function shapeOf(v: unknown): number[] {
  * Copy the numbers of `v` (nested exactly as `shape`, row-major) into `out` from `pos`; returns the
  * next position. Ragged arrays, non-numbers and out-of-range integers throw FL_ERR_SERVING_BAD_INPUT.
  */
-function fill(v: unknown, shape: number[], depth: number, out: Float32Array, pos: number, range: [number, number] | null, input: string): number {
+function fill(v: unknown, shape: number[], depth: number, out: Float32Array, pos: number, range: Range, input: string): number {
   if (depth === shape.length) {
     if (typeof v !== 'number' || !Number.isFinite(v)) throw bad('data must be numbers', { input, index: pos, got: v === null ? 'null' : typeof v });
-    if (range && (!Number.isInteger(v) || v < range[0] || v > range[1])) throw bad('integer datatype holds a value outside its range', { input, index: pos, value: v });
+    if (range.integer && (!Number.isInteger(v) || v < range.min || v > range.max)) throw bad('integer datatype holds a value outside its range', { input, index: pos, value: v });
+    if (!range.integer && !(Math.abs(v) <= range.max && Number.isFinite(Math.fround(v)))) {
+      throw bad('value outside the range of its datatype (models compute in float32)', { input, index: pos, value: v, datatype: range.datatype, maxAbs: range.max });
+    }
     out[pos] = v;
     return pos + 1;
   }
@@ -62,12 +77,32 @@ function fill(v: unknown, shape: number[], depth: number, out: Float32Array, pos
   return pos;
 }
 
+/** Binary tensor data (see binary-tensors.ts), already of the declared type: checked, then used as float32. */
+function fromBinary(data: Float32Array | BigInt64Array, count: number, range: Range, input: string): Float32Array {
+  if (data.length !== count) throw bad('data length does not match shape', { input, expected: count, got: data.length });
+  if (data instanceof Float32Array) {
+    for (let i = 0; i < count; i++) if (!Number.isFinite(data[i])) throw bad('data must be finite numbers', { input, index: i, value: String(data[i]) });
+    return data;
+  }
+  const out = new Float32Array(count);
+  const lo = BigInt(range.min);
+  const hi = BigInt(range.max);
+  for (let i = 0; i < count; i++) {
+    const v = data[i];
+    if (v < lo || v > hi) throw bad('integer datatype holds a value outside its range', { input, index: i, value: String(v) });
+    out[i] = Number(v);
+  }
+  return out;
+}
+
 /** Flat (any nesting that matches `shape`, or fully flat) numeric data into a new Float32Array of product(shape). */
 export function toFloat32(data: unknown, shape: number[], datatype: string, input: string): Float32Array {
-  const range = INT_RANGES[datatype] ?? null;
-  if (!range && !FLOATS.has(datatype)) throw bad('unsupported datatype', { input, datatype, supported: OIP_DATATYPES });
-  if (!Array.isArray(data)) throw bad('data must be an array', { input });
+  const ints = INT_RANGES[datatype];
+  if (!ints && !FLOATS.has(datatype)) throw bad('unsupported datatype', { input, datatype, supported: OIP_DATATYPES });
+  const range: Range = ints ? { integer: true, min: ints[0], max: ints[1], datatype } : { integer: false, min: -FLOAT_LIMITS[datatype], max: FLOAT_LIMITS[datatype], datatype };
   const count = shape.reduce((a, b) => a * b, 1);
+  if (data instanceof Float32Array || data instanceof BigInt64Array) return fromBinary(data, count, range, input);
+  if (!Array.isArray(data)) throw bad('data must be an array', { input });
   const out = new Float32Array(count);
   const nested = data.length > 0 && Array.isArray(data[0]);
   if (nested) {
@@ -90,7 +125,7 @@ export interface OipTensor {
   name: string;
   shape: number[];
   datatype: string;
-  data: unknown;
+  data?: unknown;
   parameters?: Record<string, unknown>;
 }
 

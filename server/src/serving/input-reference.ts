@@ -1,9 +1,8 @@
 import { AppError } from '../errors.js';
 import type { Registry } from '../registry/registry.js';
 import type { Store } from '../store/store.js';
+import type { PayloadRecord } from '../store/records.js';
 import { StatsAccumulator, driftSummary, type DriftSummary, type FeatureStats } from './drift.js';
-import type { ParsedInput } from './infer-input.js';
-import type { ServedModel } from './model-cache.js';
 
 export interface DriftReport {
   model: string;
@@ -12,47 +11,42 @@ export interface DriftReport {
   summary: DriftSummary;
 }
 
+/** Which logged payloads an operator confirms as a version's reference. */
+export interface ReferenceWindow {
+  /** Payloads logged at or after this time (ms since the epoch). Default: all. */
+  since?: number;
+  /** Payloads logged at or before this time. Default: now. */
+  until?: number;
+  /** Fewer distinct requests in the window than this: FL_ERR_SERVING_REFERENCE_WINDOW. Default 20. */
+  minRequests?: number;
+  /** Rows one request contributes at most (its first ones), so no caller outweighs the rest. Default 4. */
+  rowsPerRequest?: number;
+  /** Compute and answer the statistics without recording them. */
+  dryRun?: boolean;
+}
+
+export interface ConfirmedReference extends FeatureStats {
+  source: string;
+  requests: number;
+  since: number | null;
+  until: number;
+  recorded: boolean;
+}
+
 /**
- * Drift references (per-feature input statistics of a version) and drift summaries. The registry
- * records no input statistics at publish, so a version without a reference gets one from the
- * first `window` rows it serves after its first load in this process (`source: 'first-window'`),
- * unless one is recorded through `put` (`source: 'publish'` by default). References live in the
- * Store; the current statistics come from the version's logged payloads.
+ * Drift references (per-feature input statistics of a version) and drift summaries. A reference
+ * is only ever recorded deliberately: by the publisher (`put`, e.g. from its training data,
+ * `source: 'publish'`), or by an operator confirming a window of logged payloads
+ * (`confirmWindow`, `source: 'confirmed-window'`), where every request counts for at most
+ * `rowsPerRequest` rows and a minimum number of distinct requests is required. Serving traffic
+ * never sets one by itself, so an early caller cannot choose what later traffic is compared with.
+ * References live in the Store; current statistics come from the version's logged payloads.
  */
 export class InputReferences {
-  private readonly pending = new Map<string, StatsAccumulator | 'done'>();
-
   constructor(
     private readonly store: Store,
     private readonly registry: Registry,
-    private readonly window: number,
-    private readonly logger: { warn(obj: object, msg?: string): void },
   ) {}
-
-  /** Called after a version loads: start recording its reference unless the store has one. */
-  async start(m: ServedModel): Promise<void> {
-    const key = `${m.record.model}\u0000${m.record.version}`;
-    if (this.pending.has(key)) return;
-    this.pending.set(key, 'done'); // until the store says otherwise
-    try {
-      if (!(await this.store.getInputStats(m.record.model, m.record.version))) this.pending.set(key, new StatsAccumulator(m.io.rowWidth));
-    } catch (err) {
-      this.logger.warn({ err }, 'serving: could not read input statistics');
-    }
-  }
-
-  /** Called with every served input; writes the reference once the window is full. */
-  feed(m: ServedModel, input: ParsedInput): void {
-    const key = `${m.record.model}\u0000${m.record.version}`;
-    const acc = this.pending.get(key);
-    if (!acc || acc === 'done') return;
-    acc.add(input.data);
-    if (acc.count < this.window) return;
-    this.pending.set(key, 'done');
-    void this.store
-      .putInputStats({ model: m.record.model, version: m.record.version, ...acc.stats(), source: 'first-window', createdAt: Date.now() })
-      .catch((err) => this.logger.warn({ err }, 'serving: could not record input statistics'));
-  }
 
   /** Record a version's reference (e.g. by the publisher, from its training data). */
   async put(model: string, version: number, s: FeatureStats, source = 'publish'): Promise<void> {
@@ -61,15 +55,36 @@ export class InputReferences {
       throw new AppError('FL_ERR_SERVING_BAD_INPUT', { why: 'statistics need one mean and one variance per input feature', features: width });
     }
     await this.store.putInputStats({ model, version, ...s, source, createdAt: Date.now() });
-    this.pending.set(`${model}\u0000${version}`, 'done');
   }
 
-  /** The version's logged inputs against its reference. */
+  /** Statistics of a window of the version's logged payloads; recorded as its reference unless `dryRun`. */
+  async confirmWindow(model: string, version: number, w: ReferenceWindow): Promise<ConfirmedReference> {
+    const width = await this.width(model, version);
+    const until = w.until ?? Date.now();
+    const minRequests = w.minRequests ?? 20;
+    const perRequest = w.rowsPerRequest ?? 4;
+    const acc = new StatsAccumulator(width);
+    const ids = new Set<string>();
+    for (const p of await this.logged(model, version)) {
+      if (p.at > until || (w.since !== undefined && p.at < w.since) || ids.has(p.requestId) || p.input.data.length % width !== 0) continue;
+      ids.add(p.requestId);
+      acc.add(p.input.data.slice(0, perRequest * width));
+    }
+    if (ids.size < minRequests) {
+      throw new AppError('FL_ERR_SERVING_REFERENCE_WINDOW', { model, version, requests: ids.size, minRequests, since: w.since ?? null, until });
+    }
+    const stats = acc.stats();
+    const source = 'confirmed-window';
+    if (!w.dryRun) await this.store.putInputStats({ model, version, ...stats, source, createdAt: Date.now() });
+    return { ...stats, source, requests: ids.size, since: w.since ?? null, until, recorded: !w.dryRun };
+  }
+
+  /** The version's logged inputs against its reference ('insufficient-data' without one). */
   async drift(model: string, version: number, threshold: number): Promise<DriftReport> {
     const width = await this.width(model, version);
     const ref = await this.store.getInputStats(model, version);
     const acc = new StatsAccumulator(width);
-    for (const p of await this.store.listPayloads(model, { version })) if (p.input.data.length % width === 0) acc.add(p.input.data);
+    for (const p of await this.logged(model, version)) if (p.input.data.length % width === 0) acc.add(p.input.data);
     const empty = { count: 0, mean: new Array<number>(width).fill(0), variance: new Array<number>(width).fill(0) };
     return {
       model,
@@ -77,6 +92,10 @@ export class InputReferences {
       reference: ref ? { source: ref.source, count: ref.count, createdAt: ref.createdAt } : null,
       summary: driftSummary(ref ?? empty, acc.stats(), threshold),
     };
+  }
+
+  private logged(model: string, version: number): Promise<PayloadRecord[]> {
+    return this.store.listPayloads(model, { version });
   }
 
   private async width(model: string, version: number): Promise<number> {

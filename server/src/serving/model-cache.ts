@@ -5,6 +5,7 @@ import type { Registry } from '../registry/registry.js';
 import { isWeightsVariant, type WeightsVariant } from '../registry/variants.js';
 import type { VersionRecord } from '../store/records.js';
 import { Batcher, type BatchingConfig, type BatcherStats } from './batcher.js';
+import { InstancePool } from './instance-pool.js';
 import { LatencySet, RateWindow, type LatencySummary } from './histogram.js';
 import type { ModelIO } from './infer-input.js';
 
@@ -16,6 +17,8 @@ import type { ModelIO } from './infer-input.js';
 export class ServedModel {
   readonly io: ModelIO;
   readonly batcher: Batcher;
+  /** Worker-thread instances (`batching.instances` > 0); null: inference runs on the main thread. */
+  private pool: InstancePool | null = null;
   readonly latency = new LatencySet();
   readonly rate = new RateWindow();
   requests = 0;
@@ -33,6 +36,8 @@ export class ServedModel {
     readonly loadMs: number,
     public warmupMs: number,
     batching: BatchingConfig,
+    /** The weights the model was built from (instances build their copies from them). */
+    private readonly weights: Float32Array,
   ) {
     const inputShape = record.spec.inputShape;
     const outShape = (model.outputs[0].shape.slice(1) as Array<number | null>).map((d) => d ?? 1);
@@ -44,7 +49,42 @@ export class ServedModel {
       outputShape: outShape,
       outWidth: outShape.reduce((a, b) => a * b, 1),
     };
-    this.batcher = new Batcher((x, rows) => this.predict(x, rows), this.io.rowWidth, this.io.outWidth, batching);
+    this.batcher = new Batcher((x, rows) => (this.pool ? this.pool.run(x, rows) : this.predict(x, rows)), this.io.rowWidth, this.io.outWidth, batching);
+  }
+
+  /**
+   * Apply batching settings, starting or retiring worker instances to match `instances`
+   * (resolves once new instances are ready; FL_ERR_SERVING_UNAVAILABLE if they cannot start).
+   */
+  async configure(b: BatchingConfig): Promise<void> {
+    const n = b.instances ?? 0;
+    if (n > 0) {
+      if (!this.pool) {
+        const pool = new InstancePool({ spec: this.record.spec, weights: this.weights, rowWidth: this.io.rowWidth, outWidth: this.io.outWidth, rows: Math.max(1, b.maxBatchSize) });
+        try {
+          await pool.resize(n);
+        } catch (err) {
+          await pool.close();
+          throw err;
+        }
+        this.pool = pool;
+      } else await this.pool.resize(n);
+    } else if (this.pool) {
+      const old = this.pool;
+      this.pool = null;
+      void old.resize(0);
+    }
+    this.batcher.configure(b, Math.max(1, n));
+  }
+
+  /** Instance statistics (null on the main thread). */
+  get instances(): { size: number; restarts: number; backend: string } | null {
+    return this.pool ? { size: this.pool.size, restarts: this.pool.restarts, backend: this.pool.backend } : null;
+  }
+
+  /** Tests: make one busy instance exit abruptly; false when none is busy. */
+  crashInstance(): boolean {
+    return this.pool?.crashOne() ?? false;
   }
 
   /** One request answered (shadow copies included). */
@@ -69,6 +109,8 @@ export class ServedModel {
 
   dispose(): void {
     this.model.dispose();
+    void this.pool?.close();
+    this.pool = null;
   }
 
   info(): ServedModelInfo {
@@ -86,6 +128,7 @@ export class ServedModel {
       latencyMs: this.latency.summary(),
       batching: this.batcher.settings,
       batcher: this.batcher.stats(),
+      instances: this.instances,
       io: this.io,
     };
   }
@@ -105,6 +148,7 @@ export interface ServedModelInfo {
   latencyMs: { queue: LatencySummary; compute: LatencySummary; total: LatencySummary };
   batching: BatchingConfig;
   batcher: BatcherStats;
+  instances: { size: number; restarts: number; backend: string } | null;
   io: ModelIO;
 }
 
@@ -190,10 +234,18 @@ export class ModelCache {
       throw new AppError('FL_ERR_SERVING_UNAVAILABLE', { model, version, why: 'serving supports models with one input and one output' });
     }
     const loadMs = performance.now() - t0;
-    const served = new ServedModel(key, record, variant, tfModel, bytes, loadMs, 0, this.opts.batching);
+    const served = new ServedModel(key, record, variant, tfModel, bytes, loadMs, 0, this.opts.batching, weights);
     const t1 = performance.now();
     const warmRows = Math.max(1, this.opts.batching.maxBatchSize);
     served.predict(new Float32Array(warmRows * served.io.rowWidth), warmRows);
+    if (this.opts.batching.instances) {
+      try {
+        await served.configure(this.opts.batching);
+      } catch (err) {
+        served.dispose();
+        throw err;
+      }
+    }
     served.warmupMs = performance.now() - t1;
     if (this.closed) {
       served.dispose();

@@ -13,8 +13,6 @@ export interface ServingOptions {
   payloadCapPerModel?: number;
   /** Rows of one request that are logged (the first ones; the record notes the original count). Default 32. */
   payloadMaxRows?: number;
-  /** Rows served after a version's first load that become its drift reference when none was recorded. Default 200. */
-  referenceWindow?: number;
   /** Largest batch dimension of one request. Default 1024. */
   maxRowsPerRequest?: number;
   /** How long an alias resolution is reused. Default 1000 ms. */
@@ -37,7 +35,6 @@ export function resolveServingOptions(o: ServingOptions): ResolvedServingOptions
     payloadSampleRate: o.payloadSampleRate ?? 0.01,
     payloadCapPerModel: o.payloadCapPerModel ?? 1000,
     payloadMaxRows: o.payloadMaxRows ?? 32,
-    referenceWindow: o.referenceWindow ?? 200,
     maxRowsPerRequest: o.maxRowsPerRequest ?? 1024,
     aliasTtlMs: o.aliasTtlMs ?? 1000,
     warmIntervalMs: o.warmIntervalMs ?? 2000,
@@ -46,7 +43,7 @@ export function resolveServingOptions(o: ServingOptions): ResolvedServingOptions
   };
   const bad = (option: string, rule: string) => new AppError('FL_ERR_CONFIG_INVALID', { option: `serving.${option}`, rule });
   if (!(r.payloadSampleRate >= 0 && r.payloadSampleRate <= 1)) throw bad('payloadSampleRate', 'in [0, 1]');
-  for (const k of ['maxModelBytes', 'payloadCapPerModel', 'payloadMaxRows', 'referenceWindow', 'maxRowsPerRequest', 'feedbackCapacity'] as const) {
+  for (const k of ['maxModelBytes', 'payloadCapPerModel', 'payloadMaxRows', 'maxRowsPerRequest', 'feedbackCapacity'] as const) {
     if (!(Number.isInteger(r[k]) && r[k] >= 1)) throw bad(k, 'an integer >= 1');
   }
   for (const k of ['aliasTtlMs', 'warmIntervalMs'] as const) if (!(r[k] >= 0)) throw bad(k, '>= 0');
@@ -55,5 +52,7 @@ export function resolveServingOptions(o: ServingOptions): ResolvedServingOptions
   if (b.maxQueueSize !== undefined && !(Number.isInteger(b.maxQueueSize) && b.maxQueueSize >= 1)) throw bad('batching.maxQueueSize', 'an integer >= 1');
   if (b.maxQueueDelayMs !== undefined && !(b.maxQueueDelayMs >= 0)) throw bad('batching.maxQueueDelayMs', '>= 0');
   if (b.timeoutMs !== undefined && !(b.timeoutMs >= 0)) throw bad('batching.timeoutMs', '>= 0 (0: none)');
+  if (b.delay !== undefined && b.delay !== 'adaptive' && b.delay !== 'fixed') throw bad('batching.delay', "'adaptive' or 'fixed'");
+  if (b.instances !== undefined && !(Number.isInteger(b.instances) && b.instances >= 0 && b.instances <= 64)) throw bad('batching.instances', 'an integer in [0, 64]');
   return r;
 }

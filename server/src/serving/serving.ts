@@ -8,7 +8,7 @@ import { DEFAULT_BATCHING, type BatchingConfig } from './batcher.js';
 import { deploymentStats } from './deployment-stats.js';
 import { FeedbackLedger } from './feedback-ledger.js';
 import type { FeatureStats } from './drift.js';
-import { InputReferences, type DriftReport } from './input-reference.js';
+import { InputReferences, type ConfirmedReference, type DriftReport, type ReferenceWindow } from './input-reference.js';
 import type { ModelIO, ParsedInput } from './infer-input.js';
 import { ModelCache, type ServedModel, type ServedModelInfo } from './model-cache.js';
 import { PayloadLog } from './payload-log.js';
@@ -51,7 +51,7 @@ export interface InferResult {
   totalMs: number;
 }
 
-export type DeploymentInput = Pick<DeploymentRecord, 'name' | 'model' | 'routing' | 'batching' | 'description'>;
+export type DeploymentInput = Pick<DeploymentRecord, 'name' | 'model' | 'routing' | 'batching' | 'feedback' | 'description'>;
 
 const DEPLOYMENT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -103,10 +103,9 @@ export class Serving {
       ready: async () => (this.backendName = await deps.backend()),
       onLoad: (m) => {
         deps.logger.info({ model: m.record.model, version: m.record.version, variant: m.variant, coldStartMs: m.coldStartMs }, 'serving: version loaded');
-        void this.references.start(m);
       },
     });
-    this.references = new InputReferences(deps.store, deps.registry, this.opts.referenceWindow, deps.logger);
+    this.references = new InputReferences(deps.store, deps.registry);
     this.payloads = new PayloadLog(deps.store, {
       rate: this.opts.payloadSampleRate,
       capPerModel: this.opts.payloadCapPerModel,
@@ -168,6 +167,18 @@ export class Serving {
     return record.version;
   }
 
+  /**
+   * A new version of `model` was published, or one of its aliases moved (the coordinator's publish
+   * hook and the registry's onAliasChanged, see app.ts): forget
+   * its cached alias resolutions so the next request resolves `latest` (and any alias) afresh, and
+   * warm what moved in the background. Never throws.
+   */
+  published(model: string): void {
+    for (const key of [...this.resolved.keys()]) if (key.startsWith(`${model}\u0000`)) this.resolved.delete(key);
+    if (!this.servedLatest.has(model) && ![...this.runtimes.values()].some((rt) => rt.record.model === model)) return;
+    void this.refreshAliases().catch((err) => this.deps.logger.warn({ err, model }, 'serving: warming a published version failed'));
+  }
+
   private runtime(name: string): DeploymentRuntime | null {
     return this.runtimes.get(name) ?? null;
   }
@@ -179,8 +190,8 @@ export class Serving {
       const { name, updatedAt } = rt.record;
       const prev = this.configuredBy.get(served);
       if (!prev || (prev.name === name ? prev.updatedAt !== updatedAt : updatedAt > prev.updatedAt)) {
-        served.batcher.configure({ ...this.defaults, ...rt.record.batching });
         this.configuredBy.set(served, { name, updatedAt });
+        await served.configure({ ...this.defaults, ...rt.record.batching });
       }
     }
     return served;
@@ -288,7 +299,6 @@ export class Serving {
         const shadow = routed ? rt.shadowFor(req.requestId) : null;
         if (shadow) this.mirror(rt, shadow, input, res.output, totalMs, served.io.outWidth);
       }
-      this.references.feed(served, input);
       this.payloads.offer(req.requestId, () => {
         const io = served!.io;
         const rows = Math.min(input.rows, this.opts.payloadMaxRows);
@@ -416,6 +426,7 @@ export class Serving {
       model: input.model,
       routing: input.routing,
       batching: input.batching,
+      feedback: input.feedback,
       description: input.description,
       // Arms of targets that stay keep what they learned (DeploymentRuntime.configure matches them by key).
       state: input.routing.mode === 'bandit' && rt.bandit ? { arms: rt.bandit.snapshot() } : undefined,
@@ -493,6 +504,12 @@ export class Serving {
   /** Record the drift reference of a version (e.g. by the publisher, from its training data). */
   putReference(model: string, version: number, s: FeatureStats, source = 'publish'): Promise<void> {
     return this.references.put(model, version, s, source);
+  }
+
+  /** Record a window of a version's logged payloads as its drift reference (an operator's confirmation). */
+  async confirmReference(model: string, version: number, window: ReferenceWindow): Promise<ConfirmedReference> {
+    await this.payloads.flush();
+    return this.references.confirmWindow(model, version, window);
   }
 
   /** Drift of a version's logged inputs (default: `latest`) against its reference. */

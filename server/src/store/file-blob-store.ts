@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppError } from '@flotilla/protocol';
 import type { BlobStore } from './blob-store.js';
+import { ownerOnly } from './data-dir.js';
 import { sha256Hex } from './memory-blob-store.js';
 
 const SHA256 = /^[0-9a-f]{64}$/;
@@ -29,6 +30,10 @@ async function fsyncPath(path: string): Promise<void> {
  *
  * get: reads the whole file and verifies its sha256; a mismatch throws FL_ERR_BLOB_CORRUPT and the
  * bytes are never returned.
+ *
+ * Blobs are the owner's alone: directories 0700, files 0600 (data-dir.ts). sweep(referenced)
+ * removes blobs no version references (left by a commit that failed after its blobs were
+ * written), run at start-up by openStorage before anything else writes.
  */
 export class FileBlobStore implements BlobStore {
   readonly root: string;
@@ -43,7 +48,8 @@ export class FileBlobStore implements BlobStore {
   /** Creates the directories and removes stale temp files; called lazily by put/get. */
   init(): Promise<void> {
     this.ready ??= (async () => {
-      await mkdir(this.tmp, { recursive: true });
+      await mkdir(this.tmp, { recursive: true, mode: 0o700 });
+      ownerOnly(this.root, 0o700);
       const now = Date.now();
       for (const name of await readdir(this.tmp)) {
         const p = join(this.tmp, name);
@@ -68,10 +74,10 @@ export class FileBlobStore implements BlobStore {
     if (await this.intact(target, sha256)) return { sha256, size };
 
     const dir = join(this.root, sha256.slice(0, 2));
-    const created = (await mkdir(dir, { recursive: true })) !== undefined;
+    const created = (await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined;
     if (created) await fsyncPath(this.root);
     const tmp = join(this.tmp, `${sha256}.${randomBytes(6).toString('hex')}`);
-    const fh = await open(tmp, 'wx');
+    const fh = await open(tmp, 'wx', 0o600);
     try {
       await fh.writeFile(bytes);
       await fh.sync();
@@ -81,6 +87,35 @@ export class FileBlobStore implements BlobStore {
       throw err;
     }
     await fh.close();
+    await rename(tmp, target);
+    await fsyncPath(dir);
+    return { sha256, size };
+  }
+
+  /** Streams into a temp file while hashing, then fsync and rename as put does (the name is known only at the end). */
+  async putStream(chunks: AsyncIterable<Uint8Array>): Promise<{ sha256: string; size: number }> {
+    await this.init();
+    const tmp = join(this.tmp, `stream.${randomBytes(8).toString('hex')}`);
+    const fh = await open(tmp, 'wx');
+    const hash = createHash('sha256');
+    let size = 0;
+    try {
+      for await (const c of chunks) {
+        hash.update(c);
+        size += c.byteLength;
+        await fh.write(c);
+      }
+      await fh.sync();
+    } catch (err) {
+      await fh.close();
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    await fh.close();
+    const sha256 = hash.digest('hex');
+    const target = this.pathOf(sha256);
+    const dir = join(this.root, sha256.slice(0, 2));
+    if ((await mkdir(dir, { recursive: true })) !== undefined) await fsyncPath(this.root);
     await rename(tmp, target);
     await fsyncPath(dir);
     return { sha256, size };
@@ -106,6 +141,48 @@ export class FileBlobStore implements BlobStore {
   }
 
   async close(): Promise<void> {}
+
+  async probeWrite(): Promise<void> {
+    await this.init();
+    const path = join(this.tmp, `probe.${randomBytes(6).toString('hex')}`);
+    try {
+      const fh = await open(path, 'wx', 0o600);
+      try {
+        await fh.writeFile(Buffer.alloc(64 * 1024));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } finally {
+      await rm(path, { force: true });
+    }
+  }
+
+  /**
+   * Remove every blob whose hash is not in `referenced`, and tighten the mode of those kept to
+   * 0600. Only safe while nothing else writes blobs (start-up): a put in flight is unreferenced
+   * until its version is committed.
+   */
+  async sweep(referenced: ReadonlySet<string>): Promise<{ removed: number; bytes: number }> {
+    await this.init();
+    let removed = 0;
+    let bytes = 0;
+    for (const fan of await readdir(this.root)) {
+      if (!/^[0-9a-f]{2}$/.test(fan)) continue;
+      for (const name of await readdir(join(this.root, fan))) {
+        if (!SHA256.test(name)) continue; // not a blob: leave it
+        const path = join(this.root, fan, name);
+        if (referenced.has(name)) {
+          ownerOnly(path, 0o600);
+          continue;
+        }
+        bytes += (await stat(path).catch(() => null))?.size ?? 0;
+        await rm(path, { force: true });
+        removed++;
+      }
+    }
+    return { removed, bytes };
+  }
 
   private async intact(path: string, sha256: string): Promise<boolean> {
     try {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GridFSBucket, type Db, type GridFSFile } from 'mongodb';
@@ -45,6 +46,36 @@ export class GridFsBlobStore implements BlobStore {
     }
     const upload = this.bucket.openUploadStream(sha256, { metadata: { sha256, size } });
     await pipeline(Readable.from([Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]), upload);
+    return { sha256, size };
+  }
+
+  /**
+   * Uploads under a provisional name while hashing, then renames the file to its sha256 (GridFS
+   * writes the files document last, so an aborted stream leaves only orphan chunks).
+   */
+  async putStream(chunks: AsyncIterable<Uint8Array>): Promise<{ sha256: string; size: number }> {
+    const hash = createHash('sha256');
+    let size = 0;
+    const upload = this.bucket.openUploadStream(`partial.${Date.now()}.${Math.random().toString(36).slice(2)}`);
+    async function* counted(): AsyncIterable<Buffer> {
+      for await (const c of chunks) {
+        hash.update(c);
+        size += c.byteLength;
+        yield Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+      }
+    }
+    try {
+      await pipeline(Readable.from(counted()), upload);
+    } catch (err) {
+      await upload.abort().catch(() => undefined);
+      throw err;
+    }
+    const sha256 = hash.digest('hex');
+    if (await this.newest(sha256)) {
+      await this.bucket.delete(upload.id);
+      return { sha256, size };
+    }
+    await this.bucket.rename(upload.id, sha256);
     return { sha256, size };
   }
 

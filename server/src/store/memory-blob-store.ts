@@ -14,6 +14,11 @@ export class MemoryBlobStore implements BlobStore {
     if (!this.blobs.has(sha256)) this.blobs.set(sha256, bytes.slice());
     return { sha256, size: bytes.byteLength };
   }
+  async putStream(chunks: AsyncIterable<Uint8Array>): Promise<{ sha256: string; size: number }> {
+    const parts: Uint8Array[] = [];
+    for await (const c of chunks) parts.push(c.slice());
+    return this.put(Buffer.concat(parts));
+  }
   async get(sha256: string): Promise<Uint8Array | null> {
     const b = this.blobs.get(sha256);
     if (!b) return null;

@@ -182,6 +182,16 @@ export class MemoryStore implements Store {
   async listClients(taskId?: string): Promise<ClientRecord[]> {
     return [...this.clients.values()].filter((c) => taskId === undefined || c.taskId === taskId).map(clone);
   }
+  async countClientsByToken(tokenId: string | null): Promise<number> {
+    let n = 0;
+    for (const c of this.clients.values()) if (c.tokenId === tokenId) n++;
+    return n;
+  }
+  async deleteClientsSeenBefore(cutoff: number): Promise<string[]> {
+    const gone = [...this.clients.values()].filter((c) => c.lastSeen < cutoff && !c.revoked).map((c) => c.id);
+    for (const id of gone) this.clients.delete(id);
+    return gone;
+  }
 
   async putToken(t: TokenRecord): Promise<void> {
     if (this.tokens.has(t.id)) throw new AppError('FL_ERR_STORE_CONFLICT', { token: t.id });

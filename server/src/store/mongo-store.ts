@@ -424,6 +424,19 @@ export class MongoStore implements Store {
     return docs.map((d) => ({ id: d._id as unknown as string, ...strip<Omit<ClientRecord, 'id'>>(d)! }) as ClientRecord);
   }
 
+  async countClientsByToken(tokenId: string | null): Promise<number> {
+    // `{ tokenId: null }` alone would also match records with no binding (the field absent).
+    return this.clients.countDocuments(tokenId === null ? { tokenId: { $type: 'null' } } : { tokenId });
+  }
+
+  /** Deletes by id the records found stale, re-checking the filter so a record touched meanwhile stays. */
+  async deleteClientsSeenBefore(cutoff: number): Promise<string[]> {
+    const filter = { lastSeen: { $lt: cutoff }, revoked: false };
+    const ids = (await this.clients.find(filter, { projection: { _id: 1 } }).toArray()).map((d) => d._id as unknown as string);
+    if (ids.length > 0) await this.clients.deleteMany({ ...filter, _id: { $in: ids as never[] } });
+    return ids;
+  }
+
   // ---- tokens ----
 
   async putToken(t: TokenRecord): Promise<void> {

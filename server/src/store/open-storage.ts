@@ -6,6 +6,8 @@ import { MemoryBlobStore } from './memory-blob-store.js';
 import { MemoryStore } from './memory-store.js';
 import { MongoStore, dbNameOf } from './mongo-store.js';
 import { SqliteStore } from './sqlite-store.js';
+import { referencedBlobs } from './blob-sweep.js';
+import { guardStorage, type StorageHealth } from './storage-health.js';
 import type { Store } from './store.js';
 
 export interface StorageOptions {
@@ -20,6 +22,10 @@ export interface StorageOptions {
 export interface Storage {
   store: Store;
   blobs: BlobStore;
+  /** Whether writes can succeed (full disk), for /readyz; store and blobs report to it. */
+  health: StorageHealth;
+  /** Embedded mode: unreferenced blobs removed at start-up (a failed commit's leftovers). */
+  swept?: { removed: number; bytes: number };
   /** Closes both (and the shared MongoClient). Call once, from the app's onClose. */
   close(): Promise<void>;
 }
@@ -27,7 +33,11 @@ export interface Storage {
 /**
  * The one place that picks the persistence pair: MongoDB + GridFS when a URL is given, SQLite +
  * files when a data dir is given, memory otherwise (tests, throwaway runs). The store is
- * initialised (schema migrated, indexes created) before this resolves.
+ * initialised (schema migrated, indexes created) before this resolves. Store and blobs come back
+ * guarded by one StorageHealth (storage-health.ts). In embedded mode the data dir is checked
+ * (data-dir.ts), the database integrity-checked (sqlite-store.ts), and blobs no version references
+ * are swept before anything writes; MongoDB mode sweeps nothing, since several nodes share GridFS
+ * and a sweep would race their commits.
  */
 export async function openStorage(options: StorageOptions): Promise<Storage> {
   let store: Store;
@@ -49,8 +59,7 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
       throw err;
     }
     return {
-      store,
-      blobs,
+      ...guardStorage(store, blobs, false),
       close: async () => {
         await store.close();
         await blobs.close();
@@ -58,19 +67,26 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
       },
     };
   }
+  let swept: Storage['swept'];
   if (options.dataDir) {
     store = new SqliteStore({ dataDir: options.dataDir });
+    await store.init();
     const files = new FileBlobStore(options.dataDir);
-    await files.init();
+    try {
+      swept = await files.sweep(await referencedBlobs(store));
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
     blobs = files;
   } else {
     store = new MemoryStore();
     blobs = new MemoryBlobStore();
+    await store.init();
   }
-  await store.init();
   return {
-    store,
-    blobs,
+    ...guardStorage(store, blobs, options.dataDir !== undefined),
+    ...(swept ? { swept } : {}),
     close: async () => {
       await store.close();
       await blobs.close();

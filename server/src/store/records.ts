@@ -78,7 +78,10 @@ export interface VersionRecord {
   createdAt: number;
   taskId?: string;
   round?: number;
+  /** The version this one came from: `parentVersion` of `parentModel` (this model when absent). */
   parentVersion?: number;
+  /** Set when the parent is a version of another model (a task fine-tuned from a registry version). */
+  parentModel?: string;
   spec: ModelSpec;
   metrics: Record<string, number>;
   artifacts: ArtifactRef[];
@@ -118,20 +121,31 @@ export interface ClientRecord {
   reportsAccepted: number;
   reportsRejected: number;
   revoked: boolean;
+  /**
+   * The credential the device id is bound to: the id of the token it first connected with, null
+   * for the bootstrap device token; absent on records made before binding existed (bound at
+   * their next handshake). Handshakes for this id with another credential are refused.
+   */
+  tokenId?: string | null;
 }
 
-/** Role a credential grants: `admin` everything, `viewer` read-only admin API, `device` a device of one task. */
-export type TokenRole = 'admin' | 'viewer' | 'device';
+/**
+ * Role a credential grants: `admin` everything, `viewer` read-only admin API, `device` a device of
+ * one task (and that task's model), `inference` inference and bandit feedback (docs/api.md).
+ */
+export type TokenRole = 'admin' | 'viewer' | 'device' | 'inference';
 
 /**
  * An API or enrolment token. Only the sha256 of the secret is stored (hex); the secret itself is
- * shown once, at creation. `taskId` scopes device tokens to one task.
+ * shown once, at creation. `taskId` scopes device tokens to one task; `endpoints` scopes inference
+ * tokens to those deployments or models (absent: every endpoint).
  */
 export interface TokenRecord {
   id: string;
   hash: string;
   role: TokenRole;
   taskId?: string;
+  endpoints?: string[];
   name?: string;
   createdAt: number;
   createdBy: string;
@@ -164,7 +178,21 @@ export interface BatchingConfig {
   maxQueueDelayMs: number;
   maxQueueSize: number;
   timeoutMs: number;
+  /**
+   * 'adaptive' (default): a partial batch runs at once when an instance is idle and waits up to
+   * maxQueueDelayMs only while that measurably raises throughput; 'fixed': always wait (Triton's).
+   */
+  delay?: 'adaptive' | 'fixed';
+  /** Worker-thread model instances; 0 (default) runs inference on the main thread. */
+  instances?: number;
 }
+
+/**
+ * Who may send a deployment bandit feedback (admin tokens always may): `callers`, whoever may run
+ * inference on it (inference tokens whose scope admits it; anyone with publicInference);
+ * `tokens`, only the issued tokens listed by id; `admin`, nobody else.
+ */
+export type FeedbackPolicy = { allow: 'callers' } | { allow: 'admin' } | { allow: 'tokens'; tokenIds: string[] };
 
 /** A named inference endpoint over one model. */
 export interface DeploymentRecord {
@@ -172,6 +200,8 @@ export interface DeploymentRecord {
   model: string;
   routing: DeploymentRouting;
   batching?: Partial<BatchingConfig>;
+  /** Absent: `{ allow: 'callers' }`. */
+  feedback?: FeedbackPolicy;
   /** Learned routing state (bandit arms), written by serving; opaque to stores. */
   state?: unknown;
   description?: string;
@@ -201,7 +231,7 @@ export interface InputStatsRecord {
   count: number;
   mean: number[];
   variance: number[];
-  /** Where they came from: 'publish' (recorded with the version) or 'first-window' (the first sampled requests served). */
+  /** Where they came from: 'publish' (recorded by the publisher) or 'confirmed-window' (logged payloads an operator confirmed). */
   source: string;
   createdAt: number;
 }

@@ -123,6 +123,7 @@ export function versionFromRow(r: Row): VersionRecord {
   opt(v, 'taskId', r.task_id);
   opt(v, 'round', r.round);
   opt(v, 'parentVersion', r.parent_version);
+  opt(v, 'parentModel', r.parent_model);
   opt(v, 'description', r.description);
   return v;
 }
@@ -135,6 +136,7 @@ export function versionToRow(v: VersionRecord): Row {
     task_id: v.taskId ?? null,
     round: v.round ?? null,
     parent_version: v.parentVersion ?? null,
+    parent_model: v.parentModel ?? null,
     spec: json(v.spec),
     metrics: json(v.metrics),
     artifacts: json(v.artifacts),
@@ -171,7 +173,12 @@ export const clientFromRow = (r: Row): ClientRecord => ({
   reportsAccepted: r.reports_accepted as number,
   reportsRejected: r.reports_rejected as number,
   revoked: r.revoked === 1,
+  ...(r.token_id === null || r.token_id === undefined ? {} : { tokenId: r.token_id === '' ? null : (r.token_id as string) }),
 });
+
+/** Column values of a client row, in the order of the INSERT in sqlite-store.ts. */
+export const clientRow = (c: ClientRecord) =>
+  [c.id, c.taskId, c.firstSeen, c.lastSeen, c.roundsJoined, c.reportsAccepted, c.reportsRejected, c.revoked ? 1 : 0, c.tokenId === undefined ? null : (c.tokenId ?? '')] as const;
 
 export const tokenFromRow = (r: Row): TokenRecord => {
   const t: TokenRecord = {
@@ -183,6 +190,7 @@ export const tokenFromRow = (r: Row): TokenRecord => {
     revoked: r.revoked === 1,
   };
   opt(t, 'taskId', r.task_id);
+  if (r.endpoints !== null && r.endpoints !== undefined) t.endpoints = parse<string[]>(r.endpoints);
   opt(t, 'name', r.name);
   opt(t, 'expiresAt', r.expires_at);
   opt(t, 'revokedAt', r.revoked_at);

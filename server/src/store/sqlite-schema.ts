@@ -151,7 +151,19 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE tasks ADD COLUMN screening_state TEXT;
   `,
-  // 5: cluster mode: the highest leader fencing token seen per task; a commit carrying a lower one is refused.
+  // 5: the credential a device id is bound to ('' marks the bootstrap device token; NULL: not bound yet).
+  `
+  ALTER TABLE clients ADD COLUMN token_id TEXT;
+  `,
+  // 6: inference tokens scoped to endpoints (a JSON array of names; NULL: every endpoint).
+  `
+  ALTER TABLE tokens ADD COLUMN endpoints TEXT;
+  `,
+  // 7: lineage across models: the model a version was fine-tuned from (parent_version is its version there).
+  `
+  ALTER TABLE versions ADD COLUMN parent_model TEXT;
+  `,
+  // 8: cluster mode: the highest leader fencing token seen per task; a commit carrying a lower one is refused.
   `
   ALTER TABLE tasks ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
   `,

@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import type { Database, Statement } from 'better-sqlite3';
@@ -14,6 +13,7 @@ import type {
   TokenRecord,
   VersionRecord,
 } from './records.js';
+import { ownerOnly, prepareDataDir, touchOwnerOnly } from './data-dir.js';
 import { migrate } from './sqlite-schema.js';
 import {
   type Row,
@@ -29,6 +29,7 @@ import {
   aliasFromRow,
   historyFromRow,
   clientFromRow,
+  clientRow,
   tokenFromRow,
   modelFromRow,
 } from './sqlite-rows.js';
@@ -69,11 +70,26 @@ export class SqliteStore implements Store {
     this.path = join(options.dataDir, 'flotilla.db');
   }
 
+  /**
+   * Open (creating the data dir 0700 and the database 0600; SQLite gives -wal and -shm the
+   * database's mode), check integrity, migrate. Throws FL_ERR_STORE_NOT_WRITABLE or
+   * FL_ERR_STORE_CORRUPT naming the path: a database that fails `PRAGMA quick_check` (b-tree
+   * structure, page and index consistency; O(database size)) is never served from.
+   */
   async init(): Promise<void> {
     if (this.db) return;
-    mkdirSync(this.options.dataDir, { recursive: true });
-    const db = new BetterSqlite3(this.path);
+    prepareDataDir(this.options.dataDir);
+    let db: Database;
     try {
+      touchOwnerOnly(this.path);
+      for (const f of [this.path, `${this.path}-wal`, `${this.path}-shm`]) ownerOnly(f, 0o600);
+      db = new BetterSqlite3(this.path);
+    } catch (err) {
+      throw new AppError('FL_ERR_STORE_NOT_WRITABLE', { path: this.path, why: (err as Error).message });
+    }
+    try {
+      const problems = (db.pragma('quick_check') as Array<{ quick_check: string }>).map((r) => r.quick_check);
+      if (problems.length !== 1 || problems[0] !== 'ok') throw new AppError('FL_ERR_STORE_CORRUPT', { path: this.path, problems: problems.slice(0, 10) });
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
@@ -81,6 +97,8 @@ export class SqliteStore implements Store {
       migrate(db);
     } catch (err) {
       db.close();
+      const code = String((err as { code?: unknown }).code ?? '');
+      if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') throw new AppError('FL_ERR_STORE_CORRUPT', { path: this.path, why: (err as Error).message });
       throw err;
     }
     this.db = db;
@@ -225,8 +243,8 @@ export class SqliteStore implements Store {
   private insertVersion(v: VersionRecord): void {
     try {
       this.q(
-        `INSERT INTO versions (model, version, created_at, task_id, round, parent_version, spec, metrics, artifacts, tags, description, archived)
-         VALUES (@model, @version, @created_at, @task_id, @round, @parent_version, @spec, @metrics, @artifacts, @tags, @description, @archived)`,
+        `INSERT INTO versions (model, version, created_at, task_id, round, parent_version, parent_model, spec, metrics, artifacts, tags, description, archived)
+         VALUES (@model, @version, @created_at, @task_id, @round, @parent_version, @parent_model, @spec, @metrics, @artifacts, @tags, @description, @archived)`,
       ).run(versionToRow(v));
     } catch (err) {
       if (isDuplicate(err)) throw new AppError('FL_ERR_VERSION_IMMUTABLE', { model: v.model, version: v.version });
@@ -354,18 +372,18 @@ export class SqliteStore implements Store {
 
   async upsertClient(c: ClientRecord): Promise<void> {
     this.q(
-      `INSERT OR REPLACE INTO clients (id, task_id, first_seen, last_seen, rounds_joined, reports_accepted, reports_rejected, revoked)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(c.id, c.taskId, c.firstSeen, c.lastSeen, c.roundsJoined, c.reportsAccepted, c.reportsRejected, c.revoked ? 1 : 0);
+      `INSERT OR REPLACE INTO clients (id, task_id, first_seen, last_seen, rounds_joined, reports_accepted, reports_rejected, revoked, token_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(...clientRow(c));
   }
 
   async upsertClients(cs: readonly ClientRecord[]): Promise<void> {
     const stmt = this.q(
-      `INSERT OR REPLACE INTO clients (id, task_id, first_seen, last_seen, rounds_joined, reports_accepted, reports_rejected, revoked)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR REPLACE INTO clients (id, task_id, first_seen, last_seen, rounds_joined, reports_accepted, reports_rejected, revoked, token_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.conn.transaction(() => {
-      for (const c of cs) stmt.run(c.id, c.taskId, c.firstSeen, c.lastSeen, c.roundsJoined, c.reportsAccepted, c.reportsRejected, c.revoked ? 1 : 0);
+      for (const c of cs) stmt.run(...clientRow(c));
     })();
   }
 
@@ -379,14 +397,38 @@ export class SqliteStore implements Store {
     return (rows as Row[]).map(clientFromRow);
   }
 
+  async countClientsByToken(tokenId: string | null): Promise<number> {
+    return (this.q('SELECT COUNT(*) AS n FROM clients WHERE token_id = ?').get(tokenId ?? '') as { n: number }).n;
+  }
+
+  async deleteClientsSeenBefore(cutoff: number): Promise<string[]> {
+    return this.conn.transaction(() => {
+      const ids = (this.q('SELECT id FROM clients WHERE last_seen < ? AND revoked = 0').all(cutoff) as Array<{ id: string }>).map((r) => r.id);
+      this.q('DELETE FROM clients WHERE last_seen < ? AND revoked = 0').run(cutoff);
+      return ids;
+    })();
+  }
+
   // ---- tokens ----
 
   async putToken(t: TokenRecord): Promise<void> {
     try {
       this.q(
-        `INSERT INTO tokens (id, hash, role, task_id, name, created_at, created_by, expires_at, revoked, revoked_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(t.id, t.hash, t.role, t.taskId ?? null, t.name ?? null, t.createdAt, t.createdBy, t.expiresAt ?? null, t.revoked ? 1 : 0, t.revokedAt ?? null);
+        `INSERT INTO tokens (id, hash, role, task_id, endpoints, name, created_at, created_by, expires_at, revoked, revoked_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        t.id,
+        t.hash,
+        t.role,
+        t.taskId ?? null,
+        t.endpoints ? json(t.endpoints) : null,
+        t.name ?? null,
+        t.createdAt,
+        t.createdBy,
+        t.expiresAt ?? null,
+        t.revoked ? 1 : 0,
+        t.revokedAt ?? null,
+      );
     } catch (err) {
       if (isDuplicate(err)) throw new AppError('FL_ERR_STORE_CONFLICT', { token: t.id });
       throw err;

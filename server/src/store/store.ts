@@ -101,6 +101,10 @@ export interface Store {
   upsertClients(clients: readonly ClientRecord[]): Promise<void>;
   getClient(id: string): Promise<ClientRecord | null>;
   listClients(taskId?: string): Promise<ClientRecord[]>;
+  /** Client records bound to the token `tokenId` (null: the bootstrap device token), revoked ones included. */
+  countClientsByToken(tokenId: string | null): Promise<number>;
+  /** Delete the records of clients last seen before `cutoff` (epoch ms), except revoked ones; returns their ids. */
+  deleteClientsSeenBefore(cutoff: number): Promise<string[]>;
 
   /** Insert a token; an existing id fails with FL_ERR_STORE_CONFLICT and changes nothing. */
   putToken(token: TokenRecord): Promise<void>;

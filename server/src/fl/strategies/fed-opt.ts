@@ -41,14 +41,19 @@ export abstract class FedOpt extends FedAvg {
   /** The variant's second-moment update for one coordinate: v_new from v and d = D_i. */
   protected abstract secondMoment(v: number, d: number): number;
 
-  protected override serverUpdate(meanDelta: Float32Array, global: Float32Array): Float32Array {
+  protected override serverUpdate(meanDelta: Float32Array, global: Float32Array, commit = true): Float32Array {
     const n = global.length;
-    if (!this.m || !this.v) {
-      this.m = new Float32Array(n);
-      this.v = new Float32Array(n).fill(this.opts.tau * this.opts.tau);
+    let m = this.m ?? new Float32Array(n);
+    let v = this.v ?? new Float32Array(n).fill(this.opts.tau * this.opts.tau);
+    if (m.length !== n) throw new RangeError(`optimizer state length ${m.length} != model ${n}`);
+    // A preview updates scratch copies of the moments, leaving the state as it was.
+    if (commit) {
+      this.m = m;
+      this.v = v;
+    } else {
+      m = Float32Array.from(m);
+      v = Float32Array.from(v);
     }
-    if (this.m.length !== n) throw new RangeError(`optimizer state length ${this.m.length} != model ${n}`);
-    const { m, v } = this;
     const { beta1, eta, tau } = this.opts;
     const step = new Float32Array(n);
     for (let i = 0; i < n; i++) {

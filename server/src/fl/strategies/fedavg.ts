@@ -3,6 +3,7 @@ import { selectionSize } from '../selection.js';
 import type { AggregatorPartial, EvalResult, FitAggregator, FitFailure, FitOutcome, FitResult, Strategy } from '../strategy.js';
 import { compactMetrics, weightedMetrics } from '../strategy.js';
 import { WeightedMean } from '../weighted-mean.js';
+import { firstOutOfRange } from '../update-checks.js';
 
 /**
  * FedAvg (McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks from
@@ -57,9 +58,22 @@ export class FedAvg implements Strategy {
     return new StreamingMeanAggregator(modelLength);
   }
 
-  /** The server update applied to the averaged delta; FedAvg applies it as is. */
-  protected serverUpdate(meanDelta: Float32Array, _global: Float32Array): Float32Array {
+  /**
+   * The server update applied to the averaged delta; FedAvg applies it as is. With `commit` false
+   * it computes the step from the current state without advancing that state (a preview).
+   */
+  protected serverUpdate(meanDelta: Float32Array, _global: Float32Array, _commit = true): Float32Array {
     return meanDelta;
+  }
+
+  /**
+   * The report's delta through this strategy's server step, taken alone. For affine steps (FedAvg,
+   * FedProx, FedAvgM, norm-bounded) the round's new weights are a convex combination of these
+   * previews, so when each is in range the aggregate is too; for the adaptive FedOpt steps it is a
+   * per-report check only.
+   */
+  previewOutOfRange(delta: Float32Array, global: Float32Array): number {
+    return firstOutOfRange(global, this.serverUpdate(delta, global, false));
   }
 
   aggregateFit(_round: number, aggregator: FitAggregator, _failures: readonly FitFailure[], global: Float32Array): FitOutcome {

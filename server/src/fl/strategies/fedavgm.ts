@@ -25,10 +25,12 @@ export class FedAvgM extends FedAvg {
     super(params);
   }
 
-  protected override serverUpdate(meanDelta: Float32Array, global: Float32Array): Float32Array {
-    if (!this.velocity) this.velocity = new Float32Array(global.length);
-    if (this.velocity.length !== global.length) throw new RangeError(`momentum length ${this.velocity.length} != model ${global.length}`);
-    const v = this.velocity;
+  protected override serverUpdate(meanDelta: Float32Array, global: Float32Array, commit = true): Float32Array {
+    const current = this.velocity ?? new Float32Array(global.length);
+    if (current.length !== global.length) throw new RangeError(`momentum length ${current.length} != model ${global.length}`);
+    // A preview writes the new velocity into a scratch copy, leaving the state as it was.
+    const v = commit ? current : Float32Array.from(current);
+    if (commit) this.velocity = v;
     const { serverMomentum: beta, serverLearningRate: eta } = this.opts;
     const step = new Float32Array(v.length);
     for (let i = 0; i < v.length; i++) {

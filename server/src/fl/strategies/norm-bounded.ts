@@ -46,6 +46,13 @@ export class NormBounded extends FedAvg {
     return new ClippingMeanAggregator(modelLength, this.maxNorm);
   }
 
+  /** The delta is clipped before it counts, so it is previewed clipped. */
+  override previewOutOfRange(delta: Float32Array, global: Float32Array): number {
+    const clipped = Float32Array.from(delta);
+    clipInPlace(clipped, this.maxNorm);
+    return super.previewOutOfRange(clipped, global);
+  }
+
   override aggregateFit(round: number, aggregator: FitAggregator, failures: readonly FitFailure[], global: Float32Array): FitOutcome {
     const out = super.aggregateFit(round, aggregator, failures, global);
     return { ...out, metrics: { ...out.metrics, normClipped: (aggregator as ClippingMeanAggregator).clippedCount } };

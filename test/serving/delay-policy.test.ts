@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { DelayPolicy } from '../../server/src/serving/delay-policy.js';
+
+/** Feed `windows` windows of 200 ms in which each mode serves `rowsPerWindow[mode]` rows. */
+function drive(p: DelayPolicy, windows: number, rowsPerWindow: { eager: number; wait: number }, queuedBehind: number, t0 = 0): { modes: string[]; t: number } {
+  const modes: string[] = [];
+  let t = t0;
+  for (let w = 0; w < windows; w++) {
+    modes.push(p.mode);
+    // Ten batches per window, each as large as the mode in force serves.
+    for (let i = 1; i <= 10; i++) p.served(rowsPerWindow[p.mode] / 10, queuedBehind, t + i * 20);
+    t += 200;
+  }
+  return { modes, t };
+}
+
+describe('DelayPolicy', () => {
+  it('starts eager and never probes waiting without requests queued behind a batch (a lone client never pays the delay)', () => {
+    const p = new DelayPolicy({ windowMs: 200, probeEvery: 3 });
+    const { modes } = drive(p, 30, { eager: 100, wait: 1000 }, 0);
+    expect(new Set(modes)).toEqual(new Set(['eager']));
+  });
+
+  it('probes waiting under contention, keeps it only when it served >= gain x the rows per second, and probes back later', () => {
+    const better = new DelayPolicy({ windowMs: 200, probeEvery: 3, gain: 1.1 });
+    const up = drive(better, 12, { eager: 100, wait: 200 }, 5);
+    expect(up.modes.slice(0, 3)).toEqual(['eager', 'eager', 'eager']);
+    expect(better.switches).toBe(1);
+    // Once switched, only single-window probes of eager interrupt waiting.
+    expect(up.modes.slice(6).filter((m) => m === 'eager').length).toBeLessThanOrEqual(2);
+    // Load changes so that eager is better: a later eager probe wins and it moves back.
+    const down = drive(better, 12, { eager: 300, wait: 200 }, 5, up.t);
+    expect(better.switches).toBe(2);
+    expect(down.modes.slice(6).filter((m) => m === 'wait').length).toBeLessThanOrEqual(2);
+
+    const worse = new DelayPolicy({ windowMs: 200, probeEvery: 3, gain: 1.1 });
+    const { modes } = drive(worse, 12, { eager: 100, wait: 105 }, 5);
+    expect(modes.filter((m) => m === 'wait').length).toBeLessThanOrEqual(3); // single-window probes only
+    expect(worse.switches).toBe(0);
+  });
+});
