@@ -130,7 +130,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   const storage: Storage =
     opts.store && opts.blobs
       ? { ...guardStorage(opts.store, opts.blobs, opts.store instanceof SqliteStore), close: async () => (await opts.store!.close(), await opts.blobs!.close()) }
-      : await openStorage({ dataDir: opts.dataDir, mongodbUrl: opts.mongodbUrl });
+      : await openStorage({ dataDir: opts.dataDir, mongodbUrl: opts.mongodbUrl, sharedDataDir: opts.cluster !== undefined });
   const { blobs } = storage;
   // Cluster mode: serving-relevant writes are announced to the other nodes (set once the node is up).
   let announce: ((what: string) => void) | null = null;

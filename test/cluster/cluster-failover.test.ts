@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisSkipReason, startRedis, type TestRedis } from '../helpers/redis.js';
-import { admin, ClusterDevice, startCluster, until, weightsOf, type TestCluster } from '../helpers/cluster.js';
+import { admin, ClusterDevice, showClusterOutputOnFailure, startCluster, until, weightsOf, type TestCluster } from '../helpers/cluster.js';
 import type { ChildServer } from '../helpers/child-server.js';
 
 const P = 195; // tiny-mlp parameters
@@ -15,6 +15,7 @@ if (redisSkipReason) console.warn(`skipping cluster failover tests: ${redisSkipR
 describe.skipIf(redisSkipReason !== null)('cluster failover', () => {
   let redis: TestRedis;
   let cluster: TestCluster;
+  showClusterOutputOnFailure(() => cluster);
   const devices: ClusterDevice[] = [];
   const urls = () => cluster.nodes.map((n) => n.url);
   const live = () => cluster.nodes.find((n) => n.proc.exitCode === null && n.proc.signalCode === null)!;

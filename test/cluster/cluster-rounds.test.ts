@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisSkipReason, startRedis, type TestRedis } from '../helpers/redis.js';
-import { admin, ClusterDevice, deltaOf, examplesOf, startCluster, until, weightsOf, type TestCluster } from '../helpers/cluster.js';
+import { admin, ClusterDevice, showClusterOutputOnFailure, deltaOf, examplesOf, startCluster, until, weightsOf, type TestCluster } from '../helpers/cluster.js';
 
 const P = 195; // tiny-mlp parameters
 if (redisSkipReason) console.warn(`skipping cluster tests: ${redisSkipReason}`);
@@ -23,6 +23,7 @@ function expectedNext(prev: Float32Array, round: number, reported: string[]): Fl
 describe.skipIf(redisSkipReason !== null)('cluster: three coordinators on Redis', () => {
   let redis: TestRedis;
   let cluster: TestCluster;
+  showClusterOutputOnFailure(() => cluster);
   const devices: ClusterDevice[] = [];
   beforeAll(async () => {
     redis = await startRedis();

@@ -28,6 +28,9 @@ export interface TestRedis {
   port: number;
   stop(): Promise<void>;
   restart(downMs?: number): Promise<void>;
+  /** Kill it (SIGKILL) and leave it down until `up()`: data is lost, as in a restart. */
+  down(): Promise<void>;
+  up(): Promise<void>;
 }
 
 export async function startRedis(): Promise<TestRedis> {
@@ -65,6 +68,8 @@ export async function startRedis(): Promise<TestRedis> {
       await down();
       rmSync(dir, { recursive: true, force: true });
     },
+    down,
+    up,
     restart: async (downMs = 500) => {
       await down();
       await new Promise((r) => setTimeout(r, downMs));

@@ -126,7 +126,7 @@ export class ClusterNode implements RoundCluster {
 
   /** Plug socket.io into the Redis adapter and start the lease/heartbeat loop (after coordinator.init()). */
   attach(io: Server): void {
-    io.adapter(createAdapter(this.link.pub, this.link.adapterSub));
+    io.adapter(createAdapter(this.link.adapterPub, this.link.adapterSub));
     this.channel.io = io;
     const every = Math.max(100, Math.floor(this.leaseMs / 3));
     this.timer = setInterval(() => void this.tick(), every);

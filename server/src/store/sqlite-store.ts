@@ -88,12 +88,14 @@ export class SqliteStore implements Store {
       throw new AppError('FL_ERR_STORE_NOT_WRITABLE', { path: this.path, why: (err as Error).message });
     }
     try {
+      // First, so that every later step waits for another process's write lock (cluster nodes
+      // sharing the file) instead of failing with SQLITE_BUSY.
+      db.pragma('busy_timeout = 5000');
       const problems = (db.pragma('quick_check') as Array<{ quick_check: string }>).map((r) => r.quick_check);
       if (problems.length !== 1 || problems[0] !== 'ok') throw new AppError('FL_ERR_STORE_CORRUPT', { path: this.path, problems: problems.slice(0, 10) });
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
-      db.pragma('busy_timeout = 5000');
       migrate(db);
     } catch (err) {
       db.close();
