@@ -11,7 +11,7 @@ import { FederatedEvaluation } from './federated-evaluation.js';
 import { NormScreen, ScreeningOptionsSchema } from '../fl/screening.js';
 import type { CoordinatorDeps } from './deps.js';
 import { artifactPaths } from './artifact-paths.js';
-import { firstOutOfRange } from '../fl/update-checks.js';
+import { firstOutOfRange, rangeHeadroom } from '../fl/update-checks.js';
 
 /**
  * Runs one task's rounds (docs/architecture.md, "Life of a round"). Owns the task's global weights in memory
@@ -189,8 +189,10 @@ export class TaskRunner {
     const strategy = this.strategy;
     // Out-of-range previews see what the strategy steps: the trainable part of the global weights.
     const base = gatherTrainable(this.weights, this.task.spec.manifest);
-    const outOfRange = (d: Float32Array) => strategy.previewOutOfRange?.(d, base) ?? firstOutOfRange(base, d);
-    return new ActiveRound(record, strategy.beginFit(record.round, trainable), trainable, plan, slots, screen, outOfRange);
+    const range = strategy.previewOutOfRange
+      ? { first: (d: Float32Array) => strategy.previewOutOfRange!(d, base), headroom: strategy.previewHeadroom?.(base) ?? 0 }
+      : { first: (d: Float32Array) => firstOutOfRange(base, d), headroom: rangeHeadroom(base) };
+    return new ActiveRound(record, strategy.beginFit(record.round, trainable), trainable, plan, slots, screen, range);
   }
 
   private async onDeadline(active: ActiveRound): Promise<void> {

@@ -44,6 +44,12 @@ export interface AggregatorPartial {
 
 export interface FitAggregator {
   add(result: FitResult): void;
+  /**
+   * Add `result` only if every value of its delta is finite with |value| <= the float32 whose
+   * bits are `bound` (fold-kernel.ts, `boundBits`); otherwise return false with nothing changed.
+   * Lets the coordinator check and fold a report in one pass; absent, it checks first, then adds.
+   */
+  addWithin?(result: FitResult, bound: number): boolean;
   readonly count: number;
   readonly totalExamples: number;
   /**
@@ -96,6 +102,13 @@ export interface Strategy {
    * their current state without changing it; absent, the coordinator checks `global + delta`.
    */
   previewOutOfRange?(delta: Float32Array, global: Float32Array): number;
+  /**
+   * A bound b >= 0 such that every delta whose values all lie in [-b, b] passes
+   * `previewOutOfRange` against `global` (returns -1); 0 when the strategy knows none. Lets the
+   * report path check finiteness and range in one pass (update-checks.ts, `withinMagnitude`).
+   * Strategies that implement `previewOutOfRange` without this get the exact check on every report.
+   */
+  previewHeadroom?(global: Float32Array): number;
   /** Server-optimizer state for resume (momentum, moments); JSON-serialisable. */
   exportState?(): unknown;
   importState?(state: unknown): void;

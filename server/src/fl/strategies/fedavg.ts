@@ -3,7 +3,7 @@ import { selectionSize } from '../selection.js';
 import type { AggregatorPartial, EvalResult, FitAggregator, FitFailure, FitOutcome, FitResult, Strategy } from '../strategy.js';
 import { compactMetrics, weightedMetrics } from '../strategy.js';
 import { WeightedMean } from '../weighted-mean.js';
-import { firstOutOfRange } from '../update-checks.js';
+import { firstOutOfRange, rangeHeadroom } from '../update-checks.js';
 
 /**
  * FedAvg (McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks from
@@ -24,6 +24,11 @@ export class StreamingMeanAggregator implements FitAggregator {
   add(r: FitResult): void {
     this.mean.add(r.delta, r.numExamples);
     this.metricSums.push({ numExamples: r.numExamples, metrics: r.metrics });
+  }
+  addWithin(r: FitResult, bound: number): boolean {
+    if (!this.mean.addWithin(r.delta, r.numExamples, bound)) return false;
+    this.metricSums.push({ numExamples: r.numExamples, metrics: r.metrics });
+    return true;
   }
   get count(): number {
     return this.mean.count;
@@ -74,6 +79,11 @@ export class FedAvg implements Strategy {
    */
   previewOutOfRange(delta: Float32Array, global: Float32Array): number {
     return firstOutOfRange(global, this.serverUpdate(delta, global, false));
+  }
+
+  /** FedAvg's step is the delta itself: the headroom of `global` (FLOAT32_MAX - max|global|). Strategies with another server step override it. */
+  previewHeadroom(global: Float32Array): number {
+    return rangeHeadroom(global);
   }
 
   aggregateFit(_round: number, aggregator: FitAggregator, _failures: readonly FitFailure[], global: Float32Array): FitOutcome {
