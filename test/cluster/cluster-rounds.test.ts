@@ -95,4 +95,21 @@ describe.skipIf(redisSkipReason !== null)('cluster: three coordinators on Redis'
     const ok = await post({ id: 'x-dp', preset: 'tiny-mlp', plan: { clientsPerRound: 5, strategy: { name: 'dpfedavg', params: { noiseMultiplier: 0.5, clipNorm: 1, inner: 'fedadam' } } } });
     expect(ok.status).toBe(201);
   }, 60_000);
+
+  it('a deployment created on one node serves on the others (serving learns of it through the Redis announcement)', async () => {
+    const [a, , c] = cluster.nodes;
+    const meta = await (await fetch(`${c.url}/v2/models/t`, { headers: { authorization: `Bearer ${c.adminToken}` } })).json();
+    const input = meta.inputs[0] as { name: string; shape: number[]; datatype: string };
+    const shape = input.shape.map((d) => (d < 0 ? 1 : d));
+    const body = JSON.stringify({ inputs: [{ name: input.name, shape, datatype: input.datatype, data: new Array(shape.reduce((x, y) => x * y, 1)).fill(0) }] });
+    const infer = () => fetch(`${c.url}/v2/models/pinned/infer`, { method: 'POST', headers: { authorization: `Bearer ${c.adminToken}`, 'content-type': 'application/json' }, body });
+    expect((await infer()).status).toBe(404); // no deployment or model of that name yet
+    await admin(a, 'POST', '/api/v1/deployments', { name: 'pinned', model: 't', routing: { mode: 'split', targets: [{ ref: 2, weight: 1 }] } });
+    const res = await until(async () => {
+      const r = await infer();
+      return r.status === 200 ? r : null;
+    }, 'the deployment served by another node', 20_000);
+    expect(res.headers.get('x-model-version')).toBe('2');
+    expect(res.headers.get('x-deployment')).toBe('pinned');
+  }, 60_000);
 });
