@@ -53,7 +53,7 @@ export async function startChildServer(opts: { dataDir?: string; env?: Record<st
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
     const limit = opts.startTimeoutMs ?? 60_000;
-    const timer = setTimeout(() => reject(new Error(`server did not start in ${limit / 1000} s`)), limit);
+    const timer = setTimeout(() => reject(new Error(`server did not start in ${limit / 1000} s:\n${lines.join('\n')}`)), limit);
     const onData = (d: Buffer) => {
       buf += d.toString();
       const m = /flotilla listening (\S+)/.exec(buf);
