@@ -1,70 +1,100 @@
 /**
- * Aggregation benchmark (issue 2): fold N f32-encoded deltas of P floats into the streaming
- * weighted mean through the coordinator's real path (decode, finite check, fold), report GB/s of
- * delta bytes consumed and the ratio to a plain Float32Array copy of the same bytes (the
- * memory-bandwidth floor), and peak RSS as N grows (it must not grow with N).
+ * Aggregation kernel benchmark (issues 2 and 14 part 9): fold f32-encoded deltas of P floats into
+ * the streaming weighted mean through the coordinator's report path, and compare with a
+ * Float32Array copy of the same number of bytes measured in the same run. Every report is a
+ * distinct buffer from a pool larger than the caches (as reports arriving from the network are),
+ * and the copy baseline copies between pool buffers too, so both run from memory.
  *
- *   npx tsx bench/aggregation.ts [--p 1000000] [--n 10,100,1000]
+ * Paths measured (GB/s of encoded delta bytes consumed; medians of interleaved runs):
+ *  - before: decode with a copy (f32Codec.decode), finite check, range check against the global
+ *    weights, scalar fold `s[i] += w * x[i]`: the report path before issue 14 part 9 (kept here
+ *    as the reference);
+ *  - after:  f32View (the frame read in place), then WeightedMean.addWithin: the delta copied into
+ *    the kernel's memory and checked against the headroom while it is folded, in one WebAssembly
+ *    SIMD pass (server/src/fl/fold-kernel.ts): what ActiveRound.accept runs now for FedAvg;
+ *  - fold:   WeightedMean.add alone (the kernel without the check).
+ * Peak RSS as N grows checks memory stays O(model).
+ *
+ *   npx tsx bench/aggregation.ts [--p 1000000] [--n 10,100,1000] [--pool-mib 256]
  */
 import { parseArgs } from 'node:util';
-import { f32Codec } from '@flotilla/protocol';
+import { f32Codec, f32View } from '@flotilla/protocol';
 import { WeightedMean } from '../server/src/fl/weighted-mean.js';
-import { allFinite } from '../server/src/fl/update-checks.js';
+import { allFinite, firstOutOfRange, rangeHeadroom } from '../server/src/fl/update-checks.js';
+import { boundBits } from '../server/src/fl/fold-kernel.js';
 
-const { values } = parseArgs({ options: { p: { type: 'string', default: '1000000' }, n: { type: 'string', default: '10,100,1000' } } });
+const { values } = parseArgs({ options: { p: { type: 'string', default: '1000000' }, n: { type: 'string', default: '10,100,1000' }, 'pool-mib': { type: 'string', default: '256' } } });
 const P = Number(values.p);
 const Ns = values.n!.split(',').map(Number);
-
-const delta = new Float32Array(P).map((_, i) => Math.sin(i) * 1e-3);
-const encoded = f32Codec.encode(delta);
-const bytes = encoded.byteLength;
+const bytes = 12 + 4 * P;
+const POOL = Math.max(4, Math.ceil((Number(values['pool-mib']) * 2 ** 20) / bytes));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 
+const pool = Array.from({ length: POOL }, (_, k) => f32Codec.encode(Float32Array.from({ length: P }, (_, i) => Math.sin(i + k) * 1e-3)));
+const copyDst = Array.from({ length: POOL }, () => new Float32Array(P));
+const base = Float32Array.from({ length: P }, (_, i) => Math.cos(i) * 0.1);
+const bound = boundBits(rangeHeadroom(base));
+
+/** GB/s of f32 payload bytes copied from one pool buffer to another. */
 function copyBaseline(n: number): number {
-  const src = new Float32Array(encoded.buffer, 12, P);
-  const dst = new Float32Array(P);
   const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
-    dst.set(src);
-    src[i % P] += 0; // keep the loop observable
-  }
+  for (let i = 0; i < n; i++) copyDst[(i + 1) % POOL].set(new Float32Array(pool[i % POOL].buffer, 12, P));
   return (n * P * 4) / ((performance.now() - t0) / 1000) / 1e9;
 }
 
-function aggregate(n: number): { gbps: number; peakRss: number; msPerUpdate: number } {
+type Path = 'before' | 'after' | 'fold';
+/** The fold before part 9, for the `before` path. */
+function scalarFold(s: Float64Array, x: Float32Array, w: number): void {
+  for (let i = 0; i < s.length; i++) s[i] += w * x[i];
+}
+
+function aggregate(path: Path, n: number): { gbps: number; peakRss: number } {
   const mean = new WeightedMean(P);
+  const oldSum = path === 'before' ? new Float64Array(P) : null;
   let peak = process.memoryUsage().rss;
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
-    const d = f32Codec.decode(encoded, P);
-    if (!allFinite(d)) throw new Error('unexpected');
-    mean.add(d, 1 + (i % 7));
+    const frame = pool[i % POOL];
+    const w = 1 + (i % 7);
+    if (path === 'before') {
+      const d = f32Codec.decode(frame, P);
+      if (!allFinite(d) || firstOutOfRange(base, d) >= 0) throw new Error('unexpected');
+      scalarFold(oldSum!, d, w);
+    } else if (path === 'after') {
+      if (!mean.addWithin(f32View(frame, P), w, bound)) throw new Error('unexpected');
+    } else mean.add(f32View(frame, P), w);
     if (i % 10 === 0) peak = Math.max(peak, process.memoryUsage().rss);
   }
-  mean.mean();
+  if (path !== 'before') mean.mean();
   const s = (performance.now() - t0) / 1000;
-  peak = Math.max(peak, process.memoryUsage().rss);
-  return { gbps: (n * bytes) / s / 1e9, peakRss: peak, msPerUpdate: (s * 1000) / n };
+  return { gbps: (n * bytes) / s / 1e9, peakRss: Math.max(peak, process.memoryUsage().rss) };
 }
 
-console.log(`aggregation: P=${P} floats (${mib(bytes)} MiB per encoded delta), node ${process.version}`);
-console.log('N      agg GB/s  copy GB/s  ratio(agg/copy)  ms/update  peak RSS MiB');
-const rows: Array<{ n: number; ratio: number; rss: number }> = [];
+console.log(`aggregation: P=${P} floats (${mib(bytes)} MiB per encoded delta), pool of ${POOL} distinct reports (${mib(POOL * bytes)} MiB), node ${process.version}`);
+console.log('N      copy GB/s  before GB/s (ratio)  after GB/s (ratio)  fold GB/s (ratio)  after/before  peak RSS MiB');
+const rows: Array<{ n: number; rss: number }> = [];
 for (const n of Ns) {
-  const runs = n >= 1000 ? 1 : 3;
-  const agg: ReturnType<typeof aggregate>[] = [];
-  const copy: number[] = [];
-  for (let r = 0; r < runs; r++) {
-    agg.push(aggregate(n));
-    copy.push(copyBaseline(Math.max(n, 50)));
+  const runs = n >= 1000 ? 3 : 5;
+  const r: Record<Path | 'copy', number[]> = { copy: [], before: [], after: [], fold: [] };
+  let rss = 0;
+  aggregate('after', Math.min(n, 20)); // warm the JIT on every path before timing
+  aggregate('before', Math.min(n, 20));
+  for (let k = 0; k < runs; k++) {
+    r.copy.push(copyBaseline(Math.max(n, 50)));
+    for (const p of ['before', 'after', 'fold'] as const) {
+      const a = aggregate(p, n);
+      r[p].push(a.gbps);
+      rss = Math.max(rss, a.peakRss);
+    }
   }
-  const g = median(agg.map((a) => a.gbps));
-  const c = median(copy);
-  const rss = Math.max(...agg.map((a) => a.peakRss));
-  rows.push({ n, ratio: g / c, rss });
-  console.log(`${String(n).padEnd(6)} ${g.toFixed(2).padStart(8)}  ${c.toFixed(2).padStart(9)}  ${(g / c).toFixed(3).padStart(15)}  ${median(agg.map((a) => a.msPerUpdate)).toFixed(2).padStart(9)}  ${mib(rss).padStart(12)}`);
+  const c = median(r.copy);
+  const cell = (p: Path) => `${median(r[p]).toFixed(2)} (${(median(r[p]) / c).toFixed(3)})`;
+  rows.push({ n, rss });
+  console.log(
+    `${String(n).padEnd(6)} ${c.toFixed(2).padStart(9)}  ${cell('before').padStart(19)}  ${cell('after').padStart(18)}  ${cell('fold').padStart(17)}  ${(median(r.after) / median(r.before)).toFixed(2).padStart(12)}  ${mib(rss).padStart(12)}`,
+  );
 }
 const first = rows[0];
 const last = rows[rows.length - 1];
-console.log(`peak RSS at N=${last.n} / N=${first.n}: ${(last.rss / first.rss).toFixed(2)}x (model is ${mib(P * 4)} MiB float32, running sum ${mib(P * 8)} MiB float64)`);
+console.log(`peak RSS at N=${last.n} / N=${first.n}: ${(last.rss / first.rss).toFixed(2)}x (pool ${mib(POOL * bytes)} MiB, model ${mib(P * 4)} MiB float32, running sum ${mib(P * 8)} MiB float64)`);

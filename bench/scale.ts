@@ -5,6 +5,11 @@
  *   npx tsx bench/scale.ts connections [--devices 10000] [--loaders 4] [--idle-seconds 20]
  *   npx tsx bench/scale.ts rounds      [--devices 1000] [--rounds 3]     (mnist-mlp, ~200k params)
  *   npx tsx bench/scale.ts memory      [--sizes 100,300,1000] [--rounds 2] (wide-mlp, ~1M params)
+ *   npx tsx bench/scale.ts ingest      [--devices 300] [--rounds 3]     (mnist-mlp, reports only)
+ *
+ * `ingest` (issue 14 part 9): coordinator CPU seconds per GiB of reports received, validated and
+ * folded (no downloads; the CPU also covers round starts and commits), against raw loopback TCP
+ * moving the same bytes in the same run.
  */
 import { createServer, connect } from 'node:net';
 import { parseArgs } from 'node:util';
@@ -164,9 +169,28 @@ async function memoryBench() {
   }
 }
 
-const modes: Record<string, () => Promise<void>> = { connections, rounds: roundsBench, memory: memoryBench };
+async function ingestBench() {
+  const N = Number(values.devices ?? 300);
+  const R = Number(values.rounds ?? 3);
+  const P = 199_210; // mnist-mlp
+  const s = await startChildServer({ env: FLEET_ENV });
+  try {
+    const { recs, cpu } = await runRounds(s, 'mnist-mlp', N, R, false, P);
+    const reported = recs.reduce((a: number, r: any) => a + r.reported, 0);
+    const bytes = reported * (12 + 4 * P);
+    const tcp = await rawTcp(N * (12 + 4 * P), 12 + 4 * P);
+    const perCore = bytes / cpu;
+    console.log(`ingest: ${reported} reports of mnist-mlp (${P} params) over ${recs.length} rounds, ${(bytes / MiB).toFixed(0)} MiB, coordinator CPU ${cpu.toFixed(2)} s`);
+    console.log(`coordinator: ${(cpu / (bytes / 2 ** 30)).toFixed(2)} CPU s per GiB of reports = ${(perCore / MiB).toFixed(0)} MiB/s per core (target 500)`);
+    console.log(`raw loopback TCP, same run: ${(tcp / MiB).toFixed(0)} MiB/s (sender and receiver in one process); ingest per core / raw TCP = ${(perCore / tcp).toFixed(3)}`);
+  } finally {
+    await s.stop();
+  }
+}
+
+const modes: Record<string, () => Promise<void>> = { connections, rounds: roundsBench, memory: memoryBench, ingest: ingestBench };
 if (!modes[mode]) {
-  console.error('usage: bench/scale.ts connections|rounds|memory');
+  console.error('usage: bench/scale.ts connections|rounds|memory|ingest');
   process.exit(2);
 }
 await modes[mode]();

@@ -101,6 +101,10 @@ export const ERROR_REGISTRY = {
   FL_ERR_STORE_FULL: { status: 503, message: 'The disk holding the data dir is full: writes are refused until space is freed' },
   FL_ERR_STORE_CORRUPT: { status: 500, message: 'The database failed its integrity check; restore it from a backup' },
   FL_ERR_STORE_NOT_WRITABLE: { status: 500, message: 'The data dir cannot be written' },
+  // cluster (several coordinators on Redis)
+  FL_ERR_CLUSTER_STALE_LEADER: { status: 409, message: 'A newer leader holds this task: the commit of a stale leader was refused' },
+  FL_ERR_CLUSTER_UNSUPPORTED: { status: 400, message: 'This strategy or option is not supported in cluster mode' },
+  FL_ERR_CLUSTER_UNAVAILABLE: { status: 503, message: 'The cluster coordination service (Redis) is unreachable' },
   // http
   FL_ERR_HTTP_VALIDATION: { status: 400, message: 'The request failed validation' },
   FL_ERR_HTTP_NOT_FOUND: { status: 404, message: 'No such route' },

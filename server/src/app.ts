@@ -37,6 +37,9 @@ import { openStorage, type Storage } from './store/open-storage.js';
 import { guardStorage } from './store/storage-health.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { Registry, type RegistryOptions } from './registry/registry.js';
+import { ClusterNode, type ClusterOptions } from './cluster/cluster-node.js';
+import { announceServingWrites } from './cluster/announcing-store.js';
+import { clusterRoutes } from './http/cluster-routes.js';
 import type { Store } from './store/store.js';
 
 export interface AppOptions {
@@ -99,6 +102,8 @@ export interface AppOptions {
   inference?: boolean;
   /** TLS: PEM certificate chain and key; the REST API and socket.io are then served over HTTPS. */
   https?: { cert: string | Buffer; key: string | Buffer };
+  /** Run as one node of a cluster coordinated through Redis (docs/cluster.md). */
+  cluster?: ClusterOptions;
 }
 
 export interface Flotilla {
@@ -112,6 +117,8 @@ export interface Flotilla {
   authenticator: Authenticator;
   metrics: FlotillaMetrics;
   serving: Serving;
+  /** This node's cluster membership (cluster mode only). */
+  cluster: ClusterNode | null;
   /** Every route registered, with the roles its guard admits (empty for public routes). */
   routes: RouteInfo[];
 }
@@ -127,8 +134,11 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   const storage: Storage =
     opts.store && opts.blobs
       ? { ...guardStorage(opts.store, opts.blobs, opts.store instanceof SqliteStore), close: async () => (await opts.store!.close(), await opts.blobs!.close()) }
-      : await openStorage({ dataDir: opts.dataDir, mongodbUrl: opts.mongodbUrl });
-  const { store, blobs } = storage;
+      : await openStorage({ dataDir: opts.dataDir, mongodbUrl: opts.mongodbUrl, sharedDataDir: opts.cluster !== undefined });
+  const { blobs } = storage;
+  // Cluster mode: serving-relevant writes are announced to the other nodes (set once the node is up).
+  let announce: ((what: string) => void) | null = null;
+  const store = opts.cluster ? announceServingWrites(storage.store, (w) => announce?.(w)) : storage.store;
   if (opts.store && opts.blobs) await store.init(); // openStorage initialises the stores it opens
   const deviceToken = opts.deviceToken ?? randomBytes(24).toString('base64url');
   const adminToken = opts.adminToken ?? randomBytes(24).toString('base64url');
@@ -158,7 +168,8 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   const modelMoved = (model: string) => (serving.published(model), coordinator.events.emit('model', { model }));
   const registry = new Registry(store, blobs, { ...opts.registry, evaluator: opts.centralEvaluator, onAliasChanged: (model) => modelMoved(model) });
   // Created before the coordinator so that its publish hook reaches serving at once (no poll delay).
-  const serving = new Serving({ store, registry, backend: () => resolveBackend('node'), logger: app.log }, opts.serving);
+  // In a cluster, serving learns of new versions and deployment changes from Redis, not by polling.
+  const serving = new Serving({ store, registry, backend: () => resolveBackend('node'), logger: app.log }, opts.cluster ? { ...opts.serving, warmIntervalMs: 0 } : opts.serving);
   const coordinator = new Coordinator({
     store,
     registry,
@@ -172,6 +183,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     maxDevicesPerToken: opts.maxDevicesPerToken,
     clientRetention: opts.clientRetention,
   });
+  const cluster = opts.cluster ? await ClusterNode.open(opts.cluster, coordinator, store, app.log) : null;
   await coordinator.init();
   await serving.start();
 
@@ -193,8 +205,14 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     handshake: { throttle: throttle ?? null, clientAddress: clientAddressResolver(opts.trustProxy) },
   });
 
+  if (cluster) {
+    cluster.attach(io);
+    announce = (w) => cluster.announceServing(w);
+    cluster.onServingChange = () => void serving.syncDeployments().then(() => serving.refreshAliases());
+  }
+
   const metrics = new FlotillaMetrics(coordinator, { processMetrics: opts.processMetrics });
-  const flotilla: Flotilla = { coordinator, registry, store, blobs, io, deviceToken, adminToken, authenticator, metrics, serving, routes };
+  const flotilla: Flotilla = { coordinator, registry, store, blobs, io, deviceToken, adminToken, authenticator, metrics, serving, cluster, routes };
   app.decorate('flotilla', flotilla);
   // flotilla_serving_queue_depth and friends (docs/deploy.md), in the same registry.
   registerServingMetrics(metrics.registry, serving);
@@ -208,6 +226,13 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   await app.register(tokensRoutes, { coordinator, store, auth, authenticator });
   await app.register(metricsRoutes, { metrics, auth, public: opts.publicMetrics ?? false });
   await app.register(servingRoutes, { serving, auth, publicInference: opts.publicInference ?? false, inference: opts.inference ?? true });
+  const singleNodeView = async () => ({
+    mode: 'single',
+    node: 'local',
+    nodes: [{ id: 'local', self: true, devices: coordinator.sessions.size, leads: coordinator.listRunners().map((r) => r.id), heartbeatAt: Date.now() }],
+    tasks: coordinator.listRunners().map((r) => ({ id: r.id, leader: 'local' })),
+  });
+  await app.register(clusterRoutes, { auth, view: cluster ? () => cluster.view() : singleNodeView });
   await app.register(eventsRoutes, { coordinator, auth });
   await app.register(edgeRoutes, { store, auth, payloadCapPerModel: serving.payloads.options.capPerModel });
   await app.register(uiRoutes);
@@ -219,6 +244,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   });
   app.addHook('onClose', async () => {
     await new Promise<void>((resolve) => io.close(() => resolve()));
+    await cluster?.close();
     metrics.close();
     await storage.close();
   });

@@ -39,6 +39,10 @@ export const ServeConfigSchema = z
     clientRetentionDays: z.coerce.number().min(0).max(36_500).default(90),
     /** Largest model upload (POST /api/v1/models/{name}/versions), bytes. */
     maxUploadBytes: z.coerce.number().int().min(1024).max(2 ** 50).default(2 * 1024 ** 3),
+    /** Cluster mode (docs/cluster.md): Redis for leases, membership, pub/sub and the socket.io adapter. */
+    clusterRedisUrl: z.string().regex(/^rediss?:\/\/\S+$/, 'a redis:// or rediss:// URL').optional(),
+    clusterNodeId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (at most 64)').optional(),
+    clusterLeaseMs: z.coerce.number().int().min(200).max(600_000).default(5000),
   })
   .strict()
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'give both --tls-cert and --tls-key, or neither', path: ['tlsCert'] });
@@ -62,6 +66,9 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
       'max-devices-per-token': { type: 'string' },
       'client-retention-days': { type: 'string' },
       'max-upload-bytes': { type: 'string' },
+      'cluster-redis-url': { type: 'string' },
+      'cluster-node-id': { type: 'string' },
+      'cluster-lease-ms': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -78,6 +85,9 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
     tlsKey: values['tls-key'] ?? env.FLOTILLA_TLS_KEY,
     publicMetrics: values['public-metrics'] ?? (env.FLOTILLA_PUBLIC_METRICS === undefined ? undefined : env.FLOTILLA_PUBLIC_METRICS === '1' || env.FLOTILLA_PUBLIC_METRICS === 'true'),
     maxUploadBytes: values['max-upload-bytes'] ?? env.FLOTILLA_MAX_UPLOAD_BYTES,
+    clusterRedisUrl: values['cluster-redis-url'] ?? env.FLOTILLA_CLUSTER_REDIS_URL,
+    clusterNodeId: values['cluster-node-id'] ?? env.FLOTILLA_CLUSTER_NODE_ID,
+    clusterLeaseMs: values['cluster-lease-ms'] ?? env.FLOTILLA_CLUSTER_LEASE_MS,
     publicInference: values['public-inference'] ?? (env.FLOTILLA_PUBLIC_INFERENCE === undefined ? undefined : env.FLOTILLA_PUBLIC_INFERENCE === '1' || env.FLOTILLA_PUBLIC_INFERENCE === 'true'),
     trustProxy: values['trust-proxy'] ?? env.FLOTILLA_TRUST_PROXY,
     maxUpdateBytes: values['max-update-bytes'] ?? env.FLOTILLA_MAX_UPDATE_BYTES,

@@ -14,10 +14,12 @@ const USAGE = `usage: flotilla serve [--role all|coordinator] [--port N] [--host
                      [--tls-cert FILE --tls-key FILE] [--public-metrics] [--public-inference]
                      [--trust-proxy true|HOPS|ADDRS] [--max-update-bytes N]
                      [--max-devices-per-token N] [--client-retention-days D]
+                     [--cluster-redis-url redis://HOST:6379 [--cluster-node-id ID] [--cluster-lease-ms MS]]
 
 env: FLOTILLA_ADMIN_TOKEN, FLOTILLA_DEVICE_TOKEN, FLOTILLA_MONGODB_URL, FLOTILLA_DATA_DIR, FLOTILLA_PORT, FLOTILLA_HOST,
      FLOTILLA_TLS_CERT, FLOTILLA_TLS_KEY, FLOTILLA_PUBLIC_METRICS, FLOTILLA_PUBLIC_INFERENCE,
-     FLOTILLA_MAX_DEVICES_PER_TOKEN, FLOTILLA_CLIENT_RETENTION_DAYS
+     FLOTILLA_MAX_DEVICES_PER_TOKEN, FLOTILLA_CLIENT_RETENTION_DAYS,
+     FLOTILLA_CLUSTER_REDIS_URL, FLOTILLA_CLUSTER_NODE_ID, FLOTILLA_CLUSTER_LEASE_MS
 
 ${SERVING_USAGE}
 
@@ -48,11 +50,13 @@ async function serve(args: string[]): Promise<void> {
     maxDevicesPerToken: cfg.maxDevicesPerToken,
     clientRetention: cfg.clientRetentionDays > 0 ? { maxAgeMs: cfg.clientRetentionDays * 86_400_000 } : false,
     maxUploadBytes: cfg.maxUploadBytes,
+    ...(cfg.clusterRedisUrl ? { cluster: { redisUrl: cfg.clusterRedisUrl, nodeId: cfg.clusterNodeId, leaseMs: cfg.clusterLeaseMs } } : {}),
     ...(cfg.tlsCert && cfg.tlsKey ? { https: { cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) } } : {}),
   });
   if (admin.path) app.log.info(`admin token ${admin.created ? 'generated' : 'read'}: ${admin.path}`);
   if (device.path) app.log.info(`device token ${device.created ? 'generated' : 'read'}: ${device.path}`);
   const address = await app.listen({ port: cfg.port, host: cfg.host });
+  if (app.flotilla.cluster) app.flotilla.cluster.url = address;
   // Machine-readable line for supervisors and tests that start us on port 0.
   process.stdout.write(`flotilla listening ${address}\n`);
   app.log.info(`operator console: ${address}/ui/`);

@@ -18,38 +18,54 @@ export interface ChildServer {
   rssBytes(): number;
   peakRssBytes(): number;
   cpuSeconds(): number;
+  /** The last lines the process wrote (stdout: its pino log; stderr), for a failing test to show. */
+  output(): string;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
+const OUTPUT_LINES = 400;
 const BIN = fileURLToPath(new URL('../../scripts/dev/flotilla.mjs', import.meta.url));
 
 /**
  * `detached`: the server leads its own process group and `stop` signals the whole group (the
- * negative pid), so a SIGKILL reaches every process of it however it was started.
+ * negative pid), so a SIGKILL reaches every process of it however it was started. `logLevel`
+ * (default warn): what the server logs; its output is kept (the last `OUTPUT_LINES` lines) for `output()`.
  */
-export async function startChildServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; port?: number; nodeArgs?: string[]; detached?: boolean } = {}): Promise<ChildServer> {
+export async function startChildServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; port?: number; nodeArgs?: string[]; detached?: boolean; startTimeoutMs?: number; logLevel?: string } = {}): Promise<ChildServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'flotilla-bench-'));
   const adminToken = 'admin-token-for-benchmarks-0001';
   const deviceToken = 'device-token-for-benchmarks-001';
-  const proc = spawn(process.execPath, ['--max-old-space-size=8192', ...(opts.nodeArgs ?? []), BIN, 'serve', '--port', String(opts.port ?? 0), '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])], {
+  const proc = spawn(process.execPath, ['--max-old-space-size=8192', ...(opts.nodeArgs ?? []), BIN, 'serve', '--port', String(opts.port ?? 0), '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', opts.logLevel ?? 'warn', ...(opts.args ?? [])], {
     env: { ...process.env, FLOTILLA_ADMIN_TOKEN: adminToken, FLOTILLA_DEVICE_TOKEN: deviceToken, ...opts.env },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
     detached: opts.detached ?? false,
+  });
+  const lines: string[] = [];
+  const keep = (d: Buffer) => {
+    lines.push(...d.toString().split('\n').filter((l) => l.length > 0));
+    if (lines.length > OUTPUT_LINES) lines.splice(0, lines.length - OUTPUT_LINES);
+  };
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', (d: Buffer) => {
+    keep(d);
+    process.stderr.write(d);
   });
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => reject(new Error('server did not start in 60 s')), 60_000);
-    proc.stdout!.on('data', (d: Buffer) => {
+    const limit = opts.startTimeoutMs ?? 60_000;
+    const timer = setTimeout(() => reject(new Error(`server did not start in ${limit / 1000} s:\n${lines.join('\n')}`)), limit);
+    const onData = (d: Buffer) => {
       buf += d.toString();
       const m = /flotilla listening (\S+)/.exec(buf);
       if (m) {
         clearTimeout(timer);
+        proc.stdout!.off('data', onData);
         resolve(m[1]);
       }
-    });
-    proc.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+    };
+    proc.stdout!.on('data', onData);
+    proc.once('exit', (code) => reject(new Error(`server exited with ${code}:\n${lines.join('\n')}`)));
   });
-  proc.stdout!.resume();
   const status = (key: string) => {
     const m = new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : 0;
@@ -60,6 +76,7 @@ export async function startChildServer(opts: { dataDir?: string; env?: Record<st
     adminToken,
     deviceToken,
     dataDir,
+    output: () => lines.join('\n'),
     rssBytes: () => status('VmRSS'),
     peakRssBytes: () => status('VmHWM'),
     cpuSeconds: () => {

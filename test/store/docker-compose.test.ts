@@ -33,7 +33,25 @@ describe.skipIf(!hasCompose)('docker-compose.yml (docker-compose config)', () =>
     expect(out).toContain('mongo-data:/data/db');
     expect(out).toContain('flotilla-data:/data');
     const services = execFileSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '--services'], { cwd: ROOT, encoding: 'utf8' });
-    expect(services.trim().split('\n').sort()).toEqual(['coordinator', 'mongo']);
+    // docker-compose 1.29 lists every service here; the cluster ones only start with --profile cluster
+    expect(services.trim().split('\n').sort()).toEqual(['coordinator', 'coordinator-1', 'coordinator-2', 'coordinator-3', 'lb', 'mongo', 'redis']);
+  });
+
+  it('has a cluster profile: Redis, three coordinators on MongoDB + Redis, and an nginx load balancer', () => {
+    const { status, out } = composeConfig('docker-compose.yml', { COMPOSE_PROFILES: 'cluster', FLOTILLA_ADMIN_TOKEN: 'admin-token-from-env-123' });
+    expect(status, out).toBe(0);
+    for (const i of [1, 2, 3]) {
+      expect(out).toContain(`coordinator-${i}:`);
+      expect(out).toContain(`FLOTILLA_CLUSTER_NODE_ID: coordinator-${i}`);
+    }
+    expect(out.match(/FLOTILLA_CLUSTER_REDIS_URL: redis:\/\/redis:6379/g)).toHaveLength(3);
+    expect(out.match(/profiles:\n\s+- cluster/g)?.length).toBe(5);
+    expect(out).toMatch(/image: redis:/);
+    expect(out).toMatch(/image: nginx:/);
+    const nginx = readFileSync(join(ROOT, 'deploy/cluster/nginx.conf'), 'utf8');
+    for (const i of [1, 2, 3]) expect(nginx).toContain(`server coordinator-${i}:8080`);
+    expect(nginx).toMatch(/proxy_set_header Upgrade \$http_upgrade/); // websockets through the balancer
+    expect(nginx).toMatch(/ip_hash/); // sticky sessions for the polling transport
   });
 
   it('the validator rejects a broken file (so the check above means something)', async () => {

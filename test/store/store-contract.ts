@@ -161,6 +161,35 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       expect(await s.aliasHistory('a')).toEqual(hist);
     });
 
+    it('fences commits: a token below the highest claimed is refused and changes nothing', async () => {
+      await s.createTask(task('a'), version('a', 1));
+      const commit = (r: number, v: number, fence?: number) =>
+        s.commitRound({
+          task: { id: 'a', currentVersion: v, nextRound: r + 1, state: 'running' },
+          round: round('a', r, { state: 'done', committedVersion: v }),
+          version: version('a', v),
+          by: 'coordinator',
+          ...(fence === undefined ? {} : { fence }),
+        });
+      await s.claimFence('a', 3);
+      await s.claimFence('a', 3); // the same leader claiming again is fine
+      await commit(1, 2, 3);
+      await s.claimFence('a', 5); // a new leader
+      await expectCode(s.claimFence('a', 4), 'FL_ERR_CLUSTER_STALE_LEADER');
+      const hist = await s.aliasHistory('a');
+      await expectCode(commit(2, 3, 3), 'FL_ERR_CLUSTER_STALE_LEADER'); // the old leader, resumed
+      expect(await s.getVersion('a', 3)).toBeNull();
+      expect(await s.getRound('a', 2)).toBeNull();
+      expect(await s.getTask('a')).toMatchObject({ currentVersion: 2, nextRound: 2 });
+      expect(await s.aliasHistory('a')).toEqual(hist);
+      await commit(2, 3, 5);
+      await commit(3, 4, 6); // a commit carrying a higher token raises the fence with it
+      await expectCode(s.claimFence('a', 5), 'FL_ERR_CLUSTER_STALE_LEADER');
+      await commit(4, 5); // no token: single-node mode, no fencing
+      expect((await s.getAlias('a', 'latest'))!.version).toBe(5);
+      await expectCode(s.claimFence('ghost', 1), 'FL_ERR_TASK_NOT_FOUND');
+    });
+
     it('refuses to commit for an unknown task and writes no version', async () => {
       await s.createTask(task('a'), version('a', 1));
       await expectCode(

@@ -1,8 +1,9 @@
 import type { FitReport, TaskPlan } from '@flotilla/protocol';
-import { getCodec } from '@flotilla/protocol';
+import { f32View, getCodec } from '@flotilla/protocol';
 import { AppError, type ErrorCode } from '../errors.js';
 import type { FitAggregator, FitFailure } from '../fl/strategy.js';
-import { allFinite, inFloat32Range } from '../fl/update-checks.js';
+import { allFinite, inFloat32Range, withinMagnitude } from '../fl/update-checks.js';
+import { boundBits } from '../fl/fold-kernel.js';
 import { assertTransition, type RoundState } from '../fl/round-state.js';
 import { UploadGate } from './upload-gate.js';
 import type { NormScreen } from '../fl/screening.js';
@@ -26,6 +27,8 @@ export class ActiveRound {
   readonly gate: UploadGate;
   /** Secure aggregation of this round, when the plan asks for it (coordinator/secagg/). */
   secagg: SecAggRound | null = null;
+  /** The range headroom as float32 bits, for the one-pass check-and-fold (0: none). */
+  private readonly bound: number;
 
   constructor(
     readonly record: RoundRecord,
@@ -34,11 +37,16 @@ export class ActiveRound {
     readonly plan: TaskPlan,
     uploadSlots: number,
     private readonly screen: NormScreen | null = null,
-    /** Index where a delta taken alone would put the new weights out of float32 range, or -1 (see Strategy.previewOutOfRange). */
-    private readonly outOfRange: ((delta: Float32Array) => number) | null = null,
+    /**
+     * `first`: index where a delta taken alone would put the new weights out of float32 range, or
+     * -1 (see Strategy.previewOutOfRange); `headroom`: a delta within [-headroom, headroom] passes
+     * `first` (Strategy.previewHeadroom; 0: none known).
+     */
+    private readonly range: { first(delta: Float32Array): number; headroom: number } | null = null,
   ) {
     this.selected = new Set(record.selected);
     this.gate = new UploadGate(uploadSlots, 60_000);
+    this.bound = boundBits(range?.headroom ?? 0);
   }
 
   /**
@@ -86,28 +94,42 @@ export class ActiveRound {
     let delta: Float32Array;
     let control: Float32Array | undefined;
     try {
-      delta = getCodec(r.codec).decode(r.delta, this.modelLength);
+      // f32 (the common case) is read in place: the frame is this report's alone and read once.
+      delta = r.codec === 'f32' ? f32View(r.delta, this.modelLength) : getCodec(r.codec).decode(r.delta, this.modelLength);
       control = decodeReportControl(r, this.aggregator.requiresControl === true, this.modelLength);
     } catch (err) {
       const code: ErrorCode = err instanceof AppError ? err.code : 'FL_ERR_CODEC_CORRUPT';
       this.reject(clientId, code, err instanceof AppError ? err.details : undefined);
     }
-    if (!allFinite(delta)) this.reject(clientId, 'FL_ERR_REPORT_NON_FINITE', { round: r.round });
+    // The plan's cap on one report's weight: a larger claim is clamped, not refused (docs/strategies.md).
+    const numExamples = Math.min(r.numExamples, this.plan.maxExamplesPerReport ?? r.numExamples);
+    const result = { clientId, numExamples, delta, metrics: r.metrics };
     // Values must stay within float32 where they end up: metrics are averaged in float64 and
     // stored; the delta is folded into a sum that becomes float32 weights. A delta is refused when
     // it alone would push the new model out of range (Strategy.previewOutOfRange): a running sum cannot give a
     // report back afterwards (subtracting 3e38 from a float64 sum wipes out the other reports'
     // digits), so the offending report is kept out before it is folded, not after the commit fails.
-    for (const [k, v] of Object.entries(r.metrics)) if (!inFloat32Range(v)) this.reject(clientId, 'FL_ERR_REPORT_OUT_OF_RANGE', { metric: k });
-    const at = this.outOfRange ? this.outOfRange(delta) : -1;
+    const badMetric = Object.keys(r.metrics).find((k) => !inFloat32Range(r.metrics[k]));
+    // One pass for almost every report: the aggregator checks each value against the headroom
+    // while it folds, and folds nothing if one fails (FitAggregator.addWithin). A report that
+    // fails it, or that screening must see first, takes the checks one by one, so every code is
+    // the same as if each check ran on its own.
+    const onePass = !this.screen && !control && badMetric === undefined && this.bound > 0 && this.aggregator.addWithin !== undefined;
+    if (onePass && this.aggregator.addWithin!(result, this.bound)) return this.markReported(clientId, reportBytes(r));
+    const quick = !onePass && withinMagnitude(delta, this.range?.headroom ?? 0);
+    if (!quick && !allFinite(delta)) this.reject(clientId, 'FL_ERR_REPORT_NON_FINITE', { round: r.round });
+    if (badMetric !== undefined) this.reject(clientId, 'FL_ERR_REPORT_OUT_OF_RANGE', { metric: badMetric });
+    const at = quick || !this.range ? -1 : this.range.first(delta);
     if (at >= 0) this.reject(clientId, 'FL_ERR_REPORT_OUT_OF_RANGE', { index: at });
     if (this.screen) {
       const d = this.screen.screen(delta);
       if (d.verdict === 'reject') this.reject(clientId, 'FL_ERR_REPORT_REJECTED_NORM', { norm: d.norm, threshold: d.threshold });
     }
-    // The plan's cap on one report's weight: a larger claim is clamped, not refused (docs/strategies.md).
-    const numExamples = Math.min(r.numExamples, this.plan.maxExamplesPerReport ?? r.numExamples);
-    this.aggregator.add({ clientId, numExamples, delta, metrics: r.metrics, ...(control ? { control } : {}) });
+    this.aggregator.add(control ? { ...result, control } : result);
+    this.markReported(clientId, reportBytes(r));
+  }
+
+  private markReported(clientId: string, bytes: number): void {
     if (this.dropped.delete(clientId)) {
       // It lost its connection mid-round and came back in time: a participant, not a dropout.
       this.record.dropped = this.record.dropped.filter((id) => id !== clientId);
@@ -116,7 +138,18 @@ export class ActiveRound {
     }
     this.reported.add(clientId);
     this.record.reported.push(clientId);
-    this.record.bytesUp += reportBytes(r);
+    this.record.bytesUp += bytes;
+  }
+
+  /**
+   * Cluster leader: another node validated and folded this device's report into its shard; count
+   * it here (the sum arrives with that node's partial). Returns false when it was not countable.
+   * `closing`: the device was listed in a partial merged at close (its notice had not arrived).
+   */
+  countRemote(clientId: string, bytes: number, closing = false): boolean {
+    if ((!closing && this.record.state !== 'training') || !this.selected.has(clientId) || this.reported.has(clientId)) return false;
+    this.markReported(clientId, bytes);
+    return true;
   }
 
   /** A selected device left or failed before reporting. */

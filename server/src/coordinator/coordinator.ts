@@ -11,6 +11,8 @@ import { ScreeningOptionsSchema } from '../fl/screening.js';
 import type { ClientRecord, TaskRecord } from '../store/records.js';
 import type { CentralEvaluator, CoordinatorDeps, CoordinatorLogger, CoordinatorStats } from './deps.js';
 import { SessionTable } from './sessions.js';
+import { LocalDeviceChannel, type DeviceChannel } from './device-channel.js';
+import type { RoundCluster } from './round-cluster.js';
 import { ClientActivity } from './client-activity.js';
 import { runnerFor, prepareResume, type Runner } from './async/runner-for.js';
 import { checkAsyncStrategy } from '../fl/async/async-support.js';
@@ -85,6 +87,21 @@ export function checkModeFields(raw: unknown, mode: unknown): void {
   if (c) throw new AppError('FL_ERR_TASK_INVALID_SPEC', { issues: [{ path: c.field, message: c.message }] });
 }
 
+/**
+ * Cluster mode aggregates hierarchically (docs/cluster.md): only strategies whose aggregate is a
+ * mergeable sum run there; median, trimmed mean and Krum need every raw update in one place, and
+ * norm screening keeps a history in report order, so both are refused with FL_ERR_CLUSTER_UNSUPPORTED.
+ */
+export function checkClusterPlan(plan: TaskPlan): void {
+  const agg = createStrategy(plan).beginFit(1, 1);
+  if (typeof agg.exportPartial !== 'function' || typeof agg.mergePartial !== 'function') {
+    throw new AppError('FL_ERR_CLUSTER_UNSUPPORTED', { strategy: plan.strategy.name, why: 'its aggregate is not a weighted sum that nodes can fold separately' });
+  }
+  if (plan.screening !== undefined) throw new AppError('FL_ERR_CLUSTER_UNSUPPORTED', { option: 'screening', why: 'norm screening history is kept in report order on one node' });
+  if (plan.mode === 'async') throw new AppError('FL_ERR_CLUSTER_UNSUPPORTED', { option: 'mode', why: 'asynchronous tasks run on one coordinator (docs/async.md)' });
+  if (plan.secureAggregation) throw new AppError('FL_ERR_CLUSTER_UNSUPPORTED', { option: 'secureAggregation', why: 'the masked sum and the unmasking phase run on one coordinator (docs/secure-aggregation.md)' });
+}
+
 /** The plan's loss and metrics against the model's outputs (FL_ERR_TASK_INVALID_SPEC). */
 export function checkLoss(plan: TaskPlan, spec: ModelSpec): void {
   const why = lossMismatch(plan, spec.numClasses);
@@ -119,7 +136,7 @@ export class Coordinator {
     this.deps = {
       store: opts.store,
       registry: opts.registry,
-      sessions: this.sessions,
+      devices: new LocalDeviceChannel(this.sessions),
       events: this.events,
       evaluator: opts.evaluator,
       onPublished: opts.onPublished,
@@ -225,16 +242,9 @@ export class Coordinator {
    * round that was in flight when the process died is marked failed and a new one starts.
    */
   async init(): Promise<void> {
-    for (const task of await this.opts.store.listTasks()) {
-      const weights = await this.loadWeights(task.modelName, task.currentVersion);
-      for (const r of await this.opts.store.listRounds(task.id, { limit: 1 })) {
-        if (r.state !== 'done' && r.state !== 'failed') {
-          await this.opts.store.saveRound({ ...r, state: 'failed', failureReason: 'coordinator restarted mid-round', endedAt: Date.now() });
-        }
-      }
-      await prepareResume(this.deps, task);
-      this.runners.set(task.id, runnerFor(this.deps, task, weights));
-    }
+    // In a cluster a starting node must not touch the rounds of a live leader: the node that
+    // takes a task's lease restores it (see takeOver).
+    for (const task of await this.opts.store.listTasks()) await this.load(task.id, this.deps.cluster ? 'keep' : 'fail-in-flight');
     const retention = this.opts.clientRetention;
     if (retention !== false) {
       await this.sweepClients();
@@ -244,6 +254,44 @@ export class Coordinator {
       }, every);
       this.sweeper.unref();
     }
+  }
+
+  /**
+   * (Re)build a task's runner from the store: its record and the weights of its current version.
+   * 'fail-in-flight' marks a round that was in flight when its driver died as failed, so that a
+   * new one starts from the last committed version (restart, or a cluster node taking over).
+   */
+  async load(taskId: string, inFlight: 'keep' | 'fail-in-flight', reason = 'coordinator restarted mid-round'): Promise<Runner | undefined> {
+    const task = await this.opts.store.getTask(taskId);
+    if (!task) return undefined;
+    const weights = await this.loadWeights(task.modelName, task.currentVersion);
+    if (inFlight === 'fail-in-flight') {
+      for (const r of await this.opts.store.listRounds(task.id, { limit: 1 })) {
+        if (r.state !== 'done' && r.state !== 'failed') {
+          await this.opts.store.saveRound({ ...r, state: 'failed', failureReason: reason, endedAt: Date.now() });
+        }
+      }
+      await prepareResume(this.deps, task);
+    }
+    this.runners.get(task.id)?.dispose();
+    const runner = runnerFor(this.deps, task, weights);
+    this.runners.set(task.id, runner);
+    return runner;
+  }
+
+  /** Run as one node of a cluster: runners reach devices through `devices` and ask `cluster` (call before init). */
+  useCluster(cluster: RoundCluster, devices: DeviceChannel): void {
+    this.deps.cluster = cluster;
+    this.deps.devices = devices;
+  }
+
+  get cluster(): RoundCluster | undefined {
+    return this.deps.cluster;
+  }
+
+  /** The weights of a task's current version, from the registry. */
+  weightsOf(task: TaskRecord): Promise<Float32Array> {
+    return this.loadWeights(task.modelName, task.currentVersion);
   }
 
   /** The largest update a plan may ask devices for (bytes); socket messages are capped from it. */
@@ -268,6 +316,7 @@ export class Coordinator {
     const plan = parsedPlan.data;
     checkPlan(plan);
     this.checkUpdateCeiling(plan);
+    if (this.deps.cluster) checkClusterPlan(plan);
     if (this.runners.has(input.id) || (await this.opts.store.getTask(input.id))) throw new AppError('FL_ERR_TASK_EXISTS', { task: input.id });
     const sources = [input.preset, input.spec, input.fromVersion].filter((x) => x !== undefined).length;
     if (sources !== 1 || (input.spec === undefined) !== (input.weights === undefined)) {
@@ -319,6 +368,7 @@ export class Coordinator {
     await this.opts.store.createTask(task, v);
     const runner = runnerFor(this.deps, task, weights);
     this.runners.set(task.id, runner);
+    this.events.emit('task', runner.record);
     await this.opts.onPublished?.(v, weights);
     if (input.start) await this.startTask(task.id);
     return runner.record;

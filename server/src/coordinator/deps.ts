@@ -3,7 +3,8 @@ import type { ModelSpec } from '@flotilla/protocol';
 import type { Registry } from '../registry/registry.js';
 import type { VersionRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
-import type { SessionTable } from './sessions.js';
+import type { DeviceChannel } from './device-channel.js';
+import type { RoundCluster } from './round-cluster.js';
 
 /** Server-side test-set evaluation of a candidate global model; returns e.g. { accuracy, loss }. */
 export type CentralEvaluator = (weights: Float32Array, spec: ModelSpec) => Promise<Record<string, number>>;
@@ -28,7 +29,10 @@ export interface CoordinatorDeps {
   store: Store;
   /** Publishes versions (artifacts, variants) and reads weights back. */
   registry: Registry;
-  sessions: SessionTable;
+  /** How runners reach devices (the outbound interface: local sessions, or the cluster's adapter). */
+  devices: DeviceChannel;
+  /** Present when this coordinator is one node of a cluster (docs/cluster.md). */
+  cluster?: RoundCluster;
   /** Emits 'round' (RoundRecord), 'task' (TaskRecord), 'evaluation'. */
   events: EventEmitter;
   evaluator?: CentralEvaluator;

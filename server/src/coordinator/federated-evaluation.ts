@@ -36,7 +36,7 @@ export class FederatedEvaluation {
   start(round: number, version: number): void {
     const t = this.task();
     if (t.plan.evalClientsPerRound <= 0) return;
-    const available = this.deps.sessions.forTask(t.id).map((s) => s.deviceId);
+    const available = this.deps.devices.eligible(t.id);
     const chosen = this.strategy().configureEvaluate(round, available, this.rng);
     if (chosen.length === 0) return;
     if (this.pending) this.finish();
@@ -44,7 +44,7 @@ export class FederatedEvaluation {
     const deadline = Date.now() + t.plan.roundDeadlineMs;
     this.pending = { round, version, expected: new Set(chosen), results: [], timer: setTimeout(() => this.finish(), t.plan.roundDeadlineMs) };
     for (const id of chosen) {
-      this.deps.sessions.get(id)?.socket.emit('eval:instruction', {
+      this.deps.devices.send(id, 'eval:instruction', {
         taskId: t.id,
         round,
         modelName: t.modelName,

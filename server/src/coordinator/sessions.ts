@@ -31,6 +31,12 @@ export interface DeviceSession {
   grant?: { round: number; bytes: number };
 }
 
+/** Told when a session becomes a device's current one and when a current one is removed (cluster membership). */
+export interface SessionListener {
+  opened(s: DeviceSession): void;
+  closed(s: DeviceSession): void;
+}
+
 /**
  * Who is connected, by device. One live session per device: a device that connects again with
  * the same credential (a reconnect) replaces its old session, which is disconnected. Contract: `forTask` lists only
@@ -38,10 +44,17 @@ export interface DeviceSession {
  */
 export class SessionTable {
   private byDevice = new Map<string, DeviceSession>();
+  private readonly listeners: SessionListener[] = [];
+
+  /** Told of every session that becomes a device's current one, and of every current one removed (cluster membership). */
+  listen(l: SessionListener): void {
+    this.listeners.push(l);
+  }
 
   add(s: DeviceSession): DeviceSession | undefined {
     const old = this.byDevice.get(s.deviceId);
     this.byDevice.set(s.deviceId, s);
+    for (const l of this.listeners) l.opened(s);
     return old && old.sessionId !== s.sessionId ? old : undefined;
   }
 
@@ -49,6 +62,7 @@ export class SessionTable {
   remove(s: DeviceSession): boolean {
     if (this.byDevice.get(s.deviceId)?.sessionId !== s.sessionId) return false;
     this.byDevice.delete(s.deviceId);
+    for (const l of this.listeners) l.closed(s);
     return true;
   }
 

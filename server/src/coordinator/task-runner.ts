@@ -3,7 +3,7 @@ import { gatherTrainable, scatterTrainable, trainableLength } from '@flotilla/pr
 import { AppError } from '../errors.js';
 import { createRng, type Rng } from '../fl/rng.js';
 import { closeAtDeadline } from '../fl/round-state.js';
-import type { Strategy } from '../fl/strategy.js';
+import type { AggregatorPartial, Strategy } from '../fl/strategy.js';
 import { createStrategy } from '../fl/strategies/index.js';
 import type { RoundRecord, TaskRecord } from '../store/records.js';
 import { ActiveRound } from './active-round.js';
@@ -11,7 +11,7 @@ import { FederatedEvaluation } from './federated-evaluation.js';
 import { NormScreen, ScreeningOptionsSchema } from '../fl/screening.js';
 import type { CoordinatorDeps } from './deps.js';
 import { artifactPaths } from './artifact-paths.js';
-import { firstOutOfRange } from '../fl/update-checks.js';
+import { firstOutOfRange, rangeHeadroom } from '../fl/update-checks.js';
 import { beginSecAgg, foldSecure, takeMasked } from './secagg/secagg-hook.js';
 import type { SecAggMasked, SecAggUp } from '@flotilla/protocol';
 import { encodeServerControl } from './control-variates.js';
@@ -42,6 +42,10 @@ export class TaskRunner {
   /** Norm screening of updates, when the plan asks for it (history kept across rounds and saved with each commit). */
   private readonly screen: NormScreen | null;
   private readonly rng: Rng;
+  /** Cluster: `active` is this node's shard of another node's round (see follow). */
+  private following = false;
+  /** Cluster: the fencing token held when the round in flight started. */
+  private roundFence: number | undefined;
 
   constructor(
     private readonly deps: CoordinatorDeps,
@@ -79,8 +83,16 @@ export class TaskRunner {
   async setState(state: TaskRecord['state'], reason?: string): Promise<void> {
     this.task = await this.deps.store.updateTask(this.task.id, { state, ...(reason ? { stateReason: reason } : {}) });
     this.deps.events.emit('task', this.task);
-    for (const s of this.deps.sessions.forTask(this.task.id)) s.socket.emit('task:state', { taskId: this.task.id, state, ...(reason ? { reason } : {}) });
+    this.deps.devices.broadcast(this.task.id, 'task:state', { taskId: this.task.id, state, ...(reason ? { reason } : {}) });
     if (state === 'running') this.poke();
+  }
+
+  /** Cluster: another node changed the task in the store; take its record (plan, state) as is. */
+  refresh(task: TaskRecord): void {
+    if (JSON.stringify(task.plan) !== JSON.stringify(this.task.plan)) this.nextStrategy = createStrategy(task.plan);
+    this.task = { ...task, currentVersion: this.task.currentVersion, nextRound: Math.max(task.nextRound, this.task.nextRound) };
+    if (task.state !== 'running' && this.active?.state === 'training' && !this.following) void this.fail(`task ${task.state}`);
+    this.poke();
   }
 
   /** Replace the plan (already validated); the round in flight keeps the plan it started with. */
@@ -94,14 +106,15 @@ export class TaskRunner {
 
   /** Pause/stop: the round in flight (if any) fails; the global model is unchanged. */
   async halt(state: 'paused' | 'stopped' | 'done', reason: string): Promise<void> {
-    if (this.active && this.active.state === 'training') await this.fail(reason);
+    if (this.active && this.active.state === 'training' && !this.following) await this.fail(reason);
     await this.setState(state, reason);
   }
 
   /** Start a round if the task is running, none is in flight and enough devices are connected. */
   poke(): void {
     if (this.task.state !== 'running' || this.active || this.busy) return;
-    const eligible = this.deps.sessions.forTask(this.task.id).map((s) => s.deviceId);
+    if (this.deps.cluster && !this.deps.cluster.leads(this.task.id)) return;
+    const eligible = this.deps.devices.eligible(this.task.id);
     if (eligible.length < effectiveMinAvailable(this.task.plan)) return;
     this.busy = true;
     this.startRound(eligible)
@@ -141,17 +154,12 @@ export class TaskRunner {
     };
     // Reserve the round number first: a crash after this never reuses it.
     this.task = await this.deps.store.updateTask(this.task.id, { nextRound: round + 1 });
-    const trainable = this.trainableLength;
-    const updateBytes = 12 + 4 * trainable;
-    const slots = Math.max(2, Math.min(64, Math.floor(this.deps.uploadBudgetBytes / updateBytes)));
-    const strategy = this.strategy;
-    // Out-of-range previews see what the strategy steps: the trainable part of the global weights.
-    const base = gatherTrainable(this.weights, this.task.spec.manifest);
-    const outOfRange = (d: Float32Array) => strategy.previewOutOfRange?.(d, base) ?? firstOutOfRange(base, d);
-    const active = new ActiveRound(record, strategy.beginFit(round, trainable), trainable, plan, slots, this.screen, outOfRange);
+    const active = this.openRound(record, plan, this.screen);
     active.transition('training');
     await this.deps.store.saveRound(record);
     this.active = active;
+    this.roundFence = this.deps.cluster?.fence(this.task.id);
+    await this.deps.cluster?.roundOpened(record, plan);
     const paths = artifactPaths(this.task.modelName, this.task.currentVersion);
     const clientPlan = this.strategy.configureClientPlan?.(round, clientPlanOf(plan)) ?? clientPlanOf(plan);
     if (plan.secureAggregation) {
@@ -160,14 +168,9 @@ export class TaskRunner {
         void this.aggregate(active);
       }, (reason) => void (this.active === active && this.fail(reason)));
     }
-    const control = encodeServerControl(this.strategy, plan, trainable); // SCAFFOLD's c, the same bytes for every device
+    const control = encodeServerControl(this.strategy, plan, this.trainableLength); // SCAFFOLD's c, the same bytes for every device
     for (const id of selected) {
-      const s = this.deps.sessions.get(id);
-      if (!s) {
-        active.drop(id, 'gone before instruction');
-        continue;
-      }
-      s.socket.emit('fit:instruction', {
+      const sent = this.deps.devices.send(id, 'fit:instruction', {
         taskId: this.task.id,
         round,
         modelName: this.task.modelName,
@@ -178,11 +181,29 @@ export class TaskRunner {
         deadline: record.deadline,
         ...(control ? { control } : {}),
       });
+      if (!sent) {
+        if (active.drop(id, 'gone before instruction')) active.secagg?.gone(id);
+        continue;
+      }
       record.bytesDown += this.weights.byteLength + (control?.byteLength ?? 0);
     }
     this.deps.stats.roundsStarted++;
     active.timer = setTimeout(() => void this.onDeadline(active), plan.roundDeadlineMs);
     if (active.settled) await this.settle(active);
+  }
+
+  /** The in-memory round over `record`: upload slots, the strategy's aggregator, the checks every report passes. */
+  private openRound(record: RoundRecord, plan: TaskPlan, screen: NormScreen | null): ActiveRound {
+    const trainable = this.trainableLength;
+    const updateBytes = 12 + 4 * trainable;
+    const slots = Math.max(2, Math.min(64, Math.floor(this.deps.uploadBudgetBytes / updateBytes)));
+    const strategy = this.strategy;
+    // Out-of-range previews see what the strategy steps: the trainable part of the global weights.
+    const base = gatherTrainable(this.weights, this.task.spec.manifest);
+    const range = strategy.previewOutOfRange
+      ? { first: (d: Float32Array) => strategy.previewOutOfRange!(d, base), headroom: strategy.previewHeadroom?.(base) ?? 0 }
+      : { first: (d: Float32Array) => firstOutOfRange(base, d), headroom: rangeHeadroom(base) };
+    return new ActiveRound(record, strategy.beginFit(record.round, trainable), trainable, plan, slots, screen, range);
   }
 
   private async onDeadline(active: ActiveRound): Promise<void> {
@@ -212,6 +233,7 @@ export class TaskRunner {
 
   /** Resolves when the device may upload its report (an upload slot is its own); throws the code a report would get. */
   async onFitReady(deviceId: string, round: number, bytes: number): Promise<void> {
+    await this.clusterReady();
     const a = this.roundFor(round);
     a.admit(deviceId, bytes);
     await a.gate.acquire(deviceId);
@@ -222,16 +244,45 @@ export class TaskRunner {
    * (FL_ERR_PROTO_UPLOAD_NOT_GRANTED otherwise); the slot is released whatever the outcome.
    * Throws AppError with the rejection code; on success the report is folded in. A rejected
    * report does not use up the device's place: it may ask again (`fit:ready`) and resend until the
-   * round closes (docs/api.md, "Device connection").
+   * round closes (docs/api.md, "Device connection"). Cluster: the report is claimed cluster-wide
+   * first (one per device and round; a refused report gives its claim back), folded into this
+   * node's shard, and a follower tells the leader it was counted.
    */
   async onReport(deviceId: string, r: FitReport): Promise<void> {
+    await this.clusterReady();
     const a = this.roundFor(r.round);
+    const cluster = this.deps.cluster;
+    if (cluster && !(await cluster.claimReport(this.task.id, r.round, deviceId))) {
+      a.gate.release(deviceId);
+      a.reject(deviceId, 'FL_ERR_ROUND_DUPLICATE_REPORT', { round: r.round });
+    }
     try {
       if (a.secagg) throw new AppError('FL_ERR_SECAGG_PLAIN_REPORT', { round: r.round });
       a.accept(deviceId, r, a.gate.holds(deviceId));
+    } catch (err) {
+      if (cluster) void cluster.releaseReport(this.task.id, r.round, deviceId).catch(() => undefined);
+      throw err;
     } finally {
       a.gate.release(deviceId);
     }
+    if (this.following) return cluster!.reported(this.task.id, r.round, deviceId, r.delta.byteLength);
+    await this.counted(a);
+  }
+
+  /** Cluster leader: a follower folded a report of one of its devices into its shard. */
+  async onRemoteReport(deviceId: string, round: number, bytes: number): Promise<void> {
+    const a = this.active;
+    if (this.following || !a || a.round !== round || a.state !== 'training') return;
+    if (a.countRemote(deviceId, bytes)) await this.counted(a);
+  }
+
+  /** Cluster follower: the leader's latest round may still be on its way to this node; wait for it. */
+  private async clusterReady(): Promise<void> {
+    const c = this.deps.cluster;
+    if (c && !c.leads(this.task.id)) await c.ready(this.task.id);
+  }
+
+  private async counted(a: ActiveRound): Promise<void> {
     if (a.reported.size >= a.plan.clientsPerRound) await this.aggregate(a);
     else if (a.settled) await this.settle(a);
   }
@@ -245,15 +296,16 @@ export class TaskRunner {
     const a = this.active;
     if (!a) return;
     a.gate.release(deviceId);
+    if (this.following) return this.deps.cluster!.deviceGone(this.task.id, deviceId, reason, grace);
     if (a.state !== 'training') return;
     if (grace) a.disconnected.add(deviceId);
     const drop = () => {
       if (a.secagg) {
-        if (this.active === a && (!grace || !this.deps.sessions.get(deviceId)) && a.drop(deviceId, reason)) a.secagg.gone(deviceId);
+        if (this.active === a && (!grace || !this.deps.devices.connected(deviceId)) && a.drop(deviceId, reason)) a.secagg.gone(deviceId);
         return;
       }
-      // After the grace, only a device that has not come back counts as dropped; a reported failure drops at once.
-      if (this.active === a && a.state === 'training' && (!grace || !this.deps.sessions.get(deviceId)) && a.drop(deviceId, reason) && a.settled) void this.settle(a);
+      // After the grace, only a device that has not come back (to any node) counts as dropped; a reported failure drops at once.
+      if (this.active === a && a.state === 'training' && (!grace || !this.deps.devices.connected(deviceId)) && a.drop(deviceId, reason) && a.settled) void this.settle(a);
     };
     if (!grace || this.deps.reconnectGraceMs <= 0) return drop();
     const t = setTimeout(drop, this.deps.reconnectGraceMs);
@@ -270,7 +322,7 @@ export class TaskRunner {
 
   /** When a round closes, selected devices that lost their connection during it and did not report are recorded as dropped. */
   private recordGone(a: ActiveRound): void {
-    for (const id of a.selected) if (!a.reported.has(id) && (a.disconnected.has(id) || !this.deps.sessions.get(id))) a.drop(id, 'disconnected');
+    for (const id of a.selected) if (!a.reported.has(id) && (a.disconnected.has(id) || !this.deps.devices.connected(id))) a.drop(id, 'disconnected');
   }
 
   private async aggregate(a: ActiveRound): Promise<void> {
@@ -280,6 +332,14 @@ export class TaskRunner {
     a.transition('aggregating');
     const t0 = performance.now();
     try {
+      // Cluster: the other nodes' shards (their devices' reports, folded) join this one; DP noise
+      // and the server optimizer then run once, here, on the combined aggregate.
+      if (this.deps.cluster) {
+        for (const p of await this.deps.cluster.gatherPartials(this.task.id, a.round)) {
+          a.aggregator.mergePartial!(p);
+          for (const d of (p.meta.devices as string[] | undefined) ?? []) a.countRemote(d, 0, true);
+        }
+      }
       const manifest = this.task.spec.manifest;
       const outcome = this.strategy.aggregateFit(a.round, a.aggregator, a.failures, gatherTrainable(this.weights, manifest));
       const next = scatterTrainable(this.weights, outcome.weights, manifest);
@@ -295,7 +355,7 @@ export class TaskRunner {
       // accountant) for an aggregate that never became a model: go back to what is stored, as a
       // restart would, so the retried round starts from exactly the committed state.
       this.strategy = committedStrategy(this.task);
-      await this.fail(`commit failed: ${String(err)}`);
+      await this.fail(`commit failed: ${err instanceof AppError ? `${err.code}: ` : ''}${String(err)}`);
       return;
     }
     await this.afterCommit(a);
@@ -326,7 +386,9 @@ export class TaskRunner {
         parentVersion: this.task.currentVersion,
         metrics,
       },
-      by: 'coordinator',
+      by: this.deps.cluster ? `coordinator@${this.deps.cluster.nodeId}` : 'coordinator',
+      // the token of the leadership this round ran under: a newer leader's claim refuses it
+      ...(this.deps.cluster ? { fence: this.roundFence ?? 0 } : {}),
     });
     a.transition('done');
     Object.assign(a.record, committed);
@@ -342,6 +404,7 @@ export class TaskRunner {
 
   private async afterCommit(a: ActiveRound): Promise<void> {
     this.active = null;
+    this.deps.cluster?.roundEnded(this.task.id, a.round, 'done');
     this.deps.events.emit('round', a.record);
     const plan = this.task.plan;
     const acc = a.record.centralMetrics.accuracy;
@@ -363,9 +426,10 @@ export class TaskRunner {
     a.record.failureReason = reason;
     a.record.endedAt = Date.now();
     for (const id of a.selected) {
-      if (!a.reported.has(id)) this.deps.sessions.get(id)?.socket.emit('round:cancel', { taskId: this.task.id, round: a.round, reason: reason.slice(0, 256) });
+      if (!a.reported.has(id)) this.deps.devices.send(id, 'round:cancel', { taskId: this.task.id, round: a.round, reason: reason.slice(0, 256) });
     }
     this.active = null;
+    this.deps.cluster?.roundEnded(this.task.id, a.round, 'failed', reason);
     this.deps.stats.roundsFailed++;
     try {
       await this.deps.store.saveRound(a.record);
@@ -401,9 +465,51 @@ export class TaskRunner {
     this.active?.gate.release(deviceId);
   }
 
-  /** An evaluation report from a device (see FederatedEvaluation). */
+  /** An evaluation report from a device (see FederatedEvaluation); a follower hands it to the leader. */
   onEvalReport(deviceId: string, r: EvalReport): void {
+    if (this.deps.cluster && !this.deps.cluster.leads(this.task.id)) return this.deps.cluster.evalReported(this.task.id, deviceId, r);
     this.evaluation.onReport(deviceId, r);
+  }
+
+  /**
+   * Cluster follower: take reports for the leader's round `record` (opened with `plan`) into a
+   * shard of this node, folded with the strategy as of the task's last commit (`task`, re-read
+   * from the store). No timers: the leader closes the round.
+   */
+  follow(task: TaskRecord, weights: Float32Array, record: RoundRecord, plan: TaskPlan): void {
+    if (this.active) this.clearTimer(this.active);
+    this.task = task;
+    this.weights = weights;
+    this.strategy = committedStrategy(task);
+    this.active = this.openRound({ ...record, reported: [], rejected: [], dropped: [] }, plan, null);
+    this.following = true;
+  }
+
+  /** Cluster follower: the leader committed; take the task's new record and weights in place (reports in flight keep this runner). */
+  adopt(task: TaskRecord, weights: Float32Array): void {
+    if (this.deps.cluster?.leads(this.task.id)) return;
+    this.task = task;
+    this.weights = weights;
+    this.strategy = committedStrategy(task);
+    this.nextStrategy = null;
+  }
+
+  /** Cluster follower: the leader closes `round`: hand over this node's shard (null when it has none). */
+  takePartial(round: number): { partial: AggregatorPartial; devices: string[] } | null {
+    const a = this.active;
+    if (!this.following || !a || a.round !== round || a.state !== 'training') return null;
+    this.clearTimer(a);
+    a.transition('aggregating'); // later reports for this round are late
+    if (a.reported.size === 0) return null;
+    return { partial: a.aggregator.exportPartial!(), devices: [...a.reported] };
+  }
+
+  /** Cluster follower: the leader ended `round` (or any older one): drop the shard. */
+  endFollowing(round: number): void {
+    const a = this.active;
+    if (!this.following || !a || a.round > round) return;
+    this.clearTimer(a);
+    this.active = null;
   }
 
   /** Stop timers; the coordinator is shutting down (state in the store is left as is, for resume). */

@@ -35,13 +35,49 @@ export interface EvalResult {
   metrics: Record<string, number>;
 }
 
+/**
+ * A running aggregate as it leaves one node (hierarchical aggregation, docs/cluster.md): the
+ * float64 running sum plus small JSON-serialisable counters. O(model), whatever the reports.
+ */
+export interface AggregatorPartial {
+  sum: Float64Array;
+  meta: Record<string, unknown>;
+}
+
 export interface FitAggregator {
   /** Throws RangeError on a result it cannot fold (wrong length, missing control when it requires one). */
   add(result: FitResult): void;
   /** True when every result must carry `control` (SCAFFOLD); the coordinator refuses reports without one before `add`. */
   readonly requiresControl?: boolean;
+  /**
+   * Add `result` only if every value of its delta is finite with |value| <= the float32 whose
+   * bits are `bound` (fold-kernel.ts, `boundBits`); otherwise return false with nothing changed.
+   * Lets the coordinator check and fold a report in one pass; absent, it checks first, then adds.
+   */
+  addWithin?(result: FitResult, bound: number): boolean;
   readonly count: number;
   readonly totalExamples: number;
+  /**
+   * Mergeable aggregators (the weighted-sum family) export what they folded and merge another
+   * node's export. Contract: merging the partials of any split of the results equals adding all
+   * the results to one aggregator (up to float64 summation order). Absent: not mergeable, so the
+   * strategy is refused in cluster mode.
+   */
+  exportPartial?(): AggregatorPartial;
+  mergePartial?(p: AggregatorPartial): void;
+}
+
+/** Metric records folded to one record per key: weightedMetrics of the result equals that of the input. */
+export function compactMetrics(results: ReadonlyArray<{ numExamples: number; metrics: Record<string, number> }>): Array<{ numExamples: number; metrics: Record<string, number> }> {
+  const sums: Record<string, number> = {};
+  const weights: Record<string, number> = {};
+  for (const r of results) {
+    for (const [k, v] of Object.entries(r.metrics)) {
+      sums[k] = (sums[k] ?? 0) + v * r.numExamples;
+      weights[k] = (weights[k] ?? 0) + r.numExamples;
+    }
+  }
+  return Object.keys(sums).map((k) => ({ numExamples: weights[k], metrics: { [k]: sums[k] / weights[k] } }));
 }
 
 export interface FitOutcome {
@@ -76,6 +112,13 @@ export interface Strategy {
    * instructions; absent or null for strategies without one. Read-only: must not change state.
    */
   serverControl?(modelLength: number): Float32Array | null;
+  /**
+   * A bound b >= 0 such that every delta whose values all lie in [-b, b] passes
+   * `previewOutOfRange` against `global` (returns -1); 0 when the strategy knows none. Lets the
+   * report path check finiteness and range in one pass (update-checks.ts, `withinMagnitude`).
+   * Strategies that implement `previewOutOfRange` without this get the exact check on every report.
+   */
+  previewHeadroom?(global: Float32Array): number;
   /** Server-optimizer state for resume (momentum, moments); JSON-serialisable. */
   exportState?(): unknown;
   importState?(state: unknown): void;

@@ -11,6 +11,38 @@ export { l2Norm } from '@flotilla/protocol';
 /** Largest finite float32 magnitude. */
 export const FLOAT32_MAX = 3.4028234663852886e38;
 
+/**
+ * Whether every value of `x` is finite and within [-bound, bound]: one read-only pass (a NaN fails
+ * both comparisons). With `bound` from `rangeHeadroom`, true implies `allFinite(x)` and
+ * `firstOutOfRange(base, x) === -1`, so the report path checks both in one pass and runs the
+ * exact checks only for the rare report that fails it.
+ */
+export function withinMagnitude(x: Float32Array, bound: number): boolean {
+  if (!(bound > 0)) return false;
+  const lo = -bound;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    if (!(v <= bound && v >= lo)) return false;
+  }
+  return true;
+}
+
+/**
+ * The largest b such that |d| <= b guarantees `base + d` stays within float32 range for every
+ * coordinate: FLOAT32_MAX - max|base|, shrunk by a relative 2^-50 so that the float64 rounding of
+ * the subtraction can never make it too large. 0 when `base` holds a non-finite value.
+ */
+export function rangeHeadroom(base: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < base.length; i++) {
+    const a = Math.abs(base[i]);
+    if (a > m) m = a;
+    else if (a !== a) return 0; // NaN
+  }
+  const h = (FLOAT32_MAX - m) * (1 - 2 ** -50);
+  return h > 0 ? h : 0;
+}
+
 /** Whether a float64 value would stay finite once stored as float32 (|x| <= FLOAT32_MAX). */
 export function inFloat32Range(x: number): boolean {
   return x <= FLOAT32_MAX && x >= -FLOAT32_MAX;

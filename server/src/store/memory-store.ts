@@ -19,6 +19,7 @@ function page<T>(xs: T[], p?: PageOptions): T[] {
 export class MemoryStore implements Store {
   readonly kind = 'memory';
   private tasks = new Map<string, TaskRecord>();
+  private fences = new Map<string, number>();
   private rounds = new Map<string, RoundRecord>();
   private models = new Map<string, ModelRecord>();
   private versions = new Map<string, VersionRecord>();
@@ -80,12 +81,25 @@ export class MemoryStore implements Store {
     if (this.versions.has(vkey(v.model, v.version))) throw new AppError('FL_ERR_VERSION_IMMUTABLE', { model: v.model, version: v.version });
     const t = this.tasks.get(task.id);
     if (!t) throw new AppError('FL_ERR_TASK_NOT_FOUND', { task: task.id });
+    if (input.fence !== undefined) this.checkFence(task.id, input.fence);
     // All checks done: apply every change (nothing below can throw).
     if (!this.models.has(v.model)) this.models.set(v.model, { name: v.model, createdAt: v.createdAt });
     this.versions.set(vkey(v.model, v.version), clone(v));
     this.rounds.set(`${round.taskId}\u0000${round.round}`, clone(round));
     this.tasks.set(task.id, { ...t, ...clone(task), updatedAt: Date.now() });
     this.moveAlias(v.model, 'latest', v.version, by, v.createdAt);
+    if (input.fence !== undefined) this.fences.set(task.id, input.fence);
+  }
+
+  async claimFence(taskId: string, token: number): Promise<void> {
+    if (!this.tasks.has(taskId)) throw new AppError('FL_ERR_TASK_NOT_FOUND', { task: taskId });
+    this.checkFence(taskId, token);
+    this.fences.set(taskId, token);
+  }
+
+  private checkFence(taskId: string, token: number): void {
+    const current = this.fences.get(taskId) ?? 0;
+    if (current > token) throw new AppError('FL_ERR_CLUSTER_STALE_LEADER', { task: taskId, token, current });
   }
 
   async listModels(): Promise<ModelRecord[]> {

@@ -111,6 +111,10 @@ export class MongoStore implements Store {
   private get tasks(): Collection<Document> {
     return this.db.collection('tasks');
   }
+  /** Highest leader fencing token per task ({ _id: taskId, fence }). */
+  private get fences(): Collection<Document> {
+    return this.db.collection('fences');
+  }
   private get rounds(): Collection<Document> {
     return this.db.collection('rounds');
   }
@@ -255,12 +259,35 @@ export class MongoStore implements Store {
       if (!(await this.tasks.findOne({ _id: task.id as never }, { session, projection: { _id: 1 } }))) {
         throw new AppError('FL_ERR_TASK_NOT_FOUND', { task: task.id });
       }
+      if (input.fence !== undefined) await this.raiseFence(task.id, input.fence, session);
       await this.ensureModel(v.model, v.createdAt, session);
       await this.insertVersion(v, session); // the commit point on a standalone server
       await this.rounds.replaceOne({ taskId: round.taskId, round: round.round }, round, { upsert: true, session });
       await this.tasks.updateOne({ _id: task.id as never }, patchUpdate(task, Date.now()), { session });
       await this.moveAlias(v.model, 'latest', v.version, by, v.createdAt, 'set', session);
     });
+  }
+
+  async claimFence(taskId: string, token: number): Promise<void> {
+    if (!(await this.tasks.findOne({ _id: taskId as never }, { projection: { _id: 1 } }))) throw new AppError('FL_ERR_TASK_NOT_FOUND', { task: taskId });
+    await this.raiseFence(taskId, token);
+  }
+
+  /**
+   * One conditional upsert: matches only when the stored token is not above `token`; a higher
+   * stored token makes the upsert collide on _id (duplicate key), which is the refusal. Inside a
+   * transaction the write also conflicts with a concurrent claim, so the commit aborts.
+   */
+  private async raiseFence(taskId: string, token: number, session?: ClientSession): Promise<void> {
+    try {
+      await this.fences.updateOne({ _id: taskId as never, fence: { $lte: token } }, { $set: { fence: token } }, { upsert: true, session });
+    } catch (err) {
+      if (isDuplicate(err)) {
+        const cur = await this.fences.findOne({ _id: taskId as never }, { session });
+        throw new AppError('FL_ERR_CLUSTER_STALE_LEADER', { task: taskId, token, current: cur?.fence });
+      }
+      throw err;
+    }
   }
 
   // ---- models and versions ----

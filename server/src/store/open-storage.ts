@@ -17,6 +17,11 @@ export interface StorageOptions {
   mongodbDb?: string;
   /** Embedded mode: `<dataDir>/flotilla.db` and `<dataDir>/blobs`. */
   dataDir?: string;
+  /**
+   * Other processes write the same data dir (cluster nodes on one host): no start-up sweep, since
+   * a blob another node wrote for a commit it has not recorded yet would look unreferenced.
+   */
+  sharedDataDir?: boolean;
 }
 
 export interface Storage {
@@ -73,7 +78,7 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
     await store.init();
     const files = new FileBlobStore(options.dataDir);
     try {
-      swept = await files.sweep(await referencedBlobs(store));
+      if (!options.sharedDataDir) swept = await files.sweep(await referencedBlobs(store));
     } catch (err) {
       await store.close();
       throw err;

@@ -171,18 +171,28 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE rounds ADD COLUMN secure_aggregation TEXT;
   `,
+  // 10: cluster mode: the highest leader fencing token seen per task; a commit carrying a lower one is refused.
+  `
+  ALTER TABLE tasks ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
-/** Apply the migrations the database lacks. Refuses a database newer than this build. */
+/**
+ * Apply the migrations the database lacks. Refuses a database newer than this build. Several
+ * processes may open one file at once (cluster nodes on one host): each migration takes the write
+ * lock first (IMMEDIATE) and re-reads user_version under it, so exactly one process applies it.
+ */
 export function migrate(db: Database): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
+  const version = () => db.pragma('user_version', { simple: true }) as number;
+  const current = version();
   if (current > MIGRATIONS.length) {
     throw new AppError('FL_ERR_CONFIG_INVALID', { why: 'flotilla.db was written by a newer Flotilla', schemaVersion: current, known: MIGRATIONS.length });
   }
   for (let i = current; i < MIGRATIONS.length; i++) {
     db.transaction(() => {
+      if (version() > i) return;
       db.exec(MIGRATIONS[i]);
       db.pragma(`user_version = ${i + 1}`);
-    })();
+    }).immediate();
   }
 }

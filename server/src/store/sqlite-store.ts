@@ -99,12 +99,14 @@ export class SqliteStore implements Store {
       throw new AppError('FL_ERR_STORE_NOT_WRITABLE', { path: this.path, why: (err as Error).message });
     }
     try {
+      // First, so that every later step waits for another process's write lock (cluster nodes
+      // sharing the file) instead of failing with SQLITE_BUSY.
+      db.pragma('busy_timeout = 5000');
       const problems = (db.pragma('quick_check') as Array<{ quick_check: string }>).map((r) => r.quick_check);
       if (problems.length !== 1 || problems[0] !== 'ok') throw new AppError('FL_ERR_STORE_CORRUPT', { path: this.path, problems: problems.slice(0, 10) });
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
-      db.pragma('busy_timeout = 5000');
       migrate(db);
     } catch (err) {
       db.close();
@@ -223,12 +225,25 @@ export class SqliteStore implements Store {
     const { version: v, round, task, by } = input;
     this.tx(() => {
       if (!this.q('SELECT 1 FROM tasks WHERE id = ?').get(task.id)) throw new AppError('FL_ERR_TASK_NOT_FOUND', { task: task.id });
+      if (input.fence !== undefined) this.raiseFence(task.id, input.fence);
       this.ensureModel(v.model, v.createdAt);
       this.insertVersion(v);
       this.upsertRound(round);
       this.patchTask(task.id, task);
       this.moveAlias(v.model, 'latest', v.version, by, v.createdAt, 'set');
     });
+  }
+
+  async claimFence(taskId: string, token: number): Promise<void> {
+    this.tx(() => this.raiseFence(taskId, token));
+  }
+
+  /** Inside a transaction: refuse a token below the stored one, else store it. */
+  private raiseFence(taskId: string, token: number): void {
+    const r = this.q('SELECT fence FROM tasks WHERE id = ?').get(taskId) as { fence: number } | undefined;
+    if (!r) throw new AppError('FL_ERR_TASK_NOT_FOUND', { task: taskId });
+    if (r.fence > token) throw new AppError('FL_ERR_CLUSTER_STALE_LEADER', { task: taskId, token, current: r.fence });
+    if (r.fence < token) this.q('UPDATE tasks SET fence = ? WHERE id = ?').run(token, taskId);
   }
 
   // ---- models and versions ----

@@ -26,7 +26,11 @@ import type {
  *    and moves `latest` to it atomically; an existing version number fails with
  *    FL_ERR_VERSION_IMMUTABLE and changes nothing;
  *  - every alias change appends one history record (newest first on read; ties in write order).
- *  - artifact bytes live in a BlobStore and are written before the version that names them.
+ *  - artifact bytes live in a BlobStore and are written before the version that names them;
+ *  - fencing (cluster mode, docs/cluster.md): each task keeps the highest leader token seen.
+ *    `claimFence` raises it (a lower token fails with FL_ERR_CLUSTER_STALE_LEADER and changes
+ *    nothing); a `commitRound` whose `fence` is below it fails the same way, checked inside the
+ *    commit's own transaction, so a paused or partitioned ex-leader can never commit.
  */
 export interface PageOptions {
   limit?: number;
@@ -49,6 +53,8 @@ export interface CommitInput {
   version: VersionRecord;
   /** Who moved `latest` (for alias history). */
   by: string;
+  /** The committing leader's fencing token (cluster mode); absent: no fencing check. */
+  fence?: number;
 }
 
 export interface Store {
@@ -69,6 +75,8 @@ export interface Store {
   /** Newest first. */
   listRounds(taskId: string, page?: PageOptions): Promise<RoundRecord[]>;
   commitRound(input: CommitInput): Promise<void>;
+  /** Raise the task's fencing token to `token` (see the contract above). */
+  claimFence(taskId: string, token: number): Promise<void>;
 
   listModels(): Promise<ModelRecord[]>;
   getModel(name: string): Promise<ModelRecord | null>;

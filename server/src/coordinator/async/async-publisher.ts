@@ -140,7 +140,7 @@ export class AsyncPublisher {
 
   async setState(state: TaskRecord['state'], reason?: string): Promise<void> {
     await this.updateTask({ state, ...(reason ? { stateReason: reason } : {}) });
-    for (const s of this.deps.sessions.forTask(this.task.id)) s.socket.emit('task:state', { taskId: this.task.id, state, ...(reason ? { reason } : {}) });
+    this.deps.devices.broadcast(this.task.id, 'task:state', { taskId: this.task.id, state, ...(reason ? { reason } : {}) });
   }
 
   async updateTask(patch: Partial<Pick<TaskRecord, 'state' | 'stateReason' | 'plan'>>): Promise<void> {

@@ -128,7 +128,7 @@ export class AsyncTaskRunner {
     if (task.state !== 'running' || this.publisher.busy) return;
     const plan = task.plan;
     if (this.step >= plan.maxRounds) return; // the last step is being published; the task ends with it
-    const connected = this.deps.sessions.forTask(task.id).map((s) => s.deviceId);
+    const connected = this.deps.devices.eligible(task.id);
     if (connected.length < effectiveMinAvailable(plan)) return;
     const free = plan.concurrency! - this.jobs.size;
     if (free <= 0) return;
@@ -141,10 +141,9 @@ export class AsyncTaskRunner {
     const paths = artifactPaths(task.modelName, version);
     const clientPlan = this.strategy.configureClientPlan?.(b.record.round, clientPlanOf(plan)) ?? clientPlanOf(plan);
     for (const id of chosen) {
-      const s = this.deps.sessions.get(id);
-      if (!s) continue;
+      if (!this.deps.devices.connected(id)) continue;
       const job = this.jobs.admit(id, version, this.publisher.publishedStep, plan.roundDeadlineMs);
-      s.socket.emit('fit:instruction', {
+      this.deps.devices.send(id, 'fit:instruction', {
         taskId: task.id,
         round: version,
         modelName: task.modelName,
@@ -317,7 +316,7 @@ export class AsyncTaskRunner {
     const job = this.jobs.get(deviceId);
     if (!job) return;
     const drop = () => {
-      if (this.jobs.get(deviceId) !== job || (grace && this.deps.sessions.get(deviceId))) return;
+      if (this.jobs.get(deviceId) !== job || (grace && this.deps.devices.connected(deviceId))) return;
       this.jobs.end(deviceId);
       this.buffer?.record.dropped.push(deviceId);
       this.deps.logger.info({ task: this.id, device: deviceId, reason }, 'async job ended');

@@ -26,12 +26,7 @@ export function beginSecAgg(
       deadline: a.record.deadline,
       enough: plan.clientsPerRound,
       random,
-      send: (id, msg) => {
-        const session = deps.sessions.get(id);
-        if (!session) return false;
-        session.socket.emit('secagg', msg);
-        return true;
-      },
+      send: (id, msg) => deps.devices.send(id, 'secagg', msg),
       done: finish,
       fail,
     },

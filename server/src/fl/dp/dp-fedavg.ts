@@ -1,8 +1,8 @@
 import type { ClientPlan } from '@flotilla/protocol';
 import { z } from 'zod';
 import { gaussian, type Rng } from '../rng.js';
-import type { EvalResult, FitAggregator, FitFailure, FitOutcome, FitResult, Strategy } from '../strategy.js';
-import { weightedMetrics } from '../strategy.js';
+import type { AggregatorPartial, EvalResult, FitAggregator, FitFailure, FitOutcome, FitResult, Strategy } from '../strategy.js';
+import { compactMetrics, weightedMetrics } from '../strategy.js';
 import { nextClipNorm, updateNoiseMultiplier, type AdaptiveClipOptions } from './adaptive-clip.js';
 import { clipInPlace } from './clip.js';
 import { addGaussianNoise, noiseRng } from './noise.js';
@@ -69,6 +69,8 @@ export class DpAggregator implements FitAggregator {
   unclipped = 0;
   serverClipped = 0;
   private examples = 0;
+  /** Results folded here plus those merged from other nodes' partials. */
+  private n = 0;
   readonly records: Array<{ numExamples: number; metrics: Record<string, number> }> = [];
 
   constructor(
@@ -91,10 +93,30 @@ export class DpAggregator implements FitAggregator {
     for (let i = 0; i < d.length; i++) this.sum[i] += d[i];
     this.examples += r.numExamples;
     this.records.push({ numExamples: r.numExamples, metrics: r.metrics });
+    this.n++;
+  }
+
+  /** Clipped sums merge like any sum; noise is added once, by the leader's aggregateFit. */
+  exportPartial(): AggregatorPartial {
+    return {
+      sum: this.sum,
+      meta: { n: this.count, examples: this.examples, unclipped: this.unclipped, serverClipped: this.serverClipped, metrics: compactMetrics(this.records) },
+    };
+  }
+
+  mergePartial(p: AggregatorPartial): void {
+    const m = p.meta as { n: number; examples: number; unclipped: number; serverClipped: number; metrics: Array<{ numExamples: number; metrics: Record<string, number> }> };
+    if (p.sum.length !== this.length) throw new RangeError(`partial length ${p.sum.length} != ${this.length}`);
+    for (let i = 0; i < this.sum.length; i++) this.sum[i] += p.sum[i];
+    this.examples += m.examples;
+    this.unclipped += m.unclipped;
+    this.serverClipped += m.serverClipped;
+    this.n += m.n;
+    this.records.push(...m.metrics);
   }
 
   get count(): number {
-    return this.records.length;
+    return this.n;
   }
 
   get totalExamples(): number {

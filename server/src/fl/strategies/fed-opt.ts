@@ -38,6 +38,11 @@ export abstract class FedOpt extends FedAvg {
     super(params);
   }
 
+  /** The adaptive step is not the delta itself: no cheap bound, every report gets the exact preview. */
+  override previewHeadroom(): number {
+    return 0;
+  }
+
   /** The variant's second-moment update for one coordinate: v_new from v and d = D_i. */
   protected abstract secondMoment(v: number, d: number): number;
 

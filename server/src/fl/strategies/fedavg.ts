@@ -1,9 +1,9 @@
 import { sample, type Rng } from '../rng.js';
 import { selectionSize } from '../selection.js';
-import type { EvalResult, FitAggregator, FitFailure, FitOutcome, FitResult, Strategy } from '../strategy.js';
-import { weightedMetrics } from '../strategy.js';
+import type { AggregatorPartial, EvalResult, FitAggregator, FitFailure, FitOutcome, FitResult, Strategy } from '../strategy.js';
+import { compactMetrics, weightedMetrics } from '../strategy.js';
 import { WeightedMean } from '../weighted-mean.js';
-import { firstOutOfRange } from '../update-checks.js';
+import { firstOutOfRange, rangeHeadroom } from '../update-checks.js';
 
 /**
  * FedAvg (McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks from
@@ -17,13 +17,18 @@ export interface FedAvgParams {
 
 export class StreamingMeanAggregator implements FitAggregator {
   readonly mean: WeightedMean;
-  private readonly metricSums: Array<{ numExamples: number; metrics: Record<string, number> }> = [];
+  protected readonly metricSums: Array<{ numExamples: number; metrics: Record<string, number> }> = [];
   constructor(length: number) {
     this.mean = new WeightedMean(length);
   }
   add(r: FitResult): void {
     this.mean.add(r.delta, r.numExamples);
     this.metricSums.push({ numExamples: r.numExamples, metrics: r.metrics });
+  }
+  addWithin(r: FitResult, bound: number): boolean {
+    if (!this.mean.addWithin(r.delta, r.numExamples, bound)) return false;
+    this.metricSums.push({ numExamples: r.numExamples, metrics: r.metrics });
+    return true;
   }
   get count(): number {
     return this.mean.count;
@@ -33,6 +38,15 @@ export class StreamingMeanAggregator implements FitAggregator {
   }
   metrics(): Record<string, number> {
     return weightedMetrics(this.metricSums);
+  }
+  exportPartial(): AggregatorPartial {
+    return { sum: this.mean.rawSum, meta: { total: this.mean.totalWeight, n: this.mean.count, metrics: compactMetrics(this.metricSums) } };
+  }
+  mergePartial(p: AggregatorPartial): void {
+    const m = p.meta as { total: number; n: number; metrics: Array<{ numExamples: number; metrics: Record<string, number> }> };
+    if (m.n === 0) return;
+    this.mean.merge(p.sum, m.total, m.n);
+    this.metricSums.push(...m.metrics);
   }
 }
 
@@ -65,6 +79,11 @@ export class FedAvg implements Strategy {
    */
   previewOutOfRange(delta: Float32Array, global: Float32Array): number {
     return firstOutOfRange(global, this.serverUpdate(delta, global, false));
+  }
+
+  /** FedAvg's step is the delta itself: the headroom of `global` (FLOAT32_MAX - max|global|). Strategies with another server step override it. */
+  previewHeadroom(global: Float32Array): number {
+    return rangeHeadroom(global);
   }
 
   aggregateFit(_round: number, aggregator: FitAggregator, _failures: readonly FitFailure[], global: Float32Array): FitOutcome {

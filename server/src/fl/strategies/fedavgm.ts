@@ -40,6 +40,11 @@ export class FedAvgM extends FedAvg {
     return step;
   }
 
+  /** The momentum step is not the delta itself: no cheap bound, every report gets the exact preview. */
+  override previewHeadroom(): number {
+    return 0;
+  }
+
   exportState(): unknown {
     return { version: 1, velocity: this.velocity ? vectorToBase64(this.velocity) : null };
   }

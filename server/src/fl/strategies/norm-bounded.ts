@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { clipInPlace } from '../dp/clip.js';
-import type { FitAggregator, FitFailure, FitOutcome, FitResult } from '../strategy.js';
+import { withinBound } from '../fold-kernel.js';
+import type { AggregatorPartial, FitAggregator, FitFailure, FitOutcome, FitResult } from '../strategy.js';
 import { FedAvg, StreamingMeanAggregator, type FedAvgParams } from './fedavg.js';
 
 /**
@@ -22,6 +23,20 @@ export class ClippingMeanAggregator extends StreamingMeanAggregator {
     if (r.delta.length === this.mean.length && clipInPlace(r.delta, this.bound).clipped) this.clippedCount++;
     super.add(r);
   }
+  /** Clipping needs the delta's norm first, so the check is its own pass here (on the delta as received). */
+  override addWithin(r: FitResult, bound: number): boolean {
+    if (!withinBound(r.delta, bound)) return false;
+    this.add(r);
+    return true;
+  }
+  override exportPartial(): AggregatorPartial {
+    const p = super.exportPartial();
+    return { sum: p.sum, meta: { ...p.meta, clipped: this.clippedCount } };
+  }
+  override mergePartial(p: AggregatorPartial): void {
+    super.mergePartial(p);
+    this.clippedCount += Number(p.meta.clipped ?? 0);
+  }
 }
 
 export class NormBounded extends FedAvg {
@@ -38,7 +53,7 @@ export class NormBounded extends FedAvg {
     return new ClippingMeanAggregator(modelLength, this.maxNorm);
   }
 
-  /** The delta is clipped before it counts, so it is previewed clipped. */
+  /** The delta is clipped before it counts, so it is previewed clipped (clipping only shrinks values, so FedAvg's headroom holds too). */
   override previewOutOfRange(delta: Float32Array, global: Float32Array): number {
     const clipped = Float32Array.from(delta);
     clipInPlace(clipped, this.maxNorm);
