@@ -92,6 +92,11 @@ describe.skipIf(redisSkipReason !== null)('cluster: three coordinators on Redis'
     }
     const screened = await post({ id: 'x-screened', preset: 'tiny-mlp', plan: { clientsPerRound: 5, screening: { action: 'reject' } } });
     expect((await screened.json()).error.code).toBe('FL_ERR_CLUSTER_UNSUPPORTED');
+    // Async tasks and secure aggregation run on one coordinator.
+    const asyncTask = await post({ id: 'x-async', preset: 'tiny-mlp', plan: { mode: 'async', concurrency: 4, bufferSize: 4 } });
+    expect((await asyncTask.json()).error).toMatchObject({ code: 'FL_ERR_CLUSTER_UNSUPPORTED', details: { option: 'mode' } });
+    const secure = await post({ id: 'x-secure', preset: 'tiny-mlp', plan: { clientsPerRound: 5, secureAggregation: { protocol: 'secagg+', threshold: 4, quantization: { bits: 16, clipRange: 1 } } } });
+    expect((await secure.json()).error).toMatchObject({ code: 'FL_ERR_CLUSTER_UNSUPPORTED', details: { option: 'secureAggregation' } });
     const ok = await post({ id: 'x-dp', preset: 'tiny-mlp', plan: { clientsPerRound: 5, strategy: { name: 'dpfedavg', params: { noiseMultiplier: 0.5, clipNorm: 1, inner: 'fedadam' } } } });
     expect(ok.status).toBe(201);
   }, 60_000);

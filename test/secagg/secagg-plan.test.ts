@@ -37,6 +37,15 @@ describe('secure aggregation plans', () => {
       expect(e.details.why).toBeTruthy();
     }
     expect((await refusal({ screening: { action: 'reject' }, secureAggregation: SA })).code).toBe('FL_ERR_SECAGG_STRATEGY_REFUSED');
+    // Drift correction's control deltas would travel beside the masked update in the clear.
+    for (const name of ['scaffold', 'feddyn']) {
+      const e = await refusal({ strategy: { name, params: {} }, secureAggregation: SA });
+      expect(e.code, JSON.stringify(e.details)).toBe('FL_ERR_SECAGG_STRATEGY_REFUSED');
+    }
+    // Secure aggregation runs in rounds: an async plan naming it is refused with the field named.
+    const async = await refusal({ clientsPerRound: undefined, mode: 'async', concurrency: 4, bufferSize: 4, secureAggregation: SA });
+    expect(async.code).toBe('FL_ERR_TASK_INVALID_SPEC');
+    expect(JSON.stringify(async.details)).toMatch(/secureAggregation/);
     for (const codec of ['f16', 'int8', 'topk'] as const) expect((await refusal({ codec, secureAggregation: SA })).code).toBe('FL_ERR_SECAGG_CODEC_REFUSED');
     const invalid = [
       { ...SA, threshold: 9 }, // more than the devices selected
