@@ -92,6 +92,8 @@ describe.skipIf(redisSkipReason !== null)('cluster: three coordinators on Redis'
     }
     const screened = await post({ id: 'x-screened', preset: 'tiny-mlp', plan: { clientsPerRound: 5, screening: { action: 'reject' } } });
     expect((await screened.json()).error.code).toBe('FL_ERR_CLUSTER_UNSUPPORTED');
+    const scaffold = await post({ id: 'x-scaffold', preset: 'tiny-mlp', plan: { clientsPerRound: 5, strategy: { name: 'scaffold' } } });
+    expect((await scaffold.json()).error, 'SCAFFOLD partials would drop the control sums').toMatchObject({ code: 'FL_ERR_CLUSTER_UNSUPPORTED' });
     // Async tasks and secure aggregation run on one coordinator.
     const asyncTask = await post({ id: 'x-async', preset: 'tiny-mlp', plan: { mode: 'async', concurrency: 4, bufferSize: 4 } });
     expect((await asyncTask.json()).error).toMatchObject({ code: 'FL_ERR_CLUSTER_UNSUPPORTED', details: { option: 'mode' } });

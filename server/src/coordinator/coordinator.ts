@@ -98,6 +98,8 @@ export function checkClusterPlan(plan: TaskPlan): void {
     throw new AppError('FL_ERR_CLUSTER_UNSUPPORTED', { strategy: plan.strategy.name, why: 'its aggregate is not a weighted sum that nodes can fold separately' });
   }
   if (plan.screening !== undefined) throw new AppError('FL_ERR_CLUSTER_UNSUPPORTED', { option: 'screening', why: 'norm screening history is kept in report order on one node' });
+  // SCAFFOLD's control-variate sums are not part of a partial (exportPartial carries the delta sum only).
+  if (agg.requiresControl) throw new AppError('FL_ERR_CLUSTER_UNSUPPORTED', { strategy: plan.strategy.name, why: 'control-variate sums are not carried in node partials' });
   if (plan.mode === 'async') throw new AppError('FL_ERR_CLUSTER_UNSUPPORTED', { option: 'mode', why: 'asynchronous tasks run on one coordinator (docs/async.md)' });
   if (plan.secureAggregation) throw new AppError('FL_ERR_CLUSTER_UNSUPPORTED', { option: 'secureAggregation', why: 'the masked sum and the unmasking phase run on one coordinator (docs/secure-aggregation.md)' });
 }
