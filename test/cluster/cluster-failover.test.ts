@@ -132,14 +132,21 @@ describe.skipIf(redisSkipReason !== null)('cluster failover', () => {
     const n = live();
     // pause first, so that no commit shifts the newest-first pages while they are read
     if ((await admin(n, 'GET', '/api/v1/tasks/t')).state === 'running') await admin(n, 'POST', '/api/v1/tasks/t/pause');
-    await until(async () => (await admin(n, 'GET', '/api/v1/tasks/t/rounds?limit=1')).rounds[0]?.state !== 'training', 'no round in flight');
-    const current = await version();
-    const versions: Array<{ version: number; parentVersion?: number; round?: number }> = [];
-    for (let offset = 0; ; offset += 100) {
-      const page = (await admin(n, 'GET', `/api/v1/models/t/versions?limit=100&offset=${offset}`)).versions;
-      versions.push(...page);
-      if (page.length < 100) break;
-    }
+    // A round past training (aggregating, committing) still commits after the pause: wait for it to end.
+    await until(async () => ['done', 'failed', undefined].includes((await admin(n, 'GET', '/api/v1/tasks/t/rounds?limit=1')).rounds[0]?.state), 'no round in flight');
+    let current = 0;
+    let versions: Array<{ version: number; parentVersion?: number; round?: number }> = [];
+    // Read the pages between two equal version reads, so no commit shifted them mid-read.
+    await until(async () => {
+      current = await version();
+      versions = [];
+      for (let offset = 0; ; offset += 100) {
+        const page = (await admin(n, 'GET', `/api/v1/models/t/versions?limit=100&offset=${offset}`)).versions;
+        versions.push(...page);
+        if (page.length < 100) break;
+      }
+      return (await version()) === current;
+    }, 'a stable version listing');
     const nums = versions.map((v) => v.version).sort((a, b) => a - b);
     expect(nums).toEqual(Array.from({ length: current }, (_, k) => k + 1));
     for (const v of versions) if (v.version > 1) expect(v.parentVersion).toBe(v.version - 1);

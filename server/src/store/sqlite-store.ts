@@ -146,6 +146,12 @@ export class SqliteStore implements Store {
     return s;
   }
 
+  /**
+   * Every multi-statement write runs here, IMMEDIATE: the write lock is taken first, so
+   * busy_timeout applies. A deferred transaction that reads and then writes fails at once with
+   * "database is locked" (SQLITE_BUSY_SNAPSHOT, no retry) when another process sharing the file
+   * (cluster nodes, docs/cluster.md) committed in between.
+   */
   private tx<T>(fn: () => T): T {
     return this.conn.transaction(fn).immediate();
   }
@@ -406,9 +412,9 @@ export class SqliteStore implements Store {
       `INSERT OR REPLACE INTO clients (id, task_id, first_seen, last_seen, rounds_joined, reports_accepted, reports_rejected, revoked, token_id)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.conn.transaction(() => {
+    this.tx(() => {
       for (const c of cs) stmt.run(...clientRow(c));
-    })();
+    });
   }
 
   async getClient(id: string): Promise<ClientRecord | null> {
@@ -426,11 +432,11 @@ export class SqliteStore implements Store {
   }
 
   async deleteClientsSeenBefore(cutoff: number): Promise<string[]> {
-    return this.conn.transaction(() => {
+    return this.tx(() => {
       const ids = (this.q('SELECT id FROM clients WHERE last_seen < ? AND revoked = 0').all(cutoff) as Array<{ id: string }>).map((r) => r.id);
       this.q('DELETE FROM clients WHERE last_seen < ? AND revoked = 0').run(cutoff);
       return ids;
-    })();
+    });
   }
 
   // ---- tokens ----
