@@ -81,7 +81,11 @@ describe('simulating your own model and data', () => {
   it('trains only the head of an IDX-fed classifier with the label-skewed shards partition', async () => {
     const records: any[] = [];
     const r = await runSimulation(opts(['--model-dir', join(dir, 'img-model'), '--data', `${join(dir, 'img.idx')}:${join(dir, 'lab.idx')}`, '--partition', 'shards', '--clients', '4', '--clients-per-round', '2', '--rounds', '2', '--trainable-layers', 'head', '--eval-clients', '0']), { progress, noFiles: true, onRecord: (x) => records.push(x) });
-    expect(r.results.rounds.map((x) => x.failed)).toEqual([false, false]);
+    // Two rounds, unless the first already reached the 0.97 target on the 24 test rows (it did once in CI).
+    const rounds = r.results.rounds;
+    expect(rounds.every((x) => !x.failed)).toBe(true);
+    if (rounds.length < 2) expect(rounds[0].accuracy).toBeGreaterThanOrEqual(0.97);
+    else expect(rounds.length).toBe(2);
     // Each report: the f32 header plus the head's 12*3+3 floats.
     for (const x of records) expect(x.bytesUp).toBe(2 * (12 + 4 * (12 * 3 + 3)));
     // Central evaluation ran on the IDX test rows (its value after two rounds from a random base varies).
