@@ -126,20 +126,17 @@ export async function flakyProxy(target: string): Promise<{ url: string; mode: P
   return state;
 }
 
-export async function getJson(url: string, token?: string): Promise<{ status: number; json: any; headers: Headers }> {
-  const res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-  const text = await res.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = text;
-  }
-  return { status: res.status, json, headers: res.headers };
+export function getJson(url: string, token?: string): Promise<{ status: number; json: any; headers: Headers }> {
+  return call(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
 }
 
-export async function sendJson(method: string, url: string, body: unknown, token?: string): Promise<{ status: number; json: any; headers: Headers }> {
-  const res = await fetch(url, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
+export function sendJson(method: string, url: string, body: unknown, token?: string): Promise<{ status: number; json: any; headers: Headers }> {
+  return call(url, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
+}
+
+/** The status, the body as JSON (or as text when it is not JSON) and the headers. */
+async function call(url: string, init: RequestInit): Promise<{ status: number; json: any; headers: Headers }> {
+  const res = await fetch(url, init);
   const text = await res.text();
   let json: any;
   try {

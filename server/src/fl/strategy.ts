@@ -67,8 +67,10 @@ export interface FitAggregator {
   mergePartial?(p: AggregatorPartial): void;
 }
 
-/** Metric records folded to one record per key: weightedMetrics of the result equals that of the input. */
-export function compactMetrics(results: ReadonlyArray<{ numExamples: number; metrics: Record<string, number> }>): Array<{ numExamples: number; metrics: Record<string, number> }> {
+type MetricRecords = ReadonlyArray<{ numExamples: number; metrics: Record<string, number> }>;
+
+/** Per metric key: the example-weighted sum of its values and the examples that carried it. */
+function metricSums(results: MetricRecords): { sums: Record<string, number>; weights: Record<string, number> } {
   const sums: Record<string, number> = {};
   const weights: Record<string, number> = {};
   for (const r of results) {
@@ -77,6 +79,12 @@ export function compactMetrics(results: ReadonlyArray<{ numExamples: number; met
       weights[k] = (weights[k] ?? 0) + r.numExamples;
     }
   }
+  return { sums, weights };
+}
+
+/** Metric records folded to one record per key: weightedMetrics of the result equals that of the input. */
+export function compactMetrics(results: MetricRecords): Array<{ numExamples: number; metrics: Record<string, number> }> {
+  const { sums, weights } = metricSums(results);
   return Object.keys(sums).map((k) => ({ numExamples: weights[k], metrics: { [k]: sums[k] / weights[k] } }));
 }
 
@@ -125,15 +133,8 @@ export interface Strategy {
 }
 
 /** Weighted mean of metrics over results, by numExamples. Keys missing on some results are averaged over those that have them. */
-export function weightedMetrics(results: ReadonlyArray<{ numExamples: number; metrics: Record<string, number> }>): Record<string, number> {
-  const sums: Record<string, number> = {};
-  const weights: Record<string, number> = {};
-  for (const r of results) {
-    for (const [k, v] of Object.entries(r.metrics)) {
-      sums[k] = (sums[k] ?? 0) + v * r.numExamples;
-      weights[k] = (weights[k] ?? 0) + r.numExamples;
-    }
-  }
+export function weightedMetrics(results: MetricRecords): Record<string, number> {
+  const { sums, weights } = metricSums(results);
   const out: Record<string, number> = {};
   for (const k of Object.keys(sums)) out[k] = sums[k] / weights[k];
   return out;
