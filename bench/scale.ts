@@ -173,7 +173,8 @@ async function ingestBench() {
   const N = Number(values.devices ?? 300);
   const R = Number(values.rounds ?? 3);
   const P = 199_210; // mnist-mlp
-  const s = await startChildServer({ env: FLEET_ENV });
+  const prof = values['cpu-prof'];
+  const s = await startChildServer({ env: FLEET_ENV, ...(prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {}) });
   try {
     const { recs, cpu } = await runRounds(s, 'mnist-mlp', N, R, false, P);
     const reported = recs.reduce((a: number, r: any) => a + r.reported, 0);
