@@ -5,13 +5,15 @@
  * distinct buffer from a pool larger than the caches (as reports arriving from the network are),
  * and the copy baseline copies between pool buffers too, so both run from memory.
  *
- * Paths measured (GB/s of encoded delta bytes consumed; medians of interleaved runs):
+ * Paths measured (GB/s of encoded delta bytes consumed by the folds; medians of interleaved runs;
+ * the per-round fixed cost, making the accumulator and taking the mean, is timed apart and shown
+ * both alone and counted in):
  *  - before: decode with a copy (f32Codec.decode), finite check, range check against the global
  *    weights, scalar fold `s[i] += w * x[i]`: the report path before issue 14 part 9 (kept here
  *    as the reference);
  *  - after:  f32View (the frame read in place), then WeightedMean.addWithin: the delta copied into
- *    the kernel's memory and checked against the headroom while it is folded, in one WebAssembly
- *    SIMD pass (server/src/fl/fold-kernel.ts): what ActiveRound.accept runs now for FedAvg;
+ *    the kernel's memory block by block and checked against the headroom while it is folded, in
+ *    one WebAssembly SIMD pass (server/src/fl/fold-kernel.ts): what ActiveRound.accept runs now for FedAvg;
  *  - fold:   WeightedMean.add alone (the kernel without the check).
  * Peak RSS as N grows checks memory stays O(model).
  *
@@ -49,9 +51,16 @@ function scalarFold(s: Float64Array, x: Float32Array, w: number): void {
   for (let i = 0; i < s.length; i++) s[i] += w * x[i];
 }
 
-function aggregate(path: Path, n: number): { gbps: number; peakRss: number } {
-  const mean = new WeightedMean(P);
-  const oldSum = path === 'before' ? new Float64Array(P) : null;
+/**
+ * Fold n reports on one path. `gbps` times the folds alone (what the kernel does per report);
+ * `fixedMs` is the per-round cost outside them, timed apart: making the accumulator (its memory is
+ * touched once there) and the final mean. `allGbps` counts both, as one round of n reports pays.
+ */
+function aggregate(path: Path, n: number): { gbps: number; allGbps: number; fixedMs: number; peakRss: number } {
+  const s0 = performance.now();
+  const mean = path === 'before' ? null : new WeightedMean(P);
+  const oldSum = path === 'before' ? new Float64Array(P).fill(0) : null;
+  const setupMs = performance.now() - s0;
   let peak = process.memoryUsage().rss;
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
@@ -62,37 +71,49 @@ function aggregate(path: Path, n: number): { gbps: number; peakRss: number } {
       if (!allFinite(d) || firstOutOfRange(base, d) >= 0) throw new Error('unexpected');
       scalarFold(oldSum!, d, w);
     } else if (path === 'after') {
-      if (!mean.addWithin(f32View(frame, P), w, bound)) throw new Error('unexpected');
-    } else mean.add(f32View(frame, P), w);
+      if (!mean!.addWithin(f32View(frame, P), w, bound)) throw new Error('unexpected');
+    } else mean!.add(f32View(frame, P), w);
     if (i % 10 === 0) peak = Math.max(peak, process.memoryUsage().rss);
   }
-  if (path !== 'before') mean.mean();
-  const s = (performance.now() - t0) / 1000;
-  return { gbps: (n * bytes) / s / 1e9, peakRss: Math.max(peak, process.memoryUsage().rss) };
+  const foldS = (performance.now() - t0) / 1000;
+  const m0 = performance.now();
+  if (mean) mean.mean();
+  else scalarMean(oldSum!, n);
+  const fixedMs = setupMs + performance.now() - m0;
+  return { gbps: (n * bytes) / foldS / 1e9, allGbps: (n * bytes) / (foldS + fixedMs / 1000) / 1e9, fixedMs, peakRss: Math.max(peak, process.memoryUsage().rss) };
+}
+
+/** The mean of the `before` path (float64 sum to float32). */
+function scalarMean(s: Float64Array, total: number): Float32Array {
+  const out = new Float32Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s[i] / total;
+  return out;
 }
 
 console.log(`aggregation: P=${P} floats (${mib(bytes)} MiB per encoded delta), pool of ${POOL} distinct reports (${mib(POOL * bytes)} MiB), node ${process.version}`);
-console.log('N      copy GB/s  before GB/s (ratio)  after GB/s (ratio)  fold GB/s (ratio)  after/before  peak RSS MiB');
+console.log('kernel: GB/s of the folds alone; fixed: per-round ms outside them (accumulator set-up + mean); incl.: GB/s counting the fixed cost');
+console.log('N      copy GB/s  before GB/s (x copy)  after GB/s (x copy)  fold GB/s (x copy)  after/before  after fixed ms  after incl. (x copy)  before fixed ms  peak RSS MiB');
 const rows: Array<{ n: number; rss: number }> = [];
 for (const n of Ns) {
   const runs = n >= 1000 ? 3 : 5;
-  const r: Record<Path | 'copy', number[]> = { copy: [], before: [], after: [], fold: [] };
+  const r: Record<Path | 'copy' | 'afterAll' | 'afterFixed' | 'beforeFixed', number[]> = { copy: [], before: [], after: [], fold: [], afterAll: [], afterFixed: [], beforeFixed: [] };
   let rss = 0;
-  aggregate('after', Math.min(n, 20)); // warm the JIT on every path before timing
-  aggregate('before', Math.min(n, 20));
+  for (const p of ['after', 'fold', 'before'] as const) aggregate(p, Math.min(n, 20)); // warm the JIT on every path before timing
   for (let k = 0; k < runs; k++) {
     r.copy.push(copyBaseline(Math.max(n, 50)));
     for (const p of ['before', 'after', 'fold'] as const) {
       const a = aggregate(p, n);
       r[p].push(a.gbps);
+      if (p === 'after') r.afterAll.push(a.allGbps), r.afterFixed.push(a.fixedMs);
+      if (p === 'before') r.beforeFixed.push(a.fixedMs);
       rss = Math.max(rss, a.peakRss);
     }
   }
   const c = median(r.copy);
-  const cell = (p: Path) => `${median(r[p]).toFixed(2)} (${(median(r[p]) / c).toFixed(3)})`;
+  const cell = (xs: number[]) => `${median(xs).toFixed(2)} (${(median(xs) / c).toFixed(3)})`;
   rows.push({ n, rss });
   console.log(
-    `${String(n).padEnd(6)} ${c.toFixed(2).padStart(9)}  ${cell('before').padStart(19)}  ${cell('after').padStart(18)}  ${cell('fold').padStart(17)}  ${(median(r.after) / median(r.before)).toFixed(2).padStart(12)}  ${mib(rss).padStart(12)}`,
+    `${String(n).padEnd(6)} ${c.toFixed(2).padStart(9)}  ${cell(r.before).padStart(20)}  ${cell(r.after).padStart(19)}  ${cell(r.fold).padStart(18)}  ${(median(r.after) / median(r.before)).toFixed(2).padStart(12)}  ${median(r.afterFixed).toFixed(1).padStart(14)}  ${cell(r.afterAll).padStart(20)}  ${median(r.beforeFixed).toFixed(1).padStart(15)}  ${mib(rss).padStart(12)}`,
   );
 }
 const first = rows[0];

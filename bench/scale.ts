@@ -5,16 +5,19 @@
  *   npx tsx bench/scale.ts connections [--devices 10000] [--loaders 4] [--idle-seconds 20]
  *   npx tsx bench/scale.ts rounds      [--devices 1000] [--rounds 3]     (mnist-mlp, ~200k params)
  *   npx tsx bench/scale.ts memory      [--sizes 100,300,1000] [--rounds 2] (wide-mlp, ~1M params)
- *   npx tsx bench/scale.ts ingest      [--devices 300] [--rounds 3]     (mnist-mlp, reports only)
+ *   npx tsx bench/scale.ts ingest      [--devices 300] [--rounds 3] [--cpu-prof DIR] (mnist-mlp, reports only)
  *
  * `ingest` (issue 14 part 9): coordinator CPU seconds per GiB of reports received, validated and
  * folded (no downloads; the CPU also covers round starts and commits), against raw loopback TCP
- * moving the same bytes in the same run.
+ * moving the same bytes and against bare ws and socket.io servers receiving the same reports (each
+ * answered by an ack) in the same run (bench/scale/transport-floor.ts). `--cpu-prof DIR` profiles
+ * the coordinator (node --cpu-prof).
  */
 import { createServer, connect } from 'node:net';
 import { parseArgs } from 'node:util';
 import { admin, startChildServer, type ChildServer } from '../test/helpers/child-server.js';
 import { closeLoaders, startLoaders } from './scale/loaders.js';
+import { transportFloor } from './scale/transport-floor.js';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -173,16 +176,24 @@ async function ingestBench() {
   const N = Number(values.devices ?? 300);
   const R = Number(values.rounds ?? 3);
   const P = 199_210; // mnist-mlp
-  const s = await startChildServer({ env: FLEET_ENV });
+  const prof = values['cpu-prof'];
+  const s = await startChildServer({ env: FLEET_ENV, ...(prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {}) });
   try {
     const { recs, cpu } = await runRounds(s, 'mnist-mlp', N, R, false, P);
     const reported = recs.reduce((a: number, r: any) => a + r.reported, 0);
     const bytes = reported * (12 + 4 * P);
     const tcp = await rawTcp(N * (12 + 4 * P), 12 + 4 * P);
     const perCore = bytes / cpu;
+    const gib = bytes / 2 ** 30;
     console.log(`ingest: ${reported} reports of mnist-mlp (${P} params) over ${recs.length} rounds, ${(bytes / MiB).toFixed(0)} MiB, coordinator CPU ${cpu.toFixed(2)} s`);
-    console.log(`coordinator: ${(cpu / (bytes / 2 ** 30)).toFixed(2)} CPU s per GiB of reports = ${(perCore / MiB).toFixed(0)} MiB/s per core (target 500)`);
+    console.log(`coordinator: ${(cpu / gib).toFixed(2)} CPU s per GiB of reports = ${(perCore / MiB).toFixed(0)} MiB/s per core (target 500)`);
     console.log(`raw loopback TCP, same run: ${(tcp / MiB).toFixed(0)} MiB/s (sender and receiver in one process); ingest per core / raw TCP = ${(perCore / tcp).toFixed(3)}`);
+    // The same reports through bare transports (bench/scale/transport-floor.ts), the coordinator's upload slots in flight.
+    const slots = Math.max(2, Math.min(64, Math.floor((32 * MiB) / (12 + 4 * P))));
+    for (const kind of ['ws', 'socket.io'] as const) {
+      const floor = await transportFloor(kind, N, reported, 12 + 4 * P, slots);
+      console.log(`transport floor, bare ${kind.padEnd(9)} server, same reports: ${(floor / gib).toFixed(2)} CPU s per GiB = ${(gib * 1024 / floor).toFixed(0)} MiB/s per core; coordinator CPU / this = ${(cpu / floor).toFixed(2)}`);
+    }
   } finally {
     await s.stop();
   }

@@ -196,6 +196,9 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     parser: limitedParser({ preAuthBytes: 8 * 1024, preAuthPackets: 4 }),
     serveClient: false,
     transports: ['websocket', 'polling'],
+    // Reports are float bytes that barely compress; deflating them would cost more CPU than the
+    // socket (engine.io's default too, stated here as a contract: docs/performance.md).
+    perMessageDeflate: false,
   });
   const stopGateway = attachGateway(io, coordinator, {
     heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 5_000,

@@ -1,11 +1,16 @@
 /**
- * The report fold as one WebAssembly SIMD pass (issue 14 part 9; measured by bench/aggregation.ts).
+ * The report fold as WebAssembly SIMD passes over cache-sized blocks (issue 14 part 9; measured by
+ * bench/aggregation.ts).
  *
- * `FoldKernel` owns one WebAssembly memory holding two float64 running sums (A and B) and a
- * float32 scratch for the incoming delta. `fold(x, w, bound)` copies the delta into the scratch
- * (one memcpy), then in a single SIMD pass checks every value's magnitude bits against `bound`
- * and writes `other = current + w * x`. Only when no value failed does `other` become current: a
- * refused delta leaves the sum bit-for-bit unchanged, without a separate read-only check pass.
+ * `FoldKernel` owns one WebAssembly memory holding the float64 running sum and a small float32
+ * scratch (BLOCK floats, 16 KiB: it stays in the L1/L2 cache). WebAssembly cannot read the frame
+ * in place, so the delta is copied in block by block (a memcpy into the cache-resident scratch).
+ * `fold(x, w, bound)` makes two passes over the blocks: first a SIMD check of every value's
+ * magnitude bits against `bound`, stopping at the first failing block with nothing written; then,
+ * only when all passed, a SIMD `sum += w * x` in place. The sum is read and written once per
+ * report and never copied (no second sum, no full-size scratch): 8 bytes per parameter plus the
+ * 16 KiB scratch. The delta is read twice, the second time mostly from cache; a refused delta
+ * leaves the sum bit-for-bit unchanged.
  * Arithmetic is the same as the scalar loop `s[i] += w * x[i]` in float64 (promote, multiply,
  * add), so results are identical to it.
  *
@@ -49,47 +54,62 @@ const V128_LOAD = 0, V128_LOAD64_ZERO = 93, V128_STORE = 11;
 const I32X4_SPLAT = 17, F64X2_SPLAT = 20, V128_AND = 78, V128_OR = 80, V128_ANY_TRUE = 83, I32X4_GT_U = 60;
 const F64X2_PROMOTE_LOW_F32X4 = 95, F64X2_ADD = 240, F64X2_MUL = 242;
 
+/** A loop over $x in steps of `step` bytes up to $end (locals $x, $end), with `body` inside. */
+const loop = (x: number, end: number, step: number, body: number[]) => [
+  0x02, 0x40, 0x03, 0x40, // block, loop
+  ...get(x), ...get(end), 0x4f /* i32.ge_u */, 0x0d, 1, // br_if out
+  ...body,
+  ...get(x), ...i32(step), 0x6a, ...set(x),
+  0x0c, 0, // br loop
+  0x0b, 0x0b, // end loop, end block
+];
+/** $end = $x + 4 * $n */
+const endOf = (x: number, n: number, end: number) => [...get(x), ...get(n), ...i32(2), 0x74 /* i32.shl */, 0x6a /* i32.add */, ...set(end)];
+
 /**
- * (func $fold (param $dst i32) (param $src i32) (param $x i32) (param $n i32) (param $w f64) (param $bound i32) (result i32))
- * $n: floats, a multiple of 4. Returns 1 when some |x| exceeded $bound (then $dst is garbage, $src untouched), else 0.
- * Locals: 6 $end, 7 $wv (w,w), 8 $bv (bound x4), 9 $abs (0x7fffffff x4), 10 $bad (or of lane masks).
+ * (func $fold (param $dst i32) (param $x i32) (param $n i32) (param $w f64)): $dst[i] += $w * $x[i]
+ * for $n floats (a multiple of 4) of float32 $x into float64 $dst, in place. Locals: 4 $end, 5 $wv (w,w).
+ * (func $check (param $x i32) (param $n i32) (param $bound i32) (result i32)): 1 when some
+ * |$x[i]|'s bits exceed $bound (NaN included), else 0. Locals: 3 $end, 4 $bv, 5 $abs, 6 $bad.
  */
 function foldModuleBytes(): Uint8Array<ArrayBuffer> {
-  const [DST, SRC, X, N, W, BOUND, END, WV, BV, ABS, BAD] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const [DST, X, N, W, END, WV] = [0, 1, 2, 3, 4, 5];
   const half = (off: number) => [
-    ...get(DST), ...get(SRC), ...simd(V128_LOAD), 4, 2 * off,
+    ...get(DST), ...get(DST), ...simd(V128_LOAD), 4, 2 * off,
     ...get(X), ...simd(V128_LOAD64_ZERO), 3, off, ...simd(F64X2_PROMOTE_LOW_F32X4),
     ...get(WV), ...simd(F64X2_MUL), ...simd(F64X2_ADD),
     ...simd(V128_STORE), 4, 2 * off,
   ];
-  const code = [
+  const fold = [
+    2, 1, 0x7f, 1, 0x7b, // locals: 1 i32, 1 v128
     ...get(W), ...simd(F64X2_SPLAT), ...set(WV),
-    ...get(BOUND), ...simd(I32X4_SPLAT), ...set(BV),
-    ...i32(0x7fffffff), ...simd(I32X4_SPLAT), ...set(ABS),
-    ...get(X), ...get(N), ...i32(2), 0x74 /* i32.shl */, 0x6a /* i32.add */, ...set(END),
-    0x02, 0x40, 0x03, 0x40, // block, loop
-    ...get(X), ...get(END), 0x4f /* i32.ge_u */, 0x0d, 1, // br_if out
-    ...get(BAD), ...get(X), ...simd(V128_LOAD), 4, 0, ...get(ABS), ...simd(V128_AND), ...get(BV), ...simd(I32X4_GT_U), ...simd(V128_OR), ...set(BAD),
-    ...half(0),
-    ...half(8),
-    ...get(DST), ...i32(32), 0x6a, ...set(DST),
-    ...get(SRC), ...i32(32), 0x6a, ...set(SRC),
-    ...get(X), ...i32(16), 0x6a, ...set(X),
-    0x0c, 0, // br loop
-    0x0b, 0x0b, // end loop, end block
-    ...get(BAD), ...simd(V128_ANY_TRUE),
-    0x0b, // end func
+    ...endOf(X, N, END),
+    ...loop(X, END, 16, [...half(0), ...half(8), ...get(DST), ...i32(32), 0x6a, ...set(DST)]),
+    0x0b,
   ];
-  const body = [2, 1, 0x7f, 4, 0x7b, ...code]; // locals: 1 i32, 4 v128 ($bad starts at zero)
+  const [CX, CN, CBOUND, CEND, BV, ABS, BAD] = [0, 1, 2, 3, 4, 5, 6];
+  const check = [
+    2, 1, 0x7f, 3, 0x7b, // locals: 1 i32, 3 v128 ($bad starts at zero)
+    ...get(CBOUND), ...simd(I32X4_SPLAT), ...set(BV),
+    ...i32(0x7fffffff), ...simd(I32X4_SPLAT), ...set(ABS),
+    ...endOf(CX, CN, CEND),
+    ...loop(CX, CEND, 16, [...get(BAD), ...get(CX), ...simd(V128_LOAD), 4, 0, ...get(ABS), ...simd(V128_AND), ...get(BV), ...simd(I32X4_GT_U), ...simd(V128_OR), ...set(BAD)]),
+    ...get(BAD), ...simd(V128_ANY_TRUE),
+    0x0b,
+  ];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
-    ...section(1, [1, 0x60, 6, 0x7f, 0x7f, 0x7f, 0x7f, 0x7c, 0x7f, 1, 0x7f]), // type: (i32 i32 i32 i32 f64 i32) -> i32
+    // types: 0 (i32 i32 i32 f64) -> (), 1 (i32 i32 i32) -> i32
+    ...section(1, [2, 0x60, 4, 0x7f, 0x7f, 0x7f, 0x7c, 0, 0x60, 3, 0x7f, 0x7f, 0x7f, 1, 0x7f]),
     ...section(2, [1, ...name('env'), ...name('mem'), 0x02, 0x00, 1]), // import env.mem, min 1 page
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...name('fold'), 0x00, 0]),
-    ...section(10, [1, ...uleb(body.length), ...body]),
+    ...section(3, [2, 0, 1]),
+    ...section(7, [2, ...name('fold'), 0x00, 0, ...name('check'), 0x00, 1]),
+    ...section(10, [2, ...uleb(fold.length), ...fold, ...uleb(check.length), ...check]),
   ]);
 }
+
+/** Floats per block of the copy-in (a multiple of 4): 16 KiB of scratch. */
+export const BLOCK = 4096;
 
 let compiled: WebAssembly.Module | null | undefined;
 function foldModule(): WebAssembly.Module | null {
@@ -112,52 +132,55 @@ export function boundBits(b: number): number {
   return bits[0];
 }
 
-type FoldFn = (dst: number, src: number, x: number, n: number, w: number, bound: number) => number;
+type Exports = { fold(dst: number, x: number, n: number, w: number): void; check(x: number, n: number, bound: number): number };
 
 export class FoldKernel {
-  private readonly fn: FoldFn | null;
-  private readonly sums: [Float64Array, Float64Array];
-  private readonly offsets: [number, number];
+  private readonly fn: Exports | null;
+  /** The running sum: `length` float64 values (in the kernel's memory when it has one). */
+  readonly sum: Float64Array;
   private readonly scratch: Float32Array;
   private readonly scratchOffset: number;
-  private readonly padded: number;
-  private current = 0;
 
   constructor(readonly length: number) {
-    const padded = (this.padded = Math.ceil(length / 4) * 4);
     const mod = foldModule();
     if (mod) {
-      const bytes = 8 * padded * 2 + 4 * padded;
-      const mem = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(bytes / 65536)) });
-      this.fn = new WebAssembly.Instance(mod, { env: { mem } }).exports.fold as FoldFn;
-      this.offsets = [0, 8 * padded];
-      this.scratchOffset = 16 * padded;
-      this.sums = [new Float64Array(mem.buffer, 0, length), new Float64Array(mem.buffer, 8 * padded, length)];
-      this.scratch = new Float32Array(mem.buffer, this.scratchOffset, padded); // tail past `length` stays 0
+      const padded = Math.ceil(length / 4) * 4;
+      const mem = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil((8 * padded + 4 * BLOCK) / 65536)) });
+      this.fn = new WebAssembly.Instance(mod, { env: { mem } }).exports as unknown as Exports;
+      this.sum = new Float64Array(mem.buffer, 0, length);
+      this.scratchOffset = 8 * padded;
+      this.scratch = new Float32Array(mem.buffer, this.scratchOffset, BLOCK);
+      // Touch every page now (a new memory is mapped lazily): the first reports of a round then
+      // fold at full speed instead of paying the page faults of the sum.
+      new Uint8Array(mem.buffer).fill(0);
     } else {
       this.fn = null;
-      this.offsets = [0, 0];
-      this.scratchOffset = 0;
-      this.sums = [new Float64Array(length), new Float64Array(length)];
+      this.sum = new Float64Array(length);
       this.scratch = new Float32Array(0);
+      this.scratchOffset = 0;
     }
-  }
-
-  /** The running sum (float64, `length` values). A later `fold` may move it: read it, do not keep it. */
-  get sum(): Float64Array {
-    return this.sums[this.current];
   }
 
   /** sum += w * x, unless some |x[i]| exceeds the float32 whose bits are `bound` (or is NaN): then false and nothing changed. */
   fold(x: Float32Array, w: number, bound: number): boolean {
     if (x.length !== this.length) throw new RangeError(`update length ${x.length} != ${this.length}`);
-    const next = 1 - this.current;
-    if (this.fn) {
-      this.scratch.set(x);
-      if (this.fn(this.offsets[next], this.offsets[this.current], this.scratchOffset, this.padded, w, bound) !== 0) return false;
-    } else if (!scalarFold(this.sums[next], this.sums[this.current], x, w, bound)) return false;
-    this.current = next;
+    const fn = this.fn;
+    if (!fn) return scalarFold(this.sum, x, w, bound);
+    // Pass 1 (skipped without a bound): every block checked before anything is written.
+    if (bound !== NO_BOUND) for (let at = 0; at < this.length; at += BLOCK) if (fn.check(this.scratchOffset, this.copyIn(x, at), bound) !== 0) return false;
+    // Pass 2: the sum updated in place, block by block, last block first: the blocks pass 1 read
+    // last are the ones most likely still in cache.
+    for (let at = Math.floor((this.length - 1) / BLOCK) * BLOCK; at >= 0; at -= BLOCK) fn.fold(8 * at, this.scratchOffset, this.copyIn(x, at), w);
     return true;
+  }
+
+  /** Copies x[at, at + BLOCK) into the scratch, zero-padded to whole lanes (0 passes every bound and adds 0); returns the float count. */
+  private copyIn(x: Float32Array, at: number): number {
+    const n = Math.min(BLOCK, this.length - at);
+    this.scratch.set(x.subarray(at, at + n));
+    const n4 = Math.ceil(n / 4) * 4;
+    if (n4 > n) this.scratch.fill(0, n, n4);
+    return n4;
   }
 }
 
@@ -169,9 +192,9 @@ export function withinBound(x: Float32Array, bound: number): boolean {
   return true;
 }
 
-/** The same contract in JavaScript: check first (nothing written on failure), then dst = src + w * x. */
-function scalarFold(dst: Float64Array, src: Float64Array, x: Float32Array, w: number, bound: number): boolean {
+/** The same contract in JavaScript: check first (nothing written on failure), then sum += w * x. */
+function scalarFold(sum: Float64Array, x: Float32Array, w: number, bound: number): boolean {
   if (!withinBound(x, bound)) return false;
-  for (let i = 0; i < x.length; i++) dst[i] = src[i] + w * x[i];
+  for (let i = 0; i < x.length; i++) sum[i] += w * x[i];
   return true;
 }

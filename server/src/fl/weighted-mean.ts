@@ -3,7 +3,7 @@ import { FoldKernel, NO_BOUND } from './fold-kernel.js';
 /**
  * Streaming weighted mean of update vectors: each update is folded into a float64 running sum as
  * it arrives and can be dropped at once, so memory is O(model) whatever the number of clients
- * (two float64 sums and a float32 scratch: 20 bytes per parameter, see fold-kernel.ts).
+ * (one float64 sum, 8 bytes per parameter, and a 16 KiB scratch: see fold-kernel.ts).
  * Contract: `mean()` equals sum_i(w_i * x_i) / sum_i(w_i) for the updates added so far.
  */
 export class WeightedMean {
@@ -24,8 +24,8 @@ export class WeightedMean {
 
   /**
    * Fold `x` only if every value is finite with |x[i]| <= the float32 whose bits are `bound`
-   * (fold-kernel.ts, `boundBits`); otherwise return false and change nothing. One pass: the check
-   * and the fold read the delta once.
+   * (fold-kernel.ts, `boundBits`); otherwise return false and change nothing. The check and the
+   * fold run block by block in the kernel, with no full-size copy of the delta.
    */
   addWithin(x: Float32Array, weight: number, bound: number): boolean {
     checkWeight(weight);
@@ -35,7 +35,7 @@ export class WeightedMean {
     return true;
   }
 
-  /** The running sum itself (read it at once: the next add may move it). Hierarchical aggregation exports it. */
+  /** The running sum itself (live: later adds change it). Hierarchical aggregation exports it. */
   get rawSum(): Float64Array {
     return this.kernel.sum;
   }

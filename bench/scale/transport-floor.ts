@@ -1,0 +1,87 @@
+/**
+ * Transport floors for `bench/scale.ts ingest` (issue 14 part 9): the CPU a bare receiving
+ * process spends on the same reports when it does nothing but receive them and answer each with
+ * a small ack, so the coordinator's CPU per GiB can be read against what the transport alone
+ * costs on the same machine in the same run.
+ *
+ *  - `ws`: a bare `ws` server (same library and `bufferutil` as engine.io uses); each report is one
+ *    masked binary websocket message, answered with a short text message.
+ *  - `socket.io`: a bare socket.io server with the coordinator's transport options; each report is
+ *    a `fit:report` event with the delta as a binary attachment (two websocket messages), answered
+ *    by its ack, as Flotilla devices send them (no handshake checks, no validation, no fold).
+ *
+ * Run as a child: `transport-floor.ts serve ws|socket.io` prints the port and serves until killed.
+ */
+import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:http';
+import { WebSocketServer, WebSocket } from 'ws';
+import { Server } from 'socket.io';
+import { io as ioClient } from 'socket.io-client';
+
+export type Floor = 'ws' | 'socket.io';
+const DEV_LOADER = new URL('../../scripts/dev-loader.mjs', import.meta.url).href;
+
+function serve(kind: Floor): void {
+  const http = createServer();
+  if (kind === 'ws') {
+    const wss = new WebSocketServer({ server: http, maxPayload: 64 * 2 ** 20, perMessageDeflate: false });
+    wss.on('connection', (ws) => ws.on('message', (data: Buffer) => ws.send(`{"ok":true,"n":${data.length}}`)));
+  } else {
+    const io = new Server(http, { maxHttpBufferSize: 64 * 2 ** 20, transports: ['websocket'], perMessageDeflate: false, serveClient: false });
+    io.on('connection', (s) => s.on('fit:report', (m: { delta: Uint8Array }, ack: (a: unknown) => void) => ack({ ok: true, n: m.delta.byteLength })));
+  }
+  http.listen(0, '127.0.0.1', () => process.send!({ port: (http.address() as { port: number }).port }));
+}
+
+const cpuSeconds = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
+
+/**
+ * Sends `reports` messages of `bytes` over `connections` connections, at most `inflight` at a time
+ * (the coordinator's upload slots), each waiting for its ack; returns the server's CPU seconds.
+ */
+export async function transportFloor(kind: Floor, connections: number, reports: number, bytes: number, inflight: number): Promise<number> {
+  const child = fork(fileURLToPath(import.meta.url), ['serve', kind], { execArgv: ['--import', DEV_LOADER, '--max-old-space-size=8192'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.once('message', (m: { port: number }) => resolve(m.port));
+      child.once('exit', (code) => reject(new Error(`transport floor server exited ${code}`)));
+    });
+    const payload = new Uint8Array(bytes).map((_, i) => i);
+    type Send = () => Promise<void>;
+    const senders: Send[] = [];
+    const chains: Array<Promise<unknown>> = [];
+    /** One message at a time per connection (as a device sends one report per round). */
+    const serial = (i: number, send: Send): Send => () => (chains[i] = (chains[i] ?? Promise.resolve()).then(send)) as Promise<void>;
+    const closers: Array<() => void> = [];
+    for (let i = 0; i < connections; i++) {
+      if (kind === 'ws') {
+        const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
+        await new Promise((r, j) => ws.once('open', r).once('error', j));
+        senders.push(serial(i, () => new Promise<void>((r) => { ws.once('message', () => r()); ws.send(payload); })));
+        closers.push(() => ws.close());
+      } else {
+        const s = ioClient(`http://127.0.0.1:${port}`, { transports: ['websocket'], reconnection: false, forceNew: true });
+        await new Promise((r, j) => s.once('connect', () => r(undefined)).once('connect_error', j));
+        senders.push(serial(i, () => s.timeout(120_000).emitWithAck('fit:report', { taskId: 'floor', round: 1, numExamples: 10, metrics: { loss: 1 }, codec: 'f32', delta: payload })));
+        closers.push(() => s.disconnect());
+      }
+    }
+    const c0 = cpuSeconds(child.pid!);
+    let next = 0;
+    await Promise.all(Array.from({ length: inflight }, async () => {
+      while (next < reports) await senders[next++ % connections]();
+    }));
+    const cpu = cpuSeconds(child.pid!) - c0;
+    closers.forEach((c) => c());
+    return cpu;
+  } finally {
+    child.kill();
+  }
+}
+
+if (process.argv[2] === 'serve') serve(process.argv[3] as Floor);
