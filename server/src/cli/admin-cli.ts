@@ -207,9 +207,10 @@ export async function runAdminCli(argv: string[], env: NodeJS.ProcessEnv, io: Cl
           out(v, () => `${v.model} version ${v.version}: ONNX opset ${v.onnx.opset}, inputs ${v.onnx.inputs.map((t) => t.name).join(', ')}, outputs ${v.onnx.outputs.map((t) => t.name).join(', ')}\n`);
           return 0;
         }
-        await checkModelDir(args[1], undefined);
+        await checkModelDir(args[1], undefined, 'serve');
         const v = await uploadModelDir(api, args[0], args[1]);
-        out(v, () => `${v.model} version ${v.version}: ${v.artifacts[0]?.size ?? 0} bytes of weights\n`);
+        const sig = (v as { signature?: { inputs: Array<{ name: string }>; outputs: Array<{ name: string }> } }).signature;
+        out(v, () => `${v.model} version ${v.version}: ${v.artifacts[0]?.size ?? 0} bytes of weights${sig ? `, inputs ${sig.inputs.map((t) => t.name).join(', ')}, outputs ${sig.outputs.map((t) => t.name).join(', ')}` : ''}\n`);
         return 0;
       }
       case 'models distill': {

@@ -102,7 +102,7 @@ export const modelUploadRoutes: FastifyPluginAsync<ModelUploadRoutesOptions> = a
       });
       const { spec: s, ...rest } = v;
       const spec = s!;
-      return reply.status(201).send({ ...rest, format: 'tfjs', inputShape: spec.inputShape, outputs: spec.numClasses, weights: spec.manifest.length, trainableWeights: spec.manifest.filter((s) => s.trainable !== false).length });
+      return reply.status(201).send({ ...rest, format: 'tfjs', inputShape: spec.inputShape, outputs: spec.numClasses, signature: spec.signature, weights: spec.manifest.length, trainableWeights: spec.manifest.filter((s) => s.trainable !== false).length });
     } catch (err) {
       // Refused mid-stream: do not read the rest; close the connection after the answer.
       if (!req.raw.readableEnded) reply.header('connection', 'close');

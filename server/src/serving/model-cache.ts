@@ -234,10 +234,6 @@ export class ModelCache {
     } catch (err) {
       throw new AppError('FL_ERR_SERVING_UNAVAILABLE', { model, version, variant, why: `tfjs could not build the model: ${(err as Error).message}` });
     }
-    if (tfModel.inputs.length !== 1 || tfModel.outputs.length !== 1) {
-      tfModel.dispose();
-      throw new AppError('FL_ERR_SERVING_UNAVAILABLE', { model, version, why: 'tfjs models are served with one input and one output (ONNX models may have several)' });
-    }
     return { runner: new TfjsRunner(tfModel, spec, weights), bytes };
   }
 
