@@ -6,3 +6,4 @@ export { travelFlags, inspectLayersModel, parseModelJson, buildTopology, applyTr
 export { readOnnx, OnnxFormatError, ONNX_ELEM_TYPES, type OnnxInfo, type OnnxTensorInfo } from './onnx/onnx-read.js';
 export { writeOnnx, denseToOnnx, type OnnxGraphSpec, type OnnxNode, type OnnxTensorSpec, type OnnxInitializer, type DenseLayer } from './onnx/onnx-write.js';
 export { tfjsToOnnx } from './onnx/tfjs-to-onnx.js';
+export { parseIdxImages, parseIdxLabels } from './idx.js';

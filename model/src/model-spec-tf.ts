@@ -66,6 +66,7 @@ export function specOf(model: tf.LayersModel, numClasses: number): { spec: Model
  * names, dtypes and shapes with -1 for the batch dimension and any other dynamic one.
  */
 export function tfjsSignature(model: tf.LayersModel): { inputs: TensorSignature[]; outputs: TensorSignature[] } {
+  ensureBuilt(model); // a Sequential made from JSON names its inputs and outputs once built
   const one = (name: string, t: tf.SymbolicTensor): TensorSignature => ({
     name,
     dtype: t.dtype === 'int32' ? 'int32' : 'float32',

@@ -5,9 +5,7 @@ import { inspectLayersModel, type ImportPurpose } from '@flotilla/model';
 import { checkLoss, checkPlan } from '../coordinator/coordinator.js';
 import { archiveDirectory } from '../registry/model-archive.js';
 import { onnxSignature } from '../registry/onnx-import.js';
-import { ApiClient, ApiError } from './api-client.js';
-
-const asApiError = (err: unknown): unknown => (err instanceof AppError ? new ApiError(err.status, err.code, err.message, err.details) : err);
+import { ApiClient, asApiError } from './api-client.js';
 
 /**
  * The checks the server runs on a model directory and a plan, run here first so that a bad
