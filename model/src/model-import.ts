@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { AppError, buildManifest, ImportModelJsonSchema, type ImportModelJson, type ModelSpec } from '@flotilla/protocol';
+import { tfjsSignature } from './model-spec-tf.js';
 
 /**
  * Import of a TensorFlow.js LayersModel as written by `model.save('file://...')` or the
@@ -85,12 +86,26 @@ export function applyTrainable(model: tf.LayersModel, trainableLayers?: readonly
 }
 
 /**
- * The spec of a built model with its weights laid out in `order` (names and shapes, e.g. an
- * uploaded manifest): every weight of the model exactly once with its shape, frozen ones marked.
+ * What an import is for: `train` (a task's model: one input and one output) or `serve` (a
+ * registry version, which may have several inputs and outputs of fixed shapes but the batch).
  */
-export function specOfBuilt(model: tf.LayersModel, flags: Map<string, boolean>, order: ReadonlyArray<{ name: string; shape: readonly number[] }>): ModelSpec {
-  if (model.inputs.length !== 1 || model.outputs.length !== 1) {
-    throw new AppError('FL_ERR_MODEL_IMPORT_TOPOLOGY', { why: `models with one input and one output train here; this one has ${model.inputs.length} and ${model.outputs.length}` });
+export type ImportPurpose = 'train' | 'serve';
+
+/**
+ * The spec of a built model with its weights laid out in `order` (names and shapes, e.g. an
+ * uploaded manifest): every weight of the model exactly once with its shape, frozen ones marked,
+ * and the model's signature. `inputShape` and `numClasses` describe the first input and output.
+ */
+export function specOfBuilt(model: tf.LayersModel, flags: Map<string, boolean>, order: ReadonlyArray<{ name: string; shape: readonly number[] }>, purpose: ImportPurpose = 'train'): ModelSpec {
+  const signature = tfjsSignature(model);
+  const several = model.inputs.length !== 1 || model.outputs.length !== 1;
+  if (several && purpose === 'train') {
+    throw new AppError('FL_ERR_MODEL_IMPORT_TOPOLOGY', { why: `models with one input and one output train here; this one has ${model.inputs.length} and ${model.outputs.length} (models with several are served: upload them with flotilla models import)` });
+  }
+  if (several) {
+    const dynamic = [...signature.inputs, ...signature.outputs].find((t) => t.shape.slice(1).some((d) => d < 0));
+    if (dynamic) throw new AppError('FL_ERR_MODEL_IMPORT_TOPOLOGY', { why: 'a model with several inputs or outputs is served with fixed dimensions after the batch', tensor: dynamic.name, shape: dynamic.shape });
+    if (signature.inputs.length > 16 || signature.outputs.length > 16) throw new AppError('FL_ERR_MODEL_IMPORT_TOPOLOGY', { why: 'at most 16 inputs and 16 outputs', inputs: signature.inputs.length, outputs: signature.outputs.length });
   }
   const shapes = new Map(model.weights.map((w) => [w.originalName, w.shape as number[]]));
   const seen = new Set<string>();
@@ -110,7 +125,7 @@ export function specOfBuilt(model: tf.LayersModel, flags: Map<string, boolean>, 
   const numClasses = Math.max(1, (out[out.length - 1] as number | null) ?? 1);
   const manifest = buildManifest(order.map((e) => ({ name: e.name, shape: e.shape, trainable: flags.get(e.name) ?? true })));
   const topology = model.toJSON(undefined, false) as unknown as Record<string, unknown>;
-  return { topology, manifest, inputShape: inputShape.length ? inputShape : [1], numClasses };
+  return { topology, manifest, inputShape: inputShape.length ? inputShape : [1], numClasses, signature };
 }
 
 /**
@@ -118,7 +133,7 @@ export function specOfBuilt(model: tf.LayersModel, flags: Map<string, boolean>, 
  * order, so Flotilla's flat weights are the groups' shards concatenated in order: the import
  * streams them as they are.
  */
-export async function inspectLayersModel(json: unknown, trainableLayers?: readonly string[]): Promise<InspectedModel> {
+export async function inspectLayersModel(json: unknown, trainableLayers?: readonly string[], purpose: ImportPurpose = 'train'): Promise<InspectedModel> {
   const mj = parseModelJson(json);
   for (const g of mj.weightsManifest) {
     for (const w of g.weights) {
@@ -130,7 +145,7 @@ export async function inspectLayersModel(json: unknown, trainableLayers?: readon
   const model = await buildTopology(mj.modelTopology);
   try {
     const flags = applyTrainable(model, trainableLayers);
-    const spec = specOfBuilt(model, flags, mj.weightsManifest.flatMap((g) => g.weights));
+    const spec = specOfBuilt(model, flags, mj.weightsManifest.flatMap((g) => g.weights), purpose);
     const groups = mj.weightsManifest.map((g) => ({ paths: g.paths, bytes: 4 * g.weights.reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0) }));
     return { spec, groups };
   } finally {
@@ -147,7 +162,7 @@ export async function respec(spec: ModelSpec, trainableLayers?: readonly string[
   try {
     const flags = applyTrainable(model, trainableLayers);
     const next = specOfBuilt(model, flags, spec.manifest);
-    return { ...spec, topology: next.topology, manifest: next.manifest };
+    return { ...spec, topology: next.topology, manifest: next.manifest, signature: next.signature };
   } finally {
     model.dispose();
   }

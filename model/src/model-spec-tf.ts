@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ModelSpec } from '@flotilla/protocol';
+import type { ModelSpec, TensorSignature } from '@flotilla/protocol';
 import { AppError, buildManifest, joinFlat, manifestLength, splitFlat, type WeightManifest } from '@flotilla/protocol';
 
 /**
@@ -59,6 +59,20 @@ export function specOf(model: tf.LayersModel, numClasses: number): { spec: Model
   const topology = model.toJSON(undefined, false) as unknown as Record<string, unknown>;
   const inputShape = (model.inputs[0].shape.slice(1) as number[]).map((d) => d ?? 1);
   return { spec: { topology, manifest: manifestOf(model), inputShape, numClasses }, weights: flatWeights(model) };
+}
+
+/**
+ * The inputs and outputs of a built model, in its order (what `model.predict` takes and gives):
+ * names, dtypes and shapes with -1 for the batch dimension and any other dynamic one.
+ */
+export function tfjsSignature(model: tf.LayersModel): { inputs: TensorSignature[]; outputs: TensorSignature[] } {
+  ensureBuilt(model); // a Sequential made from JSON names its inputs and outputs once built
+  const one = (name: string, t: tf.SymbolicTensor): TensorSignature => ({
+    name,
+    dtype: t.dtype === 'int32' ? 'int32' : 'float32',
+    shape: (t.shape as Array<number | null>).map((d) => d ?? -1),
+  });
+  return { inputs: model.inputs.map((t, k) => one(model.inputNames[k], t)), outputs: model.outputs.map((t, k) => one(model.outputNames[k], t)) };
 }
 
 /** Rebuild a tfjs model (untrained, not compiled) from a spec's topology. */

@@ -84,6 +84,7 @@ export const ERROR_REGISTRY = {
   // device data (SDK and simulator)
   FL_ERR_DATA_BAD_SHAPE: { status: 400, message: 'The data has a shape the model does not take' },
   FL_ERR_DATA_BAD_LABELS: { status: 400, message: 'The labels do not fit the data or the loss (count, shape or values)' },
+  FL_ERR_DATA_SET_UNAVAILABLE: { status: 404, message: 'No central data set of that name is known here, or the package that ships it is not installed' },
   // serving (inference, deployments)
   FL_ERR_SERVING_BAD_INPUT: { status: 400, message: 'The inference request does not fit the model (input names, shapes, datatypes or data)' },
   FL_ERR_SERVING_OVERLOADED: { status: 429, message: 'The model is overloaded: its request queue is full; retry later' },

@@ -13,6 +13,16 @@ export const WeightSpecSchema = z
   })
   .strict();
 
+/** One input or output of a tfjs model: shape with -1 for the batch dimension (and any other dynamic one). */
+export const TensorSignatureSchema = z
+  .object({
+    name: z.string().min(1).max(256),
+    dtype: z.enum(['float32', 'int32']),
+    shape: z.array(z.number().int().min(-1)).min(1).max(9),
+  })
+  .strict();
+export type TensorSignature = z.infer<typeof TensorSignatureSchema>;
+
 /**
  * A model spec: a tfjs LayersModel topology (the `modelTopology` of model.json) plus the manifest
  * of its flat weights. Initial weights travel separately as bytes.
@@ -24,6 +34,12 @@ export const ModelSpecSchema = z
     /** What the model consumes and produces, for serving and data checks. */
     inputShape: z.array(z.number().int().min(1)).min(1).max(8),
     numClasses: z.number().int().min(1).max(100000),
+    /**
+     * Every input and output, in the model's order, as read from the model at import (absent on
+     * specs made otherwise, e.g. presets: one input and one output, described by inputShape and
+     * numClasses). Models with several inputs or outputs always carry it; they are served, not trained.
+     */
+    signature: z.object({ inputs: z.array(TensorSignatureSchema).min(1).max(16), outputs: z.array(TensorSignatureSchema).min(1).max(16) }).strict().optional(),
   })
   .strict();
 export type ModelSpec = z.infer<typeof ModelSpecSchema>;

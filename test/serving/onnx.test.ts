@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPreset, specOf, tfjsToOnnx, writeOnnx } from '@flotilla/model';
 import { loadOnnxRuntime } from '../../server/src/serving/onnx-runtime.js';
-import { expectClose, referencePredict, rowsOf, servingApp, type ServingHarness } from './serving-helpers.js';
+import { expectClose, inferBinaryAIds, referencePredict, rowsOf, servingApp, type ServingHarness } from './serving-helpers.js';
 
 let ortPresent = true;
 try {
@@ -155,23 +155,10 @@ describe.skipIf(!ortPresent)('ONNX models in the registry and serving', () => {
     expect(missing.json.details.why).toBe('the model takes 2 inputs');
 
     // Binary: INT64 ids and FP32 a as raw bytes (input order), both outputs as bytes.
-    const header = Buffer.from(
-      JSON.stringify({
-        inputs: [
-          { name: 'a', shape: [3, 2], datatype: 'FP32', parameters: { binary_data_size: 24 } },
-          { name: 'ids', shape: [3, 1], datatype: 'INT64', parameters: { binary_data_size: 24 } },
-        ],
-        parameters: { binary_data_output: true },
-      }),
-    );
-    const body = Buffer.concat([header, Buffer.from(Float32Array.from(a).buffer), Buffer.from(BigInt64Array.from(ids.map(BigInt)).buffer)]);
-    const bin = await h.app.inject({ method: 'POST', url: '/v2/models/multi/infer', payload: body, headers: { authorization: 'Bearer admin-token-for-serving-tests-0123', 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) } });
-    expect(bin.statusCode).toBe(200);
-    const n = Number(bin.headers['inference-header-content-length']);
-    const head = JSON.parse(bin.rawPayload.subarray(0, n).toString());
-    expect(head.outputs.map((o: { name: string; parameters: { binary_data_size: number } }) => [o.name, o.parameters.binary_data_size])).toEqual([['sum', 24], ['scaled', 24]]);
-    const floats = new Float32Array(bin.rawPayload.buffer.slice(bin.rawPayload.byteOffset + n, bin.rawPayload.byteOffset + bin.rawPayload.length));
-    expect(Array.from(floats)).toEqual([...sum, ...sum.map((v) => v * 3)]);
+    const bin = await inferBinaryAIds(h, '/v2/models/multi/infer', a, ids);
+    expect(bin.status).toBe(200);
+    expect(bin.sizes).toEqual([['sum', 24], ['scaled', 24]]);
+    expect(bin.floats).toEqual([...sum, ...sum.map((v) => v * 3)]);
 
     // TF Serving: row format names every input per instance; several outputs answer one object per row.
     const rows = await post('/v1/models/multi:predict', { instances: [{ a: [1, 2], ids: [10] }, { a: [3, 4], ids: [20] }] });

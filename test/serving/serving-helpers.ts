@@ -72,3 +72,28 @@ export function expectClose(a: number[], b: number[], tol = 1e-5): void {
   if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
   for (let i = 0; i < a.length; i++) if (Math.abs(a[i] - b[i]) > tol) throw new Error(`index ${i}: ${a[i]} vs ${b[i]}`);
 }
+
+/**
+ * An OIP binary-tensor request (the binary tensor data extension) with an FP32 input `a` [rows, 2]
+ * and an INT64 input `ids` [rows, 1], every output asked for as bytes: the answer's status, its
+ * outputs' names and byte sizes, and the output floats that follow the JSON header.
+ */
+export async function inferBinaryAIds(h: ServingHarness, url: string, a: number[], ids: number[]): Promise<{ status: number; sizes: Array<[string, number]>; floats: number[] }> {
+  const rows = ids.length;
+  const header = Buffer.from(
+    JSON.stringify({
+      inputs: [
+        { name: 'a', shape: [rows, 2], datatype: 'FP32', parameters: { binary_data_size: rows * 8 } },
+        { name: 'ids', shape: [rows, 1], datatype: 'INT64', parameters: { binary_data_size: rows * 8 } },
+      ],
+      parameters: { binary_data_output: true },
+    }),
+  );
+  const body = Buffer.concat([header, Buffer.from(Float32Array.from(a).buffer), Buffer.from(BigInt64Array.from(ids.map(BigInt)).buffer)]);
+  const res = await h.app.inject({ method: 'POST', url, payload: body, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) } });
+  if (res.statusCode !== 200) return { status: res.statusCode, sizes: [], floats: [] };
+  const n = Number(res.headers['inference-header-content-length']);
+  const head = JSON.parse(res.rawPayload.subarray(0, n).toString());
+  const floats = new Float32Array(res.rawPayload.buffer.slice(res.rawPayload.byteOffset + n, res.rawPayload.byteOffset + res.rawPayload.length));
+  return { status: 200, sizes: head.outputs.map((o: { name: string; parameters: { binary_data_size: number } }) => [o.name, o.parameters.binary_data_size]), floats: Array.from(floats) };
+}

@@ -1,4 +1,4 @@
-import { int, readFields, text, type Field } from './protobuf.js';
+import { int, readFields, repeatedInts, text, type Field } from './protobuf.js';
 
 /**
  * What serving needs to know of an ONNX model, read from its ModelProto (onnx/onnx.proto field
@@ -22,6 +22,8 @@ export interface OnnxInfo {
   nodes: number;
   opTypes: string[];
   initializers: number;
+  /** Elements of all initializers together (the model's parameter count). */
+  parameters: number;
   /** Initializers stored outside the file (data_location EXTERNAL): unusable from an upload. */
   externalData: boolean;
 }
@@ -89,6 +91,7 @@ export function readOnnx(bytes: Uint8Array): OnnxInfo {
       nodes: nodes.length,
       opTypes: [...new Set(nodes.map((n) => str(n, 4)))].sort(),
       initializers: inits.length,
+      parameters: inits.reduce((n, t) => n + repeatedInts(all(t, 1)).reduce((a, d) => a * d, 1), 0),
       externalData: inits.some((t) => num(t, 14) === 1),
     };
   } catch (err) {

@@ -49,6 +49,22 @@ export function readFields(b: Uint8Array): Field[] {
   return out;
 }
 
+/** The values of a repeated integer field, packed (wire type 2) or not (one varint per field). */
+export function repeatedInts(fields: Field[]): number[] {
+  const out: number[] = [];
+  for (const f of fields) {
+    if (f.wire === 0) out.push(int(f.value));
+    else if (f.wire === 2) {
+      for (let pos = 0; pos < f.value.length; ) {
+        const [v, q] = readVarint(f.value, pos);
+        out.push(int(v));
+        pos = q;
+      }
+    } else throw new RangeError(`field ${f.field} is not an integer`);
+  }
+  return out;
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 export const text = (v: Uint8Array): string => utf8.decode(v);
 /** A signed 64-bit varint as a number (ONNX dims and versions fit in a double). */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { ApiClient, ApiError, UsageError } from './api-client.js';
+import { ApiClient, ApiError, UsageError, asApiError } from './api-client.js';
 import { distill } from './distill.js';
 import { progressBar } from './progress-bar.js';
 import { checkModelDir, uploadModelDir, uploadOnnxFile } from './model-upload.js';
@@ -15,8 +15,8 @@ export const ADMIN_USAGE = `operator commands (call the admin API of a running s
                         [--plan JSON|@FILE] [--model-name M] [--start]
   flotilla models import <model> DIR|FILE.onnx
   flotilla models lineage <model> <version|alias>
-  flotilla models distill <model>@<version|alias> --student PRESET|mlp:H1,H2,... --data FILE.csv [--temperature T]
-          [--epochs N] [--batch-size B] [--alpha A] [--holdout F] [--learning-rate R]
+  flotilla models distill <model>@<version|alias> --student PRESET|mlp:H1,H2,... --data FILE.csv|central:mnist|central:mnist-train
+          [--temperature T] [--epochs N] [--batch-size B] [--alpha A] [--holdout F] [--learning-rate R] [--rows N]
   flotilla tasks start|pause|resume|stop <id>
   flotilla rounds list <task> [--limit N] [--offset N]
   flotilla models list
@@ -71,6 +71,7 @@ const OPTIONS = {
   alpha: { type: 'string' },
   holdout: { type: 'string' },
   'learning-rate': { type: 'string' },
+  rows: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -207,13 +208,14 @@ export async function runAdminCli(argv: string[], env: NodeJS.ProcessEnv, io: Cl
           out(v, () => `${v.model} version ${v.version}: ONNX opset ${v.onnx.opset}, inputs ${v.onnx.inputs.map((t) => t.name).join(', ')}, outputs ${v.onnx.outputs.map((t) => t.name).join(', ')}\n`);
           return 0;
         }
-        await checkModelDir(args[1], undefined);
+        await checkModelDir(args[1], undefined, 'serve');
         const v = await uploadModelDir(api, args[0], args[1]);
-        out(v, () => `${v.model} version ${v.version}: ${v.artifacts[0]?.size ?? 0} bytes of weights\n`);
+        const sig = (v as { signature?: { inputs: Array<{ name: string }>; outputs: Array<{ name: string }> } }).signature;
+        out(v, () => `${v.model} version ${v.version}: ${v.artifacts[0]?.size ?? 0} bytes of weights${sig ? `, inputs ${sig.inputs.map((t) => t.name).join(', ')}, outputs ${sig.outputs.map((t) => t.name).join(', ')}` : ''}\n`);
         return 0;
       }
       case 'models distill': {
-        need(1, 'models distill <model>@<version|alias> --student PRESET|mlp:H1,H2 --data FILE.csv [--temperature T] [--epochs N] [--alpha A] [--holdout F]');
+        need(1, 'models distill <model>@<version|alias> --student PRESET|mlp:H1,H2 --data FILE.csv|central:NAME [--temperature T] [--epochs N] [--alpha A] [--holdout F] [--rows N]');
         const at = args[0].lastIndexOf('@');
         if (at < 1 || at === args[0].length - 1) throw new UsageError('name the teacher as <model>@<version|alias>');
         if (!f.student || !f.data) throw new UsageError('--student and --data are required');
@@ -228,11 +230,12 @@ export async function runAdminCli(argv: string[], env: NodeJS.ProcessEnv, io: Cl
           alpha: numFlag(f.alpha, 'alpha', 0, 0, 10),
           holdout: numFlag(f.holdout, 'holdout', 0.2, 0.01, 0.9),
           learningRate: numFlag(f['learning-rate'], 'learning-rate', 0.005, 1e-6, 1),
+          ...(f.rows !== undefined ? { rows: Math.max(2, intFlag(f.rows, 'rows')!) } : {}),
           progress: progressBar(io.stderr, 'distilling'),
         });
         const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
         out(r, () =>
-          `${r.model} version ${r.version}: student stored as variant "distilled" (${r.trainRows} training rows, ${r.heldOutRows} held out)\n` +
+          `${r.model} version ${r.version} (${r.teacherFormat}): student stored as variant "distilled" (${r.data}: ${r.trainRows} training rows, ${r.heldOutRows} held out)\n` +
           table(
             [
               { model: 'teacher', ...r.teacher, accuracy: pct(r.teacher.accuracy), agreement: '-', rowMs: r.teacher.latencyMs.row, batch32Ms: r.teacher.latencyMs.batch32 },
@@ -301,7 +304,9 @@ export async function runAdminCli(argv: string[], env: NodeJS.ProcessEnv, io: Cl
       default:
         throw new UsageError(`unknown command: ${pos.join(' ')}`);
     }
-  } catch (err) {
+  } catch (thrown) {
+    // Local checks and local computation (distill) raise the server's coded errors directly.
+    const err = asApiError(thrown);
     if (err instanceof UsageError) {
       io.stderr(`flotilla: ${err.message}\n`);
       return 2;

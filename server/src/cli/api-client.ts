@@ -1,3 +1,5 @@
+import { AppError } from '@flotilla/protocol';
+
 /** A command line the CLI cannot run (exit status 2). */
 export class UsageError extends Error {}
 
@@ -12,6 +14,9 @@ export class ApiError extends Error {
     super(message);
   }
 }
+
+/** A coded error raised here (checks run locally, as the server would) as the CLI reports API errors. */
+export const asApiError = (err: unknown): unknown => (err instanceof AppError ? new ApiError(err.status, err.code, err.message, err.details) : err);
 
 export class ApiClient {
   constructor(

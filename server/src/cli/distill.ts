@@ -1,30 +1,41 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { AppError, float32ToBytes, layersModelJson, type ModelSpec } from '@flotilla/protocol';
-import { PRESETS, buildPreset, modelFromSpec, resolveBackend, setFlatWeights, specOf, type PresetName } from '@flotilla/model';
+import { float32ToBytes, layersModelJson } from '@flotilla/protocol';
+import { PRESETS, buildPreset, resolveBackend, specOf, type PresetName } from '@flotilla/model';
 import { archiveDirectory } from '../registry/model-archive.js';
+import type { ModelRunner } from '../serving/model-runner.js';
+import { TfjsRunner } from '../serving/tfjs-runner.js';
+import type { VersionRecord } from '../store/records.js';
 import { ApiClient, ApiError, UsageError } from './api-client.js';
+import { readDistillData } from './distill-data.js';
+import { asLogits, loadTeacher, type Teacher } from './distill-teacher.js';
 
 /**
  * `flotilla models distill`: knowledge distillation (Hinton, Vinyals and Dean 2015, "Distilling
  * the Knowledge in a Neural Network") of a registry version into a smaller student, run here
- * with real tfjs. The student learns the teacher's soft labels at temperature T (loss
+ * with real tfjs. The teacher (a tfjs or ONNX version, distill-teacher.ts) computes through
+ * serving's ModelRunner. The student learns the teacher's soft labels at temperature T (loss
  * T^2 * KL(softmax(z_t / T) || softmax(z_s / T)), plus `alpha` times the cross-entropy on hard
- * labels when the data has them); the teacher's logits are recovered as log-probabilities of its
- * softmax output (equal up to a constant, which softmax ignores). The last `holdout` of the rows
- * is held out: teacher and student are measured on it in the same run (accuracy against the
- * labels, agreement with the teacher, parameter bytes, single-row and batch latency), and the
- * student is uploaded as the version's `distilled` variant with those figures.
+ * labels when the data has them); a teacher ending in softmax has its logits recovered as
+ * log-probabilities (asLogits). The last `holdout` of the rows (a CSV file or a central set,
+ * distill-data.ts) is held out: teacher and student are measured on it in the same run, both
+ * through a ModelRunner (accuracy against the labels, agreement with the teacher, parameter
+ * bytes, median latency of one row and of 32), and the student is uploaded as the version's
+ * `distilled` variant with those figures.
  */
 export interface DistillOptions {
   model: string;
   ref: string;
   /** A preset name or `mlp:H1,H2,...` (dense ReLU hidden layers, softmax output). */
   student: string;
-  /** A CSV file: the teacher's input width of features per row, then optionally a class id. */
+  /** A CSV file (the teacher's input width of features per row, then optionally a class id) or `central:<name>` (distill-data.ts). */
   data: string;
+  /** Keep only the first rows of the data (default: all). */
+  rows?: number;
+  /** Tests: the onnxruntime package to load for an ONNX teacher (default onnxruntime-node). */
+  onnxRuntime?: string;
   temperature: number;
   epochs: number;
   batchSize: number;
@@ -38,6 +49,8 @@ export interface DistillReport {
   model: string;
   version: number;
   variant: 'distilled';
+  teacherFormat: 'tfjs' | 'onnx';
+  data: string;
   trainRows: number;
   heldOutRows: number;
   teacher: Figures;
@@ -55,32 +68,9 @@ interface Figures {
 
 const usage = (why: string) => new UsageError(why);
 
-/** Rows of a CSV file: `width` features and, when present, a class id in one more column. */
-export async function readDistillData(file: string, width: number, numClasses: number): Promise<{ x: Float32Array; y: Int32Array | null; n: number }> {
-  const lines = (await readFile(file, 'utf8')).split(/\r?\n/).filter((l) => l.trim() !== '');
-  if (lines.length && lines[0].split(',').some((c) => c.trim() !== '' && Number.isNaN(Number(c)))) lines.shift();
-  const cols = lines[0]?.split(',').length ?? 0;
-  if (cols !== width && cols !== width + 1) throw new ApiError(400, 'FL_ERR_DATA_BAD_SHAPE', `rows need ${width} feature columns (and optionally a class id): the first has ${cols}`);
-  const labelled = cols === width + 1;
-  const x = new Float32Array(lines.length * width);
-  const y = labelled ? new Int32Array(lines.length) : null;
-  lines.forEach((line, r) => {
-    const cells = line.split(',').map(Number);
-    if (cells.length !== cols || cells.some((v) => !Number.isFinite(v))) throw new ApiError(400, 'FL_ERR_DATA_BAD_SHAPE', `row ${r + 1} is not ${cols} numbers`);
-    x.set(cells.slice(0, width), r * width);
-    if (y) {
-      const c = cells[width];
-      if (!Number.isInteger(c) || c < 0 || c >= numClasses) throw new ApiError(400, 'FL_ERR_DATA_BAD_LABELS', `row ${r + 1}: class id ${c} outside 0..${numClasses - 1}`);
-      y[r] = c;
-    }
-  });
-  return { x, y, n: lines.length };
-}
-
 /** The student model, its input and output named as the teacher's so that one request fits both. */
-export function buildStudent(student: string, teacher: tf.LayersModel, inputShape: number[], numClasses: number): tf.LayersModel {
-  const inputName = teacher.inputNames[0];
-  const outputName = teacher.outputNames[0];
+export function buildStudent(student: string, teacher: Pick<Teacher, 'inputName' | 'outputName' | 'inputShape' | 'numClasses'>): tf.LayersModel {
+  const { inputName, outputName, inputShape, numClasses } = teacher;
   let hidden: number[];
   if ((PRESETS as readonly string[]).includes(student)) {
     const p = buildPreset(student as PresetName);
@@ -98,17 +88,29 @@ export function buildStudent(student: string, teacher: tf.LayersModel, inputShap
     hidden = m[1].split(',').map(Number);
     if (hidden.some((h) => h < 1)) throw usage('hidden layers need at least one unit');
   }
-  const layers: tf.layers.Layer[] = [tf.layers.inputLayer({ inputShape, name: inputName })];
-  if (inputShape.length > 1) layers.push(tf.layers.flatten({ name: 'student_flat' }));
-  hidden.forEach((units, i) => layers.push(tf.layers.dense({ units, activation: 'relu', name: `student_hidden${i + 1}` })));
-  layers.push(tf.layers.dense({ units: numClasses, activation: 'softmax', name: outputName }));
-  return tf.sequential({ name: 'student', layers });
+  try {
+    const layers: tf.layers.Layer[] = [tf.layers.inputLayer({ inputShape, name: inputName })];
+    if (inputShape.length > 1) layers.push(tf.layers.flatten({ name: 'student_flat' }));
+    hidden.forEach((units, i) => layers.push(tf.layers.dense({ units, activation: 'relu', name: `student_hidden${i + 1}` })));
+    layers.push(tf.layers.dense({ units: numClasses, activation: 'softmax', name: outputName }));
+    return tf.sequential({ name: 'student', layers });
+  } catch (err) {
+    throw new ApiError(409, 'FL_ERR_MODEL_FORMAT', `the student cannot take the teacher's tensor names (${inputName}, ${outputName}) in tfjs: ${(err as Error).message}`);
+  }
 }
 
-const softAt = (probs: tf.Tensor, t: number) => tf.softmax(tf.div(tf.log(tf.add(probs, 1e-7)), t));
+const softAt = (logits: tf.Tensor, t: number) => tf.softmax(tf.div(logits, t));
+const studentLogits = (probs: tf.Tensor) => tf.log(tf.add(probs, 1e-7));
 
-function predictAll(m: tf.LayersModel, x: Float32Array, n: number, shape: number[]): Float32Array {
-  return tf.tidy(() => (m.predict(tf.tensor(x, [n, ...shape])) as tf.Tensor).dataSync() as Float32Array);
+/** Predictions of `n` rows through a runner, in chunks of at most 1024 rows. */
+async function predictAll(r: ModelRunner, x: Float32Array, n: number): Promise<Float32Array> {
+  const w = r.io.rowWidth;
+  const out = new Float32Array(n * r.io.outWidth);
+  for (let s = 0; s < n; s += 1024) {
+    const rows = Math.min(1024, n - s);
+    out.set(await r.run(x.subarray(s * w, (s + rows) * w), rows), s * r.io.outWidth);
+  }
+  return out;
 }
 
 function argmaxRows(p: Float32Array, k: number): Int32Array {
@@ -121,43 +123,46 @@ function argmaxRows(p: Float32Array, k: number): Int32Array {
   return out;
 }
 
-/** Median wall time of `runs` predictions of `rows` rows. */
-function latency(m: tf.LayersModel, x: Float32Array, rows: number, shape: number[], runs: number): number {
-  const width = shape.reduce((a, b) => a * b, 1);
-  const input = tf.tensor(x.subarray(0, rows * width), [rows, ...shape]);
+/** Median wall time of `runs` predictions of `rows` rows through a runner (after two untimed ones). */
+async function latency(r: ModelRunner, x: Float32Array, rows: number, runs: number): Promise<number> {
+  const input = x.slice(0, rows * r.io.rowWidth);
   const times: number[] = [];
   for (let i = 0; i < runs + 2; i++) {
     const t0 = performance.now();
-    tf.tidy(() => (m.predict(input) as tf.Tensor).dataSync());
+    await r.run(input, rows);
     if (i >= 2) times.push(performance.now() - t0);
   }
-  input.dispose();
   times.sort((a, b) => a - b);
   return Math.round(times[times.length >> 1] * 1000) / 1000;
 }
 
 export async function distill(api: ApiClient, o: DistillOptions): Promise<DistillReport> {
   if (!(o.temperature > 0)) throw usage('--temperature must be > 0');
-  const record = await api.call('GET', `/api/v1/models/${encodeURIComponent(o.model)}/versions/${encodeURIComponent(o.ref)}`);
-  if (!record.spec) throw new ApiError(409, 'FL_ERR_MODEL_FORMAT', 'only tfjs versions can be distilled here', { model: o.model, version: record.version, format: 'onnx' });
-  const spec = record.spec as ModelSpec;
-  const version = record.version as number;
+  const record = (await api.call('GET', `/api/v1/models/${encodeURIComponent(o.model)}/versions/${encodeURIComponent(o.ref)}`)) as VersionRecord;
   await resolveBackend('node');
-  const wres = await fetchWeights(api, o.model, version);
-  const teacher = await modelFromSpec(spec);
-  setFlatWeights(teacher, wres, spec.manifest);
-  const width = spec.inputShape.reduce((a, b) => a * b, 1);
-  const k = spec.numClasses;
-  const data = await readDistillData(o.data, width, k);
+  const teacher = await loadTeacher(api, record, o.onnxRuntime);
+  try {
+    return await distillFrom(api, record, teacher, o);
+  } finally {
+    teacher.runner.dispose();
+  }
+}
+
+async function distillFrom(api: ApiClient, record: VersionRecord, teacher: Teacher, o: DistillOptions): Promise<DistillReport> {
+  const version = record.version;
+  const width = teacher.inputShape.reduce((a, b) => a * b, 1);
+  const k = teacher.numClasses;
+  const data = await readDistillData(o.data, width, k, o.rows);
   const held = Math.max(1, Math.floor(data.n * o.holdout));
   const nTrain = data.n - held;
   if (nTrain < 1) throw new ApiError(400, 'FL_ERR_DATA_BAD_SHAPE', `too few rows (${data.n}) for a held-out fraction of ${o.holdout}`);
-  const student = buildStudent(o.student, teacher, spec.inputShape, k);
+  const model = buildStudent(o.student, teacher);
 
   const xTrain = data.x.subarray(0, nTrain * width);
-  const soft = tf.tidy(() => softAt(tf.tensor(predictAll(teacher, xTrain, nTrain, spec.inputShape), [nTrain, k]), o.temperature));
+  const teacherLogits = asLogits(await predictAll(teacher.runner, xTrain, nTrain), k);
+  const soft = tf.tidy(() => softAt(tf.tensor(teacherLogits, [nTrain, k]), o.temperature));
   const hard = data.y ? tf.oneHot(tf.tensor1d(data.y.subarray(0, nTrain), 'int32'), k) : null;
-  const xs = tf.tensor(xTrain, [nTrain, ...spec.inputShape]);
+  const xs = tf.tensor(xTrain, [nTrain, ...teacher.inputShape]);
   const optimizer = tf.train.adam(o.learningRate);
   const T = o.temperature;
   const steps = Math.ceil(nTrain / o.batchSize);
@@ -167,13 +172,13 @@ export async function distill(api: ApiClient, o: DistillOptions): Promise<Distil
     for (let s = 0; s < steps; s++) {
       const idx = tf.tensor1d(Int32Array.from(order.subarray(s * o.batchSize, (s + 1) * o.batchSize)), 'int32');
       const loss = optimizer.minimize(() => {
-        const q = student.apply(tf.gather(xs, idx), { training: true }) as tf.Tensor;
+        const q = model.apply(tf.gather(xs, idx), { training: true }) as tf.Tensor;
         const target = tf.gather(soft, idx);
-        const qT = softAt(q, T);
+        const qT = softAt(studentLogits(q), T);
         // T^2 * KL(target || qT), mean over the batch.
         const kl = tf.mean(tf.sum(tf.mul(target, tf.sub(tf.log(tf.add(target, 1e-7)), tf.log(tf.add(qT, 1e-7)))), 1));
         let total = tf.mul(kl, T * T) as tf.Scalar;
-        if (hard && o.alpha > 0) total = tf.add(total, tf.mul(tf.losses.softmaxCrossEntropy(tf.gather(hard, idx), tf.log(tf.add(q, 1e-7))), o.alpha)) as tf.Scalar;
+        if (hard && o.alpha > 0) total = tf.add(total, tf.mul(tf.losses.softmaxCrossEntropy(tf.gather(hard, idx), studentLogits(q)), o.alpha)) as tf.Scalar;
         return total;
       }, true);
       lastLoss = loss!.dataSync()[0];
@@ -185,23 +190,28 @@ export async function distill(api: ApiClient, o: DistillOptions): Promise<Distil
   xs.dispose();
   soft.dispose();
   hard?.dispose();
+  optimizer.dispose();
 
-  // Held-out figures, teacher and student in the same run.
+  // Held-out figures, teacher and student in the same run, both through a ModelRunner.
+  const { spec: sSpec, weights: sWeights } = specOf(model, k);
+  const student = new TfjsRunner(model, sSpec, sWeights);
   const xHeld = data.x.subarray(nTrain * width);
   const yHeld = data.y?.subarray(nTrain) ?? null;
-  const tPred = argmaxRows(predictAll(teacher, xHeld, held, spec.inputShape), k);
-  const sPred = argmaxRows(predictAll(student, xHeld, held, spec.inputShape), k);
+  const tPred = argmaxRows(await predictAll(teacher.runner, xHeld, held), k);
+  const sPred = argmaxRows(await predictAll(student, xHeld, held), k);
   const acc = (p: Int32Array) => (yHeld ? p.reduce((a, c, i) => a + (c === yHeld[i] ? 1 : 0), 0) / held : null);
   const agreement = sPred.reduce((a, c, i) => a + (c === tPred[i] ? 1 : 0), 0) / held;
   const rows32 = Math.min(32, data.n);
-  const figures = (m: tf.LayersModel, p: Int32Array, agree: number): Figures => {
-    const parameters = m.countParams();
-    return { parameters, bytes: parameters * 4, accuracy: acc(p), agreement: agree, latencyMs: { row: latency(m, data.x, 1, spec.inputShape, 30), batch32: latency(m, data.x, rows32, spec.inputShape, 15) } };
-  };
-  const tFig = figures(teacher, tPred, 1);
-  const sFig = figures(student, sPred, agreement);
-  const { spec: sSpec, weights: sWeights } = specOf(student, k);
-  teacher.dispose();
+  const figures = async (r: ModelRunner, parameters: number, bytes: number, p: Int32Array, agree: number): Promise<Figures> => ({
+    parameters,
+    bytes,
+    accuracy: acc(p),
+    agreement: agree,
+    latencyMs: { row: await latency(r, xHeld, 1, 30), batch32: await latency(r, data.x, rows32, 15) },
+  });
+  const tFig = await figures(teacher.runner, teacher.parameters, teacher.bytes, tPred, 1);
+  const sParams = model.countParams();
+  const sFig = await figures(student, sParams, sParams * 4, sPred, agreement);
   student.dispose();
 
   const metrics: Record<string, number> = {
@@ -231,14 +241,19 @@ export async function distill(api: ApiClient, o: DistillOptions): Promise<Distil
       length: archive.size,
       chunks: archive.chunks(),
     });
-    return { model: o.model, version, variant: 'distilled', trainRows: nTrain, heldOutRows: held, teacher: tFig, student: sFig, metrics: Object.fromEntries(Object.entries(stored.metrics as Record<string, number>).filter(([key]) => key.startsWith('distilled_'))) };
+    return {
+      model: o.model,
+      version,
+      variant: 'distilled',
+      teacherFormat: teacher.format,
+      data: data.source,
+      trainRows: nTrain,
+      heldOutRows: held,
+      teacher: tFig,
+      student: sFig,
+      metrics: Object.fromEntries(Object.entries(stored.metrics as Record<string, number>).filter(([key]) => key.startsWith('distilled_'))),
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-async function fetchWeights(api: ApiClient, model: string, version: number): Promise<Float32Array> {
-  const bytes = await api.bytes(`/api/v1/models/${encodeURIComponent(model)}/versions/${version}/weights.bin`);
-  if (bytes.byteLength % 4 !== 0) throw new AppError('FL_ERR_CODEC_CORRUPT', { why: 'weights.bin is not float32' });
-  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4).slice();
 }

@@ -1,21 +1,20 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppError, TaskPlanSchema, type TaskPlan } from '@flotilla/protocol';
-import { inspectLayersModel } from '@flotilla/model';
+import { inspectLayersModel, type ImportPurpose } from '@flotilla/model';
 import { checkLoss, checkPlan } from '../coordinator/coordinator.js';
 import { archiveDirectory } from '../registry/model-archive.js';
 import { onnxSignature } from '../registry/onnx-import.js';
-import { ApiClient, ApiError } from './api-client.js';
-
-const asApiError = (err: unknown): unknown => (err instanceof AppError ? new ApiError(err.status, err.code, err.message, err.details) : err);
+import { ApiClient, asApiError } from './api-client.js';
 
 /**
  * The checks the server runs on a model directory and a plan, run here first so that a bad
  * model or plan is refused before any byte is uploaded (and nothing is stored): the plan parses
  * and fits the server's strategies, model.json builds with tfjs and matches its shards, the loss
- * fits the model's outputs. Throws ApiError with the server's codes.
+ * fits the model's outputs. `purpose` 'serve' (models import) admits several inputs and outputs.
+ * Throws ApiError with the server's codes.
  */
-export async function checkModelDir(dir: string, planInput: unknown): Promise<TaskPlan | undefined> {
+export async function checkModelDir(dir: string, planInput: unknown, purpose: ImportPurpose = 'train'): Promise<TaskPlan | undefined> {
   try {
     let plan: TaskPlan | undefined;
     if (planInput !== undefined) {
@@ -30,7 +29,7 @@ export async function checkModelDir(dir: string, planInput: unknown): Promise<Ta
     } catch (err) {
       throw new AppError('FL_ERR_MODEL_IMPORT_TOPOLOGY', { why: `cannot read ${join(dir, 'model.json')}: ${(err as Error).message}` });
     }
-    const inspected = await inspectLayersModel(json, plan?.trainableLayers);
+    const inspected = await inspectLayersModel(json, plan?.trainableLayers, purpose);
     for (const g of inspected.groups) {
       let got = 0;
       for (const p of g.paths) {

@@ -6,6 +6,7 @@ import { importModel, stageLayersModel } from '../registry/model-import.js';
 import { importOnnx } from '../registry/onnx-import.js';
 import { trialRunOnnx } from '../serving/onnx-runtime.js';
 import { lineageOf } from '../registry/lineage.js';
+import { teacherShape } from '../registry/model-format.js';
 import type { Registry } from '../registry/registry.js';
 import { actorOf, requireRole, type AuthConfig } from './auth.js';
 
@@ -102,7 +103,7 @@ export const modelUploadRoutes: FastifyPluginAsync<ModelUploadRoutesOptions> = a
       });
       const { spec: s, ...rest } = v;
       const spec = s!;
-      return reply.status(201).send({ ...rest, format: 'tfjs', inputShape: spec.inputShape, outputs: spec.numClasses, weights: spec.manifest.length, trainableWeights: spec.manifest.filter((s) => s.trainable !== false).length });
+      return reply.status(201).send({ ...rest, format: 'tfjs', inputShape: spec.inputShape, outputs: spec.numClasses, signature: spec.signature, weights: spec.manifest.length, trainableWeights: spec.manifest.filter((s) => s.trainable !== false).length });
     } catch (err) {
       // Refused mid-stream: do not read the rest; close the connection after the answer.
       if (!req.raw.readableEnded) reply.header('connection', 'close');
@@ -133,7 +134,7 @@ export const modelUploadRoutes: FastifyPluginAsync<ModelUploadRoutesOptions> = a
       params: z.object({ name: Name, version: z.string().regex(/^[0-9]{1,15}$/) }).strict(),
       querystring: StudentQuery,
       tags: ['registry'],
-      summary: 'Add a distilled student (tar of model.json + weights) to a tfjs version as its "distilled" variant, with the metrics measured',
+      summary: 'Add a distilled student (a tfjs LayersModel: tar of model.json + weights) to a tfjs or ONNX version as its "distilled" variant, with the metrics measured',
     },
     preHandler: [
       admin,
@@ -144,7 +145,7 @@ export const modelUploadRoutes: FastifyPluginAsync<ModelUploadRoutesOptions> = a
     ],
   }, async (req, reply) => {
     const version = Number(req.params.version);
-    await opts.registry.specOf(await opts.registry.getVersion(req.params.name, version)); // 404 / 409 before reading the body
+    teacherShape(await opts.registry.getVersion(req.params.name, version)); // 404 / 409 before reading the body
     try {
       const v = await stageLayersModel(opts.registry, { body: req.body as unknown as AsyncIterable<Uint8Array>, limitBytes: opts.maxUploadBytes }, (spec, ref) =>
         opts.registry.addStudent(req.params.name, version, spec, ref, req.query.metrics),

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import { inspectLayersModel } from '@flotilla/model';
+import { inspectLayersModel, type ImportPurpose } from '@flotilla/model';
 import type { ModelSpec } from '@flotilla/protocol';
 import { AppError } from '../errors.js';
 import type { VersionRecord } from '../store/records.js';
@@ -46,13 +46,14 @@ async function* flatWeights(shards: ExtractedFile[][]): AsyncIterable<Uint8Array
 
 /**
  * Import an uploaded LayersModel as a new version of `model` (model/src/model-import.ts lists the
- * checks). The archive streams to a temp dir, the weights stream from there into the blob store
+ * checks; several inputs and outputs are allowed here, the version being servable: a task refuses
+ * them when it starts from such a version). The archive streams to a temp dir, the weights stream from there into the blob store
  * in Flotilla's flat layout: memory stays O(model.json + chunk) whatever the model's size. On any
  * error nothing becomes visible (no version; at most an unreferenced blob, as after a crash).
  * Imported versions carry the float32 weights only; variants come with versions rounds publish.
  */
 export async function importModel(registry: Registry, o: ImportOptions): Promise<VersionRecord> {
-  return stageLayersModel(registry, o, async (spec, ref) => {
+  return stageLayersModel(registry, { ...o, purpose: 'serve' }, async (spec, ref) => {
     const newest = await registry.store.listVersions(o.model, { limit: 1, includeArchived: true });
     const v: VersionRecord = {
       model: o.model,
@@ -76,7 +77,7 @@ export async function importModel(registry: Registry, o: ImportOptions): Promise
  */
 export async function stageLayersModel<T>(
   registry: Registry,
-  o: Pick<ImportOptions, 'body' | 'limitBytes' | 'trainableLayers'>,
+  o: Pick<ImportOptions, 'body' | 'limitBytes' | 'trainableLayers'> & { purpose?: ImportPurpose },
   commit: (spec: ModelSpec, ref: { sha256: string; size: number }) => Promise<T>,
 ): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'flotilla-import-'));
@@ -92,7 +93,7 @@ export async function stageLayersModel<T>(
     } catch {
       throw new AppError('FL_ERR_MODEL_IMPORT_TOPOLOGY', { why: 'model.json is not JSON' });
     }
-    const inspected = await inspectLayersModel(json, o.trainableLayers);
+    const inspected = await inspectLayersModel(json, o.trainableLayers, o.purpose);
     const base = posix.dirname(jsonKey);
     const shards = inspected.groups.map((g) => {
       const list = g.paths.map((p) => {

@@ -4,7 +4,7 @@ import { assertManifest, float32ToBytes, manifestLength } from '@flotilla/protoc
 import type { BlobStore } from '../store/blob-store.js';
 import type { AliasHistoryRecord, AliasRecord, ArtifactRef, ModelRecord, VersionRecord } from '../store/records.js';
 import type { CommitInput, Store, VersionQuery } from '../store/store.js';
-import { tfjsSpec } from './model-format.js';
+import { teacherShape, tfjsSpec } from './model-format.js';
 import { SYSTEM_ALIAS, ALIAS_NAME, assertUserAlias, rollbackTarget } from './alias-rules.js';
 import {
   DEFAULT_VARIANT_OPTIONS,
@@ -327,15 +327,16 @@ export class Registry {
   }
 
   /**
-   * Add a student distilled from a tfjs version as its 'distilled' variant: the student takes the
-   * teacher's input shape and gives its number of classes; its spec and float32 weights are
+   * Add a student distilled from a version (tfjs, or ONNX with one input and one output) as its
+   * 'distilled' variant, a tfjs model: the student takes the teacher's input shape and gives its
+   * number of classes (teacherShape); its spec and float32 weights are
    * written as blobs first, then added to the version in one store update (a version has at
    * most one student: a second answers FL_ERR_VERSION_IMMUTABLE), and `metrics` (prefixed
    * `distilled_`) merged into the version's metrics.
    */
   async addStudent(model: string, version: number, spec: ModelSpec, weightsRef: { sha256: string; size: number }, metrics: Record<string, number>): Promise<VersionRecord> {
     const record = await this.getVersion(model, version);
-    const teacher = tfjsSpec(record, 'distillation');
+    const teacher = teacherShape(record);
     const bad = (why: string, extra: Record<string, unknown> = {}) => new AppError('FL_ERR_MODEL_IMPORT_TOPOLOGY', { why, ...extra });
     if (JSON.stringify(spec.inputShape) !== JSON.stringify(teacher.inputShape)) throw bad('the student must take the teacher\'s input shape', { teacher: teacher.inputShape, student: spec.inputShape });
     if (spec.numClasses !== teacher.numClasses) throw bad('the student must give the teacher\'s number of classes', { teacher: teacher.numClasses, student: spec.numClasses });

@@ -3,13 +3,15 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ModelSpec } from '@flotilla/protocol';
 import { AppError } from '../errors.js';
+import type { ModelIO } from './model-io.js';
 
 /** What an instance needs to build its model (sent once, at start; the weights are copied once). */
 export interface InstanceInit {
   topology: ModelSpec['topology'];
   manifest: ModelSpec['manifest'];
   weights: Float32Array;
-  inputShape: number[];
+  /** The model's inputs and outputs (packed rows, model-io.ts). */
+  io: ModelIO;
   input: SharedArrayBuffer;
   output: SharedArrayBuffer;
   warmRows: number;
@@ -23,6 +25,7 @@ export type InstanceReply = { type: 'ready'; backend: string } | { type: 'done';
 export interface PoolModel {
   spec: ModelSpec;
   weights: Float32Array;
+  io: ModelIO;
   rowWidth: number;
   outWidth: number;
   /** Rows the shared buffers hold at first (they grow for larger batches). */
@@ -121,7 +124,7 @@ export class InstancePool {
     const input = new SharedArrayBuffer(rows * this.model.rowWidth * 4);
     const output = new SharedArrayBuffer(rows * this.model.outWidth * 4);
     const { spec, weights } = this.model;
-    const init: InstanceInit = { topology: spec.topology, manifest: spec.manifest, weights, inputShape: spec.inputShape, input, output, warmRows: rows };
+    const init: InstanceInit = { topology: spec.topology, manifest: spec.manifest, weights, io: this.model.io, input, output, warmRows: rows };
     const worker = new Worker(BOOT, { eval: true, workerData: { entry: ENTRY, tsx: TSX, init } });
     const slot: Slot = { worker, input, output, ready: Promise.resolve(), isReady: false, job: null, retiring: false };
     slot.ready = new Promise<void>((resolve, reject) => {

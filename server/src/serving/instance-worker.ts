@@ -2,6 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { resolveBackend, setFlatWeights } from '@flotilla/model';
 import type { InstanceInit, InstanceReply, InstanceRequest } from './instance-pool.js';
+import { predictPacked } from './tfjs-predict.js';
 
 /**
  * One model instance (see instance-pool.ts): builds the model from its topology and flat weights
@@ -15,17 +16,14 @@ const port = parentPort!;
 await resolveBackend('node');
 const model = await tf.models.modelFromJSON({ modelTopology: init.topology } as unknown as tf.io.ModelJSON);
 setFlatWeights(model, init.weights, init.manifest);
-const rowWidth = init.inputShape.reduce((a, b) => a * b, 1);
+const rowWidth = init.io.rowWidth;
 let input = new Float32Array(init.input);
 let output = new Float32Array(init.output);
 
 function predict(rows: number): number {
-  return tf.tidy(() => {
-    const x = tf.tensor(input.slice(0, rows * rowWidth), [rows, ...init.inputShape], 'float32');
-    const out = (model.predict(x) as tf.Tensor).dataSync() as Float32Array;
-    output.set(out);
-    return out.length;
-  });
+  const out = predictPacked(model, init.io, input.slice(0, rows * rowWidth), rows);
+  output.set(out);
+  return out.length;
 }
 predict(Math.min(init.warmRows, Math.floor(input.length / rowWidth)));
 

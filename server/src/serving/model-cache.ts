@@ -6,7 +6,7 @@ import { isWeightsVariant, type WeightsVariant } from '../registry/variants.js';
 import type { VersionRecord } from '../store/records.js';
 import { Batcher, type BatchingConfig, type BatcherStats } from './batcher.js';
 import { LatencySet, RateWindow, type LatencySummary } from './histogram.js';
-import { formatOf, ONNX_ARTIFACT, type ModelFormat } from '../registry/model-format.js';
+import { ONNX_ARTIFACT, type ModelFormat } from '../registry/model-format.js';
 import { onnxIO, type ModelIO } from './model-io.js';
 import type { ModelRunner } from './model-runner.js';
 import { OnnxRunner } from './onnx-runner.js';
@@ -52,8 +52,9 @@ export class ServedModel {
     this.batcher.configure(b, parallel);
   }
 
+  /** How this loaded model computes (an ONNX version's distilled student is tfjs). */
   get format(): ModelFormat {
-    return formatOf(this.record);
+    return this.io.platform === 'onnxruntime' ? 'onnx' : 'tfjs';
   }
 
   /** Instance statistics (null: tfjs on the main thread). */
@@ -194,7 +195,8 @@ export class ModelCache {
     await this.opts.ready();
     const t0 = performance.now();
     const record = await this.opts.registry.getVersion(model, version);
-    const { runner, bytes } = record.onnx ? await this.onnxRunner(record, variant) : await this.tfjsRunner(record, variant);
+    // An ONNX version's distilled student is a tfjs model (registry.addStudent).
+    const { runner, bytes } = record.onnx && variant !== 'distilled' ? await this.onnxRunner(record, variant) : await this.tfjsRunner(record, variant);
     const loadMs = performance.now() - t0;
     const served = new ServedModel(key, record, variant, runner, bytes, loadMs, 0, this.opts.batching);
     const t1 = performance.now();
@@ -234,15 +236,11 @@ export class ModelCache {
     } catch (err) {
       throw new AppError('FL_ERR_SERVING_UNAVAILABLE', { model, version, variant, why: `tfjs could not build the model: ${(err as Error).message}` });
     }
-    if (tfModel.inputs.length !== 1 || tfModel.outputs.length !== 1) {
-      tfModel.dispose();
-      throw new AppError('FL_ERR_SERVING_UNAVAILABLE', { model, version, why: 'tfjs models are served with one input and one output (ONNX models may have several)' });
-    }
     return { runner: new TfjsRunner(tfModel, spec, weights), bytes };
   }
 
   private async onnxRunner(record: VersionRecord, variant: WeightsVariant): Promise<{ runner: ModelRunner; bytes: number }> {
-    if (variant !== 'float32') throw new AppError('FL_ERR_VARIANT_NOT_FOUND', { model: record.model, version: record.version, variant, why: 'ONNX versions have no weights variants' });
+    if (variant !== 'float32') throw new AppError('FL_ERR_VARIANT_NOT_FOUND', { model: record.model, version: record.version, variant, why: 'ONNX versions have no weights variants but a distilled student' });
     const ort = await loadOnnxRuntime();
     const { bytes } = await this.opts.registry.readArtifact(record, ONNX_ARTIFACT);
     this.checkBytes(record, bytes.byteLength);

@@ -1,10 +1,12 @@
+import type { TensorSignature } from '@flotilla/protocol';
 import type { VersionRecord } from '../store/records.js';
 
 /**
  * What a loaded model consumes and produces per row (the batch dimension excluded). A model may
  * have several inputs and outputs (ONNX models here); the batcher sees one packed row per
  * example: the row of every input one after the other (`offset`, `width`), and likewise for the
- * outputs, so that requests concatenate and split along rows whatever the model's arity.
+ * outputs, so that requests concatenate and split along rows whatever the model's arity (ONNX
+ * models and tfjs models with several inputs or outputs alike).
  * Values travel as float32 in the batch; an INT64 or INT32 input is converted back for the model
  * (so its values must be integers of magnitude at most 2^24, checked at parse).
  */
@@ -73,10 +75,23 @@ export function onnxIO(record: VersionRecord): ModelIO {
   return modelIO('onnxruntime', sig.inputs.map(t), sig.outputs.map(t));
 }
 
-/** Width of a packed input row of a version (tfjs: its inputShape; ONNX: all inputs). */
+/**
+ * The I/O of a tfjs model from its signature (tfjsSignature of @flotilla/model, or a spec's
+ * recorded one). A dynamic dimension after the batch counts as 1, as a spec's inputShape has it
+ * (imports refuse them on models with several inputs or outputs).
+ */
+export function tfjsIO(sig: { inputs: TensorSignature[]; outputs: TensorSignature[] }): ModelIO {
+  const t = (x: TensorSignature): Named => ({ name: x.name, datatype: x.dtype === 'int32' ? 'INT32' : 'FP32', shape: fixed(x.shape.slice(1)) });
+  return modelIO('tensorflowjs', sig.inputs.map(t), sig.outputs.map(t));
+}
+const fixed = (shape: number[]) => shape.map((d) => (d < 0 ? 1 : d));
+
+/** Width of a packed input row of a version (tfjs: its signature, else inputShape; ONNX: all inputs). */
 export function inputWidth(record: VersionRecord): number {
   if (record.onnx) return onnxIO(record).rowWidth;
-  return record.spec!.inputShape.reduce((a, b) => a * b, 1);
+  const spec = record.spec!;
+  if (spec.signature) return tfjsIO(spec.signature).rowWidth;
+  return spec.inputShape.reduce((a, b) => a * b, 1);
 }
 
 /** Interleave per-tensor blocks (`rows` rows each) into packed rows. */

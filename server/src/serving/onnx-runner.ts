@@ -92,7 +92,8 @@ export class OnnxRunner implements ModelRunner {
     const dims = [rows, ...t.shape];
     if (t.datatype === 'INT64') return new this.ort.Tensor('int64', BigInt64Array.from(data, (v) => BigInt(v)), dims);
     if (t.datatype === 'INT32') return new this.ort.Tensor('int32', Int32Array.from(data), dims);
-    return new this.ort.Tensor('float32', data, dims);
+    // onnxruntime-node refuses views of a SharedArrayBuffer ("Invalid argument"): copy those.
+    return new this.ort.Tensor('float32', data.buffer instanceof SharedArrayBuffer ? data.slice() : data, dims);
   }
 
   async run(input: Float32Array, rows: number): Promise<Float32Array> {

@@ -1,13 +1,16 @@
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
+import { tfjsSignature } from '@flotilla/model';
 import type { ModelSpec } from '@flotilla/protocol';
 import { InstancePool } from './instance-pool.js';
-import { modelIO, type ModelIO } from './model-io.js';
+import { tfjsIO, type ModelIO } from './model-io.js';
 import type { ModelRunner } from './model-runner.js';
+import { predictPacked } from './tfjs-predict.js';
 
 /**
- * A tfjs LayersModel with one input and one output: on the main thread's tfjs backend (wasm here;
- * tfjs-node when installed), or with `instances` > 0 in that many worker threads
- * (instance-pool.ts), each with its own copy built from the same flat weights.
+ * A tfjs LayersModel (one or several inputs and outputs, as the built model has them): on the
+ * main thread's tfjs backend (wasm here; tfjs-node when installed), or with `instances` > 0 in
+ * that many worker threads (instance-pool.ts), each with its own copy built from the same flat
+ * weights. Both compute with predictPacked (tfjs-predict.ts).
  */
 export class TfjsRunner implements ModelRunner {
   readonly io: ModelIO;
@@ -19,26 +22,17 @@ export class TfjsRunner implements ModelRunner {
     /** The weights the model was built from (instances build their copies from them). */
     private readonly weights: Float32Array,
   ) {
-    const outShape = (model.outputs[0].shape.slice(1) as Array<number | null>).map((d) => d ?? 1);
-    this.io = modelIO('tensorflowjs', [{ name: model.inputNames[0], datatype: 'FP32', shape: spec.inputShape }], [{ name: model.outputNames[0], datatype: 'FP32', shape: outShape }]);
+    this.io = tfjsIO(tfjsSignature(model));
   }
 
   run(x: Float32Array, rows: number): Float32Array | Promise<Float32Array> {
-    return this.pool ? this.pool.run(x, rows) : this.predict(x, rows);
-  }
-
-  /** Synchronous forward pass on the main thread. */
-  private predict(x: Float32Array, rows: number): Float32Array {
-    return tf.tidy(() => {
-      const out = this.model.predict(tf.tensor(x, [rows, ...this.io.inputShape], 'float32')) as tf.Tensor;
-      return out.dataSync() as Float32Array;
-    });
+    return this.pool ? this.pool.run(x, rows) : predictPacked(this.model, this.io, x, rows);
   }
 
   async configure(n: number, maxBatchSize: number): Promise<number> {
     if (n > 0) {
       if (!this.pool) {
-        const pool = new InstancePool({ spec: this.spec, weights: this.weights, rowWidth: this.io.rowWidth, outWidth: this.io.outWidth, rows: Math.max(1, maxBatchSize) });
+        const pool = new InstancePool({ spec: this.spec, weights: this.weights, io: this.io, rowWidth: this.io.rowWidth, outWidth: this.io.outWidth, rows: Math.max(1, maxBatchSize) });
         try {
           await pool.resize(n);
         } catch (err) {
