@@ -17,6 +17,7 @@ import { CHANNEL, type Outgoing } from './messages.js';
 import { PartialExchange } from './partial-exchange.js';
 import { openRedisLink, type RedisLink } from './redis-link.js';
 import { TaskQueue } from './task-queue.js';
+import { SharedEnrolmentQuota } from './shared-enrolment-quota.js';
 
 export interface ClusterOptions {
   redisUrl: string;
@@ -110,6 +111,7 @@ export class ClusterNode implements RoundCluster {
     const link = await openRedisLink(opts.redisUrl, logger);
     const node = new ClusterNode(link, coordinator, store, logger, opts);
     coordinator.useCluster(node, node.channel);
+    coordinator.clients.useQuota(new SharedEnrolmentQuota(link.cmd)); // one enrolment count per credential across nodes
     await link.sub.subscribe(CHANNEL, (raw) => node.inbox.receive(raw));
     coordinator.sessions.listen({
       opened: (s) => {
