@@ -30,14 +30,14 @@ async function roundsOf(s: ChildServer, fromRound: number): Promise<Array<{ roun
   return ((await admin(s, 'GET', '/api/v1/tasks/t/rounds?limit=100')).rounds as Array<{ round: number; state: string; durationMs: number | null }>).filter((r) => r.round > fromRound);
 }
 
-async function drive(nodes: ChildServer[], rounds: number): Promise<{ devices: ClusterDevice[]; durations: number[] }> {
+async function drive(nodes: ChildServer[], rounds: number): Promise<{ devices: ClusterDevice[]; durations: number[]; done: number[] }> {
   await admin(nodes[0], 'POST', '/api/v1/tasks', { id: 't', preset, plan });
   const devices = Array.from({ length: D }, (_, k) => new ClusterDevice(() => nodes.map((n) => n.url), k % nodes.length, k, 't', nodes[0].deviceToken, P));
   await until(() => devices.every((d) => d.hellos > 0), 'devices connected', 120_000);
   await admin(nodes[0], 'POST', '/api/v1/tasks/t/start');
   await until(async () => (await roundsOf(nodes[0], 1)).filter((r) => r.state === 'done').length >= rounds, 'rounds', 600_000);
   const done = (await roundsOf(nodes[0], 1)).filter((r) => r.state === 'done'); // round 1 (warm-up) left out
-  return { devices, durations: done.map((r) => r.durationMs ?? 0) };
+  return { devices, durations: done.map((r) => r.durationMs ?? 0), done: done.map((r) => r.round) };
 }
 
 // ---- one node (no cluster) ----
@@ -55,16 +55,37 @@ try {
   const view = await until(async () => {
     const v = await admin(cluster.nodes[0], 'GET', '/api/v1/cluster');
     const leader = v.tasks[0].leader;
-    return v.nodes.every((n: { id: string; stats: { partialsSent: number } }) => n.id === leader || n.stats.partialsSent >= R) ? v : null;
+    // the size of one partial is all that is read from the counters; the bytes per round come from the round records
+    return v.nodes.length === 3 && v.nodes.some((n: { id: string; stats: { partialsSent: number } }) => n.id !== leader && n.stats.partialsSent > 0) ? v : null;
   }, 'heartbeats');
+  const takeovers = view.nodes.reduce((s: number, n: { stats: { takeovers: number } }) => s + n.stats.takeovers, 0);
+  if (takeovers > 1) console.log(`note: the lease changed hands ${takeovers - 1} time(s) during the measured rounds (a node stalled past its lease under load)`);
   const leader = view.tasks[0].leader;
   const followers = view.nodes.filter((n: { id: string }) => n.id !== leader);
-  const sent = followers.reduce((s: number, n: { stats: { partialBytesSent: number } }) => s + n.stats.partialBytesSent, 0);
-  const sentN = followers.reduce((s: number, n: { stats: { partialsSent: number } }) => s + n.stats.partialsSent, 0);
-  const raw = followers.reduce((s: number, n: { stats: { reportBytesFolded: number } }) => s + n.stats.reportBytesFolded, 0);
-  const roundsSeen = sentN / followers.length;
+  const sent = view.nodes.reduce((s: number, n: { stats: { partialBytesSent: number } }) => s + n.stats.partialBytesSent, 0);
+  const sentN = view.nodes.reduce((s: number, n: { stats: { partialsSent: number } }) => s + n.stats.partialsSent, 0);
+  const partialBytes = sent / sentN;
+  // Per committed round (the rounds the durations cover): the raw f32 reports of devices on
+  // followers (what forwarding reports to the leader would move) against one partial per
+  // follower that folded any. Counted from the round records, so rounds still in flight when the
+  // nodes' counters were read do not skew it.
+  let rawRound = 0;
+  let partialRound = 0;
+  for (const round of three.done) {
+    const r = await admin(cluster.nodes[0], 'GET', `/api/v1/tasks/t/rounds/${round}`);
+    const nodesWithReports = new Set<string>();
+    for (const id of r.reported as string[]) {
+      const node = `n${three.devices[Number(id.slice(4))].nodeIndex % 3}`;
+      if (node === leader) continue;
+      nodesWithReports.add(node);
+      rawRound += 4 * P;
+    }
+    partialRound += nodesWithReports.size * partialBytes;
+  }
+  rawRound /= three.done.length;
+  partialRound /= three.done.length;
   console.log(`3 nodes: ${D} devices connected (${view.nodes.map((n: { id: string; devices: number }) => `${n.id}:${n.devices}`).join(' ')}), median round ${median(three.durations).toFixed(0)} ms over ${three.durations.length} rounds; ratio 3-node/1-node round time ${(median(three.durations) / median(one.durations)).toFixed(2)}x`);
-  console.log(`cross-node bytes per round: partials ${mib(sent / roundsSeen)} MiB (${followers.length} followers x ${mib(sent / sentN)} MiB) vs raw reports folded on followers ${mib(raw / roundsSeen)} MiB -> forwarding raw would move ${(raw / sent).toFixed(1)}x more`);
+  console.log(`cross-node bytes per round: partials ${mib(partialRound)} MiB (${followers.length} followers x ${mib(partialBytes)} MiB) vs raw reports of devices on followers ${mib(rawRound)} MiB (${(rawRound / (4 * P)).toFixed(1)} reports x ${mib(4 * P)} MiB) -> forwarding raw would move ${(rawRound / partialRound).toFixed(1)}x more`);
 
   // ---- failover ----
   const times: number[] = [];

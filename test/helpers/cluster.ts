@@ -17,10 +17,10 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-export async function startCluster(redisUrl: string, n = 3, leaseMs = 3000): Promise<TestCluster> {
+export async function startCluster(redisUrl: string, n = 3, leaseMs = 3000, env: Record<string, string> = {}): Promise<TestCluster> {
   const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-cluster-'));
   const start = (i: number) =>
-    startChildServer({ dataDir, startTimeoutMs: 180_000, logLevel: 'info', nodeArgs: ['--max-old-space-size=512'], args: ['--cluster-redis-url', redisUrl, '--cluster-node-id', `n${i}`, '--cluster-lease-ms', String(leaseMs)] });
+    startChildServer({ dataDir, env, startTimeoutMs: 180_000, logLevel: 'info', nodeArgs: ['--max-old-space-size=512'], args: ['--cluster-redis-url', redisUrl, '--cluster-node-id', `n${i}`, '--cluster-lease-ms', String(leaseMs)] });
   const nodes = await Promise.all(Array.from({ length: n }, (_, i) => start(i)));
   const retired: Array<{ label: string; node: ChildServer }> = [];
   return {

@@ -1,6 +1,7 @@
 import type { ClientRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { CoordinatorLogger } from './deps.js';
+import { LocalEnrolmentQuota, type EnrolmentQuota } from './enrolment-quota.js';
 
 /**
  * Device bookkeeping (last seen, rounds joined, reports accepted/rejected) written behind: the
@@ -15,8 +16,8 @@ import type { CoordinatorLogger } from './deps.js';
  */
 export class ClientActivity {
   private readonly cache = new Map<string, ClientRecord>();
-  /** Device ids enrolled per credential ('' for the bootstrap token): counted in the store on first use, then kept in step here. */
-  private readonly perToken = new Map<string, number>();
+  /** Device ids enrolled per credential ('' for the bootstrap token): this process's count, or the cluster's (useQuota). */
+  private quota: EnrolmentQuota = new LocalEnrolmentQuota();
   private readonly dirty = new Set<string>();
   private readonly timer: ReturnType<typeof setInterval>;
   private flushing: Promise<void> = Promise.resolve();
@@ -71,23 +72,22 @@ export class ClientActivity {
     return verdict;
   }
 
+  /** Count enrolments with `quota` instead (cluster mode: one count across nodes); call before any hello. */
+  useQuota(quota: EnrolmentQuota): void {
+    this.quota = quota;
+  }
+
   /**
    * Enrol a device id presented with `tokenId` (null: the bootstrap device token): true when the id
    * has a record already or one was created for it, bound to the credential; false when the
-   * credential has `cap` device ids already. No await separates the count check from the new
-   * record, so concurrent hellos cannot overshoot the cap.
+   * credential has `cap` device ids already (EnrolmentQuota, which counts each id once, so
+   * concurrent hellos of one new id take one slot between them). No await separates the quota's
+   * answer from the new record.
    */
   async enrol(id: string, taskId: string, tokenId: string | null, cap: number): Promise<boolean> {
     if (await this.get(id)) return true;
-    const key = tokenId ?? '';
-    if (!this.perToken.has(key)) {
-      const n = await this.store.countClientsByToken(tokenId);
-      if (!this.perToken.has(key)) this.perToken.set(key, n);
-    }
-    if (this.cache.has(id)) return true; // enrolled by a concurrent hello meanwhile
-    const n = this.perToken.get(key)!;
-    if (n >= cap) return false;
-    this.perToken.set(key, n + 1);
+    if (!(await this.quota.take(tokenId ?? '', id, cap, () => this.store.countClientsByToken(tokenId)))) return false;
+    if (this.cache.has(id)) return true; // enrolled by a concurrent hello, or its record was read meanwhile: kept as is
     const now = Date.now();
     this.cache.set(id, { id, taskId, firstSeen: now, lastSeen: now, roundsJoined: 0, reportsAccepted: 0, reportsRejected: 0, revoked: false, tokenId });
     this.dirty.add(id);
@@ -116,7 +116,7 @@ export class ClientActivity {
       this.dirty.delete(id);
       gone.push(id);
     }
-    if (gone.length > 0) this.perToken.clear();
+    if (gone.length > 0) await this.quota.recount().catch((err) => this.logger.warn({ err: String(err) }, 'enrolment counts not reset after a sweep; they are recounted when they expire'));
     return gone;
   }
 

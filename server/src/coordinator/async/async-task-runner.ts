@@ -3,7 +3,8 @@ import { AppError } from '../../errors.js';
 import { createRng, sample, type Rng } from '../../fl/rng.js';
 import type { FitAggregator, Strategy } from '../../fl/strategy.js';
 import { createStrategy } from '../../fl/strategies/index.js';
-import { committedStrategy } from '../task-runner.js';
+import { committedStrategy } from '../round-loop.js';
+import { newRoundRecord } from '../round-record.js';
 import { NormScreen, ScreeningOptionsSchema } from '../../fl/screening.js';
 import { firstOutOfRange } from '../../fl/update-checks.js';
 import { DEFAULT_STALENESS_WEIGHTING, stalenessMetrics, stalenessWeight } from '../../fl/async/staleness.js';
@@ -168,24 +169,7 @@ export class AsyncTaskRunner {
     }
     const task = this.publisher.task;
     const round = this.step + 1;
-    const now = Date.now();
-    const record: RoundRecord = {
-      taskId: task.id,
-      round,
-      state: 'training',
-      baseVersion: task.currentVersion,
-      selected: [],
-      reported: [],
-      rejected: [],
-      dropped: [],
-      startedAt: now,
-      deadline: now + task.plan.roundDeadlineMs,
-      trainMetrics: {},
-      evalMetrics: {},
-      centralMetrics: {},
-      bytesUp: 0,
-      bytesDown: 0,
-    };
+    const record: RoundRecord = { ...newRoundRecord(task, round, [], Date.now()), state: 'training' };
     this.buffer = { record, aggregator: this.strategy.beginFit(round, this.trainableLength), staleness: [], devices: new Set() };
     return this.buffer;
   }

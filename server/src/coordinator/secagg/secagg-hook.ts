@@ -5,7 +5,7 @@ import type { CoordinatorDeps } from '../deps.js';
 import { SecAggRound } from './secagg-round.js';
 
 /**
- * The task runner's hooks into secure aggregation (coordinator/task-runner.ts keeps only calls):
+ * The task runner's hooks into secure aggregation (coordinator/round-loop.ts and task-runner.ts keep only calls):
  * starting the protocol beside a round's fit instructions, taking masked inputs through the
  * upload gate, and turning the unmasked mean into the one update the strategy folds.
  */

@@ -18,7 +18,7 @@ import { degreeOf } from './secagg-plan.js';
 import { unmask, UnmaskError } from './unmask.js';
 import { SecAggView, type SecAggPhase } from './secagg-view.js';
 
-/** What a SecAggRound needs from the task runner (coordinator/task-runner.ts). */
+/** What a SecAggRound needs from the task runner (coordinator/round-loop.ts, task-runner.ts). */
 export interface SecAggHost {
   taskId: string;
   round: number;
