@@ -18,28 +18,25 @@ import { isUtf8 } from 'node:buffer';
  * through Number() of its text, which rounds the same way.
  */
 export function parseInferJson(bytes: Uint8Array): unknown {
-  b = bytes;
-  pos = 0;
+  const r = new Reader(bytes);
   try {
-    ws();
-    if (b[pos] !== OPEN_BRACE) return null;
-    const v = object(0);
-    ws();
-    return pos === b.length ? v : null;
+    r.ws();
+    if (bytes[r.pos] !== OPEN_BRACE) return null;
+    const v = r.object(0);
+    r.ws();
+    return r.pos === bytes.length ? v : null;
   } catch (err) {
     if (err === FALLBACK) return null;
     throw err;
-  } finally {
-    b = EMPTY;
   }
 }
 
 const MAX_DEPTH = 64;
 const FALLBACK = new Error('infer-json: take the general path');
-const EMPTY = new Uint8Array(0);
 const POW10 = Array.from({ length: 16 }, (_, i) => 10 ** i);
 // ignoreBOM: a U+FEFF inside a string is kept, as JSON.parse keeps it.
 const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
@@ -52,191 +49,212 @@ const MINUS = 0x2d;
 const ZERO = 0x30;
 const NINE = 0x39;
 
-let b: Uint8Array = EMPTY;
-let pos = 0;
-/** Scratch for numeric arrays (grows; its values are copied out). */
-let scratch = new Float64Array(1024);
-
 const fail = (): never => {
   throw FALLBACK;
 };
 
-function ws(): void {
-  for (;;) {
-    const c = b[pos];
-    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) pos++;
-    else return;
-  }
-}
+/** One parse: the bytes and the read position. */
+class Reader {
+  pos = 0;
+  constructor(readonly b: Uint8Array) {}
 
-function value(depth: number, key: string | null): unknown {
-  ws();
-  const c = b[pos];
-  if (c === OPEN_BRACE) return object(depth + 1);
-  if (c === OPEN_BRACKET) {
-    if (key === 'data') {
-      const start = pos;
-      const flat = numbers();
-      if (flat) return flat;
-      pos = start;
+  ws(): void {
+    for (;;) {
+      const c = this.b[this.pos];
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) this.pos++;
+      else return;
     }
-    return array(depth + 1);
   }
-  if (c === QUOTE) return string(false);
-  if (c === MINUS || (c >= ZERO && c <= NINE)) return number();
-  if (c === 0x74 && b[pos + 1] === 0x72 && b[pos + 2] === 0x75 && b[pos + 3] === 0x65) return (pos += 4), true;
-  if (c === 0x66 && b[pos + 1] === 0x61 && b[pos + 2] === 0x6c && b[pos + 3] === 0x73 && b[pos + 4] === 0x65) return (pos += 5), false;
-  if (c === 0x6e && b[pos + 1] === 0x75 && b[pos + 2] === 0x6c && b[pos + 3] === 0x6c) return (pos += 4), null;
-  return fail();
-}
 
-function object(depth: number): Record<string, unknown> {
-  if (depth > MAX_DEPTH) fail();
-  pos++; // {
-  const o: Record<string, unknown> = {};
-  ws();
-  if (b[pos] === CLOSE_BRACE) {
-    pos++;
-    return o;
-  }
-  for (;;) {
-    ws();
-    if (b[pos] !== QUOTE) fail();
-    const key = string(true);
-    if (key === '__proto__' || key === 'constructor') fail();
-    ws();
-    if (b[pos] !== COLON) fail();
-    pos++;
-    o[key] = value(depth, key);
-    ws();
-    const c = b[pos++];
-    if (c === COMMA) continue;
-    if (c === CLOSE_BRACE) return o;
+  value(depth: number, key: string | null): unknown {
+    this.ws();
+    const c = this.b[this.pos];
+    if (c === OPEN_BRACE) return this.object(depth + 1);
+    if (c === OPEN_BRACKET) {
+      if (key === 'data') {
+        const start = this.pos;
+        const flat = this.numbers();
+        if (flat) return flat;
+        this.pos = start;
+      }
+      return this.array(depth + 1);
+    }
+    if (c === QUOTE) return this.string(false);
+    if (c === MINUS || (c >= ZERO && c <= NINE)) return this.number();
+    if (this.word('true')) return true;
+    if (this.word('false')) return false;
+    if (this.word('null')) return null;
     return fail();
   }
-}
 
-function array(depth: number): unknown[] {
-  if (depth > MAX_DEPTH) fail();
-  pos++; // [
-  const a: unknown[] = [];
-  ws();
-  if (b[pos] === CLOSE_BRACKET) {
-    pos++;
-    return a;
+  /** Whether `w` (ASCII) is next; reads past it if so. */
+  word(w: string): boolean {
+    for (let k = 0; k < w.length; k++) if (this.b[this.pos + k] !== w.charCodeAt(k)) return false;
+    this.pos += w.length;
+    return true;
   }
-  for (;;) {
-    a.push(value(depth, null));
-    ws();
-    const c = b[pos++];
-    if (c === COMMA) continue;
-    if (c === CLOSE_BRACKET) return a;
-    return fail();
-  }
-}
 
-/** A string at `pos` (its opening quote). Keys with escapes take the general path (secure-json-parse's checks see escapes). */
-function string(isKey: boolean): string {
-  const start = ++pos;
-  let escaped = false;
-  let ascii = true;
-  for (;;) {
-    const c = b[pos];
-    if (c === QUOTE) break;
-    if (c === undefined || c < 0x20) fail();
-    if (c === BACKSLASH) {
-      escaped = true;
-      pos += 2;
-      continue;
+  object(depth: number): Record<string, unknown> {
+    if (depth > MAX_DEPTH) fail();
+    this.pos++; // {
+    const o: Record<string, unknown> = {};
+    this.ws();
+    if (this.b[this.pos] === CLOSE_BRACE) {
+      this.pos++;
+      return o;
     }
-    if (c >= 0x80) ascii = false;
-    pos++;
-  }
-  const end = pos++;
-  if (escaped) {
-    if (isKey) fail();
-    try {
-      return JSON.parse(decode(start - 1, end + 1)) as string;
-    } catch {
+    for (;;) {
+      this.ws();
+      if (this.b[this.pos] !== QUOTE) fail();
+      const key = this.string(true);
+      if (key === '__proto__' || key === 'constructor') fail();
+      this.ws();
+      if (this.b[this.pos] !== COLON) fail();
+      this.pos++;
+      o[key] = this.value(depth, key);
+      this.ws();
+      const c = this.b[this.pos++];
+      if (c === COMMA) continue;
+      if (c === CLOSE_BRACE) return o;
       return fail();
     }
   }
-  return ascii ? latin1(start, end) : decode(start, end);
-}
 
-function decode(start: number, end: number): string {
-  const bytes = b.subarray(start, end);
-  if (!isUtf8(bytes)) fail();
-  return decoder.decode(bytes);
-}
-
-function latin1(start: number, end: number): string {
-  return end - start < 64 ? String.fromCharCode.apply(null, b.subarray(start, end) as unknown as number[]) : decoder.decode(b.subarray(start, end));
-}
-
-/** A JSON number at `pos`, read strictly by the grammar (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`). */
-function number(): number {
-  const start = pos;
-  let c = b[pos];
-  const neg = c === MINUS;
-  if (neg) c = b[++pos];
-  let m = 0;
-  let digits = 0;
-  let frac = 0;
-  if (c === ZERO) {
-    c = b[++pos];
-    digits = 1;
-  } else if (c >= 0x31 && c <= NINE) {
-    do {
-      m = m * 10 + (c - ZERO);
-      digits++;
-      c = b[++pos];
-    } while (c >= ZERO && c <= NINE);
-  } else fail();
-  if (c === 0x2e) {
-    c = b[++pos];
-    if (!(c >= ZERO && c <= NINE)) fail();
-    do {
-      m = m * 10 + (c - ZERO);
-      digits++;
-      frac++;
-      c = b[++pos];
-    } while (c >= ZERO && c <= NINE);
-  }
-  let exp = false;
-  if (c === 0x65 || c === 0x45) {
-    exp = true;
-    c = b[++pos];
-    if (c === 0x2b || c === MINUS) c = b[++pos];
-    if (!(c >= ZERO && c <= NINE)) fail();
-    do c = b[++pos];
-    while (c >= ZERO && c <= NINE);
-  }
-  if (exp || digits > 15) return Number(latin1(start, pos));
-  const v = frac ? m / POW10[frac] : m;
-  return neg ? -v : v;
-}
-
-/** A flat array of numbers at `pos` as a new Float64Array; null (pos wherever) when an element is not a number. */
-function numbers(): Float64Array | null {
-  pos++; // [
-  ws();
-  if (b[pos] === CLOSE_BRACKET) return null; // empty: an ordinary []
-  let n = 0;
-  for (;;) {
-    ws();
-    const c = b[pos];
-    if (!(c === MINUS || (c >= ZERO && c <= NINE))) return null;
-    if (n === scratch.length) {
-      const grown = new Float64Array(n * 2);
-      grown.set(scratch);
-      scratch = grown;
+  array(depth: number): unknown[] {
+    if (depth > MAX_DEPTH) fail();
+    this.pos++; // [
+    const a: unknown[] = [];
+    this.ws();
+    if (this.b[this.pos] === CLOSE_BRACKET) {
+      this.pos++;
+      return a;
     }
-    scratch[n++] = number();
-    ws();
-    const d = b[pos++];
-    if (d === COMMA) continue;
-    if (d === CLOSE_BRACKET) return scratch.slice(0, n);
-    return fail();
+    for (;;) {
+      a.push(this.value(depth, null));
+      this.ws();
+      const c = this.b[this.pos++];
+      if (c === COMMA) continue;
+      if (c === CLOSE_BRACKET) return a;
+      return fail();
+    }
+  }
+
+  /** A string at `this.pos` (its opening quote). Keys with escapes take the general path (secure-json-parse's checks see escapes). */
+  string(isKey: boolean): string {
+    const start = ++this.pos;
+    let escaped = false;
+    let ascii = true;
+    for (;;) {
+      const c = this.b[this.pos];
+      if (c === QUOTE) break;
+      if (c === undefined || c < 0x20) fail();
+      if (c === BACKSLASH) {
+        escaped = true;
+        this.pos += 2;
+        continue;
+      }
+      if (c >= 0x80) ascii = false;
+      this.pos++;
+    }
+    const end = this.pos++;
+    if (escaped) {
+      if (isKey) fail();
+      try {
+        return JSON.parse(this.decode(start - 1, end + 1)) as string;
+      } catch {
+        return fail();
+      }
+    }
+    return ascii ? this.latin1(start, end) : this.decode(start, end);
+  }
+
+  decode(start: number, end: number): string {
+    const bytes = this.b.subarray(start, end);
+    if (!isUtf8(bytes)) fail();
+    return decoder.decode(bytes);
+  }
+
+  latin1(start: number, end: number): string {
+    return end - start < 64 ? String.fromCharCode.apply(null, this.b.subarray(start, end) as unknown as number[]) : decoder.decode(this.b.subarray(start, end));
+  }
+
+  /** A JSON number at `this.pos`, read strictly by the grammar (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`). */
+  number(): number {
+    // Locals inside the loops: this runs once per number.
+    const buf = this.b;
+    const start = this.pos;
+    let i = this.pos;
+    let c = buf[i];
+    const neg = c === MINUS;
+    if (neg) c = buf[++i];
+    let m = 0;
+    let digits = 0;
+    let frac = 0;
+    if (c === ZERO) {
+      c = buf[++i];
+      digits = 1;
+    } else if (c >= 0x31 && c <= NINE) {
+      do {
+        m = m * 10 + (c - ZERO);
+        digits++;
+        c = buf[++i];
+      } while (c >= ZERO && c <= NINE);
+    } else fail();
+    if (c === 0x2e) {
+      c = buf[++i];
+      if (!(c >= ZERO && c <= NINE)) fail();
+      do {
+        m = m * 10 + (c - ZERO);
+        digits++;
+        frac++;
+        c = buf[++i];
+      } while (c >= ZERO && c <= NINE);
+    }
+    let exp = false;
+    if (c === 0x65 || c === 0x45) {
+      exp = true;
+      c = buf[++i];
+      if (c === 0x2b || c === MINUS) c = buf[++i];
+      if (!(c >= ZERO && c <= NINE)) fail();
+      do c = buf[++i];
+      while (c >= ZERO && c <= NINE);
+    }
+    this.pos = i;
+    if (exp || digits > 15) return Number(this.latin1(start, i));
+    const v = frac ? m / POW10[frac] : m;
+    return neg ? -v : v;
+  }
+
+  /** A flat array of numbers at `this.pos` as a new Float64Array; null (this.pos wherever) when an element is not a number. */
+  numbers(): Float64Array | null {
+    const buf = this.b;
+    let i = this.pos + 1; // after [
+    let c = buf[i];
+    while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = buf[++i];
+    if (c === CLOSE_BRACKET) return null; // empty: an ordinary []
+    // At most one number per two bytes left ("0,"); capped, and grown when a body has more.
+    let out = new Float64Array(Math.min(4096, (buf.length - i + 1) >> 1));
+    let n = 0;
+    for (;;) {
+      while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = buf[++i];
+      if (!(c === MINUS || (c >= ZERO && c <= NINE))) return null;
+      if (n === out.length) {
+        const grown = new Float64Array(n * 2);
+        grown.set(out);
+        out = grown;
+      }
+      this.pos = i;
+      out[n++] = this.number();
+      i = this.pos;
+      c = buf[i];
+      while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = buf[++i];
+      if (c === COMMA) {
+        c = buf[++i];
+        continue;
+      }
+      this.pos = i + 1;
+      if (c === CLOSE_BRACKET) return n === out.length ? out : out.slice(0, n);
+      return fail();
+    }
   }
 }
