@@ -24,7 +24,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Worker } from 'node:worker_threads';
+import { spawn } from 'node:child_process';
 import Fastify from 'fastify';
 import { io } from 'socket.io-client';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -61,22 +61,25 @@ const only = values.only ? new Set(values.only.split(',')) : null;
 const want = (...keys: string[]) => !only || keys.every((k) => only.has(k));
 
 /**
- * Plain-JS closed-loop client (a worker thread evaluates it; no TS loader needed there). Kept as
- * cheap as possible, since it shares the cores with the server: one keep-alive TCP socket per
- * client, the whole request (head and body) serialised once, and answers read only as far as
- * the status line and content-length (the server's answers here always carry one).
+ * Plain-JS closed-loop client, run as a child process (`node -e`; no TS loader needed there) so
+ * that the server process's CPU time can be told apart from the client's. Kept as cheap as
+ * possible, since it shares the cores with the server: one keep-alive TCP socket per client, the
+ * whole request (head and body) serialised once, and answers read only as far as the status
+ * line and content-length (the server's answers here always carry one). It tells its parent when
+ * the measured window starts (`measuring`), then sends the results.
  */
 const LOADGEN = `
-const { parentPort, workerData } = require('node:worker_threads');
 const net = require('node:net');
+const workerData = JSON.parse(process.env.LOADGEN);
 const { port, path, concurrency, warmMs, durationMs, headers } = workerData;
-const body = Buffer.from(workerData.body);
+const body = Buffer.from(workerData.body, 'base64');
 const head = 'POST ' + path + ' HTTP/1.1\\r\\nhost: 127.0.0.1\\r\\nconnection: keep-alive\\r\\n'
   + Object.entries({ 'content-type': 'application/json', ...headers }).map(([k, v]) => k + ': ' + v + '\\r\\n').join('') + 'content-length: ' + body.length + '\\r\\n\\r\\n';
 const request = Buffer.concat([Buffer.from(head), body]);
 const start = performance.now();
 const measureFrom = start + warmMs;
 const end = measureFrom + durationMs;
+setTimeout(() => process.send({ measuring: true }), warmMs);
 const lat = [];
 const statuses = {};
 let open = concurrency;
@@ -114,7 +117,7 @@ function client() {
   sock.on('error', () => undefined);
   sock.on('close', () => {
     if (performance.now() < end) statuses[0] = (statuses[0] || 0) + 1;
-    if (--open === 0) parentPort.postMessage({ lat, statuses, seconds: durationMs / 1000 });
+    if (--open === 0) process.send({ lat, statuses, seconds: durationMs / 1000 }, () => process.exit(0));
   });
 }
 for (let i = 0; i < concurrency; i++) client();
@@ -122,6 +125,8 @@ for (let i = 0; i < concurrency; i++) client();
 
 interface PhaseResult {
   rps: number;
+  /** CPU time of this (the server's) process per answered request, µs: user + system, all its threads. */
+  cpuUs: number;
   p50: number;
   p95: number;
   p99: number;
@@ -135,14 +140,20 @@ interface Body {
 
 function runLoad(port: number, path: string, body: Body, concurrency: number): Promise<PhaseResult> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(LOADGEN, { eval: true, workerData: { port, path, body: body.bytes, headers: body.headers, concurrency, warmMs, durationMs } });
-    w.once('error', reject);
-    w.once('message', (m: { lat: number[]; statuses: Record<string, number>; seconds: number }) => {
+    const env = { ...process.env, LOADGEN: JSON.stringify({ port, path, body: Buffer.from(body.bytes).toString('base64'), headers: body.headers, concurrency, warmMs, durationMs }) };
+    const child = spawn(process.execPath, ['-e', LOADGEN], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let cpu0: NodeJS.CpuUsage | null = null;
+    child.once('error', reject);
+    child.on('message', (m: { measuring?: true; lat: number[]; statuses: Record<string, number>; seconds: number }) => {
+      if (m.measuring) {
+        cpu0 = process.cpuUsage();
+        return;
+      }
+      const cpu = process.cpuUsage(cpu0 ?? undefined);
       const lat = Float64Array.from(m.lat).sort();
       const q = (p: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.ceil(p * lat.length) - 1)] : NaN);
       const ok = m.statuses['200'] ?? 0;
-      resolve({ rps: ok / m.seconds, p50: q(0.5), p95: q(0.95), p99: q(0.99), statuses: m.statuses });
-      void w.terminate();
+      resolve({ rps: ok / m.seconds, cpuUs: (cpu.user + cpu.system) / ok, p50: q(0.5), p95: q(0.95), p99: q(0.99), statuses: m.statuses });
     });
   });
 }
@@ -192,6 +203,17 @@ async function main(): Promise<void> {
     await app.flotilla.registry.publish({ model: 'mnist', spec, weights });
     version++;
     await serving.createDeployment({ name, model: 'mnist', routing: { mode: 'split', targets: [{ ref: String(version) }] }, batching: { ...batching, maxQueueSize: 100_000 } });
+  }
+  // A wider MLP (the `wide-mlp` preset, 784-1000-200-10, 5x the parameters), untrained, unbatched and
+  // batched as above: a row beside the MNIST MLP's where inference is a larger part of a request.
+  if (want('wide-unbatched') || want('wide-batched')) {
+    const wide = buildPreset('wide-mlp');
+    const w = specOf(wide.model, wide.numClasses);
+    wide.model.dispose();
+    for (const [name, batching] of [['wide-unbatched', configs.unbatched], ['wide-batched', configs.batched]] as const) {
+      const v = await app.flotilla.registry.publish({ model: 'wide', spec: w.spec, weights: w.weights });
+      await serving.createDeployment({ name, model: 'wide', routing: { mode: 'split', targets: [{ ref: String(v.version) }] }, batching: { ...batching, maxQueueSize: 100_000 } });
+    }
   }
   await app.flotilla.coordinator.createTask({ id: 'hb', preset: 'tiny-mlp', plan: { clientsPerRound: 1 } });
   await app.listen({ port: 0, host: '127.0.0.1' });
@@ -247,7 +269,7 @@ async function main(): Promise<void> {
   const phases: Phase[] = [];
   for (const c of levels) {
     phases.push({ key: 'empty', conc: c, port: emp, path: '/empty', body: () => jsonBody });
-    for (const name of ['unbatched', 'batched', 'fixed']) phases.push({ key: name, conc: c, port: srv, path: `/v2/models/${name}/infer`, body: () => jsonBody });
+    for (const name of ['unbatched', 'batched', 'fixed', 'wide-unbatched', 'wide-batched']) phases.push({ key: name, conc: c, port: srv, path: `/v2/models/${name}/infer`, body: () => jsonBody });
   }
   const top = levels.filter((c) => c >= 16);
   for (const c of top) for (const name of ['inst1', 'inst2']) phases.push({ key: name, conc: c, port: srv, path: `/v2/models/${name}/infer`, body: () => jsonBody });
@@ -277,9 +299,9 @@ async function main(): Promise<void> {
 
   const med = (key: string, conc: number) => {
     const rs = results.get(`${key}@${conc}`) ?? [];
-    return { rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), lo: Math.min(...rs.map((r) => r.rps)), hi: Math.max(...rs.map((r) => r.rps)), bad: rs.reduce((n, r) => n + Object.entries(r.statuses).filter(([st]) => st !== '200').reduce((m, [, v]) => m + v, 0), 0) };
+    return { rps: median(rs.map((r) => r.rps)), cpu: median(rs.map((r) => r.cpuUs)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), lo: Math.min(...rs.map((r) => r.rps)), hi: Math.max(...rs.map((r) => r.rps)), bad: rs.reduce((n, r) => n + Object.entries(r.statuses).filter(([st]) => st !== '200').reduce((m, [, v]) => m + v, 0), 0) };
   };
-  const cell = (m: ReturnType<typeof med>) => `${m.rps.toFixed(0)} [${m.lo.toFixed(0)}-${m.hi.toFixed(0)}] (${m.p50.toFixed(1)}/${m.p99.toFixed(1)})${m.bad ? ` non-200:${m.bad}` : ''}`;
+  const cell = (m: ReturnType<typeof med>) => `${m.rps.toFixed(0)} [${m.lo.toFixed(0)}-${m.hi.toFixed(0)}] (${m.p50.toFixed(1)}/${m.p99.toFixed(1)}) ${m.cpu.toFixed(0)}µs${m.bad ? ` non-200:${m.bad}` : ''}`;
   /** One table of medians: printed when its first two phases ran (cells of phases left out read NaN). */
   const table = (keys: string[], concs: number[], header: string[], row: (m: Array<ReturnType<typeof med>>, c: number) => string[]) => {
     if (!want(...keys.slice(0, 2))) return;
@@ -287,14 +309,18 @@ async function main(): Promise<void> {
     for (const c of concs) console.log(`| ${row(keys.map((k) => med(k, c)), c).join(' | ')} |`);
   };
   const x = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
-  table(['empty', 'unbatched', 'batched', 'fixed'], levels, ['conc', 'empty route req/s', 'unbatched req/s [min-max] (p50/p99 ms)', 'batched adaptive', 'batched fixed delay', 'adaptive/unbatched', 'p99 adaptive/unbatched', 'fixed/unbatched'], ([e, u, b, f], c) => [
-    String(c), e.rps.toFixed(0), cell(u), cell(b), cell(f), x(b.rps, u.rps), (b.p99 / u.p99).toFixed(2), x(f.rps, u.rps),
+  table(['empty', 'unbatched', 'batched', 'fixed'], levels, ['conc', 'empty route req/s (CPU µs/req)', 'unbatched req/s [min-max] (p50/p99 ms) CPU µs/req', 'batched adaptive', 'batched fixed delay', 'adaptive/unbatched', 'p99 adaptive/unbatched', 'fixed/unbatched', 'adaptive/unbatched by CPU/req'], ([e, u, b, f], c) => [
+    String(c), `${e.rps.toFixed(0)} (${e.cpu.toFixed(0)})`, cell(u), cell(b), cell(f), x(b.rps, u.rps), (b.p99 / u.p99).toFixed(2), x(f.rps, u.rps), x(u.cpu, b.cpu),
+  ]);
+  table(['wide-unbatched', 'wide-batched', 'unbatched', 'batched'], levels, ['conc', 'wide MLP unbatched req/s [min-max] (p50/p99 ms) CPU µs/req', 'wide MLP batched adaptive', 'batched/unbatched', 'p99 batched/unbatched', 'batched/unbatched by CPU/req', 'MNIST MLP batched/unbatched (as above)'], ([wu, wb, u, b], c) => [
+    String(c), cell(wu), cell(wb), x(wb.rps, wu.rps), (wb.p99 / wu.p99).toFixed(2), x(wu.cpu, wb.cpu), x(b.rps, u.rps),
   ]);
   table(['batched', 'inst1', 'inst2'], top, ['conc', 'main thread req/s (p50/p99)', '1 instance', '2 instances', '2 / 1 instances', '2 instances / main'], ([b, i1, i2], c) => [
     String(c), cell(b), cell(i1), cell(i2), x(i2.rps, i1.rps), x(i2.rps, b.rps),
   ]);
-  table(['empty', 'batched', 'empty-binary', 'batched-binary'], top, ['conc', 'JSON: batched / empty route (JSON body)', 'binary: batched / empty route (binary body)', 'binary req/s / JSON req/s'], ([e, b, eb, bb], c) => [
+  table(['empty', 'batched', 'empty-binary', 'batched-binary'], top, ['conc', 'JSON: batched / empty route (JSON body)', 'binary: batched / empty route (binary body)', 'binary req/s / JSON req/s', 'by CPU/req: JSON / empty', 'by CPU/req: binary / empty'], ([e, b, eb, bb], c) => [
     String(c), `${(b.rps / e.rps).toFixed(2)} (${b.rps.toFixed(0)} / ${e.rps.toFixed(0)})`, `${(bb.rps / eb.rps).toFixed(2)} (${bb.rps.toFixed(0)} / ${eb.rps.toFixed(0)})`, x(bb.rps, b.rps),
+    `${(e.cpu / b.cpu).toFixed(2)} (${e.cpu.toFixed(0)} / ${b.cpu.toFixed(0)} µs)`, `${(eb.cpu / bb.cpu).toFixed(2)} (${eb.cpu.toFixed(0)} / ${bb.cpu.toFixed(0)} µs)`,
   ]);
   table(['batched', 'onnx', 'unbatched', 'onnx-unbatched'], top, ['conc', 'tfjs batched req/s (p50/p99)', 'ONNX batched', 'ONNX / tfjs batched', 'p99 ONNX / tfjs', 'tfjs unbatched', 'ONNX unbatched', 'ONNX / tfjs unbatched'], ([b, o, u, ou], c) => [
     String(c), cell(b), cell(o), x(o.rps, b.rps), (o.p99 / b.p99).toFixed(2), cell(u), cell(ou), x(ou.rps, u.rps),
