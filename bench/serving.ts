@@ -3,7 +3,7 @@
  * the Open Inference Protocol route, in one run:
  *  - unbatched (maxBatchSize 1), batched with the default adaptive delay, and batched with a fixed
  *    delay (Triton's behaviour) at each concurrency, beside an empty fastify route receiving the
- *    same JSON body (the HTTP ceiling);
+ *    same JSON body (the HTTP ceiling); the same for a wider MLP (the `wide-mlp` preset);
  *  - 1 and 2 worker-thread model instances against the main thread;
  *  - binary tensors (OIP binary extension) against JSON, each as a share of an empty route
  *    receiving the same bytes;
@@ -16,11 +16,13 @@
  *    latency) and served (the student as the version's `distilled` variant).
  * Each phase runs `--repeats` times, interleaved; the tables show medians (and the spread).
  *
- *   npx tsx bench/serving.ts [--concurrency 1,4,16,64,256] [--seconds 1.5] [--warmup 0.5] [--repeats 3] [--max-batch 64] [--delay-ms 5] [--chart docs/serving-throughput.svg]
+ *   node --import ./scripts/dev-loader.mjs bench/serving.ts [--concurrency 1,4,16,64,256] [--seconds 1.5] [--warmup 0.5] [--repeats 3]
+ *     [--max-batch 64] [--delay-ms 5] [--chart docs/serving-throughput.svg] [--only empty,unbatched,batched,...]
  *
- * The server runs in this thread; the load generator runs in a worker thread (its own event loop)
- * with keep-alive HTTP/1.1 connections, one per concurrent client. Each client sends a one-row
- * request, waits for the answer, and sends the next (closed loop). Latencies are client-side.
+ * The server runs in this process; the load generator runs in a child process with keep-alive
+ * HTTP/1.1 connections, one per concurrent client. Each client sends a one-row request, waits for
+ * the answer, and sends the next (closed loop). Latencies are client-side; CPU per request is this
+ * process's CPU time (all threads) over the measured window per answered request.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
