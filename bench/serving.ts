@@ -3,7 +3,7 @@
  * the Open Inference Protocol route, in one run:
  *  - unbatched (maxBatchSize 1), batched with the default adaptive delay, and batched with a fixed
  *    delay (Triton's behaviour) at each concurrency, beside an empty fastify route receiving the
- *    same JSON body (the HTTP ceiling);
+ *    same JSON body (the HTTP ceiling); the same for a wider MLP (the `wide-mlp` preset);
  *  - 1 and 2 worker-thread model instances against the main thread;
  *  - binary tensors (OIP binary extension) against JSON, each as a share of an empty route
  *    receiving the same bytes;
@@ -16,15 +16,17 @@
  *    latency) and served (the student as the version's `distilled` variant).
  * Each phase runs `--repeats` times, interleaved; the tables show medians (and the spread).
  *
- *   npx tsx bench/serving.ts [--concurrency 1,4,16,64,256] [--seconds 1.5] [--warmup 0.5] [--repeats 3] [--max-batch 64] [--delay-ms 5] [--chart docs/serving-throughput.svg]
+ *   node --import ./scripts/dev-loader.mjs bench/serving.ts [--concurrency 1,4,16,64,256] [--seconds 1.5] [--warmup 0.5] [--repeats 3]
+ *     [--max-batch 64] [--delay-ms 5] [--chart docs/serving-throughput.svg] [--only empty,unbatched,batched,...]
  *
- * The server runs in this thread; the load generator runs in a worker thread (its own event loop)
- * with keep-alive HTTP/1.1 connections, one per concurrent client. Each client sends a one-row
- * request, waits for the answer, and sends the next (closed loop). Latencies are client-side.
+ * The server runs in this process; the load generator runs in a child process with keep-alive
+ * HTTP/1.1 connections, one per concurrent client. Each client sends a one-row request, waits for
+ * the answer, and sends the next (closed loop). Latencies are client-side; CPU per request is this
+ * process's CPU time (all threads) over the measured window per answered request.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Worker } from 'node:worker_threads';
+import { spawn } from 'node:child_process';
 import Fastify from 'fastify';
 import { io } from 'socket.io-client';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -50,52 +52,83 @@ const { values } = parseArgs({
     chart: { type: 'string' },
     student: { type: 'string', default: 'mlp:32' },
     'distill-rows': { type: 'string', default: '3000' },
+    only: { type: 'string' },
   },
 });
 const levels = values.concurrency!.split(',').map(Number);
 const durationMs = Number(values.seconds) * 1000;
 const warmMs = Number(values.warmup) * 1000;
+/** `--only empty,unbatched,batched`: run only these phases (tables lacking a phase are left out; `heartbeat` for the heartbeat table). */
+const only = values.only ? new Set(values.only.split(',')) : null;
+const want = (...keys: string[]) => !only || keys.every((k) => only.has(k));
 
-/** Plain-JS closed-loop client (a worker thread evaluates it; no TS loader needed there). */
+/**
+ * Plain-JS closed-loop client, run as a child process (`node -e`; no TS loader needed there) so
+ * that the server process's CPU time can be told apart from the client's. Kept as cheap as
+ * possible, since it shares the cores with the server: one keep-alive TCP socket per client, the
+ * whole request (head and body) serialised once, and answers read only as far as the status
+ * line and content-length (the server's answers here always carry one). It tells its parent when
+ * the measured window starts (`measuring`), then sends the results.
+ */
 const LOADGEN = `
-const { parentPort, workerData } = require('node:worker_threads');
-const http = require('node:http');
+const net = require('node:net');
+const workerData = JSON.parse(process.env.LOADGEN);
 const { port, path, concurrency, warmMs, durationMs, headers } = workerData;
-const body = Buffer.from(workerData.body);
-const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-const len = body.length;
-function once() {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', ...headers, 'content-length': len } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve([performance.now() - t0, res.statusCode]));
-    });
-    req.on('error', () => resolve([performance.now() - t0, 0]));
-    req.end(body);
+const body = Buffer.from(workerData.body, 'base64');
+const head = 'POST ' + path + ' HTTP/1.1\\r\\nhost: 127.0.0.1\\r\\nconnection: keep-alive\\r\\n'
+  + Object.entries({ 'content-type': 'application/json', ...headers }).map(([k, v]) => k + ': ' + v + '\\r\\n').join('') + 'content-length: ' + body.length + '\\r\\n\\r\\n';
+const request = Buffer.concat([Buffer.from(head), body]);
+const start = performance.now();
+const measureFrom = start + warmMs;
+const end = measureFrom + durationMs;
+setTimeout(() => process.send({ measuring: true }), warmMs);
+const lat = [];
+const statuses = {};
+let open = concurrency;
+function client() {
+  const sock = net.connect({ host: '127.0.0.1', port, noDelay: true });
+  let buf = null;
+  let t0 = 0;
+  const send = () => {
+    t0 = performance.now();
+    if (t0 >= end) { sock.end(); return; }
+    sock.write(request);
+  };
+  const done = (status) => {
+    const now = performance.now();
+    if (t0 >= measureFrom) { lat.push(now - t0); statuses[status] = (statuses[status] || 0) + 1; }
+    send();
+  };
+  sock.on('connect', send);
+  sock.on('data', (chunk) => {
+    buf = buf ? Buffer.concat([buf, chunk]) : chunk;
+    for (;;) {
+      const h = buf.indexOf('\\r\\n\\r\\n');
+      if (h < 0) return;
+      const text = buf.toString('latin1', 0, h);
+      const m = /\\r\\ncontent-length: *([0-9]+)/i.exec(text);
+      if (!m) { sock.destroy(new Error('answer without content-length')); return; }
+      const total = h + 4 + Number(m[1]);
+      if (buf.length < total) return;
+      const status = Number(text.slice(9, 12));
+      buf = buf.length === total ? null : buf.subarray(total);
+      done(status);
+      if (!buf) return;
+    }
+  });
+  sock.on('error', () => undefined);
+  sock.on('close', () => {
+    if (performance.now() < end) statuses[0] = (statuses[0] || 0) + 1;
+    if (--open === 0) process.send({ lat, statuses, seconds: durationMs / 1000 }, () => process.exit(0));
   });
 }
-(async () => {
-  const start = performance.now();
-  const measureFrom = start + warmMs;
-  const end = measureFrom + durationMs;
-  const lat = [];
-  const statuses = {};
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    for (;;) {
-      const t = performance.now();
-      if (t >= end) return;
-      const [ms, status] = await once();
-      if (t >= measureFrom) { lat.push(ms); statuses[status] = (statuses[status] || 0) + 1; }
-    }
-  }));
-  agent.destroy();
-  parentPort.postMessage({ lat, statuses, seconds: durationMs / 1000 });
-})();
+for (let i = 0; i < concurrency; i++) client();
 `;
 
 interface PhaseResult {
   rps: number;
+  /** CPU time of this (the server's) process per answered request, µs: user + system, all its threads. */
+  cpuUs: number;
   p50: number;
   p95: number;
   p99: number;
@@ -109,14 +142,20 @@ interface Body {
 
 function runLoad(port: number, path: string, body: Body, concurrency: number): Promise<PhaseResult> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(LOADGEN, { eval: true, workerData: { port, path, body: body.bytes, headers: body.headers, concurrency, warmMs, durationMs } });
-    w.once('error', reject);
-    w.once('message', (m: { lat: number[]; statuses: Record<string, number>; seconds: number }) => {
+    const env = { ...process.env, LOADGEN: JSON.stringify({ port, path, body: Buffer.from(body.bytes).toString('base64'), headers: body.headers, concurrency, warmMs, durationMs }) };
+    const child = spawn(process.execPath, ['-e', LOADGEN], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let cpu0: NodeJS.CpuUsage | null = null;
+    child.once('error', reject);
+    child.on('message', (m: { measuring?: true; lat: number[]; statuses: Record<string, number>; seconds: number }) => {
+      if (m.measuring) {
+        cpu0 = process.cpuUsage();
+        return;
+      }
+      const cpu = process.cpuUsage(cpu0 ?? undefined);
       const lat = Float64Array.from(m.lat).sort();
       const q = (p: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.ceil(p * lat.length) - 1)] : NaN);
       const ok = m.statuses['200'] ?? 0;
-      resolve({ rps: ok / m.seconds, p50: q(0.5), p95: q(0.95), p99: q(0.99), statuses: m.statuses });
-      void w.terminate();
+      resolve({ rps: ok / m.seconds, cpuUs: (cpu.user + cpu.system) / ok, p50: q(0.5), p95: q(0.95), p99: q(0.99), statuses: m.statuses });
     });
   });
 }
@@ -167,17 +206,30 @@ async function main(): Promise<void> {
     version++;
     await serving.createDeployment({ name, model: 'mnist', routing: { mode: 'split', targets: [{ ref: String(version) }] }, batching: { ...batching, maxQueueSize: 100_000 } });
   }
+  // A wider MLP (the `wide-mlp` preset, 784-1000-200-10, 5x the parameters), untrained, unbatched and
+  // batched as above: a row beside the MNIST MLP's where inference is a larger part of a request.
+  if (want('wide-unbatched') || want('wide-batched')) {
+    const wide = buildPreset('wide-mlp');
+    const w = specOf(wide.model, wide.numClasses);
+    wide.model.dispose();
+    for (const [name, batching] of [['wide-unbatched', configs.unbatched], ['wide-batched', configs.batched]] as const) {
+      const v = await app.flotilla.registry.publish({ model: 'wide', spec: w.spec, weights: w.weights });
+      await serving.createDeployment({ name, model: 'wide', routing: { mode: 'split', targets: [{ ref: String(v.version) }] }, batching: { ...batching, maxQueueSize: 100_000 } });
+    }
+  }
   await app.flotilla.coordinator.createTask({ id: 'hb', preset: 'tiny-mlp', plan: { clientsPerRound: 1 } });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as { port: number }).port;
 
   // ONNX: the same MLP exported, served by onnxruntime-node, batched (as `batched`) and unbatched (a second model: batching belongs to a loaded version).
-  const up = await app.inject({ method: 'POST', url: '/api/v1/models/mnist-onnx/versions', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/onnx' }, payload: Buffer.from(onnxBytes) });
-  if (up.statusCode !== 201) throw new Error(`ONNX upload refused: ${up.body}`);
-  await serving.createDeployment({ name: 'onnx', model: 'mnist-onnx', routing: { mode: 'split', targets: [{ ref: '1' }] }, batching: { ...configs.batched, maxQueueSize: 100_000 } });
-  const up1 = await app.inject({ method: 'POST', url: '/api/v1/models/mnist-onnx-1/versions', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/onnx' }, payload: Buffer.from(onnxBytes) });
-  if (up1.statusCode !== 201) throw new Error(`ONNX upload refused: ${up1.body}`);
-  await serving.createDeployment({ name: 'onnx-unbatched', model: 'mnist-onnx-1', routing: { mode: 'split', targets: [{ ref: '1' }] }, batching: { ...configs.unbatched, maxQueueSize: 100_000 } });
+  if (want('onnx') || want('onnx-unbatched')) {
+    const up = await app.inject({ method: 'POST', url: '/api/v1/models/mnist-onnx/versions', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/onnx' }, payload: Buffer.from(onnxBytes) });
+    if (up.statusCode !== 201) throw new Error(`ONNX upload refused: ${up.body}`);
+    await serving.createDeployment({ name: 'onnx', model: 'mnist-onnx', routing: { mode: 'split', targets: [{ ref: '1' }] }, batching: { ...configs.batched, maxQueueSize: 100_000 } });
+    const up1 = await app.inject({ method: 'POST', url: '/api/v1/models/mnist-onnx-1/versions', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/onnx' }, payload: Buffer.from(onnxBytes) });
+    if (up1.statusCode !== 201) throw new Error(`ONNX upload refused: ${up1.body}`);
+    await serving.createDeployment({ name: 'onnx-unbatched', model: 'mnist-onnx-1', routing: { mode: 'split', targets: [{ ref: '1' }] }, batching: { ...configs.unbatched, maxQueueSize: 100_000 } });
+  }
 
   // Teacher and student: distil version 2 (`batched`) on MNIST rows the teacher was not trained on.
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-distill-'));
@@ -189,12 +241,12 @@ async function main(): Promise<void> {
   }
   writeFileSync(join(dir, 'mnist.csv'), lines.join('\n'));
   const t0 = performance.now();
-  const report: DistillReport = await distill(new ApiClient(`http://127.0.0.1:${port}`, admin), {
+  const report: DistillReport | null = !want('student') ? null : await distill(new ApiClient(`http://127.0.0.1:${port}`, admin), {
     model: 'mnist', ref: '2', student: values.student!, data: join(dir, 'mnist.csv'), temperature: 4, epochs: 10, batchSize: 64, alpha: 0.5, holdout: 0.2, learningRate: 0.005, progress: () => undefined,
   });
   rmSync(dir, { recursive: true, force: true });
-  console.log(`distilled ${values.student} from version 2 in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  await serving.createDeployment({ name: 'student', model: 'mnist', routing: { mode: 'split', targets: [{ ref: '2', variant: 'distilled' }] }, batching: { ...configs.batched, maxQueueSize: 100_000 } });
+  if (report) console.log(`distilled ${values.student} from version 2 in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  if (report) await serving.createDeployment({ name: 'student', model: 'mnist', routing: { mode: 'split', targets: [{ ref: '2', variant: 'distilled' }] }, batching: { ...configs.batched, maxQueueSize: 100_000 } });
 
   const empty = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
   empty.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, b, done) => done(null, b));
@@ -219,7 +271,7 @@ async function main(): Promise<void> {
   const phases: Phase[] = [];
   for (const c of levels) {
     phases.push({ key: 'empty', conc: c, port: emp, path: '/empty', body: () => jsonBody });
-    for (const name of ['unbatched', 'batched', 'fixed']) phases.push({ key: name, conc: c, port: srv, path: `/v2/models/${name}/infer`, body: () => jsonBody });
+    for (const name of ['unbatched', 'batched', 'fixed', 'wide-unbatched', 'wide-batched']) phases.push({ key: name, conc: c, port: srv, path: `/v2/models/${name}/infer`, body: () => jsonBody });
   }
   const top = levels.filter((c) => c >= 16);
   for (const c of top) for (const name of ['inst1', 'inst2']) phases.push({ key: name, conc: c, port: srv, path: `/v2/models/${name}/infer`, body: () => jsonBody });
@@ -229,68 +281,69 @@ async function main(): Promise<void> {
     phases.push({ key: 'batched-binary', conc: c, port: srv, path: '/v2/models/batched/infer', body: () => binBody });
   }
 
+  const selected = phases.filter((p) => !only || only.has(p.key));
   const results = new Map<string, PhaseResult[]>();
   const heartbeats: Record<string, number[][]> = { idle: [], 'main thread busy': [], '2 instances busy': [] };
   const repeats = Number(values.repeats);
   for (let rep = 0; rep < repeats; rep++) {
-    for (const p of phases) {
+    for (const p of selected) {
       const r = await runLoad(p.port(), p.path, p.body(), p.conc);
       const k = `${p.key}@${p.conc}`;
       results.set(k, [...(results.get(k) ?? []), r]);
     }
-    heartbeats.idle.push(await heartbeatRtts(port, app.flotilla.deviceToken, null));
-    heartbeats['main thread busy'].push(await heartbeatRtts(port, app.flotilla.deviceToken, runLoad(port, '/v2/models/batched/infer', jsonBody, 64)));
-    heartbeats['2 instances busy'].push(await heartbeatRtts(port, app.flotilla.deviceToken, runLoad(port, '/v2/models/inst2/infer', jsonBody, 64)));
+    if (want('heartbeat')) {
+      heartbeats.idle.push(await heartbeatRtts(port, app.flotilla.deviceToken, null));
+      heartbeats['main thread busy'].push(await heartbeatRtts(port, app.flotilla.deviceToken, runLoad(port, '/v2/models/batched/infer', jsonBody, 64)));
+      heartbeats['2 instances busy'].push(await heartbeatRtts(port, app.flotilla.deviceToken, runLoad(port, '/v2/models/inst2/infer', jsonBody, 64)));
+    }
     console.log(`repeat ${rep + 1}/${repeats} done`);
   }
 
   const med = (key: string, conc: number) => {
-    const rs = results.get(`${key}@${conc}`)!;
-    return { rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), lo: Math.min(...rs.map((r) => r.rps)), hi: Math.max(...rs.map((r) => r.rps)), bad: rs.reduce((n, r) => n + Object.entries(r.statuses).filter(([st]) => st !== '200').reduce((m, [, v]) => m + v, 0), 0) };
+    const rs = results.get(`${key}@${conc}`) ?? [];
+    return { rps: median(rs.map((r) => r.rps)), cpu: median(rs.map((r) => r.cpuUs)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), lo: Math.min(...rs.map((r) => r.rps)), hi: Math.max(...rs.map((r) => r.rps)), bad: rs.reduce((n, r) => n + Object.entries(r.statuses).filter(([st]) => st !== '200').reduce((m, [, v]) => m + v, 0), 0) };
   };
-  const cell = (m: ReturnType<typeof med>) => `${m.rps.toFixed(0)} [${m.lo.toFixed(0)}-${m.hi.toFixed(0)}] (${m.p50.toFixed(1)}/${m.p99.toFixed(1)})${m.bad ? ` non-200:${m.bad}` : ''}`;
-  console.log('\n| conc | empty route req/s | unbatched req/s [min-max] (p50/p99 ms) | batched adaptive | batched fixed delay | adaptive/unbatched | p99 adaptive/unbatched | fixed/unbatched |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
-  for (const c of levels) {
-    const [e, u, b, f] = ['empty', 'unbatched', 'batched', 'fixed'].map((k) => med(k, c));
-    console.log(`| ${c} | ${e.rps.toFixed(0)} | ${cell(u)} | ${cell(b)} | ${cell(f)} | ${(b.rps / u.rps).toFixed(2)}x | ${(b.p99 / u.p99).toFixed(2)} | ${(f.rps / u.rps).toFixed(2)}x |`);
+  const cell = (m: ReturnType<typeof med>) => `${m.rps.toFixed(0)} [${m.lo.toFixed(0)}-${m.hi.toFixed(0)}] (${m.p50.toFixed(1)}/${m.p99.toFixed(1)}) ${m.cpu.toFixed(0)}µs${m.bad ? ` non-200:${m.bad}` : ''}`;
+  /** One table of medians: printed when its first two phases ran (cells of phases left out read NaN). */
+  const table = (keys: string[], concs: number[], header: string[], row: (m: Array<ReturnType<typeof med>>, c: number) => string[]) => {
+    if (!want(...keys.slice(0, 2))) return;
+    console.log(`\n| ${header.join(' | ')} |\n|${' --- |'.repeat(header.length)}`);
+    for (const c of concs) console.log(`| ${row(keys.map((k) => med(k, c)), c).join(' | ')} |`);
+  };
+  const x = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+  table(['empty', 'unbatched', 'batched', 'fixed'], levels, ['conc', 'empty route req/s (CPU µs/req)', 'unbatched req/s [min-max] (p50/p99 ms) CPU µs/req', 'batched adaptive', 'batched fixed delay', 'adaptive/unbatched', 'p99 adaptive/unbatched', 'fixed/unbatched', 'adaptive/unbatched by CPU/req'], ([e, u, b, f], c) => [
+    String(c), `${e.rps.toFixed(0)} (${e.cpu.toFixed(0)})`, cell(u), cell(b), cell(f), x(b.rps, u.rps), (b.p99 / u.p99).toFixed(2), x(f.rps, u.rps), x(u.cpu, b.cpu),
+  ]);
+  table(['wide-unbatched', 'wide-batched', 'unbatched', 'batched'], levels, ['conc', 'wide MLP unbatched req/s [min-max] (p50/p99 ms) CPU µs/req', 'wide MLP batched adaptive', 'batched/unbatched', 'p99 batched/unbatched', 'batched/unbatched by CPU/req', 'MNIST MLP batched/unbatched (as above)'], ([wu, wb, u, b], c) => [
+    String(c), cell(wu), cell(wb), x(wb.rps, wu.rps), (wb.p99 / wu.p99).toFixed(2), x(wu.cpu, wb.cpu), x(b.rps, u.rps),
+  ]);
+  table(['batched', 'inst1', 'inst2'], top, ['conc', 'main thread req/s (p50/p99)', '1 instance', '2 instances', '2 / 1 instances', '2 instances / main'], ([b, i1, i2], c) => [
+    String(c), cell(b), cell(i1), cell(i2), x(i2.rps, i1.rps), x(i2.rps, b.rps),
+  ]);
+  table(['empty', 'batched', 'empty-binary', 'batched-binary'], top, ['conc', 'JSON: batched / empty route (JSON body)', 'binary: batched / empty route (binary body)', 'binary req/s / JSON req/s', 'by CPU/req: JSON / empty', 'by CPU/req: binary / empty'], ([e, b, eb, bb], c) => [
+    String(c), `${(b.rps / e.rps).toFixed(2)} (${b.rps.toFixed(0)} / ${e.rps.toFixed(0)})`, `${(bb.rps / eb.rps).toFixed(2)} (${bb.rps.toFixed(0)} / ${eb.rps.toFixed(0)})`, x(bb.rps, b.rps),
+    `${(e.cpu / b.cpu).toFixed(2)} (${e.cpu.toFixed(0)} / ${b.cpu.toFixed(0)} µs)`, `${(eb.cpu / bb.cpu).toFixed(2)} (${eb.cpu.toFixed(0)} / ${bb.cpu.toFixed(0)} µs)`,
+  ]);
+  table(['batched', 'onnx', 'unbatched', 'onnx-unbatched'], top, ['conc', 'tfjs batched req/s (p50/p99)', 'ONNX batched', 'ONNX / tfjs batched', 'p99 ONNX / tfjs', 'tfjs unbatched', 'ONNX unbatched', 'ONNX / tfjs unbatched'], ([b, o, u, ou], c) => [
+    String(c), cell(b), cell(o), x(o.rps, b.rps), (o.p99 / b.p99).toFixed(2), cell(u), cell(ou), x(ou.rps, u.rps),
+  ]);
+  if (report) {
+    const pct = (v: number | null) => (v === null ? '-' : `${(v * 100).toFixed(1)}%`);
+    console.log(`\n| model | parameters | bytes | held-out accuracy (${report.heldOutRows} rows) | agreement with teacher | 1-row latency ms | 32-row latency ms |`);
+    console.log('| --- | --- | --- | --- | --- | --- | --- |');
+    for (const [name, f] of [['teacher (mnist-mlp, v2)', report.teacher], [`student (${values.student}, distilled)`, report.student]] as const) {
+      console.log(`| ${name} | ${f.parameters} | ${f.bytes} | ${pct(f.accuracy)} | ${pct(f.agreement)} | ${f.latencyMs.row} | ${f.latencyMs.batch32} |`);
+    }
   }
-  console.log('\n| conc | main thread req/s (p50/p99) | 1 instance | 2 instances | 2 / 1 instances | 2 instances / main |');
-  console.log('| --- | --- | --- | --- | --- | --- |');
-  for (const c of top) {
-    const [b, i1, i2] = ['batched', 'inst1', 'inst2'].map((k) => med(k, c));
-    console.log(`| ${c} | ${cell(b)} | ${cell(i1)} | ${cell(i2)} | ${(i2.rps / i1.rps).toFixed(2)}x | ${(i2.rps / b.rps).toFixed(2)}x |`);
+  table(['batched', 'student'], top, ['conc', 'teacher served req/s (p50/p99)', 'student served', 'student / teacher'], ([b, st], c) => [String(c), cell(b), cell(st), x(st.rps, b.rps)]);
+  if (want('heartbeat')) {
+    console.log('\n| heartbeat round trip | p50 ms | p99 ms | max ms | (medians over repeats) |');
+    console.log('| --- | --- | --- | --- | --- |');
+    for (const [name, runs] of Object.entries(heartbeats)) {
+      console.log(`| ${name} | ${median(runs.map((r) => quantile(r, 0.5))).toFixed(2)} | ${median(runs.map((r) => quantile(r, 0.99))).toFixed(2)} | ${median(runs.map((r) => Math.max(...r))).toFixed(2)} | ${runs.map((r) => r.length).join('/')} beats |`);
+    }
   }
-  console.log('\n| conc | JSON: batched / empty route (JSON body) | binary: batched / empty route (binary body) | binary req/s / JSON req/s |');
-  console.log('| --- | --- | --- | --- |');
-  for (const c of top) {
-    const [e, b, eb, bb] = ['empty', 'batched', 'empty-binary', 'batched-binary'].map((k) => med(k, c));
-    console.log(`| ${c} | ${(b.rps / e.rps).toFixed(2)} (${b.rps.toFixed(0)} / ${e.rps.toFixed(0)}) | ${(bb.rps / eb.rps).toFixed(2)} (${bb.rps.toFixed(0)} / ${eb.rps.toFixed(0)}) | ${(bb.rps / b.rps).toFixed(2)}x |`);
-  }
-  console.log('\n| conc | tfjs batched req/s (p50/p99) | ONNX batched | ONNX / tfjs batched | p99 ONNX / tfjs | tfjs unbatched | ONNX unbatched | ONNX / tfjs unbatched |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
-  for (const c of top) {
-    const [b, o, u, ou] = ['batched', 'onnx', 'unbatched', 'onnx-unbatched'].map((k) => med(k, c));
-    console.log(`| ${c} | ${cell(b)} | ${cell(o)} | ${(o.rps / b.rps).toFixed(2)}x | ${(o.p99 / b.p99).toFixed(2)} | ${cell(u)} | ${cell(ou)} | ${(ou.rps / u.rps).toFixed(2)}x |`);
-  }
-  const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
-  console.log(`\n| model | parameters | bytes | held-out accuracy (${report.heldOutRows} rows) | agreement with teacher | 1-row latency ms | 32-row latency ms |`);
-  console.log('| --- | --- | --- | --- | --- | --- | --- |');
-  for (const [name, f] of [['teacher (mnist-mlp, v2)', report.teacher], [`student (${values.student}, distilled)`, report.student]] as const) {
-    console.log(`| ${name} | ${f.parameters} | ${f.bytes} | ${pct(f.accuracy)} | ${pct(f.agreement)} | ${f.latencyMs.row} | ${f.latencyMs.batch32} |`);
-  }
-  console.log('\n| conc | teacher served req/s (p50/p99) | student served | student / teacher |');
-  console.log('| --- | --- | --- | --- |');
-  for (const c of top) {
-    const [b, s] = ['batched', 'student'].map((k) => med(k, c));
-    console.log(`| ${c} | ${cell(b)} | ${cell(s)} | ${(s.rps / b.rps).toFixed(2)}x |`);
-  }
-  console.log('\n| heartbeat round trip | p50 ms | p99 ms | max ms | (medians over repeats) |');
-  console.log('| --- | --- | --- | --- | --- |');
-  for (const [name, runs] of Object.entries(heartbeats)) {
-    console.log(`| ${name} | ${median(runs.map((r) => quantile(r, 0.5))).toFixed(2)} | ${median(runs.map((r) => quantile(r, 0.99))).toFixed(2)} | ${median(runs.map((r) => Math.max(...r))).toFixed(2)} | ${runs.map((r) => r.length).join('/')} beats |`);
-  }
-  if (values.chart) {
+  if (values.chart && !only) {
     const share = (key: string) => levels.map((c) => ({ x: c, y: med(key, c).rps / med('empty', c).rps }));
     const series = [
       { name: 'unbatched', points: share('unbatched') },
@@ -313,7 +366,7 @@ async function main(): Promise<void> {
     console.log(`chart: ${values.chart}`);
   }
   const info = serving.servingStats().models.find((m) => m.version === 2)!;
-  console.log(`\nbatched version: ${info.batcher.batches} batches, delay mode now ${info.batcher.delayMode}; inst2 restarts: ${serving.servingStats().models.find((m) => m.version === 5)?.instances?.restarts}`);
+  console.log(`\nbatched version: ${info.batcher.batches} batches (${JSON.stringify(info.batcher.batchSizes)}), delay mode now ${info.batcher.delayMode}; inst2 restarts: ${serving.servingStats().models.find((m) => m.version === 5)?.instances?.restarts}`);
   await empty.close();
   await app.close();
 }

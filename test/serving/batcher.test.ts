@@ -123,6 +123,33 @@ describe('Batcher', () => {
     expect(b.stats().timedOut).toBe(3);
   });
 
+  it('a shorter timeoutMs configured later applies to requests queued from then on, before older ones with the longer one', async () => {
+    let release: () => void = () => undefined;
+    const b = new Batcher(
+      (_x, rows) => new Promise<Float32Array>((resolve) => (release = () => resolve(new Float32Array(rows)))),
+      2,
+      1,
+      { maxBatchSize: 1, maxQueueDelayMs: 0, maxQueueSize: 100, timeoutMs: 60_000 },
+    );
+    const running = code(b.submit(Float32Array.of(1, 1), 1));
+    await new Promise((r) => setImmediate(r)); // the first batch starts and holds the only instance
+    const older = b.submit(Float32Array.of(1, 1), 1);
+    let olderSettled = false;
+    older.then(
+      () => (olderSettled = true),
+      () => (olderSettled = true),
+    );
+    b.configure({ maxBatchSize: 1, maxQueueDelayMs: 0, maxQueueSize: 100, timeoutMs: 10 });
+    expect(await code(b.submit(Float32Array.of(1, 1), 1))).toBe('FL_ERR_SERVING_TIMEOUT');
+    expect(olderSettled).toBe(false);
+    release();
+    expect(await running).toBe('ok');
+    await new Promise((r) => setImmediate(r));
+    release();
+    expect(await code(older)).toBe('ok');
+    expect(b.stats().timedOut).toBe(1);
+  });
+
   it('rejects every request of a batch whose runner fails, and keeps serving', async () => {
     let fail = true;
     const b = new Batcher(

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, ERROR_REGISTRY, type ErrorCode } from '../errors.js';
 import { SERVED_VARIANTS } from '../registry/variants.js';
 import { HEADER_LENGTH, attachBinaryInputs, binaryResponse, splitBinaryBody, wantsBinaryOutput } from '../serving/binary-tensors.js';
 import { checkOipOutputs, parseOipInputs } from '../serving/infer-input.js';
+import { parseInferJson } from '../serving/infer-json.js';
 import { unpackRows } from '../serving/model-io.js';
 import type { InferResult, Serving } from '../serving/serving.js';
 import { requireRole, type AuthConfig } from './auth.js';
@@ -57,6 +58,20 @@ export function inferenceErrorHandler(err: FastifyError | AppError | Error, req:
   void reply
     .status(ERROR_REGISTRY[code].status)
     .send({ error: typeof why === 'string' ? `${message}: ${why}` : message, code, ...(details !== undefined ? { details } : {}) });
+}
+
+/**
+ * JSON bodies of the inference routes: the fast path of infer-json.ts, else (null) fastify's own
+ * JSON parser on the same text, so that every error keeps that parser's code. Bodies are still
+ * validated by the routes' schemas either way. Registered in each inference plugin's context.
+ */
+export function useInferJsonParser(app: FastifyInstance): void {
+  const general = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    const fast = parseInferJson(body as Buffer);
+    if (fast !== null) done(null, fast);
+    else general(req, (body as Buffer).toString('utf8'), done);
+  });
 }
 
 /** The request id: the body's `id` (validated header-safe), else a header-safe `x-request-id`, else a new UUID. */
@@ -123,6 +138,7 @@ const InferBody = z.object({
  */
 export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async (app, opts) => {
   app.setErrorHandler(inferenceErrorHandler);
+  useInferJsonParser(app);
   const r = app.withTypeProvider<ZodTypeProvider>();
   const serving = opts.serving;
   // Inference needs an inference (or admin) token unless publicInference; scoped tokens call only their endpoints.

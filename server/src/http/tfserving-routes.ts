@@ -7,7 +7,7 @@ import { unpackRows } from '../serving/model-io.js';
 import type { Serving } from '../serving/serving.js';
 import { requireRole } from './auth.js';
 import { endpointScope } from './scope.js';
-import { inferenceErrorHandler, requestIdOf, routingKeyOf, servedHeaders, type InferenceRoutesOptions } from './inference-routes.js';
+import { inferenceErrorHandler, requestIdOf, routingKeyOf, servedHeaders, useInferJsonParser, type InferenceRoutesOptions } from './inference-routes.js';
 
 const Name = z.string().min(1).max(160);
 const PredictBody = z.object({ signature_name: z.string().max(128).optional(), instances: z.unknown().optional(), inputs: z.unknown().optional() });
@@ -30,6 +30,7 @@ function verb(segment: string): [string, string] {
  */
 export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async (app, opts) => {
   app.setErrorHandler(inferenceErrorHandler);
+  useInferJsonParser(app);
   const r = app.withTypeProvider<ZodTypeProvider>();
   const serving: Serving = opts.serving;
   const callers = opts.publicInference ? [] : [requireRole(opts.auth, ['inference'])];

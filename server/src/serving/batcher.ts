@@ -22,7 +22,8 @@ interface Pending {
   input: Float32Array;
   rows: number;
   enqueuedAt: number;
-  timer: NodeJS.Timeout | null;
+  /** When it fails with FL_ERR_SERVING_TIMEOUT if still queued (Infinity: never). */
+  deadline: number;
   resolve(r: BatchResult): void;
   reject(e: unknown): void;
 }
@@ -62,6 +63,9 @@ export class Batcher {
   private running = 0;
   private scheduled = false;
   private timer: NodeJS.Timeout | null = null;
+  /** One timer for all queued requests' deadlines (not one per request: this runs per request). */
+  private expiry: NodeJS.Timeout | null = null;
+  private expiryAt = Infinity;
   private closed = false;
   private onDrained: (() => void) | null = null;
   private readonly sizes = new Map<number, number>();
@@ -104,13 +108,11 @@ export class Batcher {
       return Promise.reject(new AppError('FL_ERR_SERVING_OVERLOADED', { queued: this.queued, maxQueueSize: this.config.maxQueueSize }));
     }
     return new Promise<BatchResult>((resolve, reject) => {
-      const p: Pending = { input, rows, enqueuedAt: performance.now(), timer: null, resolve, reject };
-      if (this.config.timeoutMs > 0) {
-        p.timer = setTimeout(() => this.expire(p), this.config.timeoutMs);
-        p.timer.unref?.();
-      }
+      const now = performance.now();
+      const p: Pending = { input, rows, enqueuedAt: now, deadline: this.config.timeoutMs > 0 ? now + this.config.timeoutMs : Infinity, resolve, reject };
       this.queue.push(p);
       this.queuedRows += rows;
+      if (p.deadline < this.expiryAt) this.armExpiry();
       this.schedule();
     });
   }
@@ -137,17 +139,40 @@ export class Batcher {
       const f = this.onDrained;
       this.onDrained = null;
       if (this.timer) clearTimeout(this.timer);
+      if (this.expiry) clearTimeout(this.expiry);
+      this.expiry = null;
+      this.expiryAt = Infinity;
       f();
     }
   }
 
-  private expire(p: Pending): void {
-    const i = this.queue.indexOf(p);
-    if (i < 0) return; // already running or done
-    this.queue.splice(i, 1);
-    this.queuedRows -= p.rows;
-    this.counters.timedOut++;
-    p.reject(new AppError('FL_ERR_SERVING_TIMEOUT', { waitedMs: Math.round(performance.now() - p.enqueuedAt), timeoutMs: this.config.timeoutMs }));
+  /** Arm the expiry timer for the earliest deadline in the queue (none when nothing can expire). */
+  private armExpiry(): void {
+    if (this.expiry) clearTimeout(this.expiry);
+    this.expiry = null;
+    let first = Infinity;
+    for (const p of this.queue) if (p.deadline < first) first = p.deadline;
+    this.expiryAt = first;
+    if (first === Infinity) return;
+    this.expiry = setTimeout(() => this.expire(), Math.max(0, first - performance.now()));
+    this.expiry.unref?.();
+  }
+
+  /** Fail every queued request past its deadline; they never run. */
+  private expire(): void {
+    this.expiry = null;
+    this.expiryAt = Infinity;
+    const now = performance.now();
+    const late = this.queue.filter((p) => p.deadline <= now);
+    if (late.length > 0) {
+      this.queue = this.queue.filter((p) => p.deadline > now);
+      for (const p of late) {
+        this.queuedRows -= p.rows;
+        this.counters.timedOut++;
+        p.reject(new AppError('FL_ERR_SERVING_TIMEOUT', { waitedMs: Math.round(now - p.enqueuedAt), timeoutMs: Math.round(p.deadline - p.enqueuedAt) }));
+      }
+    }
+    this.armExpiry();
     this.maybeDrained();
   }
 
@@ -200,7 +225,6 @@ export class Batcher {
     const batch = this.take();
     const rows = batch.reduce((n, p) => n + p.rows, 0);
     const started = performance.now();
-    for (const p of batch) if (p.timer) clearTimeout(p.timer);
     try {
       let input: Float32Array;
       if (batch.length === 1) input = batch[0].input;

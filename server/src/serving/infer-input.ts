@@ -49,18 +49,23 @@ function shapeOf(v: unknown): number[] {
   return s;
 }
 
+/** Checks one value (at flat index `pos`) against its datatype and stores it. */
+function put(v: unknown, out: Float32Array, pos: number, range: Range, input: string): void {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw bad('data must be numbers', { input, index: pos, got: v === null ? 'null' : typeof v });
+  if (range.integer && (!Number.isInteger(v) || v < range.min || v > range.max)) throw bad('integer datatype holds a value outside its range', { input, index: pos, value: v });
+  if (!range.integer && !(Math.abs(v) <= range.max && Number.isFinite(Math.fround(v)))) {
+    throw bad('value outside the range of its datatype (models compute in float32)', { input, index: pos, value: v, datatype: range.datatype, maxAbs: range.max });
+  }
+  out[pos] = v;
+}
+
 /**
  * Copy the numbers of `v` (nested exactly as `shape`, row-major) into `out` from `pos`; returns the
  * next position. Ragged arrays, non-numbers and out-of-range integers throw FL_ERR_SERVING_BAD_INPUT.
  */
 function fill(v: unknown, shape: number[], depth: number, out: Float32Array, pos: number, range: Range, input: string): number {
   if (depth === shape.length) {
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw bad('data must be numbers', { input, index: pos, got: v === null ? 'null' : typeof v });
-    if (range.integer && (!Number.isInteger(v) || v < range.min || v > range.max)) throw bad('integer datatype holds a value outside its range', { input, index: pos, value: v });
-    if (!range.integer && !(Math.abs(v) <= range.max && Number.isFinite(Math.fround(v)))) {
-      throw bad('value outside the range of its datatype (models compute in float32)', { input, index: pos, value: v, datatype: range.datatype, maxAbs: range.max });
-    }
-    out[pos] = v;
+    put(v, out, pos, range, input);
     return pos + 1;
   }
   if (!Array.isArray(v) || v.length !== shape[depth]) {
@@ -95,16 +100,18 @@ export function toFloat32(data: unknown, shape: number[], datatype: string, inpu
   const range: Range = ints ? { integer: true, min: ints[0], max: ints[1], datatype } : { integer: false, min: -FLOAT_LIMITS[datatype], max: FLOAT_LIMITS[datatype], datatype };
   const count = shape.reduce((a, b) => a * b, 1);
   if (data instanceof Float32Array || data instanceof BigInt64Array) return fromBinary(data, count, range, input);
-  if (!Array.isArray(data)) throw bad('data must be an array', { input });
+  // A Float64Array is a flat list of JSON numbers (infer-json.ts): checked exactly as that list.
+  const flat = data instanceof Float64Array;
+  if (!flat && !Array.isArray(data)) throw bad('data must be an array', { input });
+  const list = data as ArrayLike<unknown>;
   const out = new Float32Array(count);
-  const nested = data.length > 0 && Array.isArray(data[0]);
-  if (nested) {
+  if (!flat && list.length > 0 && Array.isArray(list[0])) {
     const got = shapeOf(data);
     if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) throw bad('nested data does not match shape', { input, shape, dataShape: got });
     fill(data, shape, 0, out, 0, range, input);
   } else {
-    if (data.length !== count) throw bad('data length does not match shape', { input, shape, expected: count, got: data.length });
-    fill(data, [count], 0, out, 0, range, input);
+    if (list.length !== count) throw bad('data length does not match shape', { input, shape, expected: count, got: list.length });
+    for (let i = 0; i < count; i++) put(list[i], out, i, range, input);
   }
   return out;
 }
