@@ -38,4 +38,27 @@ describe('DelayPolicy', () => {
     expect(modes.filter((m) => m === 'wait').length).toBeLessThanOrEqual(3); // single-window probes only
     expect(worse.switches).toBe(0);
   });
+
+  it('leaves waiting at once when a waiting window gathered next to nothing, and after an idle gap', () => {
+    /** Drive a contended load where waiting wins until the policy is waiting (not in an eager probe). */
+    const untilWaiting = (p: DelayPolicy): number => {
+      let t = drive(p, 12, { eager: 100, wait: 200 }, 5).t;
+      for (let i = 0; i < 30 && (p.mode !== 'wait' || p.switches === 0); i++) t = drive(p, 1, { eager: 100, wait: 200 }, 5, t).t;
+      expect(p.mode).toBe('wait');
+      return t;
+    };
+    // probeEvery 10: a probe of eager cannot explain a return within the next 2 windows.
+    const p = new DelayPolicy({ windowMs: 200, probeEvery: 10, gain: 1.1 });
+    const t = untilWaiting(p);
+    // The load falls to one client: each waited batch holds one row, nothing queues behind it.
+    // (The first window still holds one batch of the busy load: windows close on a batch.)
+    const lone = drive(p, 3, { eager: 1, wait: 10 }, 0, t);
+    expect(lone.modes).toEqual(['wait', 'wait', 'eager']);
+    expect(p.mode).toBe('eager');
+
+    const q = new DelayPolicy({ windowMs: 200, probeEvery: 10, gain: 1.1 });
+    untilWaiting(q);
+    q.idle();
+    expect(q.mode).toBe('eager');
+  });
 });

@@ -8,7 +8,11 @@
  *    `probeEvery` windows;
  *  - it keeps waiting only while the waiting window served at least `gain` times the rows per
  *    second of the last eager window, and from then on probes eager the same way, so a change of
- *    load moves it back.
+ *    load moves it back;
+ *  - a waiting window whose batches averaged under `loneRows` rows (waiting gathered next to
+ *    nothing: the load fell to one or two clients) moves it back to eager at once, without a probe;
+ *  - an idle gap (`idle()`) moves it back to eager, so the first request after one never pays the
+ *    delay.
  */
 export type DelayMode = 'eager' | 'wait';
 
@@ -19,6 +23,8 @@ export interface DelayPolicyOptions {
   probeEvery?: number;
   /** Throughput ratio the other mode must reach to be kept. Default 1.1. */
   gain?: number;
+  /** Mean rows per batch under which a waiting window counts as having gathered nothing. Default 1.5. */
+  loneRows?: number;
 }
 
 export class DelayPolicy {
@@ -28,6 +34,7 @@ export class DelayPolicy {
   private probing = false;
   private windowStart: number | null = null;
   private rows = 0;
+  private batches = 0;
   private contended = false;
   private sinceProbe = 0;
   /** Rows per ms of the newest complete window of each mode. */
@@ -35,6 +42,7 @@ export class DelayPolicy {
   private readonly windowMs: number;
   private readonly probeEvery: number;
   private readonly gain: number;
+  private readonly loneRows: number;
   /** Windows measured and mode switches, for the serving statistics. */
   switches = 0;
 
@@ -42,6 +50,7 @@ export class DelayPolicy {
     this.windowMs = o.windowMs ?? 200;
     this.probeEvery = o.probeEvery ?? 10;
     this.gain = o.gain ?? 1.1;
+    this.loneRows = o.loneRows ?? 1.5;
   }
 
   get mode(): DelayMode {
@@ -52,24 +61,40 @@ export class DelayPolicy {
   served(rows: number, queuedBehind: number, now: number): void {
     if (this.windowStart === null) this.windowStart = now;
     this.rows += rows;
+    this.batches++;
     if (queuedBehind > 0) this.contended = true;
     const elapsed = now - this.windowStart;
     if (elapsed < this.windowMs) return;
     this.rate[this.current] = this.rows / elapsed;
     this.closeWindow();
-    this.windowStart = now;
-    this.rows = 0;
-    this.contended = false;
+    this.resetWindow(now);
   }
 
-  /** Idle time (no batch for a while) ends the window without counting it. */
+  /** Idle time (no batch for a while) ends the window without counting it and returns to eager. */
   idle(): void {
-    this.windowStart = null;
+    this.resetWindow(null);
+    if (this.settled === 'wait' || this.current === 'wait') this.switches++;
+    this.current = this.settled = 'eager';
+    this.probing = false;
+    this.sinceProbe = 0;
+  }
+
+  private resetWindow(start: number | null): void {
+    this.windowStart = start;
     this.rows = 0;
+    this.batches = 0;
     this.contended = false;
   }
 
   private closeWindow(): void {
+    if (this.current === 'wait' && this.rows < this.loneRows * this.batches) {
+      // Waiting gathered next to nothing: whatever the rates say, the delay is only latency.
+      if (this.settled === 'wait') this.switches++;
+      this.current = this.settled = 'eager';
+      this.probing = false;
+      this.sinceProbe = 0;
+      return;
+    }
     if (this.probing) {
       this.probing = false;
       const probe = this.rate[this.current]!;
