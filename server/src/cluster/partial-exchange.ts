@@ -89,8 +89,9 @@ export class PartialExchange {
       });
       check();
     });
-    await this.publish({ t: 'close', task: taskId, round });
-    await done;
+    // Both at once: when the publish fails (Redis down) `done` is still awaited, so its timer's
+    // rejection later is handled instead of ending the process as an unhandled rejection.
+    await Promise.all([this.publish({ t: 'close', task: taskId, round }), done]);
     const out: AggregatorPartial[] = [];
     for (const [node, has] of answered) {
       if (!has) continue;
