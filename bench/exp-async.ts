@@ -22,9 +22,8 @@
  */
 import { parseArgs } from 'node:util';
 import { renderAccuracyChart } from '../simulator/src/svg-chart.js';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { commandLine, loadRuns, markdownTable, pct, runOne, writeExperiment, type RunOutcome } from './exp-common.js';
+import { readFile } from 'node:fs/promises';
+import { commandLine, loadRuns, markdownTable, pct, runOne, savePartial, writeExperiment, type RunOutcome } from './exp-common.js';
 
 const { values } = parseArgs({
   options: {
@@ -87,9 +86,7 @@ for (const partition of replot ? [] : values.partitions!.split(',')) {
       const run = await runOne({ label: `${mode === 'sync' ? 'sync FedAvg' : 'async FedBuff'}, ${partLabel(partition)}, seed ${seed}`, args, plan: mode === 'sync' ? { overSelect: 1 } : {} }, { signal: abort.signal });
       clearTimeout(cap);
       runs.push({ ...run, mode, seed, partition });
-      // A long run's results survive a later crash or interruption: every finished run is saved at once.
-      await mkdir(values.out!, { recursive: true });
-      await writeFile(join(values.out!, `${values.name}.partial.json`), JSON.stringify({ settings: values, runs }));
+      await savePartial(values.out!, values.name!, values, runs);
     }
   }
 }

@@ -182,6 +182,16 @@ export async function loadRuns<T extends object = Record<string, never>>(path: s
   return { settings: j.settings, runs };
 }
 
+/**
+ * Saves the runs finished so far as `<dir>/<name>.partial.json` (settings and full run records).
+ * Full-size experiments take hours on this machine; calling this after every run means an
+ * interruption or a crash in the final rendering loses no finished run.
+ */
+export async function savePartial(dir: string, name: string, settings: Record<string, unknown>, runs: RunOutcome[]): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, `${name}.partial.json`), JSON.stringify({ settings, runs }));
+}
+
 /** The command line that produced a file, for the markdown header. */
 export function commandLine(script: string): string {
   return `npx tsx ${script} ${process.argv.slice(2).join(' ')}`.trim();

@@ -24,7 +24,7 @@
 import { parseArgs } from 'node:util';
 import type { TaskPlanInput } from '@flotilla/protocol';
 import { renderAccuracyChart } from '../simulator/src/svg-chart.js';
-import { accuracyPoints, commandLine, loadRuns, markdownTable, pct, reachText, runOne, writeExperiment, type RunOutcome } from './exp-common.js';
+import { accuracyPoints, commandLine, loadRuns, markdownTable, pct, reachText, runOne, savePartial, writeExperiment, type RunOutcome } from './exp-common.js';
 
 const PAPER_FEDAVG_SHARDS = 664;
 
@@ -101,6 +101,7 @@ for (const p of partitions) {
     ];
     const run = await runOne({ label: `${def.label} / ${partitionLabel(p)}`, args, plan: { overSelect: 1, roundDeadlineMs: Number(values['deadline-ms']), ...def.plan } });
     runs.push({ ...run, partition: p, strategy: s });
+    await savePartial(values.out!, name, values, runs);
   }
 }
 
