@@ -156,7 +156,8 @@ ${replot ? `Re-derived with \`node --import ./scripts/dev-loader.mjs bench/exp-a
 Setting: the 2NN MLP (784-200-200-10), ${values.clients} devices holding the first ${values['train-limit']} MNIST training rows
 (${values.partitions} partition${values.partitions!.includes('dirichlet') ? `, Dirichlet α=${values.alpha}` : ''}), E=1, B=10, client SGD lr 0.1; central evaluation of every
 committed model on the first ${values['test-limit']} MNIST test images. Device speeds: \`--device-speed ${values.speed}\`: device i
-holds its report until m_i x ${values['device-time-ms']} ms after it started training, m_i = exp(N(0,1)) drawn from the seed, the
+holds its report until m_i x ${values['device-time-ms']} ms after its instruction arrived (the nominal time covers fetching the model and training, so the
+simulator's shared CPU stays out of the fleet's clock unless it cannot keep up), m_i = exp(N(0,1)) drawn from the seed, the
 same fleet in the sync and the async run of a seed. Sync: ${values['clients-per-round']} devices per round, no over-selection (the
 round waits for its slowest device). Async: ${values.concurrency} devices training at once, a model step every ${values['buffer-size']} reports,
 staleness weighting ${values.staleness}, server lr 1, a version published every step. Each run stops at ${pct(target, 0)} or its cap

@@ -29,6 +29,8 @@ import { LocalTrainer, type CustomTrain, type Fetcher } from './trainer.js';
 import { SecAggClient } from './secagg/secagg-client.js';
 
 export interface ClientHooks {
+  /** Called when a valid fit instruction arrives, before the model is fetched (simulated device clocks start here). */
+  instructed?(info: { taskId: string; round: number }): void;
   /** Called after local training, before the report is sent: 'drop' abandons the report (fault injection, user veto). */
   beforeReport?(info: { taskId: string; round: number }): Promise<'send' | 'drop'>;
   /**
@@ -305,6 +307,7 @@ export class BaseClient extends Emitter<ClientEvents> {
     }
     const ins: FitInstruction = parsed.data;
     this.currentRound = ins.round;
+    this.opts.hooks?.instructed?.({ taskId: ins.taskId, round: ins.round });
     const isStale = () => this.stopped || this.currentRound !== ins.round || this.cancelled.has(ins.round);
     // Secure aggregation: keys go out now, while the device trains; the update is masked, not encoded.
     const secure = ins.plan.secureAggregation ? this.secagg.begin(ins.taskId, ins.round, ins.plan.secureAggregation) : null;

@@ -4,10 +4,10 @@ import { createRng, deriveSeed, gaussian } from './rng.js';
  * Heterogeneous device speeds (`--device-speed lognormal:MU:SIGMA`): each device gets a fixed
  * multiplier m = exp(MU + SIGMA * N(0, 1)) on its local training time, drawn from the run's seed
  * and the device's index only, so a sync run and an async run with the same seed and device count
- * see the same fleet. A device holds its report until m times its training time has passed since it
- * started training (the training time is `--device-time-ms` when given, a nominal time that keeps a
- * shared CPU's contention out of the comparison, else the measured one); m < 1 cannot make real
- * training faster than it was.
+ * see the same fleet. A device holds its report until m times its job time has passed since its
+ * instruction arrived (the job time is `--device-time-ms` when given, a nominal time for fetching the
+ * model and training that keeps the simulator's shared CPU out of the comparison, else the measured
+ * one); m < 1 cannot make the real job faster than it was.
  */
 export interface DeviceSpeed {
   kind: 'lognormal';
@@ -27,7 +27,7 @@ export function drawSpeeds(count: number, speed: DeviceSpeed, seed: number): num
   return Array.from({ length: count }, () => Math.exp(speed.mu + speed.sigma * gaussian(rng)));
 }
 
-/** How long a device that started training at `startedAt` still waits before reporting (ms). */
+/** How long a device whose job started at `startedAt` (its instruction arrived) still waits before reporting (ms). */
 export function holdMs(multiplier: number, startedAt: number, now: number, nominalMs: number | undefined): number {
   const trained = now - startedAt;
   return Math.max(0, multiplier * (nominalMs ?? trained) - trained);

@@ -52,8 +52,10 @@ function makeClient(dev: Device): FlotillaClient {
   const trainData = dataset(init.train, spec.train);
   const evalData = init.test && spec.eval && spec.eval.length > 0 ? dataset(init.test, spec.eval) : undefined;
   const attack = spec.attacker ? init.faults.attack : undefined;
-  // The SDK asks for the training data right before it trains: that is when local training starts.
-  let trainingStartedAt = Date.now();
+  // A device's job starts when its instruction arrives: the nominal time (--device-time-ms x speed)
+  // covers fetching the model, waiting for this thread's shared trainer, and training, so the
+  // simulator's shared CPU is hidden from the fleet's clock wherever the nominal time allows.
+  let jobStartedAt = Date.now();
   const client = new FlotillaClient({
     url: init.url,
     token: init.token,
@@ -64,15 +66,15 @@ function makeClient(dev: Device): FlotillaClient {
     logger,
     reconnect: { initialDelayMs: 200, maxDelayMs: 5000 },
     data: {
-      train: () => {
-        trainingStartedAt = Date.now();
-        return trainData;
-      },
+      train: () => trainData,
       ...(evalData ? { evaluate: () => evalData } : {}) },
     hooks: {
+      instructed: () => {
+        jobStartedAt = Date.now();
+      },
       beforeReport: async ({ round }) => {
         if (stopping) return 'drop';
-        if (spec.speed !== undefined) await sleep(holdMs(spec.speed, trainingStartedAt, Date.now(), init.faults.deviceTimeMs));
+        if (spec.speed !== undefined) await sleep(holdMs(spec.speed, jobStartedAt, Date.now(), init.faults.deviceTimeMs));
         if (init.faults.dropout > 0 && rng() < init.faults.dropout) {
           post({ type: 'fault', kind: 'dropout', deviceId: spec.deviceId, round });
           setImmediate(() => void vanish(dev, round));
