@@ -10,6 +10,7 @@ import type { NormScreen } from '../fl/screening.js';
 import type { RoundRecord } from '../store/records.js';
 import type { SecAggRound } from './secagg/secagg-round.js';
 import { decodeReportControl, reportBytes } from './control-variates.js';
+import type { ReportTokens } from './report-tokens.js';
 
 /**
  * Book-keeping of the one round in flight for a task: who was selected, who reported, who
@@ -27,6 +28,8 @@ export class ActiveRound {
   readonly gate: UploadGate;
   /** Secure aggregation of this round, when the plan asks for it (coordinator/secagg/). */
   secagg: SecAggRound | null = null;
+  /** The round's upload tokens when it takes reports over HTTP (coordinator/report-upload.ts); null: socket only. */
+  uploads: ReportTokens | null = null;
   /** The range headroom as float32 bits, for the one-pass check-and-fold (0: none). */
   private readonly bound: number;
 
