@@ -80,17 +80,19 @@ function parseMeta(raw: string | undefined): ReportMeta {
   return p.data;
 }
 
-/** Copies the body into `buf` (its exact expected size); the bytes received, a view of `buf` (shorter when the body was). */
+/**
+ * Copies the body into `buf` (its exact expected size); the bytes received, a view of `buf`
+ * (shorter when the body was). A longer body is read on (not kept) so that it gets the code the
+ * socket path gives it: FL_ERR_REPORT_TOO_LARGE past `limit`, else FL_ERR_CODEC_CORRUPT.
+ */
 async function readInto(body: AsyncIterable<Uint8Array>, buf: Uint8Array, limit: number): Promise<Uint8Array> {
   let n = 0;
   for await (const chunk of body) {
-    if (n + chunk.length > buf.byteLength) {
-      if (n + chunk.length > limit) throw new AppError('FL_ERR_REPORT_TOO_LARGE', { limit, got: n + chunk.length });
-      throw new AppError('FL_ERR_CODEC_CORRUPT', { expectedBytes: buf.byteLength, got: n + chunk.length });
-    }
-    buf.set(chunk, n);
+    if (n + chunk.length > limit) throw new AppError('FL_ERR_REPORT_TOO_LARGE', { limit, got: n + chunk.length });
+    if (n + chunk.length <= buf.byteLength) buf.set(chunk, n);
     n += chunk.length;
   }
+  if (n > buf.byteLength) throw new AppError('FL_ERR_CODEC_CORRUPT', { expectedBytes: buf.byteLength, got: n });
   return n === buf.byteLength ? buf : buf.subarray(0, n);
 }
 
