@@ -147,3 +147,36 @@ describe('report upload channel', () => {
     expect(round().reported.size).toBe(2);
   });
 });
+
+describe('report upload waiting for a slot', () => {
+  let app: FlotillaApp;
+  afterAll(async () => app?.close());
+
+  it('reads the body only once a slot is free, and a device that gave up while waiting leaves nothing held', async () => {
+    // tiny-mlp update = 12 + 4 * 195 bytes; a budget of 2000 bytes allows 2 upload slots
+    const s = await startServer({ uploadBudgetBytes: 2000 });
+    app = s.app;
+    const co = app.flotilla.coordinator;
+    await co.createTask({ id: 'w', preset: 'tiny-mlp', plan: { clientsPerRound: 3, overSelect: 1, minReports: 3, maxRounds: 1, roundDeadlineMs: 60_000 } });
+    const devs = [];
+    for (let i = 0; i < 3; i++) devs.push(await device(s.url, app.flotilla.deviceToken, 'w'));
+    const done = nextEvent<RoundRecord>(co.events, 'round', (r) => r.taskId === 'w');
+    await co.startTask('w');
+    const urls = await Promise.all(devs.map(({ offers }) => offer(offers, 1)));
+    const good = f32Codec.encode(delta(3));
+    const gate = co.getRunner('w').currentRound!.gate;
+    // Two devices hold both slots (fit:ready granted); the third device's upload has to wait.
+    for (const { d } of devs.slice(0, 2)) expect((await d.send('fit:ready', { taskId: 'w', round: 1, bytes: good.byteLength })).ok).toBe(true);
+    const req = request(new URL(urls[2], s.url), { method: 'PUT', headers: { 'content-type': 'application/octet-stream', 'content-length': String(good.byteLength), [REPORT_META_HEADER]: meta() } });
+    req.on('error', () => undefined);
+    req.write(good.subarray(0, 100));
+    while (gate.queued < 1) await new Promise((r) => setTimeout(r, 10));
+    req.destroy(); // gives up while queued
+    // The holders report; the queued upload then gets a slot, finds its client gone, and gives the slot back.
+    for (const { d } of devs.slice(0, 2)) expect((await d.send('fit:report', { taskId: 'w', round: 1, numExamples: 10, metrics: {}, codec: 'f32', delta: good })).ok).toBe(true);
+    while (gate.queued > 0 || gate.inFlight > 0) await new Promise((r) => setTimeout(r, 10));
+    expect(co.getRunner('w').currentRound!.reported.size).toBe(2);
+    expect((await sendReport(devs[2].d, 'w', 1, delta(3))).ok).toBe(true);
+    expect((await done).state).toBe('done');
+  });
+});

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { ReportMetaSchema, type FitReport, type ReportMeta } from '@flotilla/protocol';
 import { AppError, type ErrorCode } from '../errors.js';
 import type { Coordinator } from './coordinator.js';
@@ -11,8 +12,8 @@ export interface ReportUpload {
   meta: string | undefined;
   /** Content-Length when the request has one. */
   declared: number | undefined;
-  /** The body, unread. */
-  body: AsyncIterable<Uint8Array>;
+  /** The body, unread (an IncomingMessage). */
+  body: Readable;
 }
 
 const F32_HEADER = 12;
@@ -81,29 +82,58 @@ function parseMeta(raw: string | undefined): ReportMeta {
 }
 
 /**
+ * Calls `each` with every chunk of `body` until it ends (resolves), breaks off (rejects with a
+ * plain Error: truncated) or `each` throws (rejects with that, and stops listening: the rest of
+ * the body is drained by the HTTP server after the answer). Plain 'data' listeners: no async
+ * iterator and no promise per chunk.
+ */
+function consume(body: Readable, each: (chunk: Uint8Array) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // The client may have gone while the upload waited for its slot.
+    if (body.destroyed) return reject(new Error('connection closed before the body was read'));
+    const done = (err?: unknown) => {
+      body.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const onData = (chunk: Uint8Array) => {
+      try {
+        each(chunk);
+      } catch (err) {
+        done(err);
+      }
+    };
+    const onEnd = () => done();
+    const onError = (err: Error) => done(err);
+    const onClose = () => done(new Error('connection closed before the body ended'));
+    body.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+  });
+}
+
+/**
  * Copies the body into `buf` (its exact expected size); the bytes received, a view of `buf`
  * (shorter when the body was). A longer body is read on (not kept) so that it gets the code the
  * socket path gives it: FL_ERR_REPORT_TOO_LARGE past `limit`, else FL_ERR_CODEC_CORRUPT.
  */
-async function readInto(body: AsyncIterable<Uint8Array>, buf: Uint8Array, limit: number): Promise<Uint8Array> {
+async function readInto(body: Readable, buf: Uint8Array, limit: number): Promise<Uint8Array> {
   let n = 0;
-  for await (const chunk of body) {
+  await consume(body, (chunk) => {
     if (n + chunk.length > limit) throw new AppError('FL_ERR_REPORT_TOO_LARGE', { limit, got: n + chunk.length });
     if (n + chunk.length <= buf.byteLength) buf.set(chunk, n);
     n += chunk.length;
-  }
+  });
   if (n > buf.byteLength) throw new AppError('FL_ERR_CODEC_CORRUPT', { expectedBytes: buf.byteLength, got: n });
   return n === buf.byteLength ? buf : buf.subarray(0, n);
 }
 
-async function readAll(body: AsyncIterable<Uint8Array>, limit: number): Promise<Uint8Array> {
+async function readAll(body: Readable, limit: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let n = 0;
-  for await (const chunk of body) {
+  await consume(body, (chunk) => {
     n += chunk.length;
     if (n > limit) throw new AppError('FL_ERR_REPORT_TOO_LARGE', { limit, got: n });
     chunks.push(chunk);
-  }
+  });
   return Buffer.concat(chunks, n);
 }
 

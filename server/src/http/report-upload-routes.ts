@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -31,9 +32,9 @@ export const reportUploadRoutes: FastifyPluginAsync<ReportUploadRoutesOptions> =
         token: req.params.token,
         meta: req.headers[REPORT_META_HEADER] as string | undefined,
         declared: len === undefined ? undefined : Number(len),
-        body: req.body as AsyncIterable<Uint8Array>,
+        body: req.body as Readable,
       });
-      return { ok: true };
+      return reply.header('content-type', 'application/json; charset=utf-8').send('{"ok":true}');
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
       countRejection(opts.coordinator, err.code);
