@@ -38,6 +38,8 @@ export const reportUploadRoutes: FastifyPluginAsync<ReportUploadRoutesOptions> =
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
       countRejection(opts.coordinator, err.code);
+      // A body past the limit is not drained to its end: the connection closes after the answer.
+      if (err.code === 'FL_ERR_REPORT_TOO_LARGE') void reply.header('connection', 'close');
       return reply.status(err.status).send({ ok: false, error: err.toWire() });
     }
   });
