@@ -5,7 +5,9 @@
  * socket path allocates one reassembled frame per report, which the garbage collector then has
  * to find). Contracts: `take(bytes)` returns a buffer of exactly `bytes` bytes, not in use by
  * anyone else, starting at offset 0 of its ArrayBuffer (so the f32 payload after the 12-byte
- * header is 4-byte aligned); `give` returns it; at most `keep` idle buffers are kept.
+ * header is 4-byte aligned); `give` returns it; at most `keep` idle buffers are kept. One pool per
+ * round (active-round.ts) with `keep` = the round's upload slots: uploads take a buffer only while
+ * they hold a slot, so the pool never holds more than slots x update bytes.
  */
 export class StagingPool {
   private free: Uint8Array<ArrayBuffer>[] = [];
@@ -21,10 +23,5 @@ export class StagingPool {
 
   give(buf: Uint8Array<ArrayBuffer>): void {
     if (this.free.length < this.keep) this.free.push(buf);
-  }
-
-  /** Drop idle buffers of another size (the model changed). */
-  trim(bytes: number): void {
-    this.free = this.free.filter((b) => b.byteLength === bytes);
   }
 }

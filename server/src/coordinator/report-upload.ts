@@ -47,7 +47,7 @@ export async function receiveReport(coordinator: Coordinator, up: ReportUpload):
     const exact = F32_HEADER + 4 * a.modelLength;
     let delta: Uint8Array;
     if (meta.codec === 'f32' && exact <= limit) {
-      staged = runner.staging.take(exact);
+      staged = a.staging.take(exact);
       delta = await readInto(up.body, staged, limit);
       // Strategies that keep every update (median, trimmed mean, Krum) get their own copy; the weighted-sum family folds at once.
       if (a.aggregator.exportPartial === undefined) delta = delta.slice();
@@ -65,7 +65,7 @@ export async function receiveReport(coordinator: Coordinator, up: ReportUpload):
     void coordinator.countReport(c.d, false);
     throw err instanceof AppError || reached ? err : new AppError('FL_ERR_REPORT_TRUNCATED', { why: String(err).slice(0, 200) });
   } finally {
-    if (staged) runner.staging.give(staged);
+    if (staged) a.staging.give(staged);
   }
 }
 

@@ -8,7 +8,6 @@ import type { ActiveRound } from './active-round.js';
 import { takeMasked } from './secagg/secagg-hook.js';
 import { committedStrategy, RoundLoop } from './round-loop.js';
 import { ReportTokens, type ReportClaims } from './report-tokens.js';
-import { StagingPool } from './report-staging.js';
 
 /**
  * One task's runner: its round loop (round-loop.ts) plus everything that reaches it from outside.
@@ -20,9 +19,6 @@ import { StagingPool } from './report-staging.js';
  * cluster/ call these; the round's own steps stay in RoundLoop.
  */
 export class TaskRunner extends RoundLoop {
-  /** Receive buffers of HTTP report uploads, reused across uploads and rounds (report-staging.ts). */
-  readonly staging = new StagingPool(64);
-
   /** Cluster: another node changed the task in the store; take its record (plan, state) as is. */
   refresh(task: TaskRecord): void {
     if (JSON.stringify(task.plan) !== JSON.stringify(this.task.plan)) this.nextStrategy = createStrategy(task.plan);
