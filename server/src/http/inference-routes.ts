@@ -11,6 +11,7 @@ import { unpackRows } from '../serving/model-io.js';
 import type { InferResult, Serving } from '../serving/serving.js';
 import { requireRole, type AuthConfig } from './auth.js';
 import { HEADER_SAFE, RequestId } from './ids.js';
+import { inferValidatorCompiler } from './infer-validation.js';
 import { endpointScope } from './scope.js';
 
 export interface InferenceRoutesOptions {
@@ -113,7 +114,8 @@ const ModelParams = z.object({ name: Name }).strict();
 const VersionParams = z.object({ name: Name, version: Ref }).strict();
 const VariantQuery = z.object({ variant: z.enum(['float32', ...SERVED_VARIANTS]).optional() }).strict();
 const Params = z.record(z.string(), z.unknown());
-const InferBody = z.object({
+/** The OIP inference body (exported for infer-validation's test: its fast path must accept only what this accepts). */
+export const InferBody = z.object({
   id: RequestId.optional(),
   parameters: Params.optional(),
   inputs: z
@@ -248,12 +250,13 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
     return { ...header, outputs: outputs.map((o) => ({ ...o.tensor, data: Array.from(o.data) })) };
   };
 
-  r.post('/v2/models/:name/infer', { schema: { params: ModelParams, querystring: VariantQuery, body: InferBody }, preHandler: scoped }, async (req, reply) =>
+  // Bodies, parameters and queries are checked by infer-validation.ts's fast path, else by zod.
+  r.post('/v2/models/:name/infer', { schema: { params: ModelParams, querystring: VariantQuery, body: InferBody }, validatorCompiler: inferValidatorCompiler, preHandler: scoped }, async (req, reply) =>
     infer(req, reply, req.params.name, req.body, undefined, req.query.variant),
   );
   r.post(
     '/v2/models/:name/versions/:version/infer',
-    { schema: { params: VersionParams, querystring: VariantQuery, body: InferBody }, preHandler: scoped },
+    { schema: { params: VersionParams, querystring: VariantQuery, body: InferBody }, validatorCompiler: inferValidatorCompiler, preHandler: scoped },
     async (req, reply) => infer(req, reply, req.params.name, req.body, req.params.version, req.query.variant),
   );
 };
