@@ -40,6 +40,8 @@ export interface BatcherStats {
   parallel: number;
   /** Whether a partial batch now waits for more requests ('wait') or runs at once ('eager'). */
   delayMode: DelayMode;
+  /** One-window probes of the other mode the adaptive delay policy has made (delay-policy.ts). */
+  delayProbes: number;
 }
 
 /**
@@ -124,6 +126,7 @@ export class Batcher {
       batchSizes: Object.fromEntries([...this.sizes].sort((a, b) => a[0] - b[0])),
       parallel: this.parallel,
       delayMode: this.waits() ? 'wait' : 'eager',
+      delayProbes: this.policy.probes,
     };
   }
 
