@@ -245,7 +245,8 @@ export class Batcher {
       this.counters.batches++;
       this.counters.rows += rows;
       this.sizes.set(rows, (this.sizes.get(rows) ?? 0) + 1);
-      this.policy.served(rows, this.queued, now);
+      // With maxBatchSize 1 (unbatched) waiting could gather nothing: the policy has nothing to learn.
+      if (this.config.maxBatchSize > 1) this.policy.served(rows, this.queued, now);
       this.lastDone = now;
       let off = 0;
       for (const p of batch) {
