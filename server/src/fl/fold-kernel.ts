@@ -12,8 +12,8 @@
  * with nothing written; then, only when all passed, `sum += w * x` in place, block by block. The
  * delta is read twice (the second time partly from cache) and the sum read and written once.
  *
- * `stage(x, w, bound)` copies the report into a free slot block by block, checking each block
- * while it is in the L1 cache; a report failing the check takes no slot. When every slot is full
+ * `stage(x, w, bound)` copies the report into a free slot in 64 KiB blocks, checking each block
+ * while it is in the L2 cache; a report failing the check takes no slot. When every slot is full
  * (and on `flush`) one pass folds them all: `s = sum[i]; s += w_1 x_1[i]; ...; sum[i] = s`, so
  * the sum's 16 bytes of traffic per parameter are paid once per `depth` reports instead of once
  * per report. Memory: 8 bytes per parameter for the sum plus 4 per parameter per slot.
@@ -32,8 +32,15 @@
 
 import { FOLD_MAX, foldModuleBytes } from './fold-kernel-wasm.js';
 
-/** Floats per block of the copy-in (a multiple of 4): 16 KiB of scratch. */
+/** Floats per block of the copy-in (a multiple of LANES): 16 KiB of scratch. */
 export const BLOCK = 4096;
+/** The kernel works on whole groups of this many floats (the check's step); arrays are zero-padded to them. */
+const LANES = 16;
+/**
+ * Floats per block of `stage`'s copy-and-check (64 KiB: in the L2 cache of any current core).
+ * 4x BLOCK measured 2-6 % faster than BLOCK on a busy machine (fewer calls per report).
+ */
+const STAGE_BLOCK = 16384;
 
 let compiled: WebAssembly.Module | null | undefined;
 function foldModule(): WebAssembly.Module | null {
@@ -68,7 +75,7 @@ const WASM_MAX_BYTES = 2 ** 32;
  * fewer when the sum and 4 staging slots would not fit in one WebAssembly memory.
  */
 export function defaultDepth(length: number): number {
-  const padded = Math.ceil(length / 4) * 4;
+  const padded = Math.ceil(length / LANES) * LANES;
   return Math.max(1, Math.min(4, Math.floor((WASM_MAX_BYTES - 8 * padded - 4 * BLOCK - 65536) / (4 * padded))));
 }
 
@@ -96,7 +103,7 @@ export class FoldKernel {
   ) {
     if (!(Number.isInteger(depth) && depth >= 1 && depth <= FOLD_MAX)) throw new RangeError(`depth must be an integer in 1..${FOLD_MAX}`);
     const mod = foldModule();
-    this.padded = Math.ceil(length / 4) * 4;
+    this.padded = Math.ceil(length / LANES) * LANES;
     if (mod) {
       const slotBytes = depth > 1 ? 4 * this.padded : 0;
       const mem = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil((8 * this.padded + depth * slotBytes + 4 * BLOCK) / 65536)) });
@@ -153,12 +160,12 @@ export class FoldKernel {
     const slot = this.slots[j];
     if (bound === NO_BOUND) slot.set(x);
     else
-      for (let at = 0; at < this.length; at += BLOCK) {
-        // One block copied into the slot and checked while it is in the L1 cache. A refusal
+      for (let at = 0; at < this.length; at += STAGE_BLOCK) {
+        // One block copied into the slot and checked while it is in the L2 cache. A refusal
         // leaves this slot free: its partial copy is overwritten by the next report staged.
-        const n = Math.min(BLOCK, this.length - at);
+        const n = Math.min(STAGE_BLOCK, this.length - at);
         slot.set(x.subarray(at, at + n), at);
-        if (this.fn.check(this.slotOffsets[j] + 4 * at, Math.ceil(n / 4) * 4, bound) !== 0) return false;
+        if (this.fn.check(this.slotOffsets[j] + 4 * at, Math.ceil(n / LANES) * LANES, bound) !== 0) return false;
       }
     this.weights[j] = w;
     if (++this.staged === this.depth) this.flush();
@@ -177,9 +184,9 @@ export class FoldKernel {
   private copyIn(x: Float32Array, at: number): number {
     const n = Math.min(BLOCK, this.length - at);
     this.scratch.set(x.subarray(at, at + n));
-    const n4 = Math.ceil(n / 4) * 4;
-    if (n4 > n) this.scratch.fill(0, n, n4);
-    return n4;
+    const whole = Math.ceil(n / LANES) * LANES;
+    if (whole > n) this.scratch.fill(0, n, whole);
+    return whole;
   }
 }
 
