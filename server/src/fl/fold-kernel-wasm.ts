@@ -5,7 +5,7 @@
  * - `check(x, n, bound) -> i32`: 1 when some |x[i]|'s bits exceed `bound` (NaN included: its
  *   masked bits exceed every finite pattern), else 0, for `n` float32 at byte address `x`
  *   (n a multiple of 16). Magnitude bits as unsigned i32x4 lanes, max-reduced, compared once.
- * - `fold1 .. fold${FOLD_MAX}`: `foldK(dst, n, x_0 .. x_{K-1}, w_0 .. w_{K-1})` does, for every
+ * - `fold1` .. `fold8` (FOLD_MAX): `foldK(dst, n, x_0 .. x_{K-1}, w_0 .. w_{K-1})` does, for every
  *   i < n (a multiple of 4), `s = dst[i]; s += w_0 * x_0[i]; ...; s += w_{K-1} * x_{K-1}[i];
  *   dst[i] = s` with float64 `dst` and float32 `x_j` (promoted), f64x2 lanes, no fused
  *   multiply-add: per element exactly the float64 operations of K scalar loops
@@ -120,14 +120,15 @@ function foldBody(K: number): number[] {
 /** The module's bytes: type and function 0 is `check`, type and function K is `foldK`. */
 export function foldModuleBytes(): Uint8Array<ArrayBuffer> {
   const types = [[0x60, 3, I32, I32, I32, 1, I32]];
-  const bodies = [checkBody()];
+  const check = checkBody();
+  const bodies = [[...uleb(check.length), ...check]];
   const exports = [[...name('check'), 0x00, 0]];
   for (let K = 1; K <= FOLD_MAX; K++) {
     types.push([0x60, ...uleb(2 + 2 * K), I32, I32, ...Array(K).fill(I32), ...Array(K).fill(F64), 0]);
-    bodies.push([...uleb(foldBody(K).length), ...foldBody(K)]);
+    const body = foldBody(K);
+    bodies.push([...uleb(body.length), ...body]);
     exports.push([...name(`fold${K}`), 0x00, K]);
   }
-  bodies[0] = [...uleb(bodies[0].length), ...bodies[0]];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
     ...section(1, vec(types)),

@@ -71,8 +71,8 @@ const WASM_MAX_BYTES = 2 ** 32;
 
 /**
  * The staging depth `WeightedMean` uses by default: 4 reports folded per pass over the sum (see
- * docs/cluster.md, "Per-node efficiency": 8 folded 8 % faster again for twice the staging memory),
- * fewer when the sum and 4 staging slots would not fit in one WebAssembly memory.
+ * docs/cluster.md, "Staged folds": 8 per pass measured 0-26 % faster for twice the staging
+ * memory), fewer when the sum and 4 staging slots would not fit in one WebAssembly memory.
  */
 export function defaultDepth(length: number): number {
   const padded = Math.ceil(length / LANES) * LANES;
