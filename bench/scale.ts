@@ -5,14 +5,17 @@
  *   npx tsx bench/scale.ts connections [--devices 10000] [--loaders 4] [--idle-seconds 20]
  *   npx tsx bench/scale.ts rounds      [--devices 1000] [--rounds 3]     (mnist-mlp, ~200k params)
  *   npx tsx bench/scale.ts memory      [--sizes 100,300,1000] [--rounds 2] (wide-mlp, ~1M params)
- *   npx tsx bench/scale.ts ingest      [--devices 300] [--rounds 3] [--cpu-prof DIR] (mnist-mlp, reports only)
+ *   npx tsx bench/scale.ts ingest      [--devices 300] [--rounds 3] [--repeat 3] [--paths upload,socket] [--floors http,ws,socket.io] [--cpu-prof DIR] (mnist-mlp, reports only)
  *
  * `ingest` (issue 14 part 9): coordinator CPU seconds per GiB of reports received, validated and
- * folded (no downloads; the CPU also covers round starts and commits), against raw loopback TCP
- * moving the same bytes and against bare ws and socket.io servers receiving the same reports (each
- * answered by an ack) in the same run (bench/scale/transport-floor.ts). `--cpu-prof DIR` profiles
- * the coordinator (node --cpu-prof).
+ * folded (no downloads; the CPU also covers round starts and commits), for (a) the HTTP upload
+ * channel (`fit:upload` + PUT) and (b) the socket path (`fit:ready` + `fit:report`), alternating
+ * which goes first, `--repeat` times each, on one coordinator; against raw loopback TCP moving the
+ * same bytes and against bare http, ws and socket.io servers receiving the same reports (each
+ * answered by an ack) in the same run (bench/scale/transport-floor.ts). Prints every run, the
+ * medians, their ratios and the load average. `--cpu-prof DIR` profiles the coordinator.
  */
+import { loadavg } from 'node:os';
 import { createServer, connect } from 'node:net';
 import { parseArgs } from 'node:util';
 import { admin, startChildServer, type ChildServer } from '../test/helpers/child-server.js';
@@ -28,6 +31,9 @@ const { positionals, values } = parseArgs({
     sizes: { type: 'string', default: '100,300,1000' },
     'idle-seconds': { type: 'string', default: '20' },
     'cpu-prof': { type: 'string' },
+    repeat: { type: 'string', default: '3' },
+    paths: { type: 'string', default: 'upload,socket' },
+    floors: { type: 'string', default: 'http,ws,socket.io' },
   },
 });
 const mode = positionals[0] ?? 'connections';
@@ -97,26 +103,26 @@ async function rawTcp(total: number, chunk: number): Promise<number> {
   });
 }
 
-async function runRounds(s: ChildServer, preset: string, n: number, rounds: number, download: boolean, deltaFloats: number) {
+async function runRounds(s: ChildServer, preset: string, n: number, rounds: number, download: boolean, deltaFloats: number, id = 'scale', upload = false) {
   await admin(s, 'POST', '/api/v1/tasks', {
-    id: 'scale',
+    id,
     preset,
     plan: { clientsPerRound: n, overSelect: 1, minAvailable: n, minReports: n, roundDeadlineMs: 600_000, maxRounds: rounds, maxUpdateBytes: 64 * MiB },
   });
-  const created = await admin(s, 'GET', '/api/v1/tasks/scale');
+  const created = await admin(s, 'GET', `/api/v1/tasks/${id}`);
   if (created.parameters !== deltaFloats) throw new Error(`${preset} has ${created.parameters} parameters, not ${deltaFloats}`);
-  const ls = startLoaders(s, 'scale', n, Number(values.loaders), { respond: true, download, deltaFloats });
+  const ls = startLoaders(s, id, n, Number(values.loaders), { respond: true, download, deltaFloats, upload });
   await Promise.all(ls.map((l) => l.connected));
   const rssBefore = s.rssBytes();
   const c0 = s.cpuSeconds();
-  await admin(s, 'POST', '/api/v1/tasks/scale/start');
+  await admin(s, 'POST', `/api/v1/tasks/${id}/start`);
   for (;;) {
-    const t = await admin(s, 'GET', '/api/v1/tasks/scale');
+    const t = await admin(s, 'GET', `/api/v1/tasks/${id}`);
     if (t.state === 'done') break;
     await sleep(250);
   }
   const cpu = s.cpuSeconds() - c0;
-  const { rounds: recs } = await admin(s, 'GET', '/api/v1/tasks/scale/rounds?limit=100');
+  const { rounds: recs } = await admin(s, 'GET', `/api/v1/tasks/${id}/rounds?limit=100`);
   const reports = ls.flatMap((l) => l.reports);
   await closeLoaders(ls);
   return { recs: (recs as any[]).reverse(), reports, cpu, rssBefore, peak: s.peakRssBytes() };
@@ -175,28 +181,57 @@ async function memoryBench() {
 async function ingestBench() {
   const N = Number(values.devices ?? 300);
   const R = Number(values.rounds ?? 3);
+  const K = Number(values.repeat);
   const P = 199_210; // mnist-mlp
+  const size = 12 + 4 * P;
   const prof = values['cpu-prof'];
+  const load0 = loadavg();
   const s = await startChildServer({ env: FLEET_ENV, ...(prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {}) });
+  const GiB = 2 ** 30;
+  const perGiB: Record<string, number[]> = { upload: [], socket: [] };
+  let reportsPerRun = 0;
   try {
-    const { recs, cpu } = await runRounds(s, 'mnist-mlp', N, R, false, P);
-    const reported = recs.reduce((a: number, r: any) => a + r.reported, 0);
-    const bytes = reported * (12 + 4 * P);
-    const tcp = await rawTcp(N * (12 + 4 * P), 12 + 4 * P);
-    const perCore = bytes / cpu;
-    const gib = bytes / 2 ** 30;
-    console.log(`ingest: ${reported} reports of mnist-mlp (${P} params) over ${recs.length} rounds, ${(bytes / MiB).toFixed(0)} MiB, coordinator CPU ${cpu.toFixed(2)} s`);
-    console.log(`coordinator: ${(cpu / gib).toFixed(2)} CPU s per GiB of reports = ${(perCore / MiB).toFixed(0)} MiB/s per core (target 500)`);
-    console.log(`raw loopback TCP, same run: ${(tcp / MiB).toFixed(0)} MiB/s (sender and receiver in one process); ingest per core / raw TCP = ${(perCore / tcp).toFixed(3)}`);
-    // The same reports through bare transports (bench/scale/transport-floor.ts), the coordinator's upload slots in flight.
-    const slots = Math.max(2, Math.min(64, Math.floor((32 * MiB) / (12 + 4 * P))));
-    for (const kind of ['ws', 'socket.io'] as const) {
-      const floor = await transportFloor(kind, N, reported, 12 + 4 * P, slots);
-      console.log(`transport floor, bare ${kind.padEnd(9)} server, same reports: ${(floor / gib).toFixed(2)} CPU s per GiB = ${(gib * 1024 / floor).toFixed(0)} MiB/s per core; coordinator CPU / this = ${(cpu / floor).toFixed(2)}`);
+    console.log(`ingest: mnist-mlp (${P} params, ${(size / MiB).toFixed(2)} MiB per f32 report), ${N} devices x ${R} rounds per run, ${K} runs per path; load average ${load0.map((x) => x.toFixed(1)).join(' ')}`);
+    console.log('run  path    reports  refused  MiB     coordinator CPU s  CPU s/GiB  MiB/s per core');
+    for (let k = 0; k < K; k++) {
+      const paths = values.paths!.split(',') as Array<'upload' | 'socket'>;
+      for (const path of k % 2 === 0 ? paths : [...paths].reverse()) {
+        const { recs, reports, cpu } = await runRounds(s, 'mnist-mlp', N, R, false, P, `ingest-${path}-${k}`, path === 'upload');
+        const reported = recs.reduce((a: number, r: any) => a + r.reported, 0);
+        const refused = reports.filter((r) => !r.ok).length;
+        const gib = (reported * size) / GiB;
+        reportsPerRun = reported;
+        perGiB[path].push(cpu / gib);
+        console.log(`${String(k + 1).padEnd(4)} ${path.padEnd(7)} ${String(reported).padStart(7)}  ${String(refused).padStart(7)}  ${((reported * size) / MiB).toFixed(0).padStart(4)}  ${cpu.toFixed(2).padStart(17)}  ${(cpu / gib).toFixed(2).padStart(9)}  ${(1024 / (cpu / gib)).toFixed(0).padStart(14)}`);
+      }
     }
   } finally {
     await s.stop();
   }
+  // The same reports through bare transports (bench/scale/transport-floor.ts), the coordinator's upload slots in flight.
+  const slots = Math.max(2, Math.min(64, Math.floor((32 * MiB) / size)));
+  const floors: Record<string, number[]> = { http: [], ws: [], 'socket.io': [] };
+  for (let k = 0; k < K; k++) {
+    for (const kind of values.floors!.split(',').filter(Boolean) as Array<'http' | 'ws' | 'socket.io'>) floors[kind].push((await transportFloor(kind, N, reportsPerRun, size, slots)) / ((reportsPerRun * size) / GiB));
+  }
+  const tcp = await rawTcp(N * size, size);
+  const load1 = loadavg();
+  const rows: Array<[string, number]> = [
+    ['(a) coordinator, upload channel (PUT)', median(perGiB.upload)],
+    ['(b) coordinator, socket path (fit:report)', median(perGiB.socket)],
+    ['(c) bare ws server', median(floors.ws)],
+    ['(d) bare socket.io server', median(floors['socket.io'])],
+    ['(e) bare Node http server (PUT), floor of (a)', median(floors.http)],
+  ];
+  console.log(`\nmedians of ${K} runs (${reportsPerRun} reports, ${((reportsPerRun * size) / MiB).toFixed(0)} MiB each):`);
+  console.log('what                                            CPU s/GiB  MiB/s per core  runs (CPU s/GiB)');
+  const runs = [perGiB.upload, perGiB.socket, floors.ws, floors['socket.io'], floors.http];
+  rows.forEach(([what, v], i) => console.log(`${what.padEnd(47)} ${v.toFixed(2).padStart(9)}  ${(1024 / v).toFixed(0).padStart(14)}  ${runs[i].map((x) => x.toFixed(2)).join(' / ')}`));
+  const [a, b, c, d, e] = rows.map((r) => r[1]);
+  console.log(`ratios (CPU per GiB): upload / socket path = ${(a / b).toFixed(2)} (socket path / upload = ${(b / a).toFixed(2)}x); upload / bare http = ${(a / e).toFixed(2)}; socket path / bare socket.io = ${(b / d).toFixed(2)}; bare ws / bare http = ${(c / e).toFixed(2)}`);
+  console.log(`target 500 MiB/s per core = ${(1024 / 500).toFixed(2)} CPU s/GiB: upload channel ${1024 / a >= 500 ? 'meets' : 'misses'} it (${(1024 / a).toFixed(0)} MiB/s per core)`);
+  console.log(`raw loopback TCP, same run: ${(tcp / MiB).toFixed(0)} MiB/s (sender and receiver in one process)`);
+  console.log(`load average at the start ${load0.map((x) => x.toFixed(1)).join(' ')}, at the end ${load1.map((x) => x.toFixed(1)).join(' ')}`);
 }
 
 const modes: Record<string, () => Promise<void>> = { connections, rounds: roundsBench, memory: memoryBench, ingest: ingestBench };

@@ -4,9 +4,13 @@
  *  - unbatched (maxBatchSize 1), batched with the default adaptive delay, and batched with a fixed
  *    delay (Triton's behaviour) at each concurrency, beside an empty fastify route receiving the
  *    same JSON body (the HTTP ceiling); the same for a wider MLP (the `wide-mlp` preset);
- *  - 1 and 2 worker-thread model instances against the main thread;
+ *  - 1 and 2 worker-thread model instances against the main thread, for the MNIST MLP (the HTTP
+ *    work of a request outweighs its inference) and for the MNIST CNN (the `mnist-cnn` preset,
+ *    untrained: inference outweighs the HTTP work), so the tables show when instances can lift
+ *    throughput and when they cannot;
  *  - binary tensors (OIP binary extension) against JSON, each as a share of an empty route
- *    receiving the same bytes;
+ *    receiving the same bytes, with inference on the main thread and on 1 instance (where the
+ *    main thread only parses, routes and replies);
  *  - a device's heartbeat round-trip on the same server, idle and under saturating inference;
  *  - the same MLP exported to ONNX (tfjsToOnnx) and served by onnxruntime-node, batched and
  *    unbatched, against tfjs;
@@ -33,7 +37,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { buildPreset, resolveBackend, specOf, tfjsToOnnx } from '@flotilla/model';
+import { buildPreset, resolveBackend, specOf, tfjsSignature, tfjsToOnnx } from '@flotilla/model';
 import { ApiClient } from '../server/src/cli/api-client.js';
 import { distill, type DistillReport } from '../server/src/cli/distill.js';
 import { loadMnist } from '../simulator/src/mnist.js';
@@ -140,9 +144,10 @@ interface Body {
   headers: Record<string, string>;
 }
 
-function runLoad(port: number, path: string, body: Body, concurrency: number): Promise<PhaseResult> {
+/** Closed-loop load for `time.warmMs` then `time.durationMs` (measured); by default the run's --warmup and --seconds. */
+function runLoad(port: number, path: string, body: Body, concurrency: number, time: { warmMs: number; durationMs: number } = { warmMs, durationMs }): Promise<PhaseResult> {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env, LOADGEN: JSON.stringify({ port, path, body: Buffer.from(body.bytes).toString('base64'), headers: body.headers, concurrency, warmMs, durationMs }) };
+    const env = { ...process.env, LOADGEN: JSON.stringify({ port, path, body: Buffer.from(body.bytes).toString('base64'), headers: body.headers, concurrency, ...time }) };
     const child = spawn(process.execPath, ['-e', LOADGEN], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let cpu0: NodeJS.CpuUsage | null = null;
     child.once('error', reject);
@@ -172,6 +177,8 @@ const quantile = (xs: number[], p: number) => {
 interface Phase {
   key: string;
   conc: number;
+  /** Longer warm-up and window than the run's (the CNN answers ~100x fewer requests per second). */
+  time?: { warmMs: number; durationMs: number };
   port: () => number;
   path: string;
   body: () => Body;
@@ -217,6 +224,19 @@ async function main(): Promise<void> {
       await serving.createDeployment({ name, model: 'wide', routing: { mode: 'split', targets: [{ ref: String(v.version) }] }, batching: { ...batching, maxQueueSize: 100_000 } });
     }
   }
+  // The MNIST CNN (`mnist-cnn`, untrained: only its cost matters here), batched as `batched`, on
+  // the main thread and on 1 and 2 instances: a model whose inference outweighs a request's HTTP work.
+  let cnnInput = 'image_input';
+  if (['cnn', 'cnn-inst1', 'cnn-inst2'].some((k) => want(k))) {
+    const cnn = buildPreset('mnist-cnn');
+    cnnInput = tfjsSignature(cnn.model).inputs[0].name;
+    const c = specOf(cnn.model, cnn.numClasses);
+    cnn.model.dispose();
+    for (const [name, batching] of [['cnn', configs.batched], ['cnn-inst1', configs.inst1], ['cnn-inst2', configs.inst2]] as const) {
+      const v = await app.flotilla.registry.publish({ model: 'cnn', spec: c.spec, weights: c.weights });
+      await serving.createDeployment({ name, model: 'cnn', routing: { mode: 'split', targets: [{ ref: String(v.version) }] }, batching: { ...batching, maxQueueSize: 100_000 } });
+    }
+  }
   await app.flotilla.coordinator.createTask({ id: 'hb', preset: 'tiny-mlp', plan: { clientsPerRound: 1 } });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as { port: number }).port;
@@ -258,6 +278,7 @@ async function main(): Promise<void> {
   const pixel = () => ((seed = (seed * 16807) % 2147483647) % 1000) / 1000;
   const image = Array.from({ length: 784 }, pixel);
   const jsonBody: Body = { bytes: Buffer.from(JSON.stringify({ inputs: [{ name: 'hidden1_input', shape: [1, 784], datatype: 'FP32', data: image }] })), headers: {} };
+  const cnnBody: Body = { bytes: Buffer.from(JSON.stringify({ inputs: [{ name: cnnInput, shape: [1, 784], datatype: 'FP32', data: image }] })), headers: {} };
   const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'hidden1_input', shape: [1, 784], datatype: 'FP32', parameters: { binary_data_size: 784 * 4 } }], outputs: [{ name: 'logits', parameters: { binary_data: true } }] }));
   const binBody: Body = {
     bytes: Buffer.concat([head, Buffer.from(Float32Array.from(image).buffer)]),
@@ -279,7 +300,13 @@ async function main(): Promise<void> {
   for (const c of top) {
     phases.push({ key: 'empty-binary', conc: c, port: emp, path: '/empty', body: () => binBody });
     phases.push({ key: 'batched-binary', conc: c, port: srv, path: '/v2/models/batched/infer', body: () => binBody });
+    phases.push({ key: 'inst1-binary', conc: c, port: srv, path: '/v2/models/inst1/infer', body: () => binBody });
   }
+  // The CNN: about 100x the MLP's compute per row, so 16 and 64 clients already saturate it.
+  const cnnLevels = top.filter((c) => c <= 64);
+  // At least 1 s of warm-up and 3 s measured: a batch of 64 CNN rows takes a few hundred ms.
+  const cnnTime = { warmMs: Math.max(warmMs, 1000), durationMs: Math.max(durationMs, 3000) };
+  for (const c of cnnLevels) for (const name of ['cnn', 'cnn-inst1', 'cnn-inst2']) phases.push({ key: name, conc: c, port: srv, path: `/v2/models/${name}/infer`, body: () => cnnBody, time: cnnTime });
 
   const selected = phases.filter((p) => !only || only.has(p.key));
   const results = new Map<string, PhaseResult[]>();
@@ -287,7 +314,7 @@ async function main(): Promise<void> {
   const repeats = Number(values.repeats);
   for (let rep = 0; rep < repeats; rep++) {
     for (const p of selected) {
-      const r = await runLoad(p.port(), p.path, p.body(), p.conc);
+      const r = await runLoad(p.port(), p.path, p.body(), p.conc, p.time);
       const k = `${p.key}@${p.conc}`;
       results.set(k, [...(results.get(k) ?? []), r]);
     }
@@ -317,12 +344,16 @@ async function main(): Promise<void> {
   table(['wide-unbatched', 'wide-batched', 'unbatched', 'batched'], levels, ['conc', 'wide MLP unbatched req/s [min-max] (p50/p99 ms) CPU µs/req', 'wide MLP batched adaptive', 'batched/unbatched', 'p99 batched/unbatched', 'batched/unbatched by CPU/req', 'MNIST MLP batched/unbatched (as above)'], ([wu, wb, u, b], c) => [
     String(c), cell(wu), cell(wb), x(wb.rps, wu.rps), (wb.p99 / wu.p99).toFixed(2), x(wu.cpu, wb.cpu), x(b.rps, u.rps),
   ]);
-  table(['batched', 'inst1', 'inst2'], top, ['conc', 'main thread req/s (p50/p99)', '1 instance', '2 instances', '2 / 1 instances', '2 instances / main'], ([b, i1, i2], c) => [
+  table(['batched', 'inst1', 'inst2'], top, ['conc', 'MNIST MLP: main thread req/s (p50/p99)', '1 instance', '2 instances', '2 / 1 instances', '2 instances / main'], ([b, i1, i2], c) => [
     String(c), cell(b), cell(i1), cell(i2), x(i2.rps, i1.rps), x(i2.rps, b.rps),
   ]);
-  table(['empty', 'batched', 'empty-binary', 'batched-binary'], top, ['conc', 'JSON: batched / empty route (JSON body)', 'binary: batched / empty route (binary body)', 'binary req/s / JSON req/s', 'by CPU/req: JSON / empty', 'by CPU/req: binary / empty'], ([e, b, eb, bb], c) => [
-    String(c), `${(b.rps / e.rps).toFixed(2)} (${b.rps.toFixed(0)} / ${e.rps.toFixed(0)})`, `${(bb.rps / eb.rps).toFixed(2)} (${bb.rps.toFixed(0)} / ${eb.rps.toFixed(0)})`, x(bb.rps, b.rps),
-    `${(e.cpu / b.cpu).toFixed(2)} (${e.cpu.toFixed(0)} / ${b.cpu.toFixed(0)} µs)`, `${(eb.cpu / bb.cpu).toFixed(2)} (${eb.cpu.toFixed(0)} / ${bb.cpu.toFixed(0)} µs)`,
+  table(['cnn', 'cnn-inst1', 'cnn-inst2'], cnnLevels, ['conc', 'MNIST CNN: main thread req/s (p50/p99)', '1 instance', '2 instances', '2 / 1 instances', '2 instances / main', '1 instance / main'], ([b, i1, i2], c) => [
+    String(c), cell(b), cell(i1), cell(i2), x(i2.rps, i1.rps), x(i2.rps, b.rps), x(i1.rps, b.rps),
+  ]);
+  table(['empty', 'batched', 'empty-binary', 'batched-binary', 'inst1-binary'], top, ['conc', 'JSON: batched / empty route (JSON body)', 'binary: batched / empty route (binary body)', 'binary, 1 instance: batched / empty route (binary body)', 'binary req/s / JSON req/s', 'by CPU/req: JSON / empty', 'by CPU/req: binary / empty', 'by CPU/req: binary, 1 instance / empty'], ([e, b, eb, bb, ib], c) => [
+    String(c), `${(b.rps / e.rps).toFixed(2)} (${b.rps.toFixed(0)} / ${e.rps.toFixed(0)})`, `${(bb.rps / eb.rps).toFixed(2)} (${bb.rps.toFixed(0)} / ${eb.rps.toFixed(0)})`,
+    `${(ib.rps / eb.rps).toFixed(2)} (${ib.rps.toFixed(0)} / ${eb.rps.toFixed(0)})`, x(bb.rps, b.rps),
+    `${(e.cpu / b.cpu).toFixed(2)} (${e.cpu.toFixed(0)} / ${b.cpu.toFixed(0)} µs)`, `${(eb.cpu / bb.cpu).toFixed(2)} (${eb.cpu.toFixed(0)} / ${bb.cpu.toFixed(0)} µs)`, `${(eb.cpu / ib.cpu).toFixed(2)} (${eb.cpu.toFixed(0)} / ${ib.cpu.toFixed(0)} µs)`,
   ]);
   table(['batched', 'onnx', 'unbatched', 'onnx-unbatched'], top, ['conc', 'tfjs batched req/s (p50/p99)', 'ONNX batched', 'ONNX / tfjs batched', 'p99 ONNX / tfjs', 'tfjs unbatched', 'ONNX unbatched', 'ONNX / tfjs unbatched'], ([b, o, u, ou], c) => [
     String(c), cell(b), cell(o), x(o.rps, b.rps), (o.p99 / b.p99).toFixed(2), cell(u), cell(ou), x(ou.rps, u.rps),
@@ -365,8 +396,15 @@ async function main(): Promise<void> {
     );
     console.log(`chart: ${values.chart}`);
   }
-  const info = serving.servingStats().models.find((m) => m.version === 2)!;
-  console.log(`\nbatched version: ${info.batcher.batches} batches (${JSON.stringify(info.batcher.batchSizes)}), delay mode now ${info.batcher.delayMode}; inst2 restarts: ${serving.servingStats().models.find((m) => m.version === 5)?.instances?.restarts}`);
+  // Batches per deployment over the whole run: how full batches got, where the policy ended, instance restarts.
+  console.log('\n| deployment | batches | mean rows per batch | delay mode at the end (probes) | instance restarts |\n| --- | --- | --- | --- | --- |');
+  for (const d of serving.listDeployments()) {
+    const v = Number(d.routing.mode === 'split' ? d.routing.targets[0].ref : NaN);
+    const variant = d.routing.mode === 'split' ? (d.routing.targets[0].variant ?? 'float32') : 'float32';
+    const m = serving.servingStats().models.find((x) => x.model === d.model && x.version === v && x.variant === variant);
+    if (!m || m.batcher.batches === 0) continue;
+    console.log(`| ${d.name} | ${m.batcher.batches} | ${(m.batcher.rows / m.batcher.batches).toFixed(1)} | ${m.batcher.delayMode} (${m.batcher.delayProbes}) | ${m.instances?.restarts ?? '-'} |`);
+  }
   await empty.close();
   await app.close();
 }

@@ -9,6 +9,9 @@
  *  - `socket.io`: a bare socket.io server with the coordinator's transport options; each report is
  *    a `fit:report` event with the delta as a binary attachment (two websocket messages), answered
  *    by its ack, as Flotilla devices send them (no handshake checks, no validation, no fold).
+ *  - `http`: a bare Node http server; each report is one `PUT` with the delta as the body (sent with
+ *    fetch, as the SDK's upload channel does), read chunk by chunk into one reused buffer and
+ *    answered with a short JSON ack: the floor of the coordinator's upload channel.
  *
  * Run as a child: `transport-floor.ts serve ws|socket.io` prints the port and serves until killed.
  */
@@ -20,12 +23,23 @@ import { WebSocketServer, WebSocket } from 'ws';
 import { Server } from 'socket.io';
 import { io as ioClient } from 'socket.io-client';
 
-export type Floor = 'ws' | 'socket.io';
+export type Floor = 'ws' | 'socket.io' | 'http';
 const DEV_LOADER = new URL('../../scripts/dev-loader.mjs', import.meta.url).href;
 
 function serve(kind: Floor): void {
   const http = createServer();
-  if (kind === 'ws') {
+  if (kind === 'http') {
+    let buf = new Uint8Array(0);
+    http.on('request', (req, res) => {
+      let n = 0;
+      req.on('data', (c: Buffer) => {
+        if (n + c.length > buf.length) buf = new Uint8Array(Math.max(2 * buf.length, n + c.length));
+        buf.set(c, n);
+        n += c.length;
+      });
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(`{"ok":true,"n":${n}}`));
+    });
+  } else if (kind === 'ws') {
     const wss = new WebSocketServer({ server: http, maxPayload: 64 * 2 ** 20, perMessageDeflate: false });
     wss.on('connection', (ws) => ws.on('message', (data: Buffer) => ws.send(`{"ok":true,"n":${data.length}}`)));
   } else {
@@ -59,7 +73,10 @@ export async function transportFloor(kind: Floor, connections: number, reports: 
     const serial = (i: number, send: Send): Send => () => (chains[i] = (chains[i] ?? Promise.resolve()).then(send)) as Promise<void>;
     const closers: Array<() => void> = [];
     for (let i = 0; i < connections; i++) {
-      if (kind === 'ws') {
+      if (kind === 'http') {
+        const url = `http://127.0.0.1:${port}/report/${i}`;
+        senders.push(serial(i, async () => void (await (await fetch(url, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: payload })).json())));
+      } else if (kind === 'ws') {
         const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
         await new Promise((r, j) => ws.once('open', r).once('error', j));
         senders.push(serial(i, () => new Promise<void>((r) => { ws.once('message', () => r()); ws.send(payload); })));

@@ -2,6 +2,7 @@ import { io, type Socket } from 'socket.io-client';
 import {
   EvalInstructionSchema,
   FitInstructionSchema,
+  FitUploadSchema,
   PROTOCOL_VERSION,
   RoundCancelSchema,
   SessionSchema,
@@ -27,6 +28,7 @@ import { Emitter } from './emitter.js';
 import { silentLogger, type Logger } from '@flotilla/model';
 import { LocalTrainer, type CustomTrain, type Fetcher } from './trainer.js';
 import { SecAggClient } from './secagg/secagg-client.js';
+import { uploadReport } from './report-upload.js';
 
 export interface ClientHooks {
   /** Called when a valid fit instruction arrives, before the model is fetched (simulated device clocks start here). */
@@ -72,6 +74,8 @@ export interface ClientOptions {
    * (browser entry, where available). Node apps that must resume after a restart pass a FileStateStore.
    */
   stateStore?: DeviceStateStore;
+  /** Send reports over the coordinator's upload channel when it offers one (default true); false: always over the socket. */
+  reportUpload?: boolean;
 }
 
 export interface FitEvent {
@@ -136,6 +140,8 @@ export class BaseClient extends Emitter<ClientEvents> {
   private id: string | undefined;
   private currentRound = 0;
   private cancelled = new Set<number>();
+  /** Upload URLs offered by `fit:upload`, per round (report-upload.ts). */
+  private readonly uploads = new Map<number, string>();
   private stopped = true;
   private feedback: ErrorFeedback | null = null;
   private readonly secagg = new SecAggClient({
@@ -187,6 +193,12 @@ export class BaseClient extends Emitter<ClientEvents> {
     });
     this.socket = socket;
     socket.on('fit:instruction', (m) => void this.onFit(m));
+    socket.on('fit:upload', (m) => {
+      const p = FitUploadSchema.safeParse(m);
+      if (!p.success || p.data.taskId !== this.opts.taskId) return;
+      for (const r of this.uploads.keys()) if (r < p.data.round) this.uploads.delete(r);
+      this.uploads.set(p.data.round, p.data.url);
+    });
     socket.on('eval:instruction', (m) => void this.onEval(m));
     socket.on('round:cancel', (m) => {
       const p = RoundCancelSchema.safeParse(m);
@@ -334,6 +346,14 @@ export class BaseClient extends Emitter<ClientEvents> {
       const bytesUp = encoded.byteLength + (control?.byteLength ?? 0);
       const verdict = (await this.opts.hooks?.beforeReport?.({ taskId: ins.taskId, round: ins.round })) ?? 'send';
       if (verdict === 'drop' || isStale() || !this.socket?.connected) return;
+      const meta = { numExamples: out.numExamples, metrics: out.metrics, codec: ins.plan.codec };
+      // The upload channel when the coordinator offered it (no fit:ready: the server reads the body once a slot is free).
+      const offer = !secure && !control && this.opts.reportUpload !== false ? this.uploads.get(ins.round) : undefined;
+      this.uploads.delete(ins.round);
+      const uploaded = offer ? await uploadReport(this.opts.url, offer, meta, encoded, Math.max(this.ackTimeoutMs, ins.deadline - Date.now() + 5_000)) : null;
+      if (uploaded && 'fallBack' in uploaded) this.logger.info(`[flotilla] round ${ins.round}: report upload not taken (${uploaded.fallBack}); sending it over the socket`);
+      if (uploaded && !('fallBack' in uploaded)) return void (await this.reported(ins, uploaded, out, bytesUp, weightBytes.byteLength, vectors));
+      if (isStale() || !this.socket?.connected) return;
       // Wait for an upload slot (the coordinator bounds concurrent uploads); the ack may take until the deadline.
       const slotWait = Math.max(this.ackTimeoutMs, ins.deadline - Date.now() + 5_000);
       const ready = SimpleAckSchema.parse(
@@ -346,29 +366,8 @@ export class BaseClient extends Emitter<ClientEvents> {
       if (isStale() || !this.socket?.connected) return;
       const sent = secure
         ? this.socket.timeout(this.ackTimeoutMs).emitWithAck('secagg:masked', { taskId: ins.taskId, round: ins.round, masked: encoded })
-        : this.socket.timeout(this.ackTimeoutMs).emitWithAck('fit:report', {
-            taskId: ins.taskId,
-            round: ins.round,
-            numExamples: out.numExamples,
-            metrics: out.metrics,
-            codec: ins.plan.codec,
-            delta: encoded,
-            ...(control ? { control } : {}),
-          });
-      const ack = SimpleAckSchema.parse(await sent);
-      if (!ack.ok) {
-        this.emit('rejected', { round: ins.round, error: ack.error as WireError });
-        return;
-      }
-      await vectors.commit();
-      this.emit('fit', {
-        round: ins.round,
-        numExamples: out.numExamples,
-        loss: out.metrics.loss ?? NaN,
-        bytesUp,
-        bytesDown: weightBytes.byteLength,
-        trainMs: out.trainMs,
-      });
+        : this.socket.timeout(this.ackTimeoutMs).emitWithAck('fit:report', { taskId: ins.taskId, round: ins.round, ...meta, delta: encoded, ...(control ? { control } : {}) });
+      await this.reported(ins, SimpleAckSchema.parse(await sent) as { ok: true } | { ok: false; error: WireError }, out, bytesUp, weightBytes.byteLength, vectors);
     } catch (err) {
       this.logger.warn(`[flotilla] round ${ins.round} failed locally: ${String(err)}`);
       this.emit('error', err);
@@ -378,6 +377,13 @@ export class BaseClient extends Emitter<ClientEvents> {
     } finally {
       release();
     }
+  }
+
+  /** The coordinator answered the report (socket ack or upload answer): keep this round's device state and tell the app, or say why it was refused. */
+  private async reported(ins: FitInstruction, ack: { ok: true } | { ok: false; error: WireError }, out: { numExamples: number; metrics: Record<string, number>; trainMs: number }, bytesUp: number, bytesDown: number, vectors: DeviceVectors): Promise<void> {
+    if (!ack.ok) return void this.emit('rejected', { round: ins.round, error: ack.error });
+    await vectors.commit();
+    this.emit('fit', { round: ins.round, numExamples: out.numExamples, loss: out.metrics.loss ?? NaN, bytesUp, bytesDown, trainMs: out.trainMs });
   }
 
   /**

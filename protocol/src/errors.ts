@@ -57,6 +57,10 @@ export const ERROR_REGISTRY = {
   FL_ERR_SECAGG_PLAIN_REPORT: { status: 409, message: 'This task uses secure aggregation: send the masked input (secagg:masked), not fit:report' },
   FL_ERR_SECAGG_WRONG_PHASE: { status: 409, message: 'The secure aggregation message does not belong to the phase the round is in, or this device is not part of that phase' },
   FL_ERR_SECAGG_BAD_MESSAGE: { status: 400, message: 'The secure aggregation message has the wrong size or content for its phase' },
+  FL_ERR_REPORT_TOKEN_INVALID: { status: 401, message: 'The report upload token is malformed, forged, or not for a round this coordinator is running' },
+  FL_ERR_REPORT_TOKEN_USED: { status: 409, message: 'The report upload token was used already (one upload per token); send the report over the socket instead' },
+  FL_ERR_REPORT_WRONG_NODE: { status: 421, message: 'The device is not connected to this coordinator node: upload the report to the node holding its socket.io connection, or send it over the socket' },
+  FL_ERR_REPORT_TRUNCATED: { status: 400, message: 'The report upload ended before its declared length' },
   FL_ERR_REPORT_CONTROL_MISSING: { status: 400, message: "The task's strategy (SCAFFOLD) needs the device's control variate delta beside the model delta" },
   FL_ERR_REPORT_CONTROL_UNEXPECTED: { status: 400, message: "The report carries a control variate delta that the task's strategy does not use" },
   // codecs and tensors

@@ -1,4 +1,5 @@
 import type { SecAggDown } from './secagg/messages.js';
+import type { FitUpload } from './report-upload.js';
 import type { Ack, EvalInstruction, FitInstruction, RoundCancel, SessionMessage, TaskStateMessage } from './messages.js';
 
 /**
@@ -22,6 +23,8 @@ export interface ServerToClientEvents {
   /** Once per connection, right after the handshake was accepted. */
   session: (msg: SessionMessage) => void;
   'fit:instruction': (msg: FitInstruction) => void;
+  /** Right after fit:instruction when the round takes HTTP uploads (report-upload.ts); older devices ignore it. */
+  'fit:upload': (msg: FitUpload) => void;
   'eval:instruction': (msg: EvalInstruction) => void;
   'round:cancel': (msg: RoundCancel) => void;
   'task:state': (msg: TaskStateMessage) => void;

@@ -12,3 +12,4 @@ export * from './events.js';
 export * from './model-spec.js';
 export * from './tensor/index.js';
 export * from './secagg/index.js';
+export * from './report-upload.js';

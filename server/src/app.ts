@@ -25,6 +25,7 @@ import { ROUTER_MAX_PARAM_LENGTH } from './http/ids.js';
 import { registryRoutes } from './http/registry-routes.js';
 import { tasksRoutes } from './http/tasks-routes.js';
 import { modelUploadRoutes } from './http/model-upload-routes.js';
+import { reportUploadRoutes } from './http/report-upload-routes.js';
 import { servingRoutes } from './http/serving-routes.js';
 import { eventsRoutes } from './http/events-routes.js';
 import { edgeRoutes } from './http/edge-routes.js';
@@ -63,6 +64,8 @@ export interface AppOptions {
   sessionTimeoutMs?: number;
   /** How long a selected device that lost its connection may take to say hello again before it counts as dropped (default 3000 ms). */
   reconnectGraceMs?: number;
+  /** Offer devices the HTTP report upload channel (default true); false: reports over the socket only. */
+  reportUploads?: boolean;
   /** Bytes of device uploads in flight at once (default 32 MiB): bounds transport memory whatever the number of devices. */
   uploadBudgetBytes?: number;
   /** Messages one device connection may send: burst and sustained rate (default 100 / 50 per s). */
@@ -176,6 +179,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
     logger: app.log,
     evaluator: opts.centralEvaluator,
     uploadBudgetBytes: opts.uploadBudgetBytes,
+    reportUploads: opts.reportUploads,
     reconnectGraceMs: opts.reconnectGraceMs,
     authenticateDevice: (token, taskId) => authenticator.authenticateDevice(token, taskId),
     onPublished: async (v) => void modelMoved(v.model),
@@ -225,6 +229,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   await app.register(registryRoutes, { store, blobs, auth, registry });
   await app.register(tasksRoutes, { coordinator, store, auth });
   await app.register(modelUploadRoutes, { registry, auth, maxUploadBytes: opts.maxUploadBytes ?? 2 * 1024 ** 3 });
+  await app.register(reportUploadRoutes, { coordinator });
   await app.register(clientsRoutes, { coordinator, store, auth });
   await app.register(tokensRoutes, { coordinator, store, auth, authenticator });
   await app.register(metricsRoutes, { metrics, auth, public: opts.publicMetrics ?? false });

@@ -22,6 +22,8 @@ export const ServeConfigSchema = z
     /** Serve /metrics without a token (for a scraper on a trusted network). */
     publicMetrics: z.boolean().default(false),
     publicInference: z.boolean().default(false),
+    /** Offer devices the HTTP report upload channel (docs/protocol.md, section 9). */
+    reportUploads: z.boolean().default(true),
     /**
      * Proxies to believe about the client address (X-Forwarded-For): 'true', a hop count, or a
      * comma-separated list of proxy addresses/CIDRs ('loopback', 'uniquelocal'...). Off by default.
@@ -61,6 +63,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
       'tls-key': { type: 'string' },
       'public-metrics': { type: 'boolean' },
       'public-inference': { type: 'boolean' },
+      'no-report-uploads': { type: 'boolean' },
       'trust-proxy': { type: 'string' },
       'max-update-bytes': { type: 'string' },
       'max-devices-per-token': { type: 'string' },
@@ -85,6 +88,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
     tlsKey: values['tls-key'] ?? env.FLOTILLA_TLS_KEY,
     publicMetrics: values['public-metrics'] ?? (env.FLOTILLA_PUBLIC_METRICS === undefined ? undefined : env.FLOTILLA_PUBLIC_METRICS === '1' || env.FLOTILLA_PUBLIC_METRICS === 'true'),
     maxUploadBytes: values['max-upload-bytes'] ?? env.FLOTILLA_MAX_UPLOAD_BYTES,
+    reportUploads: values['no-report-uploads'] ? false : env.FLOTILLA_REPORT_UPLOADS === undefined ? undefined : !['0', 'false'].includes(env.FLOTILLA_REPORT_UPLOADS),
     clusterRedisUrl: values['cluster-redis-url'] ?? env.FLOTILLA_CLUSTER_REDIS_URL,
     clusterNodeId: values['cluster-node-id'] ?? env.FLOTILLA_CLUSTER_NODE_ID,
     clusterLeaseMs: values['cluster-lease-ms'] ?? env.FLOTILLA_CLUSTER_LEASE_MS,

@@ -16,6 +16,11 @@ describe('flotilla serve configuration', () => {
     expect(parseServeConfig([], { FLOTILLA_TRUST_PROXY: '2' }).trustProxy).toBe(2);
     expect(parseServeConfig([], { FLOTILLA_TRUST_PROXY: '10.0.0.0/8,loopback' }).trustProxy).toBe('10.0.0.0/8,loopback');
     expect(parseServeConfig([], { FLOTILLA_MAX_UPDATE_BYTES: '1048576' }).maxUpdateBytes).toBe(1 << 20);
+    // The report upload channel: on unless --no-report-uploads or FLOTILLA_REPORT_UPLOADS=0/false.
+    expect(parseServeConfig([], {}).reportUploads).toBe(true);
+    expect(parseServeConfig(['--no-report-uploads'], {}).reportUploads).toBe(false);
+    expect(parseServeConfig([], { FLOTILLA_REPORT_UPLOADS: '0' }).reportUploads).toBe(false);
+    expect(parseServeConfig([], { FLOTILLA_REPORT_UPLOADS: '1' }).reportUploads).toBe(true);
   });
 
   it('reads the device cap and the client retention, and refuses bad values', () => {

@@ -24,6 +24,7 @@ describe('/metrics', () => {
         'flotilla_model_sent_bytes_total',
         'flotilla_reports_accepted_total',
         'flotilla_reports_rejected_total',
+        'flotilla_reports_uploaded_total',
         'flotilla_round_duration_seconds',
         'flotilla_round_selected_devices',
         'flotilla_rounds_committed_total',

@@ -55,6 +55,19 @@ describe('Batcher', () => {
     expect(b.stats().delayMode).toBe('eager');
   });
 
+  it('unbatched (maxBatchSize 1) never probes waiting, however long requests queue behind a batch', async () => {
+    const r = runner(1);
+    const b = new Batcher(r.run, 2, 1, { maxBatchSize: 1, maxQueueDelayMs: 5, maxQueueSize: 100, timeoutMs: 0 });
+    // Eight clients in a closed loop for 15 policy windows (200 ms each): a batched queue would have probed by then.
+    const until = performance.now() + 3000;
+    const client = async () => {
+      while (performance.now() < until) await b.submit(Float32Array.of(1, 1), 1);
+    };
+    await Promise.all(Array.from({ length: 8 }, client));
+    expect(b.stats()).toMatchObject({ delayMode: 'eager', delayProbes: 0 });
+    expect(b.stats().batchSizes).toEqual({ 1: b.stats().batches });
+  });
+
   it('accumulates while every instance is busy; the next free instance takes what queued (two instances run two batches at once)', async () => {
     const gates: Array<() => void> = [];
     const batches: number[] = [];

@@ -61,4 +61,43 @@ describe('DelayPolicy', () => {
     q.idle();
     expect(q.mode).toBe('eager');
   });
+
+  it('probes waiting ever more rarely while it keeps losing under a steady load, and at the base rate again once the load changes or after an idle gap', () => {
+    const p = new DelayPolicy({ windowMs: 200, probeEvery: 3, maxProbeEvery: 24, gain: 1.1 });
+    // Steady contended load on which waiting serves no more than eager: every probe loses.
+    const steady = drive(p, 120, { eager: 100, wait: 100 }, 5);
+    const waits = steady.modes.flatMap((m, i) => (m === 'wait' ? [i] : []));
+    // Without backoff a probe every 4 windows (3 eager + 1 probe): 30 in 120 windows.
+    expect(waits.length).toBeGreaterThanOrEqual(4);
+    expect(waits.length).toBeLessThanOrEqual(8);
+    expect(p.switches).toBe(0);
+    const gaps = waits.slice(1).map((w, i) => w - waits[i]);
+    // Gaps double (3+1, 6+1, 12+1, then capped at 24+1).
+    expect(gaps.slice(0, 3)).toEqual([7, 13, 25]);
+    expect(Math.max(...gaps)).toBe(25);
+
+    // The load changes (eager now serves 2x the rows per second): waiting is probed at the base interval again.
+    const changed = drive(p, 12, { eager: 200, wait: 200 }, 5, steady.t);
+    const first = changed.modes.indexOf('wait');
+    expect(first).toBeGreaterThanOrEqual(0);
+    expect(first).toBeLessThanOrEqual(4);
+
+    // An idle gap resets it as well.
+    const q = new DelayPolicy({ windowMs: 200, probeEvery: 3, maxProbeEvery: 24 });
+    const t = drive(q, 60, { eager: 100, wait: 100 }, 5).t;
+    q.idle();
+    const after = drive(q, 8, { eager: 100, wait: 100 }, 5, t + 5000);
+    // (The first window after the gap opens at its first batch, so it closes one batch later.)
+    expect(after.modes.indexOf('wait')).toBeGreaterThanOrEqual(3);
+    expect(after.modes.indexOf('wait')).toBeLessThanOrEqual(4);
+  });
+
+  it('still finds waiting when it pays after backing off, then stays with it', () => {
+    const p = new DelayPolicy({ windowMs: 200, probeEvery: 3, maxProbeEvery: 24, gain: 1.1 });
+    const t = drive(p, 60, { eager: 100, wait: 100 }, 5).t;
+    // Waiting starts to pay (2x) at the same eager rate: the next probe (at most 25 windows away) finds it.
+    const later = drive(p, 40, { eager: 100, wait: 200 }, 5, t);
+    expect(p.switches).toBe(1);
+    expect(later.modes.slice(-5).filter((m) => m === 'wait').length).toBeGreaterThanOrEqual(4);
+  });
 });

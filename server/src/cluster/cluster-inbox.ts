@@ -101,7 +101,7 @@ export class ClusterInbox {
           const task = await store.getTask(m.task);
           const r = runner() ?? roundRunnerOf(await coordinator.load(m.task, 'keep'));
           if (!task || !r || this.leads(m.task)) return;
-          r.follow(task, r.globalWeights, record, plan);
+          r.follow(task, r.globalWeights, record, plan, m.uploadKey);
         });
       }
       case 'close':

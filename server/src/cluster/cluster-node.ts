@@ -148,9 +148,9 @@ export class ClusterNode implements RoundCluster {
     return this.leases.token(taskId);
   }
 
-  async roundOpened(record: RoundRecord, plan: unknown): Promise<void> {
+  async roundOpened(record: RoundRecord, plan: unknown, uploadKey?: string): Promise<void> {
     this.partials.opened(record.taskId);
-    await this.publishNow({ t: 'open', task: record.taskId, fence: this.fence(record.taskId) ?? 0, record: record as never, plan: plan as never });
+    await this.publishNow({ t: 'open', task: record.taskId, fence: this.fence(record.taskId) ?? 0, record: record as never, plan: plan as never, ...(uploadKey ? { uploadKey } : {}) });
   }
 
   async claimReport(taskId: string, round: number, deviceId: string): Promise<boolean> {

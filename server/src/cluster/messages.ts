@@ -7,8 +7,11 @@ import { z } from 'zod';
  */
 const Base = { from: z.string().min(1) };
 export const ClusterMessageSchema = z.discriminatedUnion('t', [
-  /** The leader opened a round; the record and plan are what followers need to validate reports. */
-  z.object({ t: z.literal('open'), ...Base, task: z.string(), fence: z.number(), record: z.record(z.string(), z.unknown()), plan: z.record(z.string(), z.unknown()) }),
+  /**
+   * The leader opened a round; the record and plan are what followers need to validate reports,
+   * `uploadKey` (base64) what they need to check the round's upload tokens (coordinator/report-tokens.ts).
+   */
+  z.object({ t: z.literal('open'), ...Base, task: z.string(), fence: z.number(), record: z.record(z.string(), z.unknown()), plan: z.record(z.string(), z.unknown()), uploadKey: z.string().max(64).optional() }),
   z.object({ t: z.literal('reported'), ...Base, task: z.string(), round: z.number(), device: z.string(), bytes: z.number() }),
   z.object({ t: z.literal('gone'), ...Base, task: z.string(), device: z.string(), reason: z.string(), grace: z.boolean() }),
   /** The leader closes a round: every node answers with `partial` (has: false when it took no report). */

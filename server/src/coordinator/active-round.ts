@@ -10,6 +10,8 @@ import type { NormScreen } from '../fl/screening.js';
 import type { RoundRecord } from '../store/records.js';
 import type { SecAggRound } from './secagg/secagg-round.js';
 import { decodeReportControl, reportBytes } from './control-variates.js';
+import type { ReportTokens } from './report-tokens.js';
+import { StagingPool } from './report-staging.js';
 
 /**
  * Book-keeping of the one round in flight for a task: who was selected, who reported, who
@@ -27,6 +29,10 @@ export class ActiveRound {
   readonly gate: UploadGate;
   /** Secure aggregation of this round, when the plan asks for it (coordinator/secagg/). */
   secagg: SecAggRound | null = null;
+  /** The round's upload tokens when it takes reports over HTTP (coordinator/report-upload.ts); null: socket only. */
+  uploads: ReportTokens | null = null;
+  /** Receive buffers of this round's f32 uploads: at most one per upload slot in use or idle, so O(slots x update), freed with the round. */
+  readonly staging: StagingPool;
   /** The range headroom as float32 bits, for the one-pass check-and-fold (0: none). */
   private readonly bound: number;
 
@@ -46,6 +52,7 @@ export class ActiveRound {
   ) {
     this.selected = new Set(record.selected);
     this.gate = new UploadGate(uploadSlots, 60_000);
+    this.staging = new StagingPool(uploadSlots);
     this.bound = boundBits(range?.headroom ?? 0);
   }
 

@@ -46,6 +46,8 @@ export interface CoordinatorOptions {
   reconnectGraceMs?: number;
   /** Bytes of uploads in flight at once (default 32 MiB); see UploadGate. */
   uploadBudgetBytes?: number;
+  /** Offer devices the HTTP report upload channel (default true; docs/protocol.md, "Report upload"). */
+  reportUploads?: boolean;
   /** Throws AppError (FL_ERR_AUTH_*) unless the token may join the task. */
   authenticateDevice: DeviceAuthenticator;
   /** Largest `maxUpdateBytes` a plan may set (the socket transport cap is derived from it); default 64 MiB. */
@@ -125,7 +127,7 @@ export function tokenMatches(presented: string, expected: string): boolean {
 export class Coordinator {
   readonly events = new EventEmitter();
   readonly sessions = new SessionTable();
-  readonly stats: CoordinatorStats = { roundsStarted: 0, roundsCommitted: 0, roundsFailed: 0, reportsAccepted: 0, rejected: {} };
+  readonly stats: CoordinatorStats = { roundsStarted: 0, roundsCommitted: 0, roundsFailed: 0, reportsAccepted: 0, reportsUploaded: 0, rejected: {} };
   private readonly runners = new Map<string, Runner>();
   /** Device records, written behind in batches. */
   readonly clients: ClientActivity;
@@ -146,6 +148,7 @@ export class Coordinator {
       stats: this.stats,
       uploadBudgetBytes: opts.uploadBudgetBytes ?? 32 * 1024 * 1024,
       reconnectGraceMs: opts.reconnectGraceMs ?? 3000,
+      reportUploads: opts.reportUploads ?? true,
     };
   }
 

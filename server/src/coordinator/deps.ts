@@ -14,6 +14,8 @@ export interface CoordinatorStats {
   roundsCommitted: number;
   roundsFailed: number;
   reportsAccepted: number;
+  /** Of those, reports received over the HTTP upload channel (coordinator/report-upload.ts). */
+  reportsUploaded: number;
   /** Rejections by error code (socket validation included). */
   rejected: Record<string, number>;
 }
@@ -44,4 +46,6 @@ export interface CoordinatorDeps {
   uploadBudgetBytes: number;
   /** How long a selected device that disconnected may take to come back before it counts as dropped. */
   reconnectGraceMs: number;
+  /** Offer the HTTP report upload channel to devices (fit:upload); false: socket reports only. */
+  reportUploads: boolean;
 }

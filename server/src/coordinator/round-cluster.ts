@@ -21,8 +21,8 @@ export interface RoundCluster {
   readonly nodeId: string;
   leads(taskId: string): boolean;
   fence(taskId: string): number | undefined;
-  /** The leader opened a round: followers start taking its reports. */
-  roundOpened(record: RoundRecord, plan: TaskPlan): Promise<void>;
+  /** The leader opened a round: followers start taking its reports (and its HTTP uploads, with `uploadKey`: report-tokens.ts). */
+  roundOpened(record: RoundRecord, plan: TaskPlan, uploadKey?: string): Promise<void>;
   claimReport(taskId: string, round: number, deviceId: string): Promise<boolean>;
   releaseReport(taskId: string, round: number, deviceId: string): Promise<void>;
   /** A follower folded a report of its device: the leader counts it. */

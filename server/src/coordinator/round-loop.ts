@@ -15,6 +15,8 @@ import { firstOutOfRange, rangeHeadroom } from '../fl/update-checks.js';
 import { beginSecAgg, foldSecure } from './secagg/secagg-hook.js';
 import { encodeServerControl } from './control-variates.js';
 import { commitRound, newRoundRecord } from './round-record.js';
+import { ReportTokens } from './report-tokens.js';
+import { REPORT_UPLOAD_PATH } from '@flotilla/protocol';
 
 /** The task's strategy as of its last commit: built from the plan, with the stored state imported. */
 export function committedStrategy(task: TaskRecord): Strategy {
@@ -120,10 +122,12 @@ export class RoundLoop {
     this.task = await this.deps.store.updateTask(this.task.id, { nextRound: round + 1 });
     const active = this.openRound(record, plan, this.screen);
     active.transition('training');
+    // HTTP report uploads (report-upload.ts): not for secure aggregation (masked inputs) nor SCAFFOLD (a control delta rides along).
+    if (this.deps.reportUploads && !plan.secureAggregation && !active.aggregator.requiresControl) active.uploads = new ReportTokens();
     await this.deps.store.saveRound(record);
     this.active = active;
     this.roundFence = this.deps.cluster?.fence(this.task.id);
-    await this.deps.cluster?.roundOpened(record, plan);
+    await this.deps.cluster?.roundOpened(record, plan, active.uploads?.key.toString('base64'));
     const paths = artifactPaths(this.task.modelName, this.task.currentVersion);
     const clientPlan = this.strategy.configureClientPlan?.(round, clientPlanOf(plan)) ?? clientPlanOf(plan);
     if (plan.secureAggregation) {
@@ -148,6 +152,10 @@ export class RoundLoop {
       if (!sent) {
         if (active.drop(id, 'gone before instruction')) active.secagg?.gone(id);
         continue;
+      }
+      if (active.uploads) {
+        const token = active.uploads.issue({ t: this.task.id, r: round, d: id, v: this.task.currentVersion });
+        this.deps.devices.send(id, 'fit:upload', { taskId: this.task.id, round, url: REPORT_UPLOAD_PATH + token });
       }
       record.bytesDown += this.weights.byteLength + (control?.byteLength ?? 0);
     }

@@ -7,6 +7,7 @@ import type { RoundRecord, TaskRecord } from '../store/records.js';
 import type { ActiveRound } from './active-round.js';
 import { takeMasked } from './secagg/secagg-hook.js';
 import { committedStrategy, RoundLoop } from './round-loop.js';
+import { ReportTokens, type ReportClaims } from './report-tokens.js';
 
 /**
  * One task's runner: its round loop (round-loop.ts) plus everything that reaches it from outside.
@@ -60,6 +61,25 @@ export class TaskRunner extends RoundLoop {
     const a = this.roundFor(round);
     a.admit(deviceId, bytes);
     await a.gate.acquire(deviceId);
+  }
+
+  /**
+   * An HTTP report upload presenting `token` (claims `c`) wants to send `declared` bytes (0 when
+   * unknown): resolves with the round once the device holds an upload slot, as an ok `fit:ready`
+   * would. Throws the round's codes (late, wrong round), FL_ERR_REPORT_TOKEN_INVALID for a token
+   * this round did not issue, FL_ERR_REPORT_TOKEN_USED the second time, and what `admit` throws.
+   * The token is used up by this call whatever follows.
+   */
+  async openUpload(token: string, c: ReportClaims, declared: number): Promise<ActiveRound> {
+    await this.clusterReady();
+    const a = this.roundFor(c.r);
+    if (!a.uploads) throw new AppError('FL_ERR_REPORT_TOKEN_INVALID', { why: 'this round takes no uploads' });
+    a.uploads.check(token);
+    if (c.v !== a.record.baseVersion) throw new AppError('FL_ERR_REPORT_TOKEN_INVALID', { why: 'base version' });
+    a.uploads.use(token);
+    a.admit(c.d, declared);
+    await a.gate.acquire(c.d);
+    return a;
   }
 
   /**
@@ -163,12 +183,13 @@ export class TaskRunner extends RoundLoop {
    * shard of this node, folded with the strategy as of the task's last commit (`task`, re-read
    * from the store). No timers: the leader closes the round.
    */
-  follow(task: TaskRecord, weights: Float32Array, record: RoundRecord, plan: TaskPlan): void {
+  follow(task: TaskRecord, weights: Float32Array, record: RoundRecord, plan: TaskPlan, uploadKey?: string): void {
     if (this.active) this.clearTimer(this.active);
     this.task = task;
     this.weights = weights;
     this.strategy = committedStrategy(task);
     this.active = this.openRound({ ...record, reported: [], rejected: [], dropped: [] }, plan, null);
+    if (uploadKey) this.active.uploads = new ReportTokens(Buffer.from(uploadKey, 'base64'));
     this.following = true;
   }
 

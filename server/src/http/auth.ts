@@ -26,7 +26,7 @@ export interface AuthConfig {
  * that every other route needs one). `/metrics` joins them only with `publicMetrics`, and
  * INFERENCE_PUBLIC_ROUTES only with `publicInference`. A trailing `/*` matches a prefix.
  */
-export const PUBLIC_ROUTES: readonly string[] = ['/healthz', '/readyz', '/openapi.json', '/docs', '/docs/*', '/v2/health/live', '/v2/health/ready', '/ui', '/ui/*'];
+export const PUBLIC_ROUTES: readonly string[] = ['/healthz', '/readyz', '/openapi.json', '/docs', '/docs/*', '/v2/health/live', '/v2/health/ready', '/ui', '/ui/*', '/api/v1/devices/reports/:token'];
 export const INFERENCE_PUBLIC_ROUTES: readonly string[] = ['/v2', '/v2/*', '/v1/models/*', '/api/v1/deployments/:name/feedback'];
 
 /** Whether `url` (a route pattern) is in `patterns` (exact, or under a `/*` prefix). */

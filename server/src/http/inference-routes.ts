@@ -11,6 +11,7 @@ import { unpackRows } from '../serving/model-io.js';
 import type { InferResult, Serving } from '../serving/serving.js';
 import { requireRole, type AuthConfig } from './auth.js';
 import { HEADER_SAFE, RequestId } from './ids.js';
+import { inferValidatorCompiler } from './infer-validation.js';
 import { endpointScope } from './scope.js';
 
 export interface InferenceRoutesOptions {
@@ -93,6 +94,10 @@ export function servedHeaders(reply: FastifyReply, res: InferResult): void {
   if (res.deployment) reply.header('x-deployment', res.deployment);
 }
 
+/** Request decorator holding a binary body's tensor bytes (inferenceRoutes). */
+const BINARY_TAIL = 'oipBinaryTail';
+type WithTail = FastifyRequest & { [BINARY_TAIL]?: Buffer | null };
+
 /** How long a readiness probe waits for loads in progress before answering not ready. */
 const READY_WAIT_MS = 2000;
 
@@ -113,7 +118,8 @@ const ModelParams = z.object({ name: Name }).strict();
 const VersionParams = z.object({ name: Name, version: Ref }).strict();
 const VariantQuery = z.object({ variant: z.enum(['float32', ...SERVED_VARIANTS]).optional() }).strict();
 const Params = z.record(z.string(), z.unknown());
-const InferBody = z.object({
+/** The OIP inference body (exported for infer-validation's test: its fast path must accept only what this accepts). */
+export const InferBody = z.object({
   id: RequestId.optional(),
   parameters: Params.optional(),
   inputs: z
@@ -146,12 +152,13 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
   const scoped = [...callers, endpointScope()];
 
   // Binary tensor extension: the body is the JSON header then raw tensor bytes; the header goes
-  // on to schema validation as the body, the bytes wait here for the handler.
-  const binaryTails = new WeakMap<FastifyRequest, Buffer>();
+  // on to schema validation as the body, the bytes wait on the request for the handler (a
+  // request decorator, not a WeakMap: per-request weak entries cost the garbage collector).
+  app.decorateRequest(BINARY_TAIL, null);
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (req, body, done) => {
     try {
       const { header, tail } = splitBinaryBody(body as Buffer, req.headers[HEADER_LENGTH]);
-      binaryTails.set(req, tail);
+      (req as WithTail)[BINARY_TAIL] = tail;
       done(null, header);
     } catch (err) {
       done(err as Error, undefined);
@@ -211,7 +218,7 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
 
   const infer = async (req: FastifyRequest, reply: FastifyReply, name: string, body: z.infer<typeof InferBody>, ref?: string, variant?: string) => {
     const id = requestIdOf(req, body.id);
-    const tail = binaryTails.get(req);
+    const tail = (req as WithTail)[BINARY_TAIL];
     if (tail) attachBinaryInputs(body.inputs, tail);
     else if (body.inputs.some((t) => t.parameters?.binary_data_size !== undefined)) {
       throw new AppError('FL_ERR_SERVING_BAD_INPUT', { why: `binary_data_size needs an application/octet-stream body with ${HEADER_LENGTH}` });
@@ -228,32 +235,35 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
       },
     });
     servedHeaders(reply, res);
-    const header = {
-      model_name: name,
-      model_version: String(res.version),
-      id,
-      parameters: { model: res.model, variant: res.variant, ...(res.deployment ? { deployment: res.deployment } : {}) },
-    };
+    const io = res.io;
+    const parameters = res.deployment ? { model: res.model, variant: res.variant, deployment: res.deployment } : { model: res.model, variant: res.variant };
     // The outputs the request names (all when it names none), each in the model's order.
-    const asked = body.outputs?.length ? res.io.outputs.filter((t) => body.outputs!.some((o) => o.name === t.name)) : res.io.outputs;
-    const blocks = unpackRows(res.output, res.io.outputs, res.io.outWidth, res.rows);
-    const outputs = asked.map((t) => ({ tensor: { name: t.name, datatype: 'FP32', shape: [res.rows, ...t.shape] }, data: blocks[res.io.outputs.indexOf(t)] }));
-    if (wantsBinaryOutput(body.parameters, body.outputs)) {
-      const bin = binaryResponse(
-        { ...header, outputs: outputs.map((o) => ({ ...o.tensor, parameters: { binary_data_size: o.data.byteLength } })) },
-        outputs.map((o) => o.data),
-      );
+    const asked = body.outputs?.length ? io.outputs.filter((t) => body.outputs!.some((o) => o.name === t.name)) : io.outputs;
+    const blocks = unpackRows(res.output, io.outputs, io.outWidth, res.rows);
+    const binary = wantsBinaryOutput(body.parameters, body.outputs);
+    const outputs = new Array<Record<string, unknown>>(asked.length);
+    const data = new Array<Float32Array>(asked.length);
+    for (let i = 0; i < asked.length; i++) {
+      const t = asked[i];
+      data[i] = blocks[io.outputs.indexOf(t)];
+      const shape = [res.rows, ...t.shape];
+      outputs[i] = binary ? { name: t.name, datatype: 'FP32', shape, parameters: { binary_data_size: data[i].byteLength } } : { name: t.name, datatype: 'FP32', shape, data: Array.from(data[i]) };
+    }
+    const answer = { model_name: name, model_version: String(res.version), id, parameters, outputs };
+    if (binary) {
+      const bin = binaryResponse(answer, data);
       return reply.type('application/octet-stream').header(HEADER_LENGTH, String(bin.headerLength)).send(bin.body);
     }
-    return { ...header, outputs: outputs.map((o) => ({ ...o.tensor, data: Array.from(o.data) })) };
+    return answer;
   };
 
-  r.post('/v2/models/:name/infer', { schema: { params: ModelParams, querystring: VariantQuery, body: InferBody }, preHandler: scoped }, async (req, reply) =>
+  // Bodies, parameters and queries are checked by infer-validation.ts's fast path, else by zod.
+  r.post('/v2/models/:name/infer', { schema: { params: ModelParams, querystring: VariantQuery, body: InferBody }, validatorCompiler: inferValidatorCompiler, preHandler: scoped }, async (req, reply) =>
     infer(req, reply, req.params.name, req.body, undefined, req.query.variant),
   );
   r.post(
     '/v2/models/:name/versions/:version/infer',
-    { schema: { params: VersionParams, querystring: VariantQuery, body: InferBody }, preHandler: scoped },
+    { schema: { params: VersionParams, querystring: VariantQuery, body: InferBody }, validatorCompiler: inferValidatorCompiler, preHandler: scoped },
     async (req, reply) => infer(req, reply, req.params.name, req.body, req.params.version, req.query.variant),
   );
 };

@@ -45,6 +45,7 @@ export class FlotillaMetrics {
     fromStats('flotilla_rounds_committed_total', 'Rounds aggregated and committed as a new version', () => c.stats.roundsCommitted);
     fromStats('flotilla_rounds_failed_total', 'Rounds that failed (too few reports, halted, or commit error)', () => c.stats.roundsFailed);
     fromStats('flotilla_reports_accepted_total', 'Fit reports accepted into an aggregate', () => c.stats.reportsAccepted);
+    fromStats('flotilla_reports_uploaded_total', 'Of the accepted fit reports, those received over the HTTP upload channel', () => c.stats.reportsUploaded);
     new Counter({
       name: 'flotilla_reports_rejected_total',
       help: 'Device messages rejected, by error code (invalid reports and protocol errors)',

@@ -40,6 +40,8 @@ export interface BatcherStats {
   parallel: number;
   /** Whether a partial batch now waits for more requests ('wait') or runs at once ('eager'). */
   delayMode: DelayMode;
+  /** One-window probes of the other mode the adaptive delay policy has made (delay-policy.ts). */
+  delayProbes: number;
 }
 
 /**
@@ -124,6 +126,7 @@ export class Batcher {
       batchSizes: Object.fromEntries([...this.sizes].sort((a, b) => a[0] - b[0])),
       parallel: this.parallel,
       delayMode: this.waits() ? 'wait' : 'eager',
+      delayProbes: this.policy.probes,
     };
   }
 
@@ -242,7 +245,8 @@ export class Batcher {
       this.counters.batches++;
       this.counters.rows += rows;
       this.sizes.set(rows, (this.sizes.get(rows) ?? 0) + 1);
-      this.policy.served(rows, this.queued, now);
+      // With maxBatchSize 1 (unbatched) waiting could gather nothing: the policy has nothing to learn.
+      if (this.config.maxBatchSize > 1) this.policy.served(rows, this.queued, now);
       this.lastDone = now;
       let off = 0;
       for (const p of batch) {

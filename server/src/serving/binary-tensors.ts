@@ -39,7 +39,9 @@ export function attachBinaryInputs(inputs: OipTensor[], tail: Buffer): void {
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (size !== count * width) throw bad('binary_data_size does not match shape and datatype', { input: t.name, expected: count * width, got: size });
     if (off + size > tail.length) throw bad('the body holds fewer binary bytes than the inputs declare', { input: t.name, available: tail.length - off, needed: size });
-    const bytes = Buffer.from(tail.subarray(off, off + size)); // a copy: aligned, and the request body may go
+    // A view of the body where it is aligned for the type (the body lives until the request is
+    // answered, and nothing here keeps it longer); else an aligned copy.
+    const bytes = (tail.byteOffset + off) % width === 0 ? tail.subarray(off, off + size) : Buffer.from(tail.subarray(off, off + size));
     t.data = width === 4 ? new Float32Array(bytes.buffer, bytes.byteOffset, count) : new BigInt64Array(bytes.buffer, bytes.byteOffset, count);
     off += size;
   }
@@ -53,6 +55,16 @@ export function wantsBinaryOutput(parameters: Record<string, unknown> | undefine
 
 /** A response body: the JSON header, then the bytes of each output in header order (FP32, little-endian). */
 export function binaryResponse(header: { outputs: Array<Record<string, unknown>> }, outputs: Float32Array[]): { body: Buffer; headerLength: number } {
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
-  return { body: Buffer.concat([json, ...outputs.map((o) => Buffer.from(o.buffer, o.byteOffset, o.byteLength))]), headerLength: json.length };
+  const json = JSON.stringify(header);
+  const headerLength = Buffer.byteLength(json, 'utf8');
+  let size = headerLength;
+  for (const o of outputs) size += o.byteLength;
+  // One allocation: the header written in place, then each output's bytes.
+  const body = Buffer.allocUnsafe(size);
+  let off = body.write(json, 0, 'utf8');
+  for (const o of outputs) {
+    body.set(new Uint8Array(o.buffer, o.byteOffset, o.byteLength), off);
+    off += o.byteLength;
+  }
+  return { body, headerLength };
 }

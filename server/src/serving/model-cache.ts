@@ -171,17 +171,23 @@ export class ModelCache {
     return this.loading.has(ModelCache.key(model, version, variant));
   }
 
-  async get(model: string, version: number, variant: string = 'float32'): Promise<ServedModel> {
-    if (!isWeightsVariant(variant)) throw new AppError('FL_ERR_VARIANT_NOT_FOUND', { model, version, variant });
+  /** A loaded version, counted as used (most recently used in the LRU order); null when not loaded. */
+  use(model: string, version: number, variant: string = 'float32'): ServedModel | null {
     const key = ModelCache.key(model, version, variant);
     const hit = this.loaded.get(key);
-    if (hit) {
-      // Map order is recency order.
-      this.loaded.delete(key);
-      this.loaded.set(key, hit);
-      hit.lastUsed = Date.now();
-      return hit;
-    }
+    if (!hit) return null;
+    // Map order is recency order.
+    this.loaded.delete(key);
+    this.loaded.set(key, hit);
+    hit.lastUsed = Date.now();
+    return hit;
+  }
+
+  async get(model: string, version: number, variant: string = 'float32'): Promise<ServedModel> {
+    if (!isWeightsVariant(variant)) throw new AppError('FL_ERR_VARIANT_NOT_FOUND', { model, version, variant });
+    const hit = this.use(model, version, variant);
+    if (hit) return hit;
+    const key = ModelCache.key(model, version, variant);
     let p = this.loading.get(key);
     if (!p) {
       p = this.load(key, model, version, variant).finally(() => this.loading.delete(key));

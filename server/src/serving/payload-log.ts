@@ -3,13 +3,23 @@ import type { PayloadRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 
 /**
- * Whether a request id is sampled at `rate`: the first 32 bits of sha256(id) as a fraction in
- * [0, 1) below `rate`. Deterministic, so a given id is always in or always out (every node agrees).
+ * Whether a request id is sampled at `rate`: a 32-bit hash of the id (FNV-1a over its UTF-16
+ * code units, then MurmurHash3's finaliser to spread the bits) as a fraction in [0, 1) below
+ * `rate`. Deterministic, so a given id is always in or always out (every node agrees). Not a
+ * cryptographic hash: it runs on every request (sha256 here cost ~2% of the batched route's
+ * main thread), and whether a request is logged is no secret.
  */
 export function sampledId(requestId: string, rate: number): boolean {
   if (rate <= 0) return false;
   if (rate >= 1) return true;
-  return createHash('sha256').update(requestId).digest().readUInt32BE(0) / 2 ** 32 < rate;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < requestId.length; i++) h = Math.imul(h ^ requestId.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) / 2 ** 32 < rate;
 }
 
 /** A uniform fraction in [0, 1) from a string (sticky routing, shadow sampling). */

@@ -201,6 +201,24 @@ export class Serving {
     return served;
   }
 
+  /**
+   * What `load` would give without waiting: the loaded model of a target whose ref resolved within
+   * aliasTtlMs and whose batching needs no change; null otherwise (then `load`). Per request, it
+   * saves the promises of `load`, `resolveRef` and `cache.get`.
+   */
+  private loadedNow(model: string, target: Pick<Target, 'ref' | 'variant'>, rt: DeploymentRuntime | null): ServedModel | null {
+    const hit = this.resolved.get(`${model}\u0000${target.ref}`);
+    if (!hit || Date.now() - hit.at >= this.opts.aliasTtlMs) return null;
+    const served = this.cache.use(model, hit.version, target.variant);
+    if (!served || served.batcher.isClosed) return null;
+    if (rt?.record.batching) {
+      const { name, updatedAt } = rt.record;
+      const prev = this.configuredBy.get(served);
+      if (!prev || (prev.name === name ? prev.updatedAt !== updatedAt : updatedAt > prev.updatedAt)) return null;
+    }
+    return served;
+  }
+
   /** Load and warm every target of a deployment. */
   private async warm(rt: DeploymentRuntime): Promise<void> {
     await Promise.all(
@@ -287,7 +305,7 @@ export class Serving {
     }
     let served: ServedModel | null = null;
     try {
-      served = await this.load(model, target, rt);
+      served = this.loadedNow(model, target, rt) ?? (await this.load(model, target, rt));
       if (!rt && req.ref === undefined) this.servedLatest.add(model);
       const input = req.parse(served.io, this.opts.maxRowsPerRequest);
       // A version unloaded (LRU) between lookup and submit is loaded again, once.
