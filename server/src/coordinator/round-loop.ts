@@ -127,7 +127,14 @@ export class RoundLoop {
     await this.deps.store.saveRound(record);
     this.active = active;
     this.roundFence = this.deps.cluster?.fence(this.task.id);
-    await this.deps.cluster?.roundOpened(record, plan, active.uploads?.key.toString('base64'));
+    try {
+      await this.deps.cluster?.roundOpened(record, plan, active.uploads?.key.toString('base64'));
+    } catch (err) {
+      // Redis down as the round opens: the round fails (no device was instructed) instead of staying
+      // in flight without a deadline, which stalled the task for good; the next start waits a little.
+      await this.fail(`the round could not be announced to the cluster: ${String(err).slice(0, 200)}`, 2000);
+      return;
+    }
     const paths = artifactPaths(this.task.modelName, this.task.currentVersion);
     const clientPlan = this.strategy.configureClientPlan?.(round, clientPlanOf(plan)) ?? clientPlanOf(plan);
     if (plan.secureAggregation) {
@@ -276,7 +283,8 @@ export class RoundLoop {
     this.poke();
   }
 
-  protected async fail(reason: string): Promise<void> {
+  /** The round in flight fails; the next one may start after `retryMs`. */
+  protected async fail(reason: string, retryMs = 200): Promise<void> {
     const a = this.active;
     if (!a || a.state === 'done' || a.state === 'failed') return;
     this.clearTimer(a);
@@ -299,7 +307,7 @@ export class RoundLoop {
     if (a.round >= this.task.plan.maxRounds && this.task.state === 'running') await this.setState('done', `round cap ${this.task.plan.maxRounds} reached`);
     // Back off a little so a task with too few devices does not spin.
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.poke(), 200);
+    this.retryTimer = setTimeout(() => this.poke(), retryMs);
   }
 
   /** Stop timers; the coordinator is shutting down (state in the store is left as is, for resume). */
