@@ -112,7 +112,8 @@ describe('secure aggregation over real sockets with real training', () => {
     expect(masked.size).toBe(5);
     const cfg: SecAggClientConfig = clientPlanOf(runner.record.plan).secureAggregation!;
     for (const d of devices) {
-      const y = new Uint32Array(masked.get(d.client.deviceId!)!.slice().buffer);
+      // A copy into a fresh buffer: a Buffer's slice() is a view, and its .buffer may be a larger pool.
+      const y = new Uint32Array(new Uint8Array(masked.get(d.client.deviceId!)!).buffer);
       const q = encodeInput(d.deltas.get(1)!, d.examples, {}, cfg);
       let same = 0;
       for (let i = 0; i < q.length - 2; i++) if (y[i] === q[i]) same++;
