@@ -11,8 +11,9 @@
  * folded (no downloads; the CPU also covers round starts and commits), for (a) the HTTP upload
  * channel (`fit:upload` + PUT) and (b) the socket path (`fit:ready` + `fit:report`), alternating
  * which goes first, `--repeat` times each, on one coordinator; against raw loopback TCP moving the
- * same bytes and against bare net (HTTP parsed by hand), http, ws and socket.io servers receiving the same reports (each
- * answered by an ack) in the same run (bench/scale/transport-floor.ts). Prints every run, the
+ * same bytes and against bare net (HTTP parsed by hand), http, ws and socket.io servers receiving
+ * the same reports (each answered by an ack) in the same run (bench/scale/transport-floor.ts).
+ * Prints every run (with the coordinator's garbage-collection seconds, from its /metrics), the
  * medians, their ratios and the load average. `--cpu-prof DIR` profiles the coordinator.
  */
 import { loadavg } from 'node:os';
