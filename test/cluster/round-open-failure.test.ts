@@ -42,6 +42,10 @@ describe.skipIf(redisSkipReason !== null)('cluster leader whose round `open` can
     const dev = new ClusterDevice(() => [url], 0, 1, 't', TOKEN, c.getRunner('t').trainableLength);
     try {
       await until(() => dev.hellos === 1, 'the device admitted');
+      // The leader selects from its fleet mirror (filled by the device's join message, which goes
+      // through the very PUBLISH refused below): wait until it lists the device first.
+      const fleet = (app.flotilla.cluster as unknown as { fleet: { eligible(task: string): string[] } }).fleet;
+      await until(() => fleet.eligible('t').includes(dev.deviceId), 'the device in the leader\'s fleet mirror');
 
       await ctl.sendCommand(['ACL', 'SETUSER', 'default', '-publish']);
       const failed = nextEvent<{ state: string; round: number; failureReason?: string }>(c.events, 'round', (r) => r.state === 'failed', 60_000);
