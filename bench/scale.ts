@@ -5,14 +5,15 @@
  *   npx tsx bench/scale.ts connections [--devices 10000] [--loaders 4] [--idle-seconds 20]
  *   npx tsx bench/scale.ts rounds      [--devices 1000] [--rounds 3]     (mnist-mlp, ~200k params)
  *   npx tsx bench/scale.ts memory      [--sizes 100,300,1000] [--rounds 2] (wide-mlp, ~1M params)
- *   npx tsx bench/scale.ts ingest      [--devices 300] [--rounds 3] [--repeat 3] [--paths upload,socket] [--floors http,ws,socket.io] [--cpu-prof DIR] (mnist-mlp, reports only)
+ *   npx tsx bench/scale.ts ingest      [--devices 300] [--rounds 3] [--repeat 3] [--paths upload,socket] [--floors net,http,ws,socket.io] [--cpu-prof DIR] (mnist-mlp, reports only)
  *
  * `ingest` (issue 14 part 9): coordinator CPU seconds per GiB of reports received, validated and
  * folded (no downloads; the CPU also covers round starts and commits), for (a) the HTTP upload
  * channel (`fit:upload` + PUT) and (b) the socket path (`fit:ready` + `fit:report`), alternating
  * which goes first, `--repeat` times each, on one coordinator; against raw loopback TCP moving the
- * same bytes and against bare http, ws and socket.io servers receiving the same reports (each
- * answered by an ack) in the same run (bench/scale/transport-floor.ts). Prints every run, the
+ * same bytes and against bare net (HTTP parsed by hand), http, ws and socket.io servers receiving
+ * the same reports (each answered by an ack) in the same run (bench/scale/transport-floor.ts).
+ * Prints every run (with the coordinator's garbage-collection seconds, from its /metrics), the
  * medians, their ratios and the load average. `--cpu-prof DIR` profiles the coordinator.
  */
 import { loadavg } from 'node:os';
@@ -33,7 +34,7 @@ const { positionals, values } = parseArgs({
     'cpu-prof': { type: 'string' },
     repeat: { type: 'string', default: '3' },
     paths: { type: 'string', default: 'upload,socket' },
-    floors: { type: 'string', default: 'http,ws,socket.io' },
+    floors: { type: 'string', default: 'net,http,ws,socket.io' },
   },
 });
 const mode = positionals[0] ?? 'connections';
@@ -103,6 +104,13 @@ async function rawTcp(total: number, chunk: number): Promise<number> {
   });
 }
 
+/** Seconds the coordinator has spent in garbage collection so far (prom-client's nodejs_gc_duration_seconds, all kinds). */
+async function gcSeconds(s: ChildServer): Promise<number> {
+  const res = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.adminToken}` } });
+  const text = await res.text();
+  return [...text.matchAll(/^nodejs_gc_duration_seconds_sum\{[^}]*\} ([0-9.e+-]+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+}
+
 async function runRounds(s: ChildServer, preset: string, n: number, rounds: number, download: boolean, deltaFloats: number, id = 'scale', upload = false) {
   await admin(s, 'POST', '/api/v1/tasks', {
     id,
@@ -115,6 +123,7 @@ async function runRounds(s: ChildServer, preset: string, n: number, rounds: numb
   await Promise.all(ls.map((l) => l.connected));
   const rssBefore = s.rssBytes();
   const c0 = s.cpuSeconds();
+  const gc0 = await gcSeconds(s);
   await admin(s, 'POST', `/api/v1/tasks/${id}/start`);
   for (;;) {
     const t = await admin(s, 'GET', `/api/v1/tasks/${id}`);
@@ -122,10 +131,11 @@ async function runRounds(s: ChildServer, preset: string, n: number, rounds: numb
     await sleep(250);
   }
   const cpu = s.cpuSeconds() - c0;
+  const gc = (await gcSeconds(s)) - gc0;
   const { rounds: recs } = await admin(s, 'GET', `/api/v1/tasks/${id}/rounds?limit=100`);
   const reports = ls.flatMap((l) => l.reports);
   await closeLoaders(ls);
-  return { recs: (recs as any[]).reverse(), reports, cpu, rssBefore, peak: s.peakRssBytes() };
+  return { recs: (recs as any[]).reverse(), reports, cpu, gc, rssBefore, peak: s.peakRssBytes() };
 }
 
 async function roundsBench() {
@@ -192,17 +202,17 @@ async function ingestBench() {
   let reportsPerRun = 0;
   try {
     console.log(`ingest: mnist-mlp (${P} params, ${(size / MiB).toFixed(2)} MiB per f32 report), ${N} devices x ${R} rounds per run, ${K} runs per path; load average ${load0.map((x) => x.toFixed(1)).join(' ')}`);
-    console.log('run  path    reports  refused  MiB     coordinator CPU s  CPU s/GiB  MiB/s per core');
+    console.log('run  path    reports  refused  MiB     coordinator CPU s  CPU s/GiB  MiB/s per core  GC s (share of CPU)');
     for (let k = 0; k < K; k++) {
       const paths = values.paths!.split(',') as Array<'upload' | 'socket'>;
       for (const path of k % 2 === 0 ? paths : [...paths].reverse()) {
-        const { recs, reports, cpu } = await runRounds(s, 'mnist-mlp', N, R, false, P, `ingest-${path}-${k}`, path === 'upload');
+        const { recs, reports, cpu, gc } = await runRounds(s, 'mnist-mlp', N, R, false, P, `ingest-${path}-${k}`, path === 'upload');
         const reported = recs.reduce((a: number, r: any) => a + r.reported, 0);
         const refused = reports.filter((r) => !r.ok).length;
         const gib = (reported * size) / GiB;
         reportsPerRun = reported;
         perGiB[path].push(cpu / gib);
-        console.log(`${String(k + 1).padEnd(4)} ${path.padEnd(7)} ${String(reported).padStart(7)}  ${String(refused).padStart(7)}  ${((reported * size) / MiB).toFixed(0).padStart(4)}  ${cpu.toFixed(2).padStart(17)}  ${(cpu / gib).toFixed(2).padStart(9)}  ${(1024 / (cpu / gib)).toFixed(0).padStart(14)}`);
+        console.log(`${String(k + 1).padEnd(4)} ${path.padEnd(7)} ${String(reported).padStart(7)}  ${String(refused).padStart(7)}  ${((reported * size) / MiB).toFixed(0).padStart(4)}  ${cpu.toFixed(2).padStart(17)}  ${(cpu / gib).toFixed(2).padStart(9)}  ${(1024 / (cpu / gib)).toFixed(0).padStart(14)}  ${gc.toFixed(2).padStart(4)} (${((100 * gc) / cpu).toFixed(0)} %)`);
       }
     }
   } finally {
@@ -210,9 +220,9 @@ async function ingestBench() {
   }
   // The same reports through bare transports (bench/scale/transport-floor.ts), the coordinator's upload slots in flight.
   const slots = Math.max(2, Math.min(64, Math.floor((32 * MiB) / size)));
-  const floors: Record<string, number[]> = { http: [], ws: [], 'socket.io': [] };
+  const floors: Record<string, number[]> = { http: [], ws: [], 'socket.io': [], net: [] };
   for (let k = 0; k < K; k++) {
-    for (const kind of values.floors!.split(',').filter(Boolean) as Array<'http' | 'ws' | 'socket.io'>) floors[kind].push((await transportFloor(kind, N, reportsPerRun, size, slots)) / ((reportsPerRun * size) / GiB));
+    for (const kind of values.floors!.split(',').filter(Boolean) as Array<'http' | 'ws' | 'socket.io' | 'net'>) floors[kind].push((await transportFloor(kind, N, reportsPerRun, size, slots)) / ((reportsPerRun * size) / GiB));
   }
   const tcp = await rawTcp(N * size, size);
   const load1 = loadavg();
@@ -222,13 +232,15 @@ async function ingestBench() {
     ['(c) bare ws server', median(floors.ws)],
     ['(d) bare socket.io server', median(floors['socket.io'])],
     ['(e) bare Node http server (PUT), floor of (a)', median(floors.http)],
+    ['(f) bare net server parsing the PUTs by hand', median(floors.net)],
   ];
   console.log(`\nmedians of ${K} runs (${reportsPerRun} reports, ${((reportsPerRun * size) / MiB).toFixed(0)} MiB each):`);
   console.log('what                                            CPU s/GiB  MiB/s per core  runs (CPU s/GiB)');
-  const runs = [perGiB.upload, perGiB.socket, floors.ws, floors['socket.io'], floors.http];
+  const runs = [perGiB.upload, perGiB.socket, floors.ws, floors['socket.io'], floors.http, floors.net];
   rows.forEach(([what, v], i) => console.log(`${what.padEnd(47)} ${v.toFixed(2).padStart(9)}  ${(1024 / v).toFixed(0).padStart(14)}  ${runs[i].map((x) => x.toFixed(2)).join(' / ')}`));
-  const [a, b, c, d, e] = rows.map((r) => r[1]);
-  console.log(`ratios (CPU per GiB): upload / socket path = ${(a / b).toFixed(2)} (socket path / upload = ${(b / a).toFixed(2)}x); upload / bare http = ${(a / e).toFixed(2)}; socket path / bare socket.io = ${(b / d).toFixed(2)}; bare ws / bare http = ${(c / e).toFixed(2)}`);
+  const [a, b, c, d, e, f] = rows.map((r) => r[1]);
+  console.log(`ratios (CPU per GiB): upload / socket path = ${(a / b).toFixed(2)} (socket path / upload = ${(b / a).toFixed(2)}x); upload / bare http = ${(a / e).toFixed(2)}; upload / bare net = ${(a / f).toFixed(2)}; socket path / bare socket.io = ${(b / d).toFixed(2)}; bare ws / bare http = ${(c / e).toFixed(2)}; bare net / bare http = ${(f / e).toFixed(2)}`);
+  console.log(`target 500 MiB/s per core: bare net server ${1024 / f >= 500 ? 'reaches' : 'does not reach'} it (${(1024 / f).toFixed(0)} MiB/s per core), bare Node http ${1024 / e >= 500 ? 'reaches' : 'does not reach'} it (${(1024 / e).toFixed(0)})`);
   console.log(`target 500 MiB/s per core = ${(1024 / 500).toFixed(2)} CPU s/GiB: upload channel ${1024 / a >= 500 ? 'meets' : 'misses'} it (${(1024 / a).toFixed(0)} MiB/s per core)`);
   console.log(`raw loopback TCP, same run: ${(tcp / MiB).toFixed(0)} MiB/s (sender and receiver in one process)`);
   console.log(`load average at the start ${load0.map((x) => x.toFixed(1)).join(' ')}, at the end ${load1.map((x) => x.toFixed(1)).join(' ')}`);
