@@ -121,4 +121,20 @@ describe('OIP binary tensor data extension', () => {
     const both = { inputs: [{ ...header.inputs[0], data: a.flat() }] };
     for (let i = 0; i < 2; i++) expect((await post(binaryRequest(both, fp32le(a.flat())))).json().code).toBe('FL_ERR_SERVING_BAD_INPUT');
   });
+
+  it('a binary answer\'s header says what the JSON answer says, with binary_data_size for data', async () => {
+    const rows = rowsOf(2);
+    const input = { name: 'hidden_input', shape: [2, 8], datatype: 'FP32', parameters: { binary_data_size: 64 } };
+    const asJson = await post(binaryRequest({ id: 'same "q" \\ x', inputs: [input] }, fp32le(rows.flat())));
+    const asBinary = await post(binaryRequest({ id: 'same "q" \\ x', inputs: [input], parameters: { binary_data_output: true } }, fp32le(rows.flat())));
+    expect(asJson.statusCode).toBe(200);
+    expect(asBinary.statusCode).toBe(200);
+    const n = Number(asBinary.headers['inference-header-content-length']);
+    const text = asBinary.rawPayload.subarray(0, n).toString('utf8');
+    const head = JSON.parse(text);
+    // Canonical JSON (what JSON.stringify writes) of the JSON answer, its data swapped for sizes.
+    const json = asJson.json();
+    expect(text).toBe(JSON.stringify({ ...json, outputs: json.outputs.map((o: { data: number[] }) => ({ ...o, data: undefined, parameters: { binary_data_size: o.data.length * 4 } })) }));
+    expect(head.id).toBe('same "q" \\ x');
+  });
 });

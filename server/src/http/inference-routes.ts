@@ -246,25 +246,23 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
     });
     servedHeaders(reply, res);
     const io = res.io;
-    const parameters = res.deployment ? { model: res.model, variant: res.variant, deployment: res.deployment } : { model: res.model, variant: res.variant };
+    const parameters: Record<string, string> = res.deployment ? { model: res.model, variant: res.variant, deployment: res.deployment } : { model: res.model, variant: res.variant };
     // The outputs the request names (all when it names none), each in the model's order.
     const asked = body.outputs?.length ? io.outputs.filter((t) => body.outputs!.some((o) => o.name === t.name)) : io.outputs;
     const blocks = unpackRows(res.output, io.outputs, io.outWidth, res.rows);
-    const binary = wantsBinaryOutput(body.parameters, body.outputs);
-    const outputs = new Array<Record<string, unknown>>(asked.length);
     const data = new Array<Float32Array>(asked.length);
+    const shapes = new Array<number[]>(asked.length);
     for (let i = 0; i < asked.length; i++) {
-      const t = asked[i];
-      data[i] = blocks[io.outputs.indexOf(t)];
-      const shape = [res.rows, ...t.shape];
-      outputs[i] = binary ? { name: t.name, datatype: 'FP32', shape, parameters: { binary_data_size: data[i].byteLength } } : { name: t.name, datatype: 'FP32', shape, data: Array.from(data[i]) };
+      data[i] = blocks[io.outputs.indexOf(asked[i])];
+      shapes[i] = [res.rows, ...asked[i].shape];
     }
-    const answer = { model_name: name, model_version: String(res.version), id, parameters, outputs };
-    if (binary) {
-      const bin = binaryResponse(answer, data);
+    const version = String(res.version);
+    if (wantsBinaryOutput(body.parameters, body.outputs)) {
+      const bin = binaryResponse({ model_name: name, model_version: version, id, parameters }, asked.map((t, i) => ({ name: t.name, shape: shapes[i] })), data);
       return reply.type('application/octet-stream').header(HEADER_LENGTH, String(bin.headerLength)).send(bin.body);
     }
-    return answer;
+    const outputs = asked.map((t, i) => ({ name: t.name, datatype: 'FP32', shape: shapes[i], data: Array.from(data[i]) }));
+    return { model_name: name, model_version: version, id, parameters, outputs };
   };
 
   // Bodies, parameters and queries are checked by infer-validation.ts's fast path, else by zod.
