@@ -22,6 +22,7 @@
  *
  *   node --import ./scripts/dev-loader.mjs bench/serving.ts [--concurrency 1,4,16,64,256] [--seconds 1.5] [--warmup 0.5] [--repeats 3]
  *     [--max-batch 64] [--delay-ms 5] [--chart docs/serving-throughput.svg] [--only empty,unbatched,batched,...]
+ *     [--profile server.cpuprofile]
  *
  * The server runs in this process; the load generator runs in a child process with keep-alive
  * HTTP/1.1 connections, one per concurrent client. Each client sends a one-row request, waits for
@@ -31,6 +32,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
+import { Session } from 'node:inspector';
 import Fastify from 'fastify';
 import { io } from 'socket.io-client';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -57,6 +59,7 @@ const { values } = parseArgs({
     student: { type: 'string', default: 'mlp:32' },
     'distill-rows': { type: 'string', default: '3000' },
     only: { type: 'string' },
+    profile: { type: 'string' },
   },
 });
 const levels = values.concurrency!.split(',').map(Number);
@@ -309,6 +312,7 @@ async function main(): Promise<void> {
   for (const c of cnnLevels) for (const name of ['cnn', 'cnn-inst1', 'cnn-inst2']) phases.push({ key: name, conc: c, port: srv, path: `/v2/models/${name}/infer`, body: () => cnnBody, time: cnnTime });
 
   const selected = phases.filter((p) => !only || only.has(p.key));
+  const profiler = values.profile ? await startProfile() : null;
   const results = new Map<string, PhaseResult[]>();
   const heartbeats: Record<string, number[][]> = { idle: [], 'main thread busy': [], '2 instances busy': [] };
   const repeats = Number(values.repeats);
@@ -324,6 +328,10 @@ async function main(): Promise<void> {
       heartbeats['2 instances busy'].push(await heartbeatRtts(port, app.flotilla.deviceToken, runLoad(port, '/v2/models/inst2/infer', jsonBody, 64)));
     }
     console.log(`repeat ${rep + 1}/${repeats} done`);
+  }
+  if (profiler) {
+    writeFileSync(values.profile!, JSON.stringify(await profiler()));
+    console.log(`CPU profile of this (the server's) main thread over the phases: ${values.profile}`);
   }
 
   const med = (key: string, conc: number) => {
@@ -407,6 +415,20 @@ async function main(): Promise<void> {
   }
   await empty.close();
   await app.close();
+}
+
+/** Starts the V8 CPU profiler on this thread; the returned function stops it and gives the profile (a .cpuprofile's JSON). */
+async function startProfile(): Promise<() => Promise<object>> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) => new Promise<unknown>((resolve, reject) => session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res))));
+  await post('Profiler.enable');
+  await post('Profiler.start');
+  return async () => {
+    const { profile } = (await post('Profiler.stop')) as { profile: object };
+    session.disconnect();
+    return profile;
+  };
 }
 
 /** Heartbeat round trips of one device on the server while `load` (if any) runs. */

@@ -99,4 +99,42 @@ describe('OIP binary tensor data extension', () => {
     const json = await h.call({ method: 'POST', url: '/v2/models/tiny/infer', json: { inputs: [tensor()] } });
     expect(json.status).toBe(400);
   });
+
+  it('answers each request from its own bytes when clients repeat the same header (parsed headers are shared)', async () => {
+    const header = { inputs: [{ name: 'hidden_input', shape: [2, 8], datatype: 'FP32', parameters: { binary_data_size: 64 } }], outputs: [{ name: 'logits', parameters: { binary_data: true } }] };
+    const a = rowsOf(2);
+    const b = a.map((r) => r.map((x) => 1 - x));
+    // A refused request first: a body too short for the (same) header changes nothing for the next ones.
+    const short = await post(binaryRequest(header, fp32le(a.flat()).subarray(0, 60)));
+    expect(short.statusCode).toBe(400);
+    expect(short.json().code).toBe('FL_ERR_SERVING_BAD_INPUT');
+    const read = (res: Awaited<ReturnType<typeof post>>) => {
+      const n = Number(res.headers['inference-header-content-length']);
+      return Array.from({ length: 6 }, (_, i) => res.rawPayload.readFloatLE(n + i * 4));
+    };
+    const [ra, rb, ra2] = await Promise.all([post(binaryRequest(header, fp32le(a.flat()))), post(binaryRequest(header, fp32le(b.flat()))), post(binaryRequest(header, fp32le(a.flat())))]);
+    for (const r of [ra, rb, ra2]) expect(r.statusCode).toBe(200);
+    expectClose(read(ra), (await referencePredict(published.spec, published.weights[0], a)).flat());
+    expectClose(read(rb), (await referencePredict(published.spec, published.weights[0], b)).flat());
+    expectClose(read(ra2), read(ra));
+    // A header naming data and binary bytes for one input is refused every time it is sent.
+    const both = { inputs: [{ ...header.inputs[0], data: a.flat() }] };
+    for (let i = 0; i < 2; i++) expect((await post(binaryRequest(both, fp32le(a.flat())))).json().code).toBe('FL_ERR_SERVING_BAD_INPUT');
+  });
+
+  it('a binary answer\'s header says what the JSON answer says, with binary_data_size for data', async () => {
+    const rows = rowsOf(2);
+    const input = { name: 'hidden_input', shape: [2, 8], datatype: 'FP32', parameters: { binary_data_size: 64 } };
+    const asJson = await post(binaryRequest({ id: 'same "q" \\ x', inputs: [input] }, fp32le(rows.flat())));
+    const asBinary = await post(binaryRequest({ id: 'same "q" \\ x', inputs: [input], parameters: { binary_data_output: true } }, fp32le(rows.flat())));
+    expect(asJson.statusCode).toBe(200);
+    expect(asBinary.statusCode).toBe(200);
+    const n = Number(asBinary.headers['inference-header-content-length']);
+    const text = asBinary.rawPayload.subarray(0, n).toString('utf8');
+    const head = JSON.parse(text);
+    // Canonical JSON (what JSON.stringify writes) of the JSON answer, its data swapped for sizes.
+    const json = asJson.json();
+    expect(text).toBe(JSON.stringify({ ...json, outputs: json.outputs.map((o: { data: number[] }) => ({ ...o, data: undefined, parameters: { binary_data_size: o.data.length * 4 } })) }));
+    expect(head.id).toBe('same "q" \\ x');
+  });
 });

@@ -4,11 +4,11 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, ERROR_REGISTRY, type ErrorCode } from '../errors.js';
 import { SERVED_VARIANTS } from '../registry/variants.js';
-import { HEADER_LENGTH, attachBinaryInputs, binaryResponse, splitBinaryBody, wantsBinaryOutput } from '../serving/binary-tensors.js';
-import { checkOipOutputs, parseOipInputs } from '../serving/infer-input.js';
+import { HEADER_LENGTH, binaryInputs, binaryResponse, splitBinaryBody, wantsBinaryOutput } from '../serving/binary-tensors.js';
+import { checkOipOutputs, parseOipInputs, type OipTensor } from '../serving/infer-input.js';
 import { parseInferJson } from '../serving/infer-json.js';
 import { unpackRows } from '../serving/model-io.js';
-import type { InferResult, Serving } from '../serving/serving.js';
+import type { InferRequest, InferResult, Serving } from '../serving/serving.js';
 import { requireRole, type AuthConfig } from './auth.js';
 import { HEADER_SAFE, RequestId } from './ids.js';
 import { inferValidatorCompiler } from './infer-validation.js';
@@ -92,6 +92,18 @@ export function servedHeaders(reply: FastifyReply, res: InferResult): void {
   reply.header('x-model-name', res.model).header('x-model-version', String(res.version)).header('x-request-id', res.requestId);
   if (res.variant !== 'float32') reply.header('x-model-variant', res.variant);
   if (res.deployment) reply.header('x-deployment', res.deployment);
+}
+
+/**
+ * The `parse` of an OIP inference request. A returned closure, not one written as a named
+ * property per request: the TypeScript loader the benchmarks run under (tsx) names every named
+ * closure with a defineProperty call each time one is made.
+ */
+function oipParser(inputs: OipTensor[], outputs: Array<{ name: string }> | undefined): InferRequest['parse'] {
+  return (io, maxRows) => {
+    checkOipOutputs(outputs, io);
+    return parseOipInputs(inputs, io, maxRows);
+  };
 }
 
 /** Request decorator holding a binary body's tensor bytes (inferenceRoutes). */
@@ -219,8 +231,9 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
   const infer = async (req: FastifyRequest, reply: FastifyReply, name: string, body: z.infer<typeof InferBody>, ref?: string, variant?: string) => {
     const id = requestIdOf(req, body.id);
     const tail = (req as WithTail)[BINARY_TAIL];
-    if (tail) attachBinaryInputs(body.inputs, tail);
-    else if (body.inputs.some((t) => t.parameters?.binary_data_size !== undefined)) {
+    // A binary body's header may be shared with other requests (binary-tensors.ts): read, never changed.
+    const inputs = tail ? binaryInputs(body.inputs, tail) : body.inputs;
+    if (!tail && inputs.some((t) => t.parameters?.binary_data_size !== undefined)) {
       throw new AppError('FL_ERR_SERVING_BAD_INPUT', { why: `binary_data_size needs an application/octet-stream body with ${HEADER_LENGTH}` });
     }
     const res = await serving.infer({
@@ -229,32 +242,27 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
       variant: variant ?? (typeof body.parameters?.variant === 'string' ? body.parameters.variant : undefined),
       requestId: id,
       routingKey: routingKeyOf(req, body.parameters?.routing_key),
-      parse: (io, maxRows) => {
-        checkOipOutputs(body.outputs, io);
-        return parseOipInputs(body.inputs, io, maxRows);
-      },
+      parse: oipParser(inputs, body.outputs),
     });
     servedHeaders(reply, res);
     const io = res.io;
-    const parameters = res.deployment ? { model: res.model, variant: res.variant, deployment: res.deployment } : { model: res.model, variant: res.variant };
+    const parameters: Record<string, string> = res.deployment ? { model: res.model, variant: res.variant, deployment: res.deployment } : { model: res.model, variant: res.variant };
     // The outputs the request names (all when it names none), each in the model's order.
     const asked = body.outputs?.length ? io.outputs.filter((t) => body.outputs!.some((o) => o.name === t.name)) : io.outputs;
     const blocks = unpackRows(res.output, io.outputs, io.outWidth, res.rows);
-    const binary = wantsBinaryOutput(body.parameters, body.outputs);
-    const outputs = new Array<Record<string, unknown>>(asked.length);
     const data = new Array<Float32Array>(asked.length);
+    const shapes = new Array<number[]>(asked.length);
     for (let i = 0; i < asked.length; i++) {
-      const t = asked[i];
-      data[i] = blocks[io.outputs.indexOf(t)];
-      const shape = [res.rows, ...t.shape];
-      outputs[i] = binary ? { name: t.name, datatype: 'FP32', shape, parameters: { binary_data_size: data[i].byteLength } } : { name: t.name, datatype: 'FP32', shape, data: Array.from(data[i]) };
+      data[i] = blocks[io.outputs.indexOf(asked[i])];
+      shapes[i] = [res.rows, ...asked[i].shape];
     }
-    const answer = { model_name: name, model_version: String(res.version), id, parameters, outputs };
-    if (binary) {
-      const bin = binaryResponse(answer, data);
+    const version = String(res.version);
+    if (wantsBinaryOutput(body.parameters, body.outputs)) {
+      const bin = binaryResponse({ model_name: name, model_version: version, id, parameters }, asked.map((t, i) => ({ name: t.name, shape: shapes[i] })), data);
       return reply.type('application/octet-stream').header(HEADER_LENGTH, String(bin.headerLength)).send(bin.body);
     }
-    return answer;
+    const outputs = asked.map((t, i) => ({ name: t.name, datatype: 'FP32', shape: shapes[i], data: Array.from(data[i]) }));
+    return { model_name: name, model_version: version, id, parameters, outputs };
   };
 
   // Bodies, parameters and queries are checked by infer-validation.ts's fast path, else by zod.

@@ -14,23 +14,59 @@ const BYTES: Record<string, number> = { FP32: 4, INT64: 8 };
 
 const bad = (why: string, details: Record<string, unknown> = {}) => new AppError('FL_ERR_SERVING_BAD_INPUT', { why, ...details });
 
-/** Split a binary request body into its JSON header (parsed) and the binary tail. */
+/**
+ * Parsed inference headers by their exact bytes: a client sends the same header with every
+ * request of one shape, and parsing it again cost more than the rest of the binary path (a CPU
+ * profile of the batched route, docs/serving.md). A cached header is deeply frozen and shared by
+ * every request that sends those bytes, so nothing downstream may change it (binaryInputs
+ * returns new tensors instead). Bounded: headers up to HEADER_CACHE_BYTES, at most
+ * HEADER_CACHE_ENTRIES of them (emptied when full); headers that are not JSON are never cached,
+ * so they are refused the same way every time.
+ */
+const HEADER_CACHE_BYTES = 4096;
+const HEADER_CACHE_ENTRIES = 64;
+const headers = new Map<string, unknown>();
+
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+  }
+  return v;
+}
+
+/** Split a binary request body into its JSON header (parsed, deeply frozen) and the binary tail. */
 export function splitBinaryBody(body: Buffer, headerLength: unknown): { header: unknown; tail: Buffer } {
   const n = typeof headerLength === 'string' && /^[0-9]{1,10}$/.test(headerLength) ? Number(headerLength) : NaN;
   if (!Number.isInteger(n) || n < 2 || n > body.length) throw bad(`${HEADER_LENGTH} must be the byte length of the JSON header within the body`, { got: headerLength ?? null, bodyBytes: body.length });
-  let header: unknown;
-  try {
-    header = JSON.parse(body.subarray(0, n).toString('utf8'));
-  } catch {
-    throw bad('the inference header is not JSON');
+  // latin1 maps bytes to chars one to one: equal keys are equal bytes.
+  const key = n <= HEADER_CACHE_BYTES ? body.toString('latin1', 0, n) : null;
+  let header = key === null ? undefined : headers.get(key);
+  if (header === undefined) {
+    try {
+      header = deepFreeze(JSON.parse(body.toString('utf8', 0, n)));
+    } catch {
+      throw bad('the inference header is not JSON');
+    }
+    if (key !== null) {
+      if (headers.size >= HEADER_CACHE_ENTRIES) headers.clear();
+      headers.set(key, header);
+    }
   }
   return { header, tail: body.subarray(n) };
 }
 
-/** Replace each binary input's data by a typed array read from `tail`; every byte must be used. */
-export function attachBinaryInputs(inputs: OipTensor[], tail: Buffer): void {
+/**
+ * `inputs` with each binary input's data read from `tail` (a typed array of the declared type),
+ * as new tensor objects: `inputs` (possibly a shared cached header's) is left as it is. Every
+ * byte of `tail` must be used.
+ */
+export function binaryInputs(inputs: readonly OipTensor[], tail: Buffer): OipTensor[] {
   let off = 0;
-  for (const t of inputs) {
+  const out = new Array<OipTensor>(inputs.length);
+  for (let i = 0; i < inputs.length; i++) {
+    const t = inputs[i];
+    out[i] = t;
     const size = t.parameters?.binary_data_size;
     if (size === undefined) continue;
     if (t.data !== undefined) throw bad('an input has both data and binary_data_size', { input: t.name });
@@ -40,12 +76,15 @@ export function attachBinaryInputs(inputs: OipTensor[], tail: Buffer): void {
     if (size !== count * width) throw bad('binary_data_size does not match shape and datatype', { input: t.name, expected: count * width, got: size });
     if (off + size > tail.length) throw bad('the body holds fewer binary bytes than the inputs declare', { input: t.name, available: tail.length - off, needed: size });
     // A view of the body where it is aligned for the type (the body lives until the request is
-    // answered, and nothing here keeps it longer); else an aligned copy.
+    // answered, and nothing here keeps it longer); else an aligned copy (Buffer.from: small ones
+    // come from Node's buffer pool, 8-byte aligned, not a new zeroed allocation each).
     const bytes = (tail.byteOffset + off) % width === 0 ? tail.subarray(off, off + size) : Buffer.from(tail.subarray(off, off + size));
-    t.data = width === 4 ? new Float32Array(bytes.buffer, bytes.byteOffset, count) : new BigInt64Array(bytes.buffer, bytes.byteOffset, count);
+    const data = width === 4 ? new Float32Array(bytes.buffer, bytes.byteOffset, count) : new BigInt64Array(bytes.buffer, bytes.byteOffset, count);
+    out[i] = { name: t.name, shape: t.shape, datatype: t.datatype, parameters: t.parameters, data };
     off += size;
   }
   if (off !== tail.length) throw bad('the body holds more binary bytes than the inputs declare', { declared: off, got: tail.length });
+  return out;
 }
 
 /** Whether the response should carry the output as binary. */
@@ -53,16 +92,37 @@ export function wantsBinaryOutput(parameters: Record<string, unknown> | undefine
   return parameters?.binary_data_output === true || (outputs ?? []).some((o) => o.parameters?.binary_data === true);
 }
 
-/** A response body: the JSON header, then the bytes of each output in header order (FP32, little-endian). */
-export function binaryResponse(header: { outputs: Array<Record<string, unknown>> }, outputs: Float32Array[]): { body: Buffer; headerLength: number } {
-  const json = JSON.stringify(header);
+/** What a binary response's JSON header says besides its outputs (the OIP response fields). */
+export interface BinaryAnswer {
+  model_name: string;
+  model_version: string;
+  id: string;
+  parameters: Record<string, string>;
+}
+
+const q = JSON.stringify;
+
+/**
+ * A response body: the JSON header, then the bytes of each output in header order (FP32,
+ * little-endian). The header is exactly JSON.stringify of `{ ...answer, outputs: [{ name,
+ * datatype: 'FP32', shape, parameters: { binary_data_size } }, ...] }`, written by hand: a CPU
+ * profile of the batched binary route had the generic JSON.stringify of that object among its
+ * largest items (docs/serving.md). `shape` holds integers.
+ */
+export function binaryResponse(answer: BinaryAnswer, outputs: ReadonlyArray<{ name: string; shape: readonly number[] }>, data: readonly Float32Array[]): { body: Buffer; headerLength: number } {
+  let json = `{"model_name":${q(answer.model_name)},"model_version":${q(answer.model_version)},"id":${q(answer.id)},"parameters":${q(answer.parameters)},"outputs":[`;
+  let size = 0;
+  for (let i = 0; i < outputs.length; i++) {
+    const bytes = data[i].byteLength;
+    size += bytes;
+    json += `${i ? ',' : ''}{"name":${q(outputs[i].name)},"datatype":"FP32","shape":[${outputs[i].shape.join(',')}],"parameters":{"binary_data_size":${bytes}}}`;
+  }
+  json += ']}';
   const headerLength = Buffer.byteLength(json, 'utf8');
-  let size = headerLength;
-  for (const o of outputs) size += o.byteLength;
   // One allocation: the header written in place, then each output's bytes.
-  const body = Buffer.allocUnsafe(size);
+  const body = Buffer.allocUnsafe(headerLength + size);
   let off = body.write(json, 0, 'utf8');
-  for (const o of outputs) {
+  for (const o of data) {
     body.set(new Uint8Array(o.buffer, o.byteOffset, o.byteLength), off);
     off += o.byteLength;
   }
