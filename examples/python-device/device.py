@@ -36,8 +36,15 @@ GIVE_UP = {
 }
 
 
+_SAY = threading.Lock()
+
+
 def say(line):
-    print(line, flush=True)
+    """One whole line per call: socket.io callbacks run on other threads, and print() writes the
+    text and its newline separately, so two threads' lines could run together."""
+    with _SAY:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def local_data(input_size, num_classes, n, seed):
