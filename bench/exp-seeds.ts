@@ -16,9 +16,9 @@ import { parseArgs } from 'node:util';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { renderAccuracyChart } from '../simulator/src/svg-chart.js';
-import { spread } from '../simulator/src/sweep/metric.js';
+import { metricName, spread } from '../simulator/src/sweep/metric.js';
 import { renderSpreadChart } from '../simulator/src/sweep/spread-chart.js';
-import { loadRuns, markdownTable, roundsTo, type RunOutcome } from './exp-common.js';
+import { loadRuns, markdownTable, reachText, roundsTo, type RunOutcome } from './exp-common.js';
 
 const { values } = parseArgs({
   options: {
@@ -56,8 +56,8 @@ function configLabel(r: Run): string {
   return [r.strategy, ...params].join(' ');
 }
 
-const pctText = (t: number) => `${Number((t * 100).toFixed(2))}%`;
-const lastRound = (r: Run) => r.rounds.at(-1)?.round ?? 0;
+/** "rounds to 97%", worded as the sweep tool words its metric. */
+const roundsToText = (t: number) => metricName({ kind: 'rounds-to', target: t });
 const sections: string[] = [];
 const files: Record<string, string> = {};
 const partitions = [...new Set(runs.map((r) => r.partition))].sort().reverse();
@@ -76,12 +76,12 @@ for (const p of partitions) {
         const rr = roundsTo(r, t);
         return rb !== null && rr !== null ? [rb / rr] : [];
       });
-      const perSeed = rs.map((r) => `s${r.seed}: ${roundsTo(r, t) ?? `not by ${lastRound(r)}`}`).join(', ');
+      const perSeed = rs.map((r) => `s${r.seed}: ${reachText(r, t)}`).join(', ');
       return { s, label: configLabel(rs[0]), st, reached: reached.length, ran: rs.length, ratios, perSeed, values: reached };
     });
     rows.sort((a, b) => b.reached / b.ran - a.reached / a.ran || (a.st?.mean ?? Infinity) - (b.st?.mean ?? Infinity));
     const table = markdownTable(
-      ['configuration', `rounds to ${pctText(t)}: mean`, 'std', 'min-max', 'seeds reached', 'per seed', `${baseline} / this, paired by seed (mean [min-max])`],
+      ['configuration', `${roundsToText(t)}: mean`, 'std', 'min-max', 'seeds reached', 'per seed', `${baseline} / this, paired by seed (mean [min-max])`],
       rows.map((r) => {
         const q = spread(r.ratios);
         return [
@@ -95,13 +95,13 @@ for (const p of partitions) {
         ];
       }),
     );
-    sections.push(`### ${p}: rounds to ${pctText(t)} (seeds ${seeds.join(', ')})\n\n${table}`);
+    sections.push(`### ${p}: ${roundsToText(t)} (seeds ${seeds.join(', ')})\n\n${table}`);
     if (t === thresholds[thresholds.length - 1]) {
       const svg = `${values.name}-${p}-spread.svg`;
       files[svg] = renderSpreadChart({
-        title: `${p}: rounds to ${pctText(t)}, mean and range over seeds`,
+        title: `${p}: ${roundsToText(t)}, mean and range over seeds`,
         subtitle: `seeds ${seeds.join(', ')}; dots: each seed that reached it; lower is better`,
-        xLabel: `rounds to ${pctText(t)}`,
+        xLabel: roundsToText(t),
         percent: false,
         rows: rows.filter((r) => r.st).map((r) => ({ label: `${r.label} (${r.reached}/${r.ran})`, mean: r.st!.mean, min: r.st!.min, max: r.st!.max, values: r.values })),
       });
@@ -128,8 +128,8 @@ from these saved runs (partition / strategy / seed: file):
 
 ${runs.map((r) => `- ${r.partition} / ${r.strategy} / seed ${r.seed}: \`${r.file}\` (${r.rounds.length} rounds, ${r.stopReason ?? 'stopped'})`).join('\n')}
 
-Mean, standard deviation and range are over the seeds that reached the threshold; "not by N" means the
-run ended at round N (its cap, or it was stopped) without reaching it. The last column divides the
+Mean, standard deviation and range are over the seeds that reached the threshold; "not reached by round N"
+means the run ended at round N (its cap, or it was stopped) without reaching it. The last column divides the
 baseline's rounds by the strategy's on the same seed (above 1: the strategy needed fewer rounds).
 
 ${sections.join('\n')}`;
