@@ -5,12 +5,14 @@
  *   npx tsx bench/scale.ts connections [--devices 10000] [--loaders 4] [--idle-seconds 20]
  *   npx tsx bench/scale.ts rounds      [--devices 1000] [--rounds 3]     (mnist-mlp, ~200k params)
  *   npx tsx bench/scale.ts memory      [--sizes 100,300,1000] [--rounds 2] (wide-mlp, ~1M params)
- *   npx tsx bench/scale.ts ingest      [--devices 300] [--rounds 3] [--repeat 3] [--paths upload,socket] [--floors net,http,ws,socket.io] [--cpu-prof DIR] (mnist-mlp, reports only)
+ *   npx tsx bench/scale.ts ingest      [--devices 300] [--rounds 3] [--repeat 3] [--paths direct,upload,socket] [--floors net,http,ws,socket.io] [--cpu-prof DIR] (mnist-mlp, reports only)
  *
  * `ingest` (issue 14 part 9): coordinator CPU seconds per GiB of reports received, validated and
  * folded (no downloads; the CPU also covers round starts and commits), for (a) the HTTP upload
- * channel (`fit:upload` + PUT) and (b) the socket path (`fit:ready` + `fit:report`), alternating
- * which goes first, `--repeat` times each, on one coordinator; against raw loopback TCP moving the
+ * channel (`fit:upload` + PUT) read by the dedicated receiver (`direct`: http/upload-connection.ts),
+ * (a') the same PUTs read by the fastify route (`upload`) and (b) the socket path (`fit:ready` +
+ * `fit:report`), alternating which goes first, `--repeat` times each, on two coordinator processes
+ * (one per receiver; the socket path on the fastify one); against raw loopback TCP moving the
  * same bytes and against bare net (HTTP parsed by hand), http, ws and socket.io servers receiving
  * the same reports (each answered by an ack) in the same run (bench/scale/transport-floor.ts).
  * Prints every run (with the coordinator's garbage-collection seconds, from its /metrics), the
@@ -33,7 +35,7 @@ const { positionals, values } = parseArgs({
     'idle-seconds': { type: 'string', default: '20' },
     'cpu-prof': { type: 'string' },
     repeat: { type: 'string', default: '3' },
-    paths: { type: 'string', default: 'upload,socket' },
+    paths: { type: 'string', default: 'direct,upload,socket' },
     floors: { type: 'string', default: 'net,http,ws,socket.io' },
   },
 });
@@ -196,17 +198,21 @@ async function ingestBench() {
   const size = 12 + 4 * P;
   const prof = values['cpu-prof'];
   const load0 = loadavg();
-  const s = await startChildServer({ env: FLEET_ENV, ...(prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {}) });
+  const nodeArgs = prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {};
+  // One coordinator per receiver, both up for the whole run; the paths alternate between them.
+  const direct = await startChildServer({ env: { ...FLEET_ENV, FLOTILLA_REPORT_RECEIVER: 'direct' }, ...nodeArgs });
+  const route = await startChildServer({ env: { ...FLEET_ENV, FLOTILLA_REPORT_RECEIVER: 'fastify' }, ...nodeArgs });
+  const serverFor = (path: string) => (path === 'direct' ? direct : route);
   const GiB = 2 ** 30;
-  const perGiB: Record<string, number[]> = { upload: [], socket: [] };
+  const perGiB: Record<string, number[]> = { direct: [], upload: [], socket: [] };
   let reportsPerRun = 0;
   try {
     console.log(`ingest: mnist-mlp (${P} params, ${(size / MiB).toFixed(2)} MiB per f32 report), ${N} devices x ${R} rounds per run, ${K} runs per path; load average ${load0.map((x) => x.toFixed(1)).join(' ')}`);
     console.log('run  path    reports  refused  MiB     coordinator CPU s  CPU s/GiB  MiB/s per core  GC s (share of CPU)');
     for (let k = 0; k < K; k++) {
-      const paths = values.paths!.split(',') as Array<'upload' | 'socket'>;
+      const paths = values.paths!.split(',') as Array<'direct' | 'upload' | 'socket'>;
       for (const path of k % 2 === 0 ? paths : [...paths].reverse()) {
-        const { recs, reports, cpu, gc } = await runRounds(s, 'mnist-mlp', N, R, false, P, `ingest-${path}-${k}`, path === 'upload');
+        const { recs, reports, cpu, gc } = await runRounds(serverFor(path), 'mnist-mlp', N, R, false, P, `ingest-${path}-${k}`, path !== 'socket');
         const reported = recs.reduce((a: number, r: any) => a + r.reported, 0);
         const refused = reports.filter((r) => !r.ok).length;
         const gib = (reported * size) / GiB;
@@ -216,7 +222,8 @@ async function ingestBench() {
       }
     }
   } finally {
-    await s.stop();
+    await direct.stop();
+    await route.stop();
   }
   // The same reports through bare transports (bench/scale/transport-floor.ts), the coordinator's upload slots in flight.
   const slots = Math.max(2, Math.min(64, Math.floor((32 * MiB) / size)));
@@ -227,7 +234,8 @@ async function ingestBench() {
   const tcp = await rawTcp(N * size, size);
   const load1 = loadavg();
   const rows: Array<[string, number]> = [
-    ['(a) coordinator, upload channel (PUT)', median(perGiB.upload)],
+    ['(a) coordinator, upload channel, direct receiver', median(perGiB.direct)],
+    ["(a') coordinator, upload channel, fastify route", median(perGiB.upload)],
     ['(b) coordinator, socket path (fit:report)', median(perGiB.socket)],
     ['(c) bare ws server', median(floors.ws)],
     ['(d) bare socket.io server', median(floors['socket.io'])],
@@ -236,12 +244,14 @@ async function ingestBench() {
   ];
   console.log(`\nmedians of ${K} runs (${reportsPerRun} reports, ${((reportsPerRun * size) / MiB).toFixed(0)} MiB each):`);
   console.log('what                                            CPU s/GiB  MiB/s per core  runs (CPU s/GiB)');
-  const runs = [perGiB.upload, perGiB.socket, floors.ws, floors['socket.io'], floors.http, floors.net];
+  const runs = [perGiB.direct, perGiB.upload, perGiB.socket, floors.ws, floors['socket.io'], floors.http, floors.net];
   rows.forEach(([what, v], i) => console.log(`${what.padEnd(47)} ${v.toFixed(2).padStart(9)}  ${(1024 / v).toFixed(0).padStart(14)}  ${runs[i].map((x) => x.toFixed(2)).join(' / ')}`));
-  const [a, b, c, d, e, f] = rows.map((r) => r[1]);
+  const [a2, a, b, c, d, e, f] = rows.map((r) => r[1]);
+  console.log(`direct receiver / fastify route (CPU per GiB, new / old) = ${(a2 / a).toFixed(2)} (${(a / a2).toFixed(2)}x the throughput per core); direct / bare net = ${(a2 / f).toFixed(2)}; direct / bare http = ${(a2 / e).toFixed(2)}`);
+  console.log(`target 500 MiB/s per core = ${(1024 / 500).toFixed(2)} CPU s/GiB: direct receiver ${1024 / a2 >= 500 ? 'meets' : 'misses'} it (${(1024 / a2).toFixed(0)} MiB/s per core)`);
   console.log(`ratios (CPU per GiB): upload / socket path = ${(a / b).toFixed(2)} (socket path / upload = ${(b / a).toFixed(2)}x); upload / bare http = ${(a / e).toFixed(2)}; upload / bare net = ${(a / f).toFixed(2)}; socket path / bare socket.io = ${(b / d).toFixed(2)}; bare ws / bare http = ${(c / e).toFixed(2)}; bare net / bare http = ${(f / e).toFixed(2)}`);
   console.log(`target 500 MiB/s per core: bare net server ${1024 / f >= 500 ? 'reaches' : 'does not reach'} it (${(1024 / f).toFixed(0)} MiB/s per core), bare Node http ${1024 / e >= 500 ? 'reaches' : 'does not reach'} it (${(1024 / e).toFixed(0)})`);
-  console.log(`target 500 MiB/s per core = ${(1024 / 500).toFixed(2)} CPU s/GiB: upload channel ${1024 / a >= 500 ? 'meets' : 'misses'} it (${(1024 / a).toFixed(0)} MiB/s per core)`);
+  console.log(`target 500 MiB/s per core = ${(1024 / 500).toFixed(2)} CPU s/GiB: fastify route ${1024 / a >= 500 ? 'meets' : 'misses'} it (${(1024 / a).toFixed(0)} MiB/s per core)`);
   console.log(`raw loopback TCP, same run: ${(tcp / MiB).toFixed(0)} MiB/s (sender and receiver in one process)`);
   console.log(`load average at the start ${load0.map((x) => x.toFixed(1)).join(' ')}, at the end ${load1.map((x) => x.toFixed(1)).join(' ')}`);
 }

@@ -116,6 +116,11 @@ export const ERROR_REGISTRY = {
   FL_ERR_HTTP_PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large' },
   FL_ERR_HTTP_UNSUPPORTED_MEDIA: { status: 415, message: 'Unsupported content type' },
   FL_ERR_HTTP_RATE_LIMITED: { status: 429, message: 'Too many requests' },
+  FL_ERR_HTTP_BAD_REQUEST: { status: 400, message: 'The request is not the strict HTTP/1.1 the report upload receiver accepts (request line, header syntax, one Host and one Content-Length of digits)' },
+  FL_ERR_HTTP_LENGTH_REQUIRED: { status: 411, message: 'Send the report upload body with exactly one Content-Length header and no Transfer-Encoding' },
+  FL_ERR_HTTP_HEADERS_TOO_LARGE: { status: 431, message: 'The request header block exceeds its size limit' },
+  FL_ERR_HTTP_TIMEOUT: { status: 408, message: 'The request head or body did not arrive in time' },
+  FL_ERR_HTTP_PIPELINED: { status: 400, message: 'A request arrived before the answer to the previous one on this connection (no pipelining): the connection is closed' },
   // serving replicas and sidecars talking to their registry upstream (docs/deploy.md)
   FL_ERR_UPSTREAM_UNREACHABLE: { status: 503, message: 'The registry upstream cannot be reached; the last synced versions keep serving' },
   FL_ERR_UPSTREAM_CORRUPT: { status: 502, message: 'An artifact from the registry upstream failed its checksum and was not used' },

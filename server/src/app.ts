@@ -26,6 +26,7 @@ import { registryRoutes } from './http/registry-routes.js';
 import { tasksRoutes } from './http/tasks-routes.js';
 import { modelUploadRoutes } from './http/model-upload-routes.js';
 import { reportUploadRoutes } from './http/report-upload-routes.js';
+import { installUploadReceiver, type UploadReceiverOptions } from './http/upload-receiver.js';
 import { servingRoutes } from './http/serving-routes.js';
 import { eventsRoutes } from './http/events-routes.js';
 import { edgeRoutes } from './http/edge-routes.js';
@@ -66,6 +67,14 @@ export interface AppOptions {
   reconnectGraceMs?: number;
   /** Offer devices the HTTP report upload channel (default true); false: reports over the socket only. */
   reportUploads?: boolean;
+  /**
+   * Which receiver reads report uploads (docs/cluster.md, "The report upload channel"): 'direct'
+   * (default), a strict HTTP/1.1 reader on the same port that takes the upload requests before
+   * Node's http parser; 'fastify', the fastify route. With `https` the fastify route always.
+   */
+  reportReceiver?: 'direct' | 'fastify';
+  /** The direct receiver's limits: head size (8 KiB), head timeout (10 s), body idle timeout (30 s). */
+  reportReceiverLimits?: Pick<UploadReceiverOptions, 'maxHeadBytes' | 'headerTimeoutMs' | 'bodyIdleTimeoutMs'>;
   /** Bytes of device uploads in flight at once (default 32 MiB): bounds transport memory whatever the number of devices. */
   uploadBudgetBytes?: number;
   /** Messages one device connection may send: burst and sustained rate (default 100 / 50 per s). */
@@ -245,9 +254,16 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   await app.register(edgeRoutes, { store, auth, payloadCapPerModel: serving.payloads.options.capPerModel });
   await app.register(uiRoutes);
 
+  // Same port, same URLs: report uploads are read before Node's http parser sees them (not with TLS).
+  const receiver =
+    (opts.reportReceiver ?? 'direct') === 'direct' && !opts.https
+      ? installUploadReceiver(app.server, { coordinator, log: app.log, maxBodyBytes: opts.maxUpdateBytes ?? DEFAULT_MAX_UPDATE_BYTES, ...opts.reportReceiverLimits })
+      : null;
+
   app.addHook('preClose', async () => {
     stopGateway();
     await coordinator.close();
+    receiver?.close();
     io.local.disconnectSockets(true);
   });
   app.addHook('onClose', async () => {

@@ -24,6 +24,8 @@ export const ServeConfigSchema = z
     publicInference: z.boolean().default(false),
     /** Offer devices the HTTP report upload channel (docs/protocol.md, section 9). */
     reportUploads: z.boolean().default(true),
+    /** Which receiver reads report uploads: 'direct' (the strict reader before Node's http parser) or 'fastify' (the route); TLS always uses the route. */
+    reportReceiver: z.enum(['direct', 'fastify']).default('direct'),
     /**
      * Proxies to believe about the client address (X-Forwarded-For): 'true', a hop count, or a
      * comma-separated list of proxy addresses/CIDRs ('loopback', 'uniquelocal'...). Off by default.
@@ -64,6 +66,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
       'public-metrics': { type: 'boolean' },
       'public-inference': { type: 'boolean' },
       'no-report-uploads': { type: 'boolean' },
+      'report-receiver': { type: 'string' },
       'trust-proxy': { type: 'string' },
       'max-update-bytes': { type: 'string' },
       'max-devices-per-token': { type: 'string' },
@@ -89,6 +92,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv): ServeC
     publicMetrics: values['public-metrics'] ?? (env.FLOTILLA_PUBLIC_METRICS === undefined ? undefined : env.FLOTILLA_PUBLIC_METRICS === '1' || env.FLOTILLA_PUBLIC_METRICS === 'true'),
     maxUploadBytes: values['max-upload-bytes'] ?? env.FLOTILLA_MAX_UPLOAD_BYTES,
     reportUploads: values['no-report-uploads'] ? false : env.FLOTILLA_REPORT_UPLOADS === undefined ? undefined : !['0', 'false'].includes(env.FLOTILLA_REPORT_UPLOADS),
+    reportReceiver: values['report-receiver'] ?? env.FLOTILLA_REPORT_RECEIVER,
     clusterRedisUrl: values['cluster-redis-url'] ?? env.FLOTILLA_CLUSTER_REDIS_URL,
     clusterNodeId: values['cluster-node-id'] ?? env.FLOTILLA_CLUSTER_NODE_ID,
     clusterLeaseMs: values['cluster-lease-ms'] ?? env.FLOTILLA_CLUSTER_LEASE_MS,

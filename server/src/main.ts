@@ -11,13 +11,13 @@ import { runServingReplica, SERVING_USAGE } from './roles/serving-cli.js';
 import { runSidecar, SIDECAR_USAGE } from './cli/sidecar.js';
 
 const USAGE = `usage: flotilla serve [--role all|coordinator] [--port N] [--host H] [--data-dir DIR] [--mongodb-url URL] [--log-level L]
-                     [--tls-cert FILE --tls-key FILE] [--public-metrics] [--public-inference] [--no-report-uploads]
+                     [--tls-cert FILE --tls-key FILE] [--public-metrics] [--public-inference] [--no-report-uploads] [--report-receiver direct|fastify]
                      [--trust-proxy true|HOPS|ADDRS] [--max-update-bytes N]
                      [--max-devices-per-token N] [--client-retention-days D]
                      [--cluster-redis-url redis://HOST:6379 [--cluster-node-id ID] [--cluster-lease-ms MS]]
 
 env: FLOTILLA_ADMIN_TOKEN, FLOTILLA_DEVICE_TOKEN, FLOTILLA_MONGODB_URL, FLOTILLA_DATA_DIR, FLOTILLA_PORT, FLOTILLA_HOST,
-     FLOTILLA_TLS_CERT, FLOTILLA_TLS_KEY, FLOTILLA_PUBLIC_METRICS, FLOTILLA_PUBLIC_INFERENCE, FLOTILLA_REPORT_UPLOADS (0: no upload channel),
+     FLOTILLA_TLS_CERT, FLOTILLA_TLS_KEY, FLOTILLA_PUBLIC_METRICS, FLOTILLA_PUBLIC_INFERENCE, FLOTILLA_REPORT_UPLOADS (0: no upload channel), FLOTILLA_REPORT_RECEIVER,
      FLOTILLA_MAX_DEVICES_PER_TOKEN, FLOTILLA_CLIENT_RETENTION_DAYS,
      FLOTILLA_CLUSTER_REDIS_URL, FLOTILLA_CLUSTER_NODE_ID, FLOTILLA_CLUSTER_LEASE_MS
 
@@ -46,6 +46,7 @@ async function serve(args: string[]): Promise<void> {
     publicMetrics: cfg.publicMetrics,
     publicInference: cfg.publicInference,
     reportUploads: cfg.reportUploads,
+    reportReceiver: cfg.reportReceiver,
     trustProxy: cfg.trustProxy,
     maxUpdateBytes: cfg.maxUpdateBytes,
     maxDevicesPerToken: cfg.maxDevicesPerToken,

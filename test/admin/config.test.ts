@@ -21,6 +21,11 @@ describe('flotilla serve configuration', () => {
     expect(parseServeConfig(['--no-report-uploads'], {}).reportUploads).toBe(false);
     expect(parseServeConfig([], { FLOTILLA_REPORT_UPLOADS: '0' }).reportUploads).toBe(false);
     expect(parseServeConfig([], { FLOTILLA_REPORT_UPLOADS: '1' }).reportUploads).toBe(true);
+    // Which receiver reads them: the dedicated one unless --report-receiver fastify / FLOTILLA_REPORT_RECEIVER=fastify.
+    expect(parseServeConfig([], {}).reportReceiver).toBe('direct');
+    expect(parseServeConfig(['--report-receiver', 'fastify'], {}).reportReceiver).toBe('fastify');
+    expect(parseServeConfig([], { FLOTILLA_REPORT_RECEIVER: 'fastify' }).reportReceiver).toBe('fastify');
+    expect(() => parseServeConfig(['--report-receiver', 'nginx'], {})).toThrow(expect.objectContaining({ code: 'FL_ERR_CONFIG_INVALID' }));
   });
 
   it('reads the device cap and the client retention, and refuses bad values', () => {

@@ -57,6 +57,19 @@ describe.skipIf(!OPENSSL)('TLS (--tls-cert / --tls-key)', () => {
     await expect(get(`${base}/healthz`, Buffer.from(''))).rejects.toThrow(/self[- ]signed|certificate/i);
   });
 
+  it('reads report uploads with the fastify route (the dedicated receiver is plain HTTP only): a chunked upload is read, not refused with 411', async () => {
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(`${base}/api/v1/devices/reports/not-a-token`, { method: 'PUT', ca: cert, headers: { 'content-type': 'application/octet-stream', 'x-flotilla-report': '{}' } }, (r) => {
+        let body = '';
+        r.on('data', (c) => (body += c)).on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.write(Buffer.alloc(100));
+      req.end();
+    });
+    expect([res.status, JSON.parse(res.body).error.code]).toEqual([401, 'FL_ERR_REPORT_TOKEN_INVALID']);
+  });
+
   it('accepts devices over wss', async () => {
     const auth = { protocolVersion: PROTOCOL_VERSION, token: DEVICE, taskId: 't1' };
     const s = io(base, { transports: ['websocket'], reconnection: false, forceNew: true, ca: cert.toString(), auth } as never);

@@ -9,15 +9,19 @@ import { nextEvent, startServer } from '../helpers/server.js';
 /**
  * The report upload channel (docs/protocol.md, "Report upload") over real HTTP and socket.io on
  * loopback: the same reports give the same committed model as fit:report, and every refusal is
- * coded, leaves the round unchanged, and leaves the device free to report over the socket.
+ * coded, leaves the round unchanged, and leaves the device free to report over the socket. One
+ * contract, run over both receivers (docs/cluster.md, "The report upload channel"): the direct
+ * reader on the same port (http/upload-connection.ts) and the fastify route.
  */
+const RECEIVERS = ['direct', 'fastify'] as const;
 const P = 195; // tiny-mlp
 const meta = (numExamples = 10) => JSON.stringify({ numExamples, metrics: { loss: 1 }, codec: 'f32' });
 const delta = (seed: number) => new Float32Array(P).map((_, i) => ((i * 7 + seed * 13) % 17 - 8) * 1e-3);
 
-async function put(base: string, path: string, body: Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
+async function put(base: string, path: string, body: Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
   const res = await fetch(new URL(path, base), { method: 'PUT', headers: { 'content-type': 'application/octet-stream', [REPORT_META_HEADER]: meta(), ...headers }, body: body as Uint8Array<ArrayBuffer> });
-  return { status: res.status, json: await res.json() };
+  expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+  return { status: res.status, json: await res.json(), headers: res.headers };
 }
 
 /** A device whose `fit:upload` offers are kept per round. */
@@ -34,11 +38,11 @@ async function offer(offers: Map<number, string>, round: number): Promise<string
   return offers.get(round)!;
 }
 
-describe('report upload channel', () => {
+describe.each(RECEIVERS)('report upload channel (%s receiver)', (reportReceiver) => {
   let app: FlotillaApp;
   let url: string;
   beforeAll(async () => {
-    ({ app, url } = await startServer({ reconnectGraceMs: 60_000 }));
+    ({ app, url } = await startServer({ reconnectGraceMs: 60_000, reportReceiver }));
   });
   afterAll(async () => app?.close());
 
@@ -106,6 +110,7 @@ describe('report upload channel', () => {
     // Larger than the plan's maxUpdateBytes (declared in Content-Length).
     res = await put(url, u2[1], new Uint8Array(5000));
     expect([res.status, res.json.error.code]).toEqual([413, 'FL_ERR_REPORT_TOO_LARGE']);
+    expect(res.headers.get('connection')).toBe('close');
     // Missing report header.
     res = await put(url, u2[2], good, { [REPORT_META_HEADER]: 'nope' });
     expect([res.status, res.json.error.code]).toEqual([400, 'FL_ERR_PROTO_INVALID_MESSAGE']);
@@ -127,7 +132,8 @@ describe('report upload channel', () => {
       for (let i = 0; i < 10; i++) req.write(new Uint8Array(1000));
       req.end();
     });
-    expect([chunked.status, chunked.json.error.code]).toEqual([413, 'FL_ERR_REPORT_TOO_LARGE']);
+    // The direct reader takes bodies with one Content-Length only: a chunked one is refused before it is read.
+    expect([chunked.status, chunked.json.error.code]).toEqual(reportReceiver === 'direct' ? [411, 'FL_ERR_HTTP_LENGTH_REQUIRED'] : [413, 'FL_ERR_REPORT_TOO_LARGE']);
     const rejectedBefore = co.stats.rejected.FL_ERR_REPORT_TRUNCATED ?? 0;
     await new Promise<void>((resolve) => {
       const req = request(new URL(u3[1], url), { method: 'PUT', headers: { 'content-type': 'application/octet-stream', 'content-length': String(good.byteLength), [REPORT_META_HEADER]: meta() } });
@@ -148,13 +154,13 @@ describe('report upload channel', () => {
   });
 });
 
-describe('report upload waiting for a slot', () => {
+describe.each(RECEIVERS)('report upload waiting for a slot (%s receiver)', (reportReceiver) => {
   let app: FlotillaApp;
   afterAll(async () => app?.close());
 
   it('reads the body only once a slot is free, and a device that gave up while waiting leaves nothing held', async () => {
     // tiny-mlp update = 12 + 4 * 195 bytes; a budget of 2000 bytes allows 2 upload slots
-    const s = await startServer({ uploadBudgetBytes: 2000 });
+    const s = await startServer({ uploadBudgetBytes: 2000, reportReceiver });
     app = s.app;
     const co = app.flotilla.coordinator;
     await co.createTask({ id: 'w', preset: 'tiny-mlp', plan: { clientsPerRound: 3, overSelect: 1, minReports: 3, maxRounds: 1, roundDeadlineMs: 60_000 } });

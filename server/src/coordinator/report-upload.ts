@@ -5,15 +5,23 @@ import type { Coordinator } from './coordinator.js';
 import { readClaims } from './report-tokens.js';
 import { TaskRunner } from './task-runner.js';
 
-/** One HTTP report upload as the route hands it over (http/report-upload-routes.ts). */
+/**
+ * Where an upload's body comes from, one call per upload: calls `each` with every chunk until the
+ * body ends (resolves), breaks off (rejects with a plain Error: truncated) or `each` throws (rejects
+ * with that, and calls it no more). Implemented over an IncomingMessage (readableBody, the fastify
+ * route) and by the dedicated receiver's connection (http/upload-connection.ts).
+ */
+export type BodySource = (each: (chunk: Uint8Array) => void) => Promise<void>;
+
+/** One HTTP report upload as a receiver hands it over (http/report-upload-routes.ts, http/upload-connection.ts). */
 export interface ReportUpload {
   token: string;
   /** The `x-flotilla-report` header (JSON of ReportMetaSchema). */
   meta: string | undefined;
   /** Content-Length when the request has one. */
   declared: number | undefined;
-  /** The body, unread (an IncomingMessage). */
-  body: Readable;
+  /** The body, unread. */
+  body: BodySource;
 }
 
 const F32_HEADER = 12;
@@ -82,13 +90,12 @@ function parseMeta(raw: string | undefined): ReportMeta {
 }
 
 /**
- * Calls `each` with every chunk of `body` until it ends (resolves), breaks off (rejects with a
- * plain Error: truncated) or `each` throws (rejects with that, and stops listening: the rest of
- * the body is drained by the HTTP server after the answer). Plain 'data' listeners: no async
- * iterator and no promise per chunk.
+ * A Readable body (an IncomingMessage) as a BodySource; when `each` throws it stops listening (the
+ * rest of the body is drained by the HTTP server after the answer). Plain 'data' listeners: no
+ * async iterator and no promise per chunk.
  */
-function consume(body: Readable, each: (chunk: Uint8Array) => void): Promise<void> {
-  return new Promise((resolve, reject) => {
+export const readableBody = (body: Readable): BodySource => (each) =>
+  new Promise((resolve, reject) => {
     // The client may have gone while the upload waited for its slot.
     if (body.destroyed) return reject(new Error('connection closed before the body was read'));
     const done = (err?: unknown) => {
@@ -108,16 +115,15 @@ function consume(body: Readable, each: (chunk: Uint8Array) => void): Promise<voi
     const onClose = () => done(new Error('connection closed before the body ended'));
     body.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
   });
-}
 
 /**
  * Copies the body into `buf` (its exact expected size); the bytes received, a view of `buf`
  * (shorter when the body was). A longer body is read on (not kept) so that it gets the code the
  * socket path gives it: FL_ERR_REPORT_TOO_LARGE past `limit`, else FL_ERR_CODEC_CORRUPT.
  */
-async function readInto(body: Readable, buf: Uint8Array, limit: number): Promise<Uint8Array> {
+async function readInto(body: BodySource, buf: Uint8Array, limit: number): Promise<Uint8Array> {
   let n = 0;
-  await consume(body, (chunk) => {
+  await body((chunk) => {
     if (n + chunk.length > limit) throw new AppError('FL_ERR_REPORT_TOO_LARGE', { limit, got: n + chunk.length });
     if (n + chunk.length <= buf.byteLength) buf.set(chunk, n);
     n += chunk.length;
@@ -126,10 +132,10 @@ async function readInto(body: Readable, buf: Uint8Array, limit: number): Promise
   return n === buf.byteLength ? buf : buf.subarray(0, n);
 }
 
-async function readAll(body: Readable, limit: number): Promise<Uint8Array> {
+async function readAll(body: BodySource, limit: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let n = 0;
-  await consume(body, (chunk) => {
+  await body((chunk) => {
     n += chunk.length;
     if (n > limit) throw new AppError('FL_ERR_REPORT_TOO_LARGE', { limit, got: n });
     chunks.push(chunk);

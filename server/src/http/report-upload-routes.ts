@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { REPORT_META_HEADER } from '@flotilla/protocol';
 import { AppError } from '../errors.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
-import { countRejection, receiveReport } from '../coordinator/report-upload.js';
+import { countRejection, readableBody, receiveReport } from '../coordinator/report-upload.js';
 
 export interface ReportUploadRoutesOptions {
   coordinator: Coordinator;
@@ -32,7 +32,7 @@ export const reportUploadRoutes: FastifyPluginAsync<ReportUploadRoutesOptions> =
         token: req.params.token,
         meta: req.headers[REPORT_META_HEADER] as string | undefined,
         declared: len === undefined ? undefined : Number(len),
-        body: req.body as Readable,
+        body: readableBody(req.body as Readable),
       });
       return reply.header('content-type', 'application/json; charset=utf-8').send('{"ok":true}');
     } catch (err) {
