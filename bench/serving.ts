@@ -316,11 +316,27 @@ async function main(): Promise<void> {
   const results = new Map<string, PhaseResult[]>();
   const heartbeats: Record<string, number[][]> = { idle: [], 'main thread busy': [], '2 instances busy': [] };
   const repeats = Number(values.repeats);
+  /** A deployment's batcher histogram (rows per batch -> batches) over the whole run so far. */
+  const batchSizesOf = (name: string): Record<string, number> => {
+    const d = serving.listDeployments().find((x) => x.name === name);
+    if (!d || d.routing.mode !== 'split') return {};
+    const t = d.routing.targets[0];
+    const m = serving.servingStats().models.find((x) => x.model === d.model && x.version === Number(t.ref) && x.variant === (t.variant ?? 'float32'));
+    return m ? { ...m.batcher.batchSizes } : {};
+  };
+  // Per phase: the batches its deployment ran during it (warm-up included).
+  const phaseBatches = new Map<string, Array<Record<string, number>>>();
   for (let rep = 0; rep < repeats; rep++) {
     for (const p of selected) {
+      const deployment = p.port === srv ? p.path.split('/')[3] : null;
+      const before = deployment ? batchSizesOf(deployment) : {};
       const r = await runLoad(p.port(), p.path, p.body(), p.conc, p.time);
       const k = `${p.key}@${p.conc}`;
       results.set(k, [...(results.get(k) ?? []), r]);
+      if (deployment) {
+        const after = batchSizesOf(deployment);
+        phaseBatches.set(k, [...(phaseBatches.get(k) ?? []), Object.fromEntries(Object.entries(after).map(([rows, n]) => [rows, n - (before[rows] ?? 0)]))]);
+      }
     }
     if (want('heartbeat')) {
       heartbeats.idle.push(await heartbeatRtts(port, app.flotilla.deviceToken, null));
@@ -403,6 +419,20 @@ async function main(): Promise<void> {
       }),
     );
     console.log(`chart: ${values.chart}`);
+  }
+  // Batch sizes per phase (medians over repeats): how many rows the batcher gathered at each load.
+  console.log('\n| phase | conc | batches | mean rows per batch | rows in the batch of the median request | largest batch |\n| --- | --- | --- | --- | --- | --- |');
+  for (const [k, hs] of phaseBatches) {
+    const [key, conc] = k.split('@');
+    const per = hs.map((h) => {
+      const sizes = Object.entries(h).map(([rows, n]) => [Number(rows), n] as const).filter(([, n]) => n > 0).sort((a, b) => a[0] - b[0]);
+      const batches = sizes.reduce((t, [, n]) => t + n, 0);
+      const rows = sizes.reduce((t, [r, n]) => t + r * n, 0);
+      let seen = 0;
+      const mid = sizes.find(([r, n]) => (seen += r * n) >= rows / 2)?.[0] ?? 0;
+      return { batches, mean: batches ? rows / batches : 0, mid, max: sizes.length ? sizes[sizes.length - 1][0] : 0 };
+    });
+    console.log(`| ${key} | ${conc} | ${median(per.map((x) => x.batches)).toFixed(0)} | ${median(per.map((x) => x.mean)).toFixed(1)} | ${median(per.map((x) => x.mid))} | ${median(per.map((x) => x.max))} |`);
   }
   // Batches per deployment over the whole run: how full batches got, where the policy ended, instance restarts.
   console.log('\n| deployment | batches | mean rows per batch | delay mode at the end (probes) | instance restarts |\n| --- | --- | --- | --- | --- |');
