@@ -24,8 +24,8 @@ export const ServeConfigSchema = z
     publicInference: z.boolean().default(false),
     /** Offer devices the HTTP report upload channel (docs/protocol.md, section 9). */
     reportUploads: z.boolean().default(true),
-    /** Which receiver reads report uploads: 'direct' (the strict reader before Node's http parser) or 'fastify' (the route); TLS always uses the route. */
-    reportReceiver: z.enum(['direct', 'fastify']).default('direct'),
+    /** Which receiver reads report uploads: 'fastify' (the route, default) or 'direct' (the strict reader before Node's http parser; no measured gain yet, docs/cluster.md); TLS always uses the route. */
+    reportReceiver: z.enum(['direct', 'fastify']).default('fastify'),
     /**
      * Proxies to believe about the client address (X-Forwarded-For): 'true', a hop count, or a
      * comma-separated list of proxy addresses/CIDRs ('loopback', 'uniquelocal'...). Off by default.

@@ -21,10 +21,11 @@ describe('flotilla serve configuration', () => {
     expect(parseServeConfig(['--no-report-uploads'], {}).reportUploads).toBe(false);
     expect(parseServeConfig([], { FLOTILLA_REPORT_UPLOADS: '0' }).reportUploads).toBe(false);
     expect(parseServeConfig([], { FLOTILLA_REPORT_UPLOADS: '1' }).reportUploads).toBe(true);
-    // Which receiver reads them: the dedicated one unless --report-receiver fastify / FLOTILLA_REPORT_RECEIVER=fastify.
-    expect(parseServeConfig([], {}).reportReceiver).toBe('direct');
-    expect(parseServeConfig(['--report-receiver', 'fastify'], {}).reportReceiver).toBe('fastify');
-    expect(parseServeConfig([], { FLOTILLA_REPORT_RECEIVER: 'fastify' }).reportReceiver).toBe('fastify');
+    // Which receiver reads them: the fastify route unless --report-receiver direct / FLOTILLA_REPORT_RECEIVER=direct.
+    expect(parseServeConfig([], {}).reportReceiver).toBe('fastify');
+    expect(parseServeConfig(['--report-receiver', 'direct'], {}).reportReceiver).toBe('direct');
+    expect(parseServeConfig([], { FLOTILLA_REPORT_RECEIVER: 'direct' }).reportReceiver).toBe('direct');
+    expect(parseServeConfig(['--report-receiver', 'fastify'], { FLOTILLA_REPORT_RECEIVER: 'direct' }).reportReceiver).toBe('fastify');
     expect(() => parseServeConfig(['--report-receiver', 'nginx'], {})).toThrow(expect.objectContaining({ code: 'FL_ERR_CONFIG_INVALID' }));
   });
 

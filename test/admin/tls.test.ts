@@ -42,7 +42,8 @@ describe.skipIf(!OPENSSL)('TLS (--tls-cert / --tls-key)', () => {
     dir = mkdtempSync(join(tmpdir(), 'flotilla-tls-'));
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
     cert = readFileSync(join(dir, 'cert.pem'));
-    h = await adminApp({ https: { cert, key: readFileSync(join(dir, 'key.pem')) } });
+    // reportReceiver 'direct' asked for: with TLS the fastify route reads uploads all the same.
+    h = await adminApp({ https: { cert, key: readFileSync(join(dir, 'key.pem')) }, reportReceiver: 'direct' });
     await h.app.listen({ port: 0, host: '127.0.0.1' });
     base = `https://127.0.0.1:${(h.app.server.address() as { port: number }).port}`;
   });
