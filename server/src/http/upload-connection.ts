@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import { AppError, ERROR_REGISTRY } from '../errors.js';
@@ -224,7 +225,7 @@ export class UploadConnection {
   private write(status: number, json: string, close: boolean): void {
     if (this.socket.destroyed || !this.socket.writable) return;
     const keep = close ? 'connection: close' : `connection: keep-alive\r\nkeep-alive: timeout=${Math.max(1, Math.floor(this.o.headerTimeoutMs / 1000))}`;
-    this.socket.write(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(json)}\r\ndate: ${httpDate()}\r\n${keep}\r\n\r\n${json}`);
+    this.socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(json)}\r\ndate: ${httpDate()}\r\n${keep}\r\n\r\n${json}`);
   }
 
   private close(): void {
@@ -280,9 +281,3 @@ export class UploadConnection {
     if (this.timer) clearTimeout(this.timer), (this.timer = null);
   }
 }
-
-const STATUS_TEXT: Record<number, string> = {
-  200: 'OK', 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 408: 'Request Timeout', 409: 'Conflict', 411: 'Length Required',
-  413: 'Payload Too Large', 415: 'Unsupported Media Type', 421: 'Misdirected Request', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
-  500: 'Internal Server Error', 503: 'Service Unavailable',
-};
