@@ -36,6 +36,7 @@ import { WeightedMean } from '../server/src/fl/weighted-mean.js';
 import { allFinite, firstOutOfRange, rangeHeadroom } from '../server/src/fl/update-checks.js';
 import { boundBits, defaultDepth } from '../server/src/fl/fold-kernel.js';
 import { renderAccuracyChart, type ChartSeries } from '../simulator/src/svg-chart.js';
+import { median } from './stats.js';
 
 const { values } = parseArgs({ options: { p: { type: 'string', default: '1000000' }, n: { type: 'string', default: '10,100,1000' }, 'pool-mib': { type: 'string', default: '256' }, depths: { type: 'string', default: '1,8' } } });
 const P = Number(values.p);
@@ -43,7 +44,6 @@ const Ns = values.n!.split(',').map(Number);
 const depths = values.depths ? values.depths.split(',').map(Number) : [];
 const bytes = 12 + 4 * P;
 const POOL = Math.max(4, Math.ceil((Number(values['pool-mib']) * 2 ** 20) / bytes));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 
 const pool = Array.from({ length: POOL }, (_, k) => f32Codec.encode(Float32Array.from({ length: P }, (_, i) => Math.sin(i + k) * 1e-3)));

@@ -20,6 +20,7 @@ import { FlotillaClient, resolveBackend, type FitEvent } from '@flotilla/client'
 import { chromiumPath, CHROMIUM_SKIP_REASON, launchChromium, withoutWebgl } from '../test/helpers/chromium.js';
 // @ts-expect-error: plain-JavaScript example module without type declarations
 import { mountBrowserDevice } from '../examples/browser-device/assets.mjs';
+import { median } from './stats.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '4' }, examples: { type: 'string', default: '600' }, preset: { type: 'string', default: 'mnist-mlp' } } });
 const ROUNDS = Number(values.rounds);
@@ -49,7 +50,6 @@ const inputSize = task.spec.inputShape[task.spec.inputShape.length - 1] as numbe
 const classes = task.spec.numClasses;
 await co.startTask('bench');
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rate = (fits: FitEvent[]) => median(fits.slice(1).map((f) => (f.numExamples / f.trainMs) * 1000));
 const rows: [string, string, number][] = [];
 

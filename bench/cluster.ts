@@ -13,6 +13,7 @@ import { buildPreset, specOf, type PresetName } from '@flotilla/model';
 import { startRedis } from '../test/helpers/redis.js';
 import { admin, ClusterDevice, startCluster, until } from '../test/helpers/cluster.js';
 import { startChildServer, type ChildServer } from '../test/helpers/child-server.js';
+import { median } from './stats.js';
 
 const { values } = parseArgs({ options: { devices: { type: 'string', default: '30' }, rounds: { type: 'string', default: '4' }, kills: { type: 'string', default: '3' }, preset: { type: 'string', default: 'mnist-mlp' } } });
 const D = Number(values.devices);
@@ -22,7 +23,6 @@ const preset = values.preset as PresetName;
 const built = buildPreset(preset);
 const P = specOf(built.model, built.numClasses).weights.length;
 built.model.dispose();
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mib = (b: number) => (b / 2 ** 20).toFixed(2);
 const plan = { clientsPerRound: D, overSelect: 1, minReports: 1, maxRounds: 10_000, roundDeadlineMs: 60_000 };
 

@@ -8,6 +8,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ErrorFeedback, getCodec, type CodecOptions } from '@flotilla/protocol';
+import { median } from './stats.js';
 
 const { values } = parseArgs({ options: { p: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '5' } } });
 const P = Number(values.p);
@@ -21,7 +22,6 @@ const uniform = () => {
 const delta = Float32Array.from({ length: P }, () => 1e-3 * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform()));
 const inputMB = (P * 4) / 1e6;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 interface Case {
   label: string;

@@ -23,6 +23,7 @@ import type { Browser, BrowserContext } from 'playwright-core';
 import { chromiumPath, CHROMIUM_SKIP_REASON, launchChromium } from '../test/helpers/chromium.js';
 import { admin, startChildServer, type ChildServer } from '../test/helpers/child-server.js';
 import { closeLoaders, startLoaders } from './scale/loaders.js';
+import { median } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -38,7 +39,6 @@ const K = Number(values.rounds);
 const C = Number(values.consoles);
 const TRIALS = Number(values.trials);
 const TASK = 'live';
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 if (!chromiumPath()) {

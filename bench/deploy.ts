@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildPreset, specOf } from '@flotilla/model';
 import { buildApp, MemoryBlobStore, MemoryStore } from '@flotilla/server';
+import { median } from './stats.js';
 
 const { values } = parseArgs({
   options: { runs: { type: 'string', default: '3' }, requests: { type: 'string', default: '400' }, seconds: { type: 'string', default: '3' }, concurrency: { type: 'string', default: '16' } },
@@ -35,7 +36,6 @@ const CONCURRENCY = Number(values.concurrency);
 const BIN = fileURLToPath(new URL('../scripts/dev/flotilla.mjs', import.meta.url));
 const ADMIN = 'deploy-bench-admin-token-000001';
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
 
 // ---- the coordinator ----

@@ -32,6 +32,7 @@ import type { RoundRecord } from '../server/src/store/records.js';
 import { renderAccuracyChart } from '../simulator/src/svg-chart.js';
 import { mobilenetLike } from '../test/helpers/mobilenet-like.js';
 import { saveModelDir } from '../test/helpers/model-dir.js';
+import { median } from './stats.js';
 
 const { values } = parseArgs({
   options: { sizes: { type: 'string', default: '25,50,100' }, rounds: { type: 'string', default: '3' }, width: { type: 'string', default: '1024' }, deep: { type: 'string', default: '5' }, part: { type: 'string', default: 'both' } },
@@ -41,7 +42,6 @@ const DEEP = Number(values.deep);
 const SIZES = values.sizes!.split(',').map(Number);
 const ROUNDS = Number(values.rounds);
 const MB = 1e6;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** A dense model.json of about `mb` MB: 1000-wide layers, weights written as 4 MB shards without building it in tfjs. */
 async function denseModelDir(dir: string, mb: number): Promise<number> {

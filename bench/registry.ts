@@ -28,6 +28,7 @@ import { Registry } from '../server/src/registry/registry.js';
 import { FileBlobStore } from '../server/src/store/file-blob-store.js';
 import { SqliteStore } from '../server/src/store/sqlite-store.js';
 import { tempDir } from '../test/store/temp-dir.js';
+import { median } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -74,7 +75,6 @@ function weights(n: number, seed: number): Float32Array {
   return w;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (ms: number[]) => `median ${median(ms).toFixed(1)} ms (min ${Math.min(...ms).toFixed(1)}, max ${Math.max(...ms).toFixed(1)}, n=${ms.length})`;
 
 async function publishLatency(): Promise<void> {

@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { admin, startChildServer, type ChildServer } from '../test/helpers/child-server.js';
 import { closeLoaders, startLoaders } from './scale/loaders.js';
 import { transportFloor } from './scale/transport-floor.js';
+import { median } from './stats.js';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -41,7 +42,6 @@ const { positionals, values } = parseArgs({
 });
 const mode = positionals[0] ?? 'connections';
 const MiB = 2 ** 20;
-const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : NaN);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The fleets here are one credential's many devices: lift the per-token device cap (default 10,000). */

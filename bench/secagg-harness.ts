@@ -11,6 +11,7 @@ import { SecAggDevice } from '../client-sdk/src/secagg/secagg-device.js';
 import { SecAggRound } from '../server/src/coordinator/secagg/secagg-round.js';
 import { WeightedMean } from '../server/src/fl/weighted-mean.js';
 import { createRng } from '../server/src/fl/rng.js';
+import { median } from './stats.js';
 
 export interface CostRow {
   protocol: 'plain' | 'secagg' | 'secagg+';
@@ -30,7 +31,6 @@ export interface CostRow {
   dropped: number;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function deltas(n: number, d: number, seed: number): { delta: Float32Array; examples: number }[] {
   const rng = createRng(seed);

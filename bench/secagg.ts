@@ -21,6 +21,7 @@ import type { RoundRecord } from '@flotilla/server';
 import { renderAccuracyChart } from '../simulator/src/svg-chart.js';
 import { accuracyPoints, commandLine, markdownTable, pct, runOne, writeExperiment, type RunOutcome } from './exp-common.js';
 import { plainRound, secureRound, type CostRow } from './secagg-harness.js';
+import { median as med } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -122,7 +123,6 @@ if (!values['no-mnist']) {
     mnist.push(s);
   }
 }
-const med = (xs: number[] | undefined) => (xs && xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : NaN);
 const mnistTable = mnist.length
   ? markdownTable(
       ['run', `accuracy after round ${values.rounds}`, 'round time (median)', 'advertise', 'share', 'masked input (incl. training)', 'unmask', 'vs plain round time'],

@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { median } from './stats.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '7' } } });
 const RUNS = Number(values.runs);
@@ -55,7 +56,6 @@ async function startOnce(entry: string): Promise<number> {
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const times: Record<keyof typeof ENTRIES, number[]> = { compiled: [], tsx: [] };
 await startOnce(ENTRIES.tsx); // fills tsx's transform cache, as any second start finds it
 for (let i = 0; i < RUNS; i++) {
