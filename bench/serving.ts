@@ -331,6 +331,8 @@ async function main(): Promise<void> {
       const deployment = p.port === srv ? p.path.split('/')[3] : null;
       const before = deployment ? batchSizesOf(deployment) : {};
       const r = await runLoad(p.port(), p.path, p.body(), p.conc, p.time);
+      // Subset runs (--only) are diagnostic: each phase's own figures as it ends.
+      if (only) console.log(`  ${p.key}@${p.conc}: ${r.rps.toFixed(0)} req/s, ${r.cpuUs.toFixed(0)} µs CPU/req, ${r.statuses['200'] ?? 0} answers in the window`);
       const k = `${p.key}@${p.conc}`;
       results.set(k, [...(results.get(k) ?? []), r]);
       if (deployment) {
