@@ -18,7 +18,7 @@
  *    distilled with `flotilla models distill`'s code into `--student` (default mlp:32) on MNIST
  *    rows it did not see, and both are measured on held-out rows (accuracy, agreement, size,
  *    latency) and served (the student as the version's `distilled` variant).
- * Each phase runs `--repeats` times, interleaved; the tables show medians (and the spread).
+ * Each phase runs `--repeats` times, interleaved (every other repeat in reverse order); the tables show medians (and the spread).
  *
  *   node --import ./scripts/dev-loader.mjs bench/serving.ts [--concurrency 1,4,16,64,256] [--seconds 1.5] [--warmup 0.5] [--repeats 3]
  *     [--max-batch 64] [--delay-ms 5] [--chart docs/serving-throughput.svg] [--only empty,unbatched,batched,...]
@@ -336,7 +336,10 @@ async function main(): Promise<void> {
   // Per phase: the batches its deployment ran during it (warm-up included).
   const phaseBatches = new Map<string, Array<Record<string, number>>>();
   for (let rep = 0; rep < repeats; rep++) {
-    for (const p of selected) {
+    // Every other repeat runs the phases in reverse order, so that no phase always follows the same
+    // one (unbatched came right before batched in every repeat, with whatever the earlier phase left:
+    // garbage, cold caches). A phase at the seam runs twice in a row: the same deployment and load.
+    for (const p of rep % 2 ? [...selected].reverse() : selected) {
       const deployment = p.port === srv ? p.path.split('/')[3] : null;
       const before = deployment ? batchSizesOf(deployment) : {};
       const r = await runLoad(p.port(), p.path, p.body(), p.conc, p.time);
