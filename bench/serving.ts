@@ -18,7 +18,7 @@
  *    distilled with `flotilla models distill`'s code into `--student` (default mlp:32) on MNIST
  *    rows it did not see, and both are measured on held-out rows (accuracy, agreement, size,
  *    latency) and served (the student as the version's `distilled` variant).
- * Each phase runs `--repeats` times, interleaved; the tables show medians (and the spread).
+ * Each phase runs `--repeats` times, interleaved (every other repeat in reverse order); the tables show medians (and the spread).
  *
  *   node --import ./scripts/dev-loader.mjs bench/serving.ts [--concurrency 1,4,16,64,256] [--seconds 1.5] [--warmup 0.5] [--repeats 3]
  *     [--max-batch 64] [--delay-ms 5] [--chart docs/serving-throughput.svg] [--only empty,unbatched,batched,...]
@@ -274,6 +274,11 @@ async function main(): Promise<void> {
   const empty = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
   empty.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, b, done) => done(null, b));
   empty.post('/empty', async () => ({}));
+  // Not the goal's baseline, a check of it: an empty route receiving the binary bytes and answering
+  // with the bytes and headers of a real binary answer (captured below), so the table can show how
+  // much of the gap is the larger answer rather than serving.
+  let echo: { headers: Record<string, string>; payload: Buffer } | null = null;
+  empty.post('/empty-reply', async (_req, reply) => reply.headers(echo!.headers).send(echo!.payload));
   await empty.listen({ port: 0, host: '127.0.0.1' });
   const emptyPort = (empty.server.address() as { port: number }).port;
 
@@ -287,6 +292,9 @@ async function main(): Promise<void> {
     bytes: Buffer.concat([head, Buffer.from(Float32Array.from(image).buffer)]),
     headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(head.length) },
   };
+  const answer = await app.inject({ method: 'POST', url: '/v2/models/batched/infer', headers: binBody.headers, payload: Buffer.from(binBody.bytes) });
+  if (answer.statusCode !== 200) throw new Error(`binary request refused: ${answer.body}`);
+  echo = { payload: answer.rawPayload, headers: Object.fromEntries(['content-type', 'inference-header-content-length', 'x-model-name', 'x-model-version', 'x-request-id', 'x-deployment'].map((k) => [k, String(answer.headers[k])])) };
   console.log(`serving bench: MNIST MLP, backend ${serving.backendName}, JSON body ${jsonBody.bytes.length} B, binary body ${binBody.bytes.length} B, ${durationMs / 1000} s per phase after ${warmMs / 1000} s warm-up, ${values.repeats} repeats (medians)`);
   console.log(`batched: maxBatchSize ${maxBatch}, maxQueueDelayMs ${delay} (adaptive; 'fixed' waits it out); unbatched: maxBatchSize 1; inst1/inst2: batched on 1/2 worker-thread instances`);
 
@@ -302,6 +310,7 @@ async function main(): Promise<void> {
   for (const c of top) for (const name of ['onnx', 'onnx-unbatched', 'student']) phases.push({ key: name, conc: c, port: srv, path: `/v2/models/${name}/infer`, body: () => jsonBody });
   for (const c of top) {
     phases.push({ key: 'empty-binary', conc: c, port: emp, path: '/empty', body: () => binBody });
+    phases.push({ key: 'empty-binary-reply', conc: c, port: emp, path: '/empty-reply', body: () => binBody });
     phases.push({ key: 'batched-binary', conc: c, port: srv, path: '/v2/models/batched/infer', body: () => binBody });
     phases.push({ key: 'inst1-binary', conc: c, port: srv, path: '/v2/models/inst1/infer', body: () => binBody });
   }
@@ -327,10 +336,15 @@ async function main(): Promise<void> {
   // Per phase: the batches its deployment ran during it (warm-up included).
   const phaseBatches = new Map<string, Array<Record<string, number>>>();
   for (let rep = 0; rep < repeats; rep++) {
-    for (const p of selected) {
+    // Every other repeat runs the phases in reverse order, so that no phase always follows the same
+    // one (unbatched came right before batched in every repeat, with whatever the earlier phase left:
+    // garbage, cold caches). A phase at the seam runs twice in a row: the same deployment and load.
+    for (const p of rep % 2 ? [...selected].reverse() : selected) {
       const deployment = p.port === srv ? p.path.split('/')[3] : null;
       const before = deployment ? batchSizesOf(deployment) : {};
       const r = await runLoad(p.port(), p.path, p.body(), p.conc, p.time);
+      // Subset runs (--only) are diagnostic: each phase's own figures as it ends.
+      if (only) console.log(`  ${p.key}@${p.conc}: ${r.rps.toFixed(0)} req/s, ${r.cpuUs.toFixed(0)} µs CPU/req, ${r.statuses['200'] ?? 0} answers in the window`);
       const k = `${p.key}@${p.conc}`;
       results.set(k, [...(results.get(k) ?? []), r]);
       if (deployment) {
@@ -378,6 +392,12 @@ async function main(): Promise<void> {
     String(c), `${(b.rps / e.rps).toFixed(2)} (${b.rps.toFixed(0)} / ${e.rps.toFixed(0)})`, `${(bb.rps / eb.rps).toFixed(2)} (${bb.rps.toFixed(0)} / ${eb.rps.toFixed(0)})`,
     `${(ib.rps / eb.rps).toFixed(2)} (${ib.rps.toFixed(0)} / ${eb.rps.toFixed(0)})`, x(bb.rps, b.rps),
     `${(e.cpu / b.cpu).toFixed(2)} (${e.cpu.toFixed(0)} / ${b.cpu.toFixed(0)} µs)`, `${(eb.cpu / bb.cpu).toFixed(2)} (${eb.cpu.toFixed(0)} / ${bb.cpu.toFixed(0)} µs)`, `${(eb.cpu / ib.cpu).toFixed(2)} (${eb.cpu.toFixed(0)} / ${ib.cpu.toFixed(0)} µs)`,
+  ]);
+  // Issue 18's binary goal on its own (batched binary >= 0.7 of the empty route receiving the same
+  // bytes), with the check of that baseline: the empty route answering a real binary answer's bytes and headers.
+  table(['empty-binary', 'batched-binary', 'empty-binary-reply'], top, ['conc', 'empty route, binary body: req/s (CPU µs/req)', 'binary batched: req/s (CPU µs/req)', 'goal: binary / empty, by req/s', 'by CPU/req', 'empty route answering the binary answer: req/s (CPU µs/req)', 'binary / that, by req/s', 'by CPU/req', 'CPU µs/req: binary minus empty'], ([eb, bb, er], c) => [
+    String(c), `${eb.rps.toFixed(0)} (${eb.cpu.toFixed(0)})`, `${bb.rps.toFixed(0)} (${bb.cpu.toFixed(0)})`, (bb.rps / eb.rps).toFixed(2), (eb.cpu / bb.cpu).toFixed(2),
+    `${er.rps.toFixed(0)} (${er.cpu.toFixed(0)})`, (bb.rps / er.rps).toFixed(2), (er.cpu / bb.cpu).toFixed(2), (bb.cpu - eb.cpu).toFixed(0),
   ]);
   table(['batched', 'onnx', 'unbatched', 'onnx-unbatched'], top, ['conc', 'tfjs batched req/s (p50/p99)', 'ONNX batched', 'ONNX / tfjs batched', 'p99 ONNX / tfjs', 'tfjs unbatched', 'ONNX unbatched', 'ONNX / tfjs unbatched'], ([b, o, u, ou], c) => [
     String(c), cell(b), cell(o), x(o.rps, b.rps), (o.p99 / b.p99).toFixed(2), cell(u), cell(ou), x(ou.rps, u.rps),

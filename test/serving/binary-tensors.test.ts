@@ -137,4 +137,28 @@ describe('OIP binary tensor data extension', () => {
     expect(text).toBe(JSON.stringify({ ...json, outputs: json.outputs.map((o: { data: number[] }) => ({ ...o, data: undefined, parameters: { binary_data_size: o.data.length * 4 } })) }));
     expect(head.id).toBe('same "q" \\ x');
   });
+
+  it('binary answers of different endpoints, versions, row counts and ids, interleaved, each say what their own JSON answer says', async () => {
+    // Answer headers are put together from cached parts (binary-tensors.ts): no answer may carry another's.
+    await h.app.flotilla.serving.createDeployment({ name: 'tiny-dep', model: 'tiny', routing: { mode: 'split', targets: [{ ref: '1' }] } });
+    const cases = [
+      { url: '/v2/models/tiny/infer', rows: 2, id: 'first' },
+      { url: '/v2/models/tiny/versions/1/infer', rows: 1, id: 'second "quoted"' },
+      { url: '/v2/models/tiny-dep/infer', rows: 3, id: 'third \\ back' },
+    ];
+    for (const i of [0, 1, 2, 0, 2, 1, 1, 0]) {
+      const c = cases[i];
+      const rows = rowsOf(c.rows);
+      const input = { name: 'hidden_input', shape: [c.rows, 8], datatype: 'FP32', parameters: { binary_data_size: c.rows * 32 } };
+      const at = (req: { payload: Buffer; headers: Record<string, string> }) => h.app.inject({ method: 'POST', url: c.url, ...req });
+      const asJson = await at(binaryRequest({ id: c.id, inputs: [input] }, fp32le(rows.flat())));
+      const asBinary = await at(binaryRequest({ id: c.id, inputs: [input], outputs: [{ name: 'logits', parameters: { binary_data: true } }] }, fp32le(rows.flat())));
+      expect(asBinary.statusCode, c.url).toBe(200);
+      const n = Number(asBinary.headers['inference-header-content-length']);
+      const json = asJson.json();
+      expect(asBinary.rawPayload.subarray(0, n).toString('utf8'), c.url).toBe(JSON.stringify({ ...json, outputs: json.outputs.map((o: { data: number[] }) => ({ ...o, data: undefined, parameters: { binary_data_size: o.data.length * 4 } })) }));
+      expect(asBinary.rawPayload.length).toBe(n + c.rows * 3 * 4);
+      expect(asBinary.headers['x-request-id']).toBe(c.id);
+    }
+  });
 });

@@ -1,5 +1,6 @@
 import type { FastifySchemaCompiler } from 'fastify';
 import { validatorCompiler } from 'fastify-type-provider-zod';
+import { isSharedHeader } from '../serving/binary-tensors.js';
 import { HEADER_SAFE } from './ids.js';
 
 /**
@@ -13,6 +14,18 @@ import { HEADER_SAFE } from './ids.js';
  */
 
 const plain = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype;
+
+/**
+ * An object zod's z.object takes and gives back with the same keys and values: a plain object, or
+ * one whose prototype carries nothing (no own keys, itself without a prototype). The router's
+ * path parameters are such objects (find-my-way's `NullObject`); a check that wanted
+ * Object.prototype sent every request's parameters to zod (seen in a CPU profile, docs/serving.md).
+ */
+function bare(x: unknown): x is Record<string, unknown> {
+  if (x === null || typeof x !== 'object') return false;
+  const p = Object.getPrototypeOf(x);
+  return p === Object.prototype || p === null || (Object.getPrototypeOf(p) === null && Reflect.ownKeys(p).length === 0);
+}
 
 /** Every own key of `o` is in `keys` (no `__proto__` own key: JSON.parse can make one). */
 function onlyKeys(o: Record<string, unknown>, keys: readonly string[]): boolean {
@@ -57,7 +70,7 @@ export function isInferBody(x: unknown): boolean {
 
 /** `{ name }` or `{ name, version }` path parameters (`ModelParams`, `VersionParams`). */
 export function isInferParams(x: unknown): boolean {
-  return plain(x) && onlyKeys(x, ['name', 'version']) && str(x.name, 1, 128) && optional(x.version, (v) => str(v, 1, 64));
+  return bare(x) && onlyKeys(x, ['name', 'version']) && str(x.name, 1, 128) && optional(x.version, (v) => str(v, 1, 64));
 }
 
 /** An empty query string (`VariantQuery` without `?variant=`). */
@@ -70,5 +83,14 @@ export const inferValidatorCompiler: FastifySchemaCompiler<unknown> = (route) =>
   const slow = validatorCompiler(route as Parameters<typeof validatorCompiler>[0]);
   const fast = route.httpPart ? FAST[route.httpPart] : undefined;
   if (!fast) return slow;
-  return (data: unknown) => (fast(data) ? { value: data } : slow(data));
+  if (route.httpPart !== 'body') return (data: unknown) => (fast(data) ? { value: data } : slow(data));
+  // A binary body's header is parsed once per distinct header and shared, deeply frozen
+  // (binary-tensors.ts): once it passed, it passes again without being walked.
+  const passed = new WeakSet<object>();
+  return (data: unknown) => {
+    if (passed.has(data as object)) return { value: data };
+    if (!fast(data)) return slow(data);
+    if (isSharedHeader(data)) passed.add(data as object);
+    return { value: data };
+  };
 };

@@ -26,6 +26,15 @@ const bad = (why: string, details: Record<string, unknown> = {}) => new AppError
 const HEADER_CACHE_BYTES = 4096;
 const HEADER_CACHE_ENTRIES = 64;
 const headers = new Map<string, unknown>();
+/** Every header object the cache has handed out (deeply frozen; see isSharedHeader). */
+const shared = new WeakSet<object>();
+/** The last header served from (or put into) the cache, with its bytes. */
+let last: { bytes: Buffer; header: unknown } | null = null;
+
+/** Whether `x` is a parsed inference header from the cache: deeply frozen, so a check it passed once holds for good. */
+export function isSharedHeader(x: unknown): boolean {
+  return typeof x === 'object' && x !== null && shared.has(x);
+}
 
 function deepFreeze<T>(v: T): T {
   if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
@@ -39,6 +48,8 @@ function deepFreeze<T>(v: T): T {
 export function splitBinaryBody(body: Buffer, headerLength: unknown): { header: unknown; tail: Buffer } {
   const n = typeof headerLength === 'string' && /^[0-9]{1,10}$/.test(headerLength) ? Number(headerLength) : NaN;
   if (!Number.isInteger(n) || n < 2 || n > body.length) throw bad(`${HEADER_LENGTH} must be the byte length of the JSON header within the body`, { got: headerLength ?? null, bodyBytes: body.length });
+  // The header of the previous request, compared byte for byte, before a string key is made.
+  if (last !== null && last.bytes.length === n && last.bytes.compare(body, 0, n, 0, n) === 0) return { header: last.header, tail: body.subarray(n) };
   // latin1 maps bytes to chars one to one: equal keys are equal bytes.
   const key = n <= HEADER_CACHE_BYTES ? body.toString('latin1', 0, n) : null;
   let header = key === null ? undefined : headers.get(key);
@@ -51,8 +62,10 @@ export function splitBinaryBody(body: Buffer, headerLength: unknown): { header: 
     if (key !== null) {
       if (headers.size >= HEADER_CACHE_ENTRIES) headers.clear();
       headers.set(key, header);
+      if (typeof header === 'object' && header !== null) shared.add(header);
     }
   }
+  if (key !== null) last = { bytes: Buffer.from(body.subarray(0, n)), header };
   return { header, tail: body.subarray(n) };
 }
 
@@ -103,25 +116,104 @@ export interface BinaryAnswer {
 const q = JSON.stringify;
 
 /**
+ * A binary answer's header is the same for every answer of one endpoint, served version and
+ * output layout but for its `id`: its bytes before and after the id, by a key naming everything
+ * else (each part length-prefixed, so distinct answers never share a key). Bounded like the
+ * request headers above (emptied when full).
+ */
+interface HeaderTemplate {
+  head: Buffer;
+  tail: Buffer;
+  /** What it was made from, for the comparison with the previous answer (sameAnswer). */
+  modelName: string;
+  modelVersion: string;
+  paramKeys: string[];
+  paramValues: string[];
+  names: string[];
+  shapes: number[][];
+  bytes: number[];
+}
+const TEMPLATE_ENTRIES = 256;
+const templates = new Map<string, HeaderTemplate>();
+const part = (s: string) => `${s.length}:${s}`;
+
+/** The template of the previous answer. */
+let lastTemplate: HeaderTemplate | null = null;
+
+/** Whether `t` was made from an answer equal to this one but for its id (no allocation: most answers repeat the previous one's layout). */
+function sameAnswer(t: HeaderTemplate, answer: BinaryAnswer, outputs: ReadonlyArray<{ name: string; shape: readonly number[] }>, data: readonly Float32Array[]): boolean {
+  if (t.modelName !== answer.model_name || t.modelVersion !== answer.model_version || t.names.length !== outputs.length) return false;
+  // Parameters: the same keys in the same order (the text follows the order), the same values.
+  let i = 0;
+  for (const k in answer.parameters) {
+    if (k !== t.paramKeys[i] || answer.parameters[k] !== t.paramValues[i]) return false;
+    i++;
+  }
+  if (i !== t.paramKeys.length) return false;
+  for (let o = 0; o < outputs.length; o++) {
+    const shape = outputs[o].shape;
+    const had = t.shapes[o];
+    if (t.names[o] !== outputs[o].name || t.bytes[o] !== data[o].byteLength || had.length !== shape.length) return false;
+    for (let d = 0; d < shape.length; d++) if (had[d] !== shape[d]) return false;
+  }
+  return true;
+}
+
+function templateOf(answer: BinaryAnswer, outputs: ReadonlyArray<{ name: string; shape: readonly number[] }>, data: readonly Float32Array[]): HeaderTemplate {
+  if (lastTemplate !== null && sameAnswer(lastTemplate, answer, outputs, data)) return lastTemplate;
+  let key = part(answer.model_name) + part(answer.model_version);
+  const params = answer.parameters;
+  for (const k in params) key += part(k) + part(params[k]);
+  key += `|${outputs.length}`;
+  for (let i = 0; i < outputs.length; i++) key += part(outputs[i].name) + part(outputs[i].shape.join(',')) + `${data[i].byteLength};`;
+  let t = templates.get(key);
+  if (t === undefined) {
+    let json = `,"parameters":${q(params)},"outputs":[`;
+    for (let i = 0; i < outputs.length; i++) {
+      json += `${i ? ',' : ''}{"name":${q(outputs[i].name)},"datatype":"FP32","shape":[${outputs[i].shape.join(',')}],"parameters":{"binary_data_size":${data[i].byteLength}}}`;
+    }
+    json += ']}';
+    t = {
+      head: Buffer.from(`{"model_name":${q(answer.model_name)},"model_version":${q(answer.model_version)},"id":`, 'utf8'),
+      tail: Buffer.from(json, 'utf8'),
+      modelName: answer.model_name,
+      modelVersion: answer.model_version,
+      paramKeys: Object.keys(params),
+      paramValues: Object.values(params),
+      names: outputs.map((o) => o.name),
+      shapes: outputs.map((o) => [...o.shape]),
+      bytes: data.map((d) => d.byteLength),
+    };
+    if (templates.size >= TEMPLATE_ENTRIES) templates.clear();
+    templates.set(key, t);
+  }
+  lastTemplate = t;
+  return t;
+}
+
+/**
  * A response body: the JSON header, then the bytes of each output in header order (FP32,
  * little-endian). The header is exactly JSON.stringify of `{ ...answer, outputs: [{ name,
- * datatype: 'FP32', shape, parameters: { binary_data_size } }, ...] }`, written by hand: a CPU
- * profile of the batched binary route had the generic JSON.stringify of that object among its
- * largest items (docs/serving.md). `shape` holds integers.
+ * datatype: 'FP32', shape, parameters: { binary_data_size } }, ...] }` (keys in that order),
+ * put together from a cached template and the answer's id: a CPU profile of the batched binary
+ * route had building it among its largest items (docs/serving.md). `shape` holds integers.
  */
 export function binaryResponse(answer: BinaryAnswer, outputs: ReadonlyArray<{ name: string; shape: readonly number[] }>, data: readonly Float32Array[]): { body: Buffer; headerLength: number } {
-  let json = `{"model_name":${q(answer.model_name)},"model_version":${q(answer.model_version)},"id":${q(answer.id)},"parameters":${q(answer.parameters)},"outputs":[`;
+  const t = templateOf(answer, outputs, data);
+  const id = q(answer.id);
+  const idBytes = Buffer.byteLength(id, 'utf8');
+  const headerLength = t.head.length + idBytes + t.tail.length;
   let size = 0;
-  for (let i = 0; i < outputs.length; i++) {
-    const bytes = data[i].byteLength;
-    size += bytes;
-    json += `${i ? ',' : ''}{"name":${q(outputs[i].name)},"datatype":"FP32","shape":[${outputs[i].shape.join(',')}],"parameters":{"binary_data_size":${bytes}}}`;
-  }
-  json += ']}';
-  const headerLength = Buffer.byteLength(json, 'utf8');
+  for (const o of data) size += o.byteLength;
   // One allocation: the header written in place, then each output's bytes.
   const body = Buffer.allocUnsafe(headerLength + size);
-  let off = body.write(json, 0, 'utf8');
+  body.set(t.head, 0);
+  let off = t.head.length;
+  // Ids are ASCII in practice (ids.ts): byte by byte, without a call into the runtime.
+  if (idBytes === id.length) for (let i = 0; i < id.length; i++) body[off++] = id.charCodeAt(i);
+  else off += body.write(id, off, 'utf8');
+  body.set(t.tail, off);
+  off += t.tail.length;
   for (const o of data) {
     body.set(new Uint8Array(o.buffer, o.byteOffset, o.byteLength), off);
     off += o.byteLength;

@@ -153,6 +153,8 @@ export interface ModelCacheOptions {
  */
 export class ModelCache {
   private readonly loaded = new Map<string, ServedModel>();
+  /** The last entry of `loaded` (most recently used), or null when unknown: a hit on it needs no reordering. */
+  private newest: ServedModel | null = null;
   private readonly loading = new Map<string, Promise<ServedModel>>();
   private closed = false;
 
@@ -176,9 +178,12 @@ export class ModelCache {
     const key = ModelCache.key(model, version, variant);
     const hit = this.loaded.get(key);
     if (!hit) return null;
-    // Map order is recency order.
-    this.loaded.delete(key);
-    this.loaded.set(key, hit);
+    // Map order is recency order (a request path: the common hit on the newest entry moves nothing).
+    if (hit !== this.newest) {
+      this.loaded.delete(key);
+      this.loaded.set(key, hit);
+      this.newest = hit;
+    }
     hit.lastUsed = Date.now();
     return hit;
   }
@@ -219,7 +224,9 @@ export class ModelCache {
       served.dispose();
       throw new AppError('FL_ERR_SERVING_UNAVAILABLE', { why: 'server closing' });
     }
+    this.loaded.delete(key);
     this.loaded.set(key, served);
+    this.newest = served;
     this.evict(key);
     this.opts.onLoad?.(served);
     return served;
@@ -271,6 +278,7 @@ export class ModelCache {
     const m = this.loaded.get(key);
     if (!m) return false;
     this.loaded.delete(key);
+    if (this.newest === m) this.newest = null;
     m.batcher.close(() => m.dispose());
     return true;
   }
