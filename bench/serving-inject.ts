@@ -15,6 +15,7 @@
  */
 import { buildApp, MemoryBlobStore, MemoryStore } from '@flotilla/server';
 import { buildPreset, resolveBackend, specOf } from '@flotilla/model';
+import { median as med } from './stats.js';
 const app = await buildApp({ store: new MemoryStore(), blobs: new MemoryBlobStore(), publicInference: true, processMetrics: false, authRateLimit: false, adminToken: 'bench-admin-token-0123456789abcdef' });
 await resolveBackend('node');
 const preset = buildPreset('mnist-mlp');
@@ -61,6 +62,5 @@ async function run(k: string) {
 }
 const res: Record<string, number[]> = {};
 for (let rep = 0; rep < Number(process.argv[4] ?? 9); rep++) for (const k of Object.keys(cases)) (res[k] ??= []).push(await run(k));
-const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 for (const [k, v] of Object.entries(res)) console.log(k.padEnd(8), 'min', Math.min(...v.slice(1)).toFixed(1), 'median', med(v.slice(1)).toFixed(1), 'paired-vs-json median', med(v.slice(1).map((x, i) => x - res.json[i + 1])).toFixed(1), 'paired-vs-empty median', med(v.slice(1).map((x, i) => x - res.empty[i + 1])).toFixed(1), 'median of empty/this', med(v.slice(1).map((x, i) => res.empty[i + 1] / x)).toFixed(2));
 await app.close();

@@ -21,6 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { buildPreset, resolveBackend, tfjsSignature } from '@flotilla/model';
 import { forwardKind, predictPacked } from '../server/src/serving/tfjs-predict.js';
 import { tfjsIO } from '../server/src/serving/model-io.js';
+import { median as med } from './stats.js';
 
 // Which .wasm file the backend reads (Emscripten reads it with fs.readFileSync in Node).
 const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
@@ -44,7 +45,6 @@ const flopsPerRow = 2 * (784 * 200 + 200 * 200 + 200 * 10);
 const [w1, b1, w2, b2, w3, b3] = model.getWeights();
 
 const outNames = model.outputs.map((o) => o.name);
-const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 const rowsList = [1, 8, 16, 32, 64, 128];
 console.log(`forward pass predictPacked uses for this model: ${forwardKind(model, io)}`);

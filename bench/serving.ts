@@ -46,6 +46,7 @@ import { loadMnist } from '../simulator/src/mnist.js';
 import { PROTOCOL_VERSION } from '@flotilla/protocol';
 import { buildApp, MemoryBlobStore, MemoryStore } from '@flotilla/server';
 import { renderAccuracyChart } from '../simulator/src/svg-chart.js';
+import { median } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -168,10 +169,6 @@ function runLoad(port: number, path: string, body: Body, concurrency: number, ti
   });
 }
 
-const median = (xs: number[]) => {
-  const a = [...xs].sort((x, y) => x - y);
-  return a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
-};
 const quantile = (xs: number[], p: number) => {
   const a = Float64Array.from(xs).sort();
   return a.length ? a[Math.min(a.length - 1, Math.ceil(p * a.length) - 1)] : NaN;
