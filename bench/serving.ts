@@ -366,11 +366,11 @@ async function main(): Promise<void> {
     return { rps: median(rs.map((r) => r.rps)), cpu: median(rs.map((r) => r.cpuUs)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), lo: Math.min(...rs.map((r) => r.rps)), hi: Math.max(...rs.map((r) => r.rps)), bad: rs.reduce((n, r) => n + Object.entries(r.statuses).filter(([st]) => st !== '200').reduce((m, [, v]) => m + v, 0), 0) };
   };
   const cell = (m: ReturnType<typeof med>) => `${m.rps.toFixed(0)} [${m.lo.toFixed(0)}-${m.hi.toFixed(0)}] (${m.p50.toFixed(1)}/${m.p99.toFixed(1)}) ${m.cpu.toFixed(0)}µs${m.bad ? ` non-200:${m.bad}` : ''}`;
-  /** One table of medians: printed when its first two phases ran (cells of phases left out read NaN). */
+  /** One table of medians: printed when its first two phases ran; a cell that needs a phase left out (`--only`) reads "-". */
   const table = (keys: string[], concs: number[], header: string[], row: (m: Array<ReturnType<typeof med>>, c: number) => string[]) => {
     if (!want(...keys.slice(0, 2))) return;
     console.log(`\n| ${header.join(' | ')} |\n|${' --- |'.repeat(header.length)}`);
-    for (const c of concs) console.log(`| ${row(keys.map((k) => med(k, c)), c).join(' | ')} |`);
+    for (const c of concs) console.log(`| ${row(keys.map((k) => med(k, c)), c).map((v) => (/NaN|Infinity/.test(v) ? '-' : v)).join(' | ')} |`);
   };
   const x = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
   table(['empty', 'unbatched', 'batched', 'fixed'], levels, ['conc', 'empty route req/s (CPU µs/req)', 'unbatched req/s [min-max] (p50/p99 ms) CPU µs/req', 'batched adaptive', 'batched fixed delay', 'adaptive/unbatched', 'p99 adaptive/unbatched', 'fixed/unbatched', 'adaptive/unbatched by CPU/req'], ([e, u, b, f], c) => [
