@@ -9,8 +9,9 @@
  *   node --import ./scripts/dev-loader.mjs bench/exp-seeds.ts --runs a.json,b.partial.json,... \
  *     [--thresholds 0.9,0.95,0.97] [--baseline fedavg] [--name seeds] [--out DIR] [--y-min 0.9]
  *
- * The same (partition, strategy, seed) in two files is an error unless --prefer-last is given (then
- * the later file wins), so a repeated run is never silently dropped.
+ * Rows are configurations: a strategy with its settings (two settings of one strategy are two rows).
+ * The same (partition, configuration, seed) in two files is an error unless --prefer-last is given
+ * (then the later file wins), so a repeated run is never silently dropped.
  */
 import { parseArgs } from 'node:util';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -36,25 +37,26 @@ const thresholds = values.thresholds!.split(',').map(Number);
 const baseline = values.baseline!;
 
 type Run = RunOutcome & { partition: string; strategy: string; seed: number; file: string };
+
+/** "fedavgm serverLearningRate=1 serverMomentum=0.5": the strategy and its settings, from the plan. */
+function configLabel(r: Pick<Run, 'strategy' | 'plan'>): string {
+  const plan = (r.plan ?? {}) as { strategy?: { params?: Record<string, unknown> }; proximalMu?: number };
+  const params = Object.entries(plan.strategy?.params ?? {}).map(([k, v]) => `${k}=${v}`);
+  if (plan.proximalMu) params.push(`mu=${plan.proximalMu}`);
+  return [r.strategy, ...params].join(' ');
+}
+
 const byKey = new Map<string, Run>();
 for (const file of values.runs.split(',').filter(Boolean)) {
   const saved = await loadRuns<{ partition: string; strategy: string }>(file);
   const seed = Number(saved.settings.seed ?? 1);
   for (const r of saved.runs) {
-    const key = `${r.partition}/${r.strategy}/${seed}`;
+    const key = `${r.partition}/${configLabel(r)}/${seed}`;
     if (byKey.has(key) && !values['prefer-last']) throw new Error(`${key} is in ${byKey.get(key)!.file} and ${file}; pass --prefer-last to keep the later one`);
     byKey.set(key, { ...r, seed, file });
   }
 }
 const runs = [...byKey.values()];
-
-/** "fedavgm serverLearningRate=1 serverMomentum=0.5": the strategy and its settings, from the plan. */
-function configLabel(r: Run): string {
-  const plan = (r as unknown as { plan?: { strategy?: { params?: Record<string, unknown> }; proximalMu?: number } }).plan ?? {};
-  const params = Object.entries(plan.strategy?.params ?? {}).map(([k, v]) => `${k}=${v}`);
-  if (plan.proximalMu) params.push(`mu=${plan.proximalMu}`);
-  return [r.strategy, ...params].join(' ');
-}
 
 /** "rounds to 97%", worded as the sweep tool words its metric. */
 const roundsToText = (t: number) => metricName({ kind: 'rounds-to', target: t });
@@ -63,11 +65,11 @@ const files: Record<string, string> = {};
 const partitions = [...new Set(runs.map((r) => r.partition))].sort().reverse();
 for (const p of partitions) {
   const mine = runs.filter((r) => r.partition === p);
-  const strategies = [...new Set(mine.map((r) => r.strategy))];
+  const configs = [...new Set(mine.map(configLabel))];
   const seeds = [...new Set(mine.map((r) => r.seed))].sort((a, b) => a - b);
   for (const t of thresholds) {
-    const rows = strategies.map((s) => {
-      const rs = mine.filter((r) => r.strategy === s).sort((a, b) => a.seed - b.seed);
+    const rows = configs.map((c) => {
+      const rs = mine.filter((r) => configLabel(r) === c).sort((a, b) => a.seed - b.seed);
       const reached = rs.map((r) => roundsTo(r, t)).filter((v): v is number => v !== null);
       const st = spread(reached);
       const ratios = rs.flatMap((r) => {
@@ -77,7 +79,7 @@ for (const p of partitions) {
         return rb !== null && rr !== null ? [rb / rr] : [];
       });
       const perSeed = rs.map((r) => `s${r.seed}: ${reachText(r, t)}`).join(', ');
-      return { s, label: configLabel(rs[0]), st, reached: reached.length, ran: rs.length, ratios, perSeed, values: reached };
+      return { label: c, st, reached: reached.length, ran: rs.length, ratios, perSeed, values: reached };
     });
     rows.sort((a, b) => b.reached / b.ran - a.reached / a.ran || (a.st?.mean ?? Infinity) - (b.st?.mean ?? Infinity));
     const table = markdownTable(
@@ -115,8 +117,8 @@ for (const p of partitions) {
     target: thresholds[thresholds.length - 1],
     ...(values['y-min'] !== undefined ? { yMin: Number(values['y-min']) } : {}),
     series: mine
-      .sort((a, b) => a.strategy.localeCompare(b.strategy) || a.seed - b.seed)
-      .map((r) => ({ name: `${r.strategy} s${r.seed}`, points: r.rounds.filter((x) => x.accuracy !== null).map((x) => ({ x: x.round, y: x.accuracy! })) })),
+      .sort((a, b) => configLabel(a).localeCompare(configLabel(b)) || a.seed - b.seed)
+      .map((r) => ({ name: `${configLabel(r)} s${r.seed}`, points: r.rounds.filter((x) => x.accuracy !== null).map((x) => ({ x: x.round, y: x.accuracy! })) })),
   });
   sections.push(`Curves: [${curves}](${curves})\n`);
 }
@@ -124,9 +126,9 @@ for (const p of partitions) {
 const md = `# Rounds to accuracy over seeds
 
 Generated by \`node --import ./scripts/dev-loader.mjs bench/exp-seeds.ts ${process.argv.slice(2).join(' ')}\` on ${new Date().toISOString().slice(0, 10)}
-from these saved runs (partition / strategy / seed: file):
+from these saved runs (partition / configuration / seed: file):
 
-${runs.map((r) => `- ${r.partition} / ${r.strategy} / seed ${r.seed}: \`${r.file}\` (${r.rounds.length} rounds, ${r.stopReason ?? 'stopped'})`).join('\n')}
+${runs.map((r) => `- ${r.partition} / ${configLabel(r)} / seed ${r.seed}: \`${r.file}\` (${r.rounds.length} rounds, ${r.stopReason ?? 'stopped'})`).join('\n')}
 
 Mean, standard deviation and range are over the seeds that reached the threshold; "not reached by round N"
 means the run ended at round N (its cap, or it was stopped) without reaching it. The last column divides the
