@@ -54,6 +54,18 @@ interface RoundRecordLike {
   rejected?: Array<{ code: string }>;
 }
 
+/**
+ * A run's settings as it ran, read from its saved plan ("serverLearningRate=0.3 serverMomentum=0.7",
+ * "mu=0.1"); "" when the strategy takes none. The one wording of settings for tables, legends and
+ * for telling apart runs of one strategy with different settings (bench/exp-noniid.ts, bench/exp-seeds.ts).
+ */
+export function settingsOf(plan: Partial<TaskPlanInput> | undefined): string {
+  const p = (plan ?? {}) as { strategy?: { params?: Record<string, unknown> }; proximalMu?: number };
+  const params = Object.entries(p.strategy?.params ?? {}).map(([k, v]) => `${k}=${v}`);
+  if (p.proximalMu) params.push(`mu=${p.proximalMu}`);
+  return params.join(' ');
+}
+
 /** Run one configuration to its cap (or target) and collect its rounds. */
 export async function runOne(spec: RunSpec, extraHooks: Partial<SimulationHooks> = {}): Promise<RunOutcome> {
   const opts = parseCliOptions([...spec.args, '--eval-clients', '0', '--quiet']);

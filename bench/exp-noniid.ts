@@ -24,7 +24,7 @@
 import { parseArgs } from 'node:util';
 import type { TaskPlanInput } from '@flotilla/protocol';
 import { renderAccuracyChart } from '../simulator/src/svg-chart.js';
-import { accuracyPoints, commandLine, loadRuns, markdownTable, pct, reachText, runOne, savePartial, writeExperiment, type RunOutcome } from './exp-common.js';
+import { accuracyPoints, commandLine, loadRuns, markdownTable, pct, reachText, runOne, savePartial, settingsOf, writeExperiment, type RunOutcome } from './exp-common.js';
 
 const PAPER_FEDAVG_SHARDS = 664;
 
@@ -52,14 +52,14 @@ const { values } = parseArgs({
     'y-min': { type: 'string' },
   },
 });
-const STRATEGIES: Record<string, { label: string; plan: Partial<TaskPlanInput>; note: string }> = {
-  fedavg: { label: 'FedAvg', plan: { strategy: { name: 'fedavg', params: {} } }, note: 'weighted mean of deltas' },
-  fedavgm: { label: 'FedAvgM', plan: { strategy: { name: 'fedavgm', params: { serverLearningRate: 0.3, serverMomentum: 0.7 } } }, note: 'server lr 0.3, momentum 0.7' },
-  fedprox: { label: 'FedProx', plan: { strategy: { name: 'fedprox', params: {} }, proximalMu: 0.1 }, note: 'mu 0.1' },
-  fedadam: { label: 'FedAdam', plan: { strategy: { name: 'fedadam', params: { eta: 0.003, tau: 1e-3, beta1: 0.9, beta2: 0.99 } } }, note: 'eta 0.003, tau 1e-3, beta1 0.9, beta2 0.99' },
+const STRATEGIES: Record<string, { label: string; plan: Partial<TaskPlanInput> }> = {
+  fedavg: { label: 'FedAvg', plan: { strategy: { name: 'fedavg', params: {} } } },
+  fedavgm: { label: 'FedAvgM', plan: { strategy: { name: 'fedavgm', params: { serverLearningRate: 0.3, serverMomentum: 0.7 } } } },
+  fedprox: { label: 'FedProx', plan: { strategy: { name: 'fedprox', params: {} }, proximalMu: 0.1 } },
+  fedadam: { label: 'FedAdam', plan: { strategy: { name: 'fedadam', params: { eta: 0.003, tau: 1e-3, beta1: 0.9, beta2: 0.99 } } } },
   // Issue 20: the settings that led the reduced sweep in docs/experiments/tuned/README.md.
-  scaffold: { label: 'SCAFFOLD', plan: { strategy: { name: 'scaffold', params: { serverLearningRate: 1 } } }, note: 'server lr 1' },
-  feddyn: { label: 'FedDyn', plan: { strategy: { name: 'feddyn', params: { alpha: Number(values['feddyn-alpha']) } } }, note: `alpha ${Number(values['feddyn-alpha'])}` },
+  scaffold: { label: 'SCAFFOLD', plan: { strategy: { name: 'scaffold', params: { serverLearningRate: 1 } } } },
+  feddyn: { label: 'FedDyn', plan: { strategy: { name: 'feddyn', params: { alpha: Number(values['feddyn-alpha']) } } } },
 };
 
 type Run = RunOutcome & { partition: string; strategy: string };
@@ -107,19 +107,13 @@ for (const p of partitions) {
   }
 }
 
-/** A run's settings as it ran (FedDyn's alpha is an option, so a replotted run states its own). */
-const noteOf = (r: Run) => {
-  const alpha = r.strategy === 'feddyn' ? (r.plan.strategy?.params as { alpha?: number } | undefined)?.alpha : undefined;
-  return alpha === undefined ? STRATEGIES[r.strategy].note : `alpha ${alpha}`;
-};
-
 const headers = ['partition', 'strategy', 'settings', 'rounds to 97%', `rounds to ${pct(threshold, 0)}`, 'accuracy at last round', 'best accuracy', 'rounds run', 'wall time'];
 const table = markdownTable(
   headers,
   runs.map((r) => [
     partitionLabel(r.partition),
     STRATEGIES[r.strategy].label,
-    noteOf(r),
+    settingsOf(r.plan) || 'none',
     reachText(r, 0.97),
     reachText(r, threshold),
     pct(r.finalAccuracy),

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { renderAccuracyChart } from '../simulator/src/svg-chart.js';
 import { metricName, spread } from '../simulator/src/sweep/metric.js';
 import { renderSpreadChart } from '../simulator/src/sweep/spread-chart.js';
-import { loadRuns, markdownTable, reachText, roundsTo, type RunOutcome } from './exp-common.js';
+import { loadRuns, markdownTable, reachText, roundsTo, settingsOf, type RunOutcome } from './exp-common.js';
 
 const { values } = parseArgs({
   options: {
@@ -40,10 +40,7 @@ type Run = RunOutcome & { partition: string; strategy: string; seed: number; fil
 
 /** "fedavgm serverLearningRate=1 serverMomentum=0.5": the strategy and its settings, from the plan. */
 function configLabel(r: Pick<Run, 'strategy' | 'plan'>): string {
-  const plan = (r.plan ?? {}) as { strategy?: { params?: Record<string, unknown> }; proximalMu?: number };
-  const params = Object.entries(plan.strategy?.params ?? {}).map(([k, v]) => `${k}=${v}`);
-  if (plan.proximalMu) params.push(`mu=${plan.proximalMu}`);
-  return [r.strategy, ...params].join(' ');
+  return [r.strategy, settingsOf(r.plan)].filter(Boolean).join(' ');
 }
 
 const byKey = new Map<string, Run>();

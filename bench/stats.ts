@@ -1,12 +1,5 @@
 /**
- * Summary statistics shared by the benchmarks (bench/*.ts).
- *
- * `median`: the middle value of `xs` after sorting numerically; for an even count the mean of the
- * two middle values; NaN for an empty list. Does not modify `xs`.
+ * Summary statistics shared by the benchmarks (bench/*.ts): the same definitions the FL core and
+ * the simulator use (server/src/fl/stats.ts), re-exported so benches import from one place.
  */
-export function median(xs: readonly number[]): number {
-  if (xs.length === 0) return NaN;
-  const a = Float64Array.from(xs).sort();
-  const mid = a.length >> 1;
-  return a.length % 2 ? a[mid] : (a[mid - 1] + a[mid]) / 2;
-}
+export { median } from '@flotilla/server/stats';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { l2Norm } from './update-checks.js';
+import { median } from './stats.js';
 
 /**
  * Update screening by L2 norm: an update whose norm exceeds `multiplier` times the median of
@@ -29,12 +30,6 @@ export interface ScreeningDecision {
   norm: number;
   /** The norm bound in force (Infinity when none applies yet). */
   threshold: number;
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length;
-  return (s[(m - 1) >> 1] + s[m >> 1]) / 2;
 }
 
 /** The bound for the next update given the recent accepted norms (most recent last). */

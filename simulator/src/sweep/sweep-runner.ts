@@ -1,3 +1,4 @@
+import { median } from '@flotilla/server/stats';
 import { parseCliOptions, type SimOptions } from '../cli-options.js';
 import { createProgress } from '../progress.js';
 import { runSimulation, type SimulationHooks, type SimulationResult } from '../simulation.js';
@@ -58,12 +59,6 @@ function bestBy(points: ReadonlyArray<{ round: number; accuracy: number }>, roun
   let best: number | null = null;
   for (const p of points) if (p.round <= round) best = Math.max(best ?? 0, p.accuracy);
   return best;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 export async function runSweep(o: SweepOptions): Promise<SweepRun[]> {
