@@ -5,7 +5,7 @@
  *   npx tsx bench/scale.ts connections [--devices 10000] [--loaders 4] [--idle-seconds 20]
  *   npx tsx bench/scale.ts rounds      [--devices 1000] [--rounds 3]     (mnist-mlp, ~200k params)
  *   npx tsx bench/scale.ts memory      [--sizes 100,300,1000] [--rounds 2] (wide-mlp, ~1M params)
- *   npx tsx bench/scale.ts ingest      [--devices 300] [--rounds 3] [--repeat 3] [--paths direct,upload,socket] [--floors net,http,ws,socket.io] [--cpu-prof DIR] (mnist-mlp, reports only)
+ *   npx tsx bench/scale.ts ingest      [--devices 300] [--rounds 3] [--repeat 3] [--paths direct,upload,socket] [--floors net,http,ws,socket.io] [--cpu-prof DIR] [--preset mnist-mlp] (reports only)
  *
  * `ingest` (issue 14 part 9): coordinator CPU seconds per GiB of reports received, validated and
  * folded (no downloads; the CPU also covers round starts and commits), for (a) the HTTP upload
@@ -16,7 +16,9 @@
  * same bytes and against bare net (HTTP parsed by hand), http, ws and socket.io servers receiving
  * the same reports (each answered by an ack) in the same run (bench/scale/transport-floor.ts).
  * Prints every run (with the coordinator's garbage-collection seconds, from its /metrics), the
- * medians, their ratios and the load average. `--cpu-prof DIR` profiles the coordinator.
+ * medians, their ratios and the load average. `--cpu-prof DIR` profiles the coordinator. Also CPU
+ * ms per report: with `--preset tiny-mlp` (reports of a few hundred bytes) that is the cost of a
+ * report apart from its bytes (offer, request, token, slot, validation, answer, round bookkeeping).
  */
 import { loadavg } from 'node:os';
 import { createServer, connect } from 'node:net';
@@ -36,6 +38,7 @@ const { positionals, values } = parseArgs({
     'idle-seconds': { type: 'string', default: '20' },
     'cpu-prof': { type: 'string' },
     repeat: { type: 'string', default: '3' },
+    preset: { type: 'string', default: 'mnist-mlp' },
     paths: { type: 'string', default: 'direct,upload,socket' },
     floors: { type: 'string', default: 'net,http,ws,socket.io' },
   },
@@ -120,6 +123,8 @@ async function runRounds(s: ChildServer, preset: string, n: number, rounds: numb
     plan: { clientsPerRound: n, overSelect: 1, minAvailable: n, minReports: n, roundDeadlineMs: 600_000, maxRounds: rounds, maxUpdateBytes: 64 * MiB },
   });
   const created = await admin(s, 'GET', `/api/v1/tasks/${id}`);
+  // deltaFloats 0: whatever the preset has (the ingest bench's --preset).
+  if (deltaFloats === 0) deltaFloats = created.parameters;
   if (created.parameters !== deltaFloats) throw new Error(`${preset} has ${created.parameters} parameters, not ${deltaFloats}`);
   const ls = startLoaders(s, id, n, Number(values.loaders), { respond: true, download, deltaFloats, upload });
   await Promise.all(ls.map((l) => l.connected));
@@ -137,7 +142,7 @@ async function runRounds(s: ChildServer, preset: string, n: number, rounds: numb
   const { rounds: recs } = await admin(s, 'GET', `/api/v1/tasks/${id}/rounds?limit=100`);
   const reports = ls.flatMap((l) => l.reports);
   await closeLoaders(ls);
-  return { recs: (recs as any[]).reverse(), reports, cpu, gc, rssBefore, peak: s.peakRssBytes() };
+  return { recs: (recs as any[]).reverse(), reports, cpu, gc, rssBefore, peak: s.peakRssBytes(), parameters: deltaFloats };
 }
 
 async function roundsBench() {
@@ -194,8 +199,10 @@ async function ingestBench() {
   const N = Number(values.devices ?? 300);
   const R = Number(values.rounds ?? 3);
   const K = Number(values.repeat);
-  const P = 199_210; // mnist-mlp
-  const size = 12 + 4 * P;
+  const preset = values.preset!;
+  // mnist-mlp unless --preset: a small model (tiny-mlp) shows the cost of a report apart from its bytes.
+  let P = preset === 'mnist-mlp' ? 199_210 : 0;
+  let size = 12 + 4 * P;
   const prof = values['cpu-prof'];
   const load0 = loadavg();
   const nodeArgs = prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {};
@@ -205,20 +212,23 @@ async function ingestBench() {
   const serverFor = (path: string) => (path === 'direct' ? direct : route);
   const GiB = 2 ** 30;
   const perGiB: Record<string, number[]> = { direct: [], upload: [], socket: [] };
+  const msPerReport: Record<string, number[]> = { direct: [], upload: [], socket: [] };
   let reportsPerRun = 0;
   try {
-    console.log(`ingest: mnist-mlp (${P} params, ${(size / MiB).toFixed(2)} MiB per f32 report), ${N} devices x ${R} rounds per run, ${K} runs per path; load average ${load0.map((x) => x.toFixed(1)).join(' ')}`);
-    console.log('run  path    reports  refused  MiB     coordinator CPU s  CPU s/GiB  MiB/s per core  GC s (share of CPU)');
+    console.log(`ingest: ${preset}${P ? ` (${P} params, ${(size / MiB).toFixed(2)} MiB per f32 report)` : ''}, ${N} devices x ${R} rounds per run, ${K} runs per path; load average ${load0.map((x) => x.toFixed(1)).join(' ')}`);
+    console.log('run  path    reports  refused  MiB     coordinator CPU s  CPU s/GiB  MiB/s per core  CPU ms per report  GC s (share of CPU)');
     for (let k = 0; k < K; k++) {
       const paths = values.paths!.split(',') as Array<'direct' | 'upload' | 'socket'>;
       for (const path of k % 2 === 0 ? paths : [...paths].reverse()) {
-        const { recs, reports, cpu, gc } = await runRounds(serverFor(path), 'mnist-mlp', N, R, false, P, `ingest-${path}-${k}`, path !== 'socket');
+        const { recs, reports, cpu, gc, parameters } = await runRounds(serverFor(path), preset, N, R, false, P, `ingest-${path}-${k}`, path !== 'socket');
+        if (!P) (P = parameters), (size = 12 + 4 * P), console.log(`(${preset}: ${P} params, ${(size / 1024).toFixed(1)} KiB per f32 report)`);
         const reported = recs.reduce((a: number, r: any) => a + r.reported, 0);
         const refused = reports.filter((r) => !r.ok).length;
         const gib = (reported * size) / GiB;
         reportsPerRun = reported;
         perGiB[path].push(cpu / gib);
-        console.log(`${String(k + 1).padEnd(4)} ${path.padEnd(7)} ${String(reported).padStart(7)}  ${String(refused).padStart(7)}  ${((reported * size) / MiB).toFixed(0).padStart(4)}  ${cpu.toFixed(2).padStart(17)}  ${(cpu / gib).toFixed(2).padStart(9)}  ${(1024 / (cpu / gib)).toFixed(0).padStart(14)}  ${gc.toFixed(2).padStart(4)} (${((100 * gc) / cpu).toFixed(0)} %)`);
+        msPerReport[path].push((1000 * cpu) / reported);
+        console.log(`${String(k + 1).padEnd(4)} ${path.padEnd(7)} ${String(reported).padStart(7)}  ${String(refused).padStart(7)}  ${((reported * size) / MiB).toFixed(0).padStart(4)}  ${cpu.toFixed(2).padStart(17)}  ${(cpu / gib).toFixed(2).padStart(9)}  ${(1024 / (cpu / gib)).toFixed(0).padStart(14)}  ${((1000 * cpu) / reported).toFixed(2).padStart(17)}  ${gc.toFixed(2).padStart(4)} (${((100 * gc) / cpu).toFixed(0)} %)`);
       }
     }
   } finally {
@@ -245,7 +255,9 @@ async function ingestBench() {
   console.log(`\nmedians of ${K} runs (${reportsPerRun} reports, ${((reportsPerRun * size) / MiB).toFixed(0)} MiB each):`);
   console.log('what                                            CPU s/GiB  MiB/s per core  runs (CPU s/GiB)');
   const runs = [perGiB.direct, perGiB.upload, perGiB.socket, floors.ws, floors['socket.io'], floors.http, floors.net];
-  rows.forEach(([what, v], i) => console.log(`${what.padEnd(47)} ${v.toFixed(2).padStart(9)}  ${(1024 / v).toFixed(0).padStart(14)}  ${runs[i].map((x) => x.toFixed(2)).join(' / ')}`));
+  // Rows of paths or floors left out by --paths / --floors are not printed (their ratios below read NaN).
+  rows.forEach(([what, v], i) => runs[i].length > 0 && console.log(`${what.padEnd(47)} ${v.toFixed(2).padStart(9)}  ${(1024 / v).toFixed(0).padStart(14)}  ${runs[i].map((x) => x.toFixed(2)).join(' / ')}`));
+  console.log(`coordinator CPU ms per report, medians: direct ${median(msPerReport.direct).toFixed(3)}, route ${median(msPerReport.upload).toFixed(3)}, socket path ${median(msPerReport.socket).toFixed(3)}`);
   const [a2, a, b, c, d, e, f] = rows.map((r) => r[1]);
   console.log(`direct receiver / fastify route (CPU per GiB, new / old) = ${(a2 / a).toFixed(2)} (${(a / a2).toFixed(2)}x the throughput per core); direct / bare net = ${(a2 / f).toFixed(2)}; direct / bare http = ${(a2 / e).toFixed(2)}`);
   console.log(`target 500 MiB/s per core = ${(1024 / 500).toFixed(2)} CPU s/GiB: direct receiver ${1024 / a2 >= 500 ? 'meets' : 'misses'} it (${(1024 / a2).toFixed(0)} MiB/s per core)`);
