@@ -32,6 +32,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Session } from 'node:inspector';
 import Fastify from 'fastify';
 import { io } from 'socket.io-client';
@@ -137,6 +138,8 @@ interface PhaseResult {
   rps: number;
   /** CPU time of this (the server's) process per answered request, µs: user + system, all its threads. */
   cpuUs: number;
+  /** Main-thread garbage-collection pause time per answered request, µs (PerformanceObserver 'gc' entries in the window). */
+  gcUs: number;
   p50: number;
   p95: number;
   p99: number;
@@ -148,23 +151,31 @@ interface Body {
   headers: Record<string, string>;
 }
 
+/** Milliseconds of main-thread GC pauses since start (every kind), for `PhaseResult.gcUs`. */
+let gcMs = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcMs += e.duration;
+}).observe({ entryTypes: ['gc'] });
+
 /** Closed-loop load for `time.warmMs` then `time.durationMs` (measured); by default the run's --warmup and --seconds. */
 function runLoad(port: number, path: string, body: Body, concurrency: number, time: { warmMs: number; durationMs: number } = { warmMs, durationMs }): Promise<PhaseResult> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, LOADGEN: JSON.stringify({ port, path, body: Buffer.from(body.bytes).toString('base64'), headers: body.headers, concurrency, ...time }) };
     const child = spawn(process.execPath, ['-e', LOADGEN], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let cpu0: NodeJS.CpuUsage | null = null;
+    let gc0 = 0;
     child.once('error', reject);
     child.on('message', (m: { measuring?: true; lat: number[]; statuses: Record<string, number>; seconds: number }) => {
       if (m.measuring) {
         cpu0 = process.cpuUsage();
+        gc0 = gcMs;
         return;
       }
       const cpu = process.cpuUsage(cpu0 ?? undefined);
       const lat = Float64Array.from(m.lat).sort();
       const q = (p: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.ceil(p * lat.length) - 1)] : NaN);
       const ok = m.statuses['200'] ?? 0;
-      resolve({ rps: ok / m.seconds, cpuUs: (cpu.user + cpu.system) / ok, p50: q(0.5), p95: q(0.95), p99: q(0.99), statuses: m.statuses });
+      resolve({ rps: ok / m.seconds, cpuUs: (cpu.user + cpu.system) / ok, gcUs: (1000 * (gcMs - gc0)) / ok, p50: q(0.5), p95: q(0.95), p99: q(0.99), statuses: m.statuses });
     });
   });
 }
@@ -341,7 +352,7 @@ async function main(): Promise<void> {
       const before = deployment ? batchSizesOf(deployment) : {};
       const r = await runLoad(p.port(), p.path, p.body(), p.conc, p.time);
       // Subset runs (--only) are diagnostic: each phase's own figures as it ends.
-      if (only) console.log(`  ${p.key}@${p.conc}: ${r.rps.toFixed(0)} req/s, ${r.cpuUs.toFixed(0)} µs CPU/req, ${r.statuses['200'] ?? 0} answers in the window`);
+      if (only) console.log(`  ${p.key}@${p.conc}: ${r.rps.toFixed(0)} req/s, ${r.cpuUs.toFixed(0)} µs CPU/req (GC ${r.gcUs.toFixed(0)} µs), ${r.statuses['200'] ?? 0} answers in the window`);
       const k = `${p.key}@${p.conc}`;
       results.set(k, [...(results.get(k) ?? []), r]);
       if (deployment) {
