@@ -63,7 +63,11 @@ export function servingContract(format: ServedFormat): void {
         expect(meta.status, meta.text).toBe(200);
         expect(meta.json).toMatchObject({ platform: f.platform, inputs: [{ name: 'hidden_input', datatype: 'FP32', shape: [-1, 8] }], outputs: [{ name: 'logits', datatype: 'FP32', shape: [-1, 3] }] });
         expect(meta.json.parameters.variant ?? 'float32').toBe(t.variant ?? 'float32');
+        expect((await call('GET', `/v2/models/${f.model}/versions/${t.ref}/ready${query(t)}`)).json).toEqual({ name: f.model, ready: true });
       }
+      const bogus = await call('GET', `/v2/models/${f.model}/versions/${A.ref}?variant=int3`);
+      expect(bogus.status).toBe(400);
+      expect(bogus.json.code).toBe('FL_ERR_SERVING_BAD_INPUT');
     });
 
     it('OIP: infers with JSON data for an explicit version, an alias and latest, each as the reference computes', async () => {
@@ -99,13 +103,16 @@ export function servingContract(format: ServedFormat): void {
 
     it('OIP: a weights variant is served where the format has it, else refused with its code', async () => {
       if (f.int8 === null) return; // the student is itself a variant: it has none of its own
-      const res = await call('POST', `/v2/models/${f.model}/versions/${A.ref}/infer?variant=int8`, { inputs: [tensor(rowsOf(1))] });
-      if (f.int8 === 'served') {
-        expect(res.status).toBe(200);
-        expect(res.headers.get('x-model-variant')).toBe('int8');
-      } else {
-        expect(res.status).toBe(f.int8.status);
-        expect(res.json.code).toBe(f.int8.code);
+      const oip = await call('POST', `/v2/models/${f.model}/versions/${A.ref}/infer?variant=int8`, { inputs: [tensor(rowsOf(1))] });
+      const tfs = await call('POST', `/v1/models/${f.model}/versions/${A.ref}:predict?variant=int8`, { instances: rowsOf(1) });
+      for (const res of [oip, tfs]) {
+        if (f.int8 === 'served') {
+          expect(res.status).toBe(200);
+          expect(res.headers.get('x-model-variant')).toBe('int8');
+        } else {
+          expect(res.status).toBe(f.int8.status);
+          expect(res.json.code).toBe(f.int8.code);
+        }
       }
     });
 
@@ -241,6 +248,10 @@ export function servingContract(format: ServedFormat): void {
         expectClose(p.input.data, rows[0]);
         expectClose(p.output.data, (await f.reference(1, rows)).flat());
       }
+      // A serving replica forwards the records its own payload log wrote: the coordinator takes them as they are.
+      const replica = (await call('POST', '/api/v1/tokens', { role: 'serving' })).json.token;
+      const report = await httpCall(url, 'POST', '/api/v1/edge/reports', replica, { source: 'replica-1', kind: 'replica', payloads: [{ ...logged[0], requestId: 'edge-1' }] });
+      expect(report.json, report.text).toMatchObject({ payloadsAccepted: 1, payloadsDropped: 0 });
     });
 
     it('batches concurrent requests through instances, each answer its own', async () => {
@@ -252,7 +263,7 @@ export function servingContract(format: ServedFormat): void {
       for (const [i, res] of answers.entries()) expect(await expectServedBy(res, xs[i])).toBe(0);
       const after = await entry();
       expect(after.instances).toMatchObject({ size: 2 });
-      expect(typeof after.instances.backend).toBe('string');
+      expect(after.instances.backend).toMatch(f.instancesBackend);
       expect(after.batcher.rows - before.batcher.rows).toBe(32);
       expect(after.batcher.batches - before.batcher.batches).toBeLessThan(32);
     });

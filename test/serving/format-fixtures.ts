@@ -31,6 +31,8 @@ export interface FormatModels {
   servingFormat: 'tfjs' | 'onnx';
   /** What `?variant=int8` on a version of this format answers: served, or the coded error. */
   int8: 'served' | { status: number; code: string } | null;
+  /** `instances.backend` in GET /api/v1/serving once the format runs in instances. */
+  instancesBackend: RegExp;
 }
 
 export interface ServedFormat {
@@ -53,6 +55,7 @@ export const tfjsFormat: ServedFormat = {
       platform: 'tensorflowjs',
       servingFormat: 'tfjs',
       int8: 'served',
+      instancesBackend: /wasm|cpu|tensorflow/,
     };
   },
 };
@@ -85,6 +88,7 @@ export const onnxFormat: ServedFormat = {
       platform: 'onnxruntime',
       servingFormat: 'onnx',
       int8: { status: 404, code: 'FL_ERR_VARIANT_NOT_FOUND' },
+      instancesBackend: /^onnxruntime-cpu$/,
     };
   },
 };
@@ -123,6 +127,7 @@ export const studentFormat: ServedFormat = {
       platform: 'tensorflowjs',
       servingFormat: 'tfjs',
       int8: null,
+      instancesBackend: /wasm|cpu|tensorflow/,
     };
   },
 };
