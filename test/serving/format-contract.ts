@@ -65,6 +65,9 @@ export function servingContract(format: ServedFormat): void {
         expect(meta.json.parameters.variant ?? 'float32').toBe(t.variant ?? 'float32');
         expect((await call('GET', `/v2/models/${f.model}/versions/${t.ref}/ready${query(t)}`)).json).toEqual({ name: f.model, ready: true });
       }
+      const latest = await call('GET', `/v2/models/${f.model}${query(B)}`);
+      expect(latest.json.parameters).toMatchObject({ model: f.model, routed: [B.ref] });
+      expect(latest.json.parameters.variant ?? 'float32').toBe(B.variant ?? 'float32');
       const bogus = await call('GET', `/v2/models/${f.model}/versions/${A.ref}?variant=int3`);
       expect(bogus.status).toBe(400);
       expect(bogus.json.code).toBe('FL_ERR_SERVING_BAD_INPUT');
@@ -206,7 +209,7 @@ export function servingContract(format: ServedFormat): void {
       }
       // Mirrored requests complete after their answers: wait until all have.
       let stats = (await call('GET', '/api/v1/deployments/shadow/stats')).json;
-      for (let tries = 0; stats.shadow.completed + stats.shadow.failed < 30 && tries < 200; tries++) {
+      for (let tries = 0; stats.shadow.completed + stats.shadow.failed < 30 && tries < 600; tries++) {
         await new Promise((r) => setTimeout(r, 50));
         stats = (await call('GET', '/api/v1/deployments/shadow/stats')).json;
       }
