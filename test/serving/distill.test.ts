@@ -87,19 +87,9 @@ describe('flotilla models distill', () => {
     expect(v.metrics.distilled_latency_row_ms).toBeGreaterThan(0);
     expect(v.artifacts.map((a: { name: string }) => a.name)).toEqual(['weights', 'weights.float16', 'weights.int8', 'weights.pruned', 'weights.distilled', 'spec.distilled']);
 
-    // Served as the variant: what tfjs computes with the student's stored spec and weights.
-    const reg = h.app.flotilla.registry;
-    const rec = await reg.getVersion('teach', 1);
-    const sSpec = await reg.specOf(rec, 'distilled');
-    const student = await modelFromSpec(sSpec);
-    setFlatWeights(student, await reg.readWeights(rec, 'distilled'), sSpec.manifest);
+    // Served as the variant: the serving contract (format-contract.ts) checks every route, deployment
+    // type and statistic for a student; here a split mixes the teacher and its student.
     const input = [0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7, -0.8];
-    const want = Array.from((student.predict(tf.tensor2d([input])) as tf.Tensor).dataSync());
-    const res = await h.call({ method: 'POST', url: '/v2/models/teach/versions/1/infer?variant=distilled', json: { inputs: [{ name: 'hidden_input', shape: [1, 8], datatype: 'FP32', data: input }] } });
-    expect(res.status).toBe(200);
-    expect(res.headers['x-model-variant']).toBe('distilled');
-    res.json.outputs[0].data.forEach((v: number, i: number) => expect(v).toBeCloseTo(want[i], 5));
-    // An existing deployment type routes traffic to it: a split between teacher and student.
     const dep = await h.call({ method: 'POST', url: '/api/v1/deployments', json: { name: 'teach-ab', model: 'teach', routing: { mode: 'split', targets: [{ ref: '1', weight: 1 }, { ref: '1', variant: 'distilled', weight: 1 }] } } });
     expect(dep.status).toBe(201);
     const variants = new Set<string>();
@@ -216,6 +206,10 @@ describe.skipIf(!ortPresent)('flotilla models distill with an ONNX teacher and a
     const res = await h.call({ method: 'POST', url: '/v2/models/mnist-onnx/versions/1/infer?variant=distilled', json: body });
     expect(res.status, JSON.stringify(res.json)).toBe(200);
     expect(res.json.outputs[0].name).toBe('probs');
+    // Its metadata (?variant=) is the student's: tfjs, under the teacher's tensor names.
+    const meta = (await h.call({ method: 'GET', url: '/v2/models/mnist-onnx/versions/1?variant=distilled' })).json;
+    expect(meta).toMatchObject({ platform: 'tensorflowjs', inputs: [{ name: 'h1_input', shape: [-1, 784] }], outputs: [{ name: 'probs', shape: [-1, 10] }], parameters: { variant: 'distilled' } });
+    expect((await h.call({ method: 'GET', url: '/v2/models/mnist-onnx/versions/1' })).json.platform).toBe('onnxruntime');
     res.json.outputs[0].data.forEach((x: number, i: number) => expect(x).toBeCloseTo(want[i], 5));
     const dep = await h.call({ method: 'POST', url: '/api/v1/deployments', json: { name: 'mnist-ab', model: 'mnist-onnx', routing: { mode: 'split', targets: [{ ref: '1', weight: 1 }, { ref: '1', variant: 'distilled', weight: 1 }] } } });
     expect(dep.status, JSON.stringify(dep.json)).toBe(201);

@@ -40,19 +40,19 @@ export async function servingApp(opts: AppOptions = {}): Promise<ServingHarness>
     return { status: res.statusCode, json, headers: res.headers as Record<string, unknown> };
   };
   const publishTiny: ServingHarness['publishTiny'] = async (model, versions = 1) => {
-    const preset = buildPreset('tiny-mlp');
-    const { spec, weights } = specOf(preset.model, preset.numClasses);
-    preset.model.dispose();
-    const all: Float32Array[] = [];
-    for (let i = 0; i < versions; i++) {
-      // Distinct weights per version: scaled and shifted copies.
-      const w = weights.map((x, j) => x * (1 + i) + ((j % 7) - 3) * 0.05 * i);
-      await app.flotilla.registry.publish({ model, spec, weights: w });
-      all.push(w);
-    }
-    return { spec, weights: all };
+    const tiny = tinyWeights(versions);
+    for (const weights of tiny.weights) await app.flotilla.registry.publish({ model, spec: tiny.spec, weights });
+    return tiny;
   };
   return { app, call, publishTiny };
+}
+
+/** tiny-mlp (8 features, 3 classes) and `versions` distinct weight sets: scaled and shifted copies of one initialisation. */
+export function tinyWeights(versions: number): { spec: ModelSpec; weights: Float32Array[] } {
+  const preset = buildPreset('tiny-mlp');
+  const { spec, weights } = specOf(preset.model, preset.numClasses);
+  preset.model.dispose();
+  return { spec, weights: Array.from({ length: versions }, (_, i) => weights.map((x, j) => x * (1 + i) + ((j % 7) - 3) * 0.05 * i)) };
 }
 
 /** What tfjs itself predicts for `rows` (8 features each) with these weights: the reference answer. */

@@ -34,6 +34,7 @@ const Payload = z
     version: z.number().int().min(1),
     requestId: z.string().min(1).max(128),
     deployment: Name.optional(),
+    variant: z.string().min(1).max(32).optional(),
     at: z.number().int().min(0),
     input: Tensor,
     output: Tensor,

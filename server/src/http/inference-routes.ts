@@ -128,7 +128,9 @@ const Name = z.string().min(1).max(128);
 const Ref = z.string().min(1).max(64);
 const ModelParams = z.object({ name: Name }).strict();
 const VersionParams = z.object({ name: Name, version: Ref }).strict();
-const VariantQuery = z.object({ variant: z.enum(['float32', ...SERVED_VARIANTS]).optional() }).strict();
+/** `?variant=` of the inference, metadata and readiness routes (OIP and TF Serving): which weights of the version answer. */
+export const VariantQuery = z.object({ variant: z.enum(['float32', ...SERVED_VARIANTS]).optional() }).strict();
+type VariantName = z.infer<typeof VariantQuery>['variant'];
 const Params = z.record(z.string(), z.unknown());
 /** The OIP inference body (exported for infer-validation's test: its fast path must accept only what this accepts). */
 export const InferBody = z.object({
@@ -185,16 +187,15 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
   });
   r.get('/v2', { preHandler: callers }, async () => ({ name: 'flotilla', version: opts.version ?? '0.1.0', extensions: ['binary_tensor_data'] }));
 
-  const metadata = async (name: string, ref?: string) => {
-    const targets = ref === undefined ? await serving.endpointVersions(name) : null;
-    const model = targets ? targets[0].model : serving.hasDeployment(name) ? serving.getDeployment(name).model : name;
-    const version = targets ? targets[0].version : await serving.resolveRef(model, ref!);
-    const served = await serving.cache.get(model, version, targets ? targets[0].variant : 'float32');
+  const metadata = async (name: string, ref: string | undefined, variant: VariantName | undefined) => {
+    const targets = await serving.endpointVersions(name, { ref, variant });
+    const { model, version } = targets[0];
+    const served = await serving.cache.get(model, version, targets[0].variant);
     const io = served.io;
     return {
       name,
       // Every version that may be requested explicitly (newest first); `routed` is what routing picks now.
-      versions: targets ? (await serving.versionsOf(model)).map(String) : [String(version)],
+      versions: ref === undefined ? (await serving.versionsOf(model)).map(String) : [String(version)],
       platform: io.platform,
       inputs: io.inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: [-1, ...t.shape] })),
       // Outputs are answered as FP32 whatever the model computes them in (model-io.ts).
@@ -202,30 +203,28 @@ export const inferenceRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
       parameters: {
         model,
         ...(serving.hasDeployment(name) ? { deployment: name } : {}),
-        ...(targets ? { routed: [...new Set(targets.map((t) => String(t.version)))] } : {}),
+        ...(ref === undefined ? { routed: [...new Set(targets.map((t) => String(t.version)))] } : {}),
+        // The variant described (`?variant=`, or a deployment's first target's), when not the version's own weights.
+        ...(served.variant !== 'float32' ? { variant: served.variant } : {}),
       },
     };
   };
 
-  r.get('/v2/models/:name', { schema: { params: ModelParams }, preHandler: scoped }, async (req) => metadata(req.params.name));
-  r.get('/v2/models/:name/versions/:version', { schema: { params: VersionParams }, preHandler: scoped }, async (req) => metadata(req.params.name, req.params.version));
+  r.get('/v2/models/:name', { schema: { params: ModelParams, querystring: VariantQuery }, preHandler: scoped }, async (req) => metadata(req.params.name, undefined, req.query.variant));
+  r.get('/v2/models/:name/versions/:version', { schema: { params: VersionParams, querystring: VariantQuery }, preHandler: scoped }, async (req) =>
+    metadata(req.params.name, req.params.version, req.query.variant),
+  );
 
-  const readiness = async (reply: FastifyReply, name: string, ref?: string) => {
-    let targets: Array<{ model: string; version: number; variant: string; loaded: boolean }>;
-    if (ref === undefined) targets = await serving.endpointVersions(name);
-    else {
-      const model = serving.hasDeployment(name) ? serving.getDeployment(name).model : name;
-      const version = await serving.resolveRef(model, ref);
-      targets = [{ model, version, variant: 'float32', loaded: !!serving.cache.peek(model, version) }];
-    }
+  const readiness = async (reply: FastifyReply, name: string, ref: string | undefined, variant: VariantName | undefined) => {
+    const targets = await serving.endpointVersions(name, { ref, variant });
     // A probe of a version not loaded yet starts loading it and waits a little for the load.
     const loads = targets.filter((t) => !t.loaded).map((t) => serving.cache.get(t.model, t.version, t.variant));
     const ready = loads.length === 0 || (await settles(Promise.all(loads), READY_WAIT_MS));
     return reply.status(ready ? 200 : 503).send({ name, ready });
   };
-  r.get('/v2/models/:name/ready', { schema: { params: ModelParams }, preHandler: scoped }, async (req, reply) => readiness(reply, req.params.name));
-  r.get('/v2/models/:name/versions/:version/ready', { schema: { params: VersionParams }, preHandler: scoped }, async (req, reply) =>
-    readiness(reply, req.params.name, req.params.version),
+  r.get('/v2/models/:name/ready', { schema: { params: ModelParams, querystring: VariantQuery }, preHandler: scoped }, async (req, reply) => readiness(reply, req.params.name, undefined, req.query.variant));
+  r.get('/v2/models/:name/versions/:version/ready', { schema: { params: VersionParams, querystring: VariantQuery }, preHandler: scoped }, async (req, reply) =>
+    readiness(reply, req.params.name, req.params.version, req.query.variant),
   );
 
   const infer = async (req: FastifyRequest, reply: FastifyReply, name: string, body: z.infer<typeof InferBody>, ref?: string, variant?: string) => {

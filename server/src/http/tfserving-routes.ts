@@ -7,9 +7,10 @@ import { unpackRows } from '../serving/model-io.js';
 import type { Serving } from '../serving/serving.js';
 import { requireRole } from './auth.js';
 import { endpointScope } from './scope.js';
-import { inferenceErrorHandler, requestIdOf, routingKeyOf, servedHeaders, useInferJsonParser, type InferenceRoutesOptions } from './inference-routes.js';
+import { VariantQuery, inferenceErrorHandler, requestIdOf, routingKeyOf, servedHeaders, useInferJsonParser, type InferenceRoutesOptions } from './inference-routes.js';
 
 const Name = z.string().min(1).max(160);
+type Variant = z.infer<typeof VariantQuery>['variant'];
 const PredictBody = z.object({ signature_name: z.string().max(128).optional(), instances: z.unknown().optional(), inputs: z.unknown().optional() });
 
 /** "mnist:predict" -> ["mnist", "predict"]; fastify has no literal-colon suffix in paths, so the verb is parsed here. */
@@ -26,7 +27,8 @@ function verb(segment: string): [string, string] {
  * `instances` (row format, answered as `predictions`) or `inputs` (columnar, answered as
  * `outputs`), and `GET /v1/models/{name}[/versions/{v}]` status. `{name}` is a deployment or a
  * model, as in the OIP routes; answers also carry `model_version`. `GET .../metadata` answers the
- * serving_default signature.
+ * serving_default signature. `?variant=` (an extension, as on the OIP routes) picks a version's
+ * weights variant or distilled student on every route.
  */
 export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async (app, opts) => {
   app.setErrorHandler(inferenceErrorHandler);
@@ -36,11 +38,12 @@ export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
   const callers = opts.publicInference ? [] : [requireRole(opts.auth, ['inference'])];
   const scoped = [...callers, endpointScope()];
 
-  const predict = async (req: FastifyRequest, reply: FastifyReply, name: string, body: z.infer<typeof PredictBody>, ref?: string) => {
+  const predict = async (req: FastifyRequest, reply: FastifyReply, name: string, body: z.infer<typeof PredictBody>, ref: string | undefined, variant: Variant) => {
     let format = 'row' as 'row' | 'columnar';
     const res = await serving.infer({
       endpoint: name,
       ref,
+      variant,
       requestId: requestIdOf(req),
       routingKey: routingKeyOf(req),
       parse: (io, maxRows) => {
@@ -62,37 +65,30 @@ export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
     return { predictions, model_version: String(res.version) };
   };
 
-  r.post('/v1/models/:name', { schema: { params: z.object({ name: Name }).strict(), body: PredictBody }, preHandler: [...callers, endpointScope((n) => verb(n)[0])] }, async (req, reply) => {
+  r.post('/v1/models/:name', { schema: { params: z.object({ name: Name }).strict(), querystring: VariantQuery, body: PredictBody }, preHandler: [...callers, endpointScope((n) => verb(n)[0])] }, async (req, reply) => {
     const [name] = verb(req.params.name);
-    return predict(req, reply, name, req.body);
+    return predict(req, reply, name, req.body, undefined, req.query.variant);
   });
   r.post(
     '/v1/models/:name/versions/:version',
-    { schema: { params: z.object({ name: Name, version: z.string().min(1).max(64) }).strict(), body: PredictBody }, preHandler: scoped },
+    { schema: { params: z.object({ name: Name, version: z.string().min(1).max(64) }).strict(), querystring: VariantQuery, body: PredictBody }, preHandler: scoped },
     async (req, reply) => {
       const [v] = verb(req.params.version);
       if (!/^[0-9]{1,15}$/.test(v)) throw new AppError('FL_ERR_SERVING_BAD_INPUT', { why: 'versions are numbers; use /labels/{alias} for aliases', version: v });
-      return predict(req, reply, req.params.name, req.body, v);
+      return predict(req, reply, req.params.name, req.body, v, req.query.variant);
     },
   );
   r.post(
     '/v1/models/:name/labels/:label',
-    { schema: { params: z.object({ name: Name, label: z.string().min(1).max(64) }).strict(), body: PredictBody }, preHandler: scoped },
+    { schema: { params: z.object({ name: Name, label: z.string().min(1).max(64) }).strict(), querystring: VariantQuery, body: PredictBody }, preHandler: scoped },
     async (req, reply) => {
       const [label] = verb(req.params.label);
-      return predict(req, reply, req.params.name, req.body, label);
+      return predict(req, reply, req.params.name, req.body, label, req.query.variant);
     },
   );
 
-  const status = async (name: string, ref?: string) => {
-    const targets =
-      ref === undefined
-        ? await serving.endpointVersions(name)
-        : await (async () => {
-            const model = serving.hasDeployment(name) ? serving.getDeployment(name).model : name;
-            const version = await serving.resolveRef(model, ref);
-            return [{ version, loaded: !!serving.cache.peek(model, version), loading: serving.cache.isLoading(model, version) }];
-          })();
+  const status = async (name: string, ref: string | undefined, variant: Variant) => {
+    const targets = await serving.endpointVersions(name, { ref, variant });
     const seen = new Set<number>();
     return {
       model_version_status: targets
@@ -106,9 +102,8 @@ export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
     };
   };
   /** TF Serving's GetModelMetadata: the serving_default signature (dtypes and shapes, -1 = batch). */
-  const metadata = async (name: string, ref?: string) => {
-    const model = serving.hasDeployment(name) ? serving.getDeployment(name).model : name;
-    const t = ref === undefined ? (await serving.endpointVersions(name))[0] : { model, version: await serving.resolveRef(model, ref), variant: 'float32' };
+  const metadata = async (name: string, ref: string | undefined, variant: Variant) => {
+    const t = (await serving.endpointVersions(name, { ref, variant }))[0];
     const io = (await serving.cache.get(t.model, t.version, t.variant)).io;
     const DTYPES: Record<string, string> = { FP32: 'DT_FLOAT', INT64: 'DT_INT64', INT32: 'DT_INT32' };
     const tensor = (n: string, shape: number[], datatype = 'FP32') => ({ dtype: DTYPES[datatype], tensor_shape: { dim: [-1, ...shape].map((d) => ({ size: String(d), name: '' })), unknown_rank: false }, name: n });
@@ -127,17 +122,14 @@ export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
       },
     };
   };
-  r.get('/v1/models/:name/metadata', { schema: { params: z.object({ name: Name }).strict() }, preHandler: scoped }, async (req) => metadata(req.params.name));
-  r.get(
-    '/v1/models/:name/versions/:version/metadata',
-    { schema: { params: z.object({ name: Name, version: z.string().regex(/^[0-9]{1,15}$/) }).strict() }, preHandler: scoped },
-    async (req) => metadata(req.params.name, req.params.version),
+  const NameParams = z.object({ name: Name }).strict();
+  const VersionParams = z.object({ name: Name, version: z.string().regex(/^[0-9]{1,15}$/) }).strict();
+  r.get('/v1/models/:name/metadata', { schema: { params: NameParams, querystring: VariantQuery }, preHandler: scoped }, async (req) => metadata(req.params.name, undefined, req.query.variant));
+  r.get('/v1/models/:name/versions/:version/metadata', { schema: { params: VersionParams, querystring: VariantQuery }, preHandler: scoped }, async (req) =>
+    metadata(req.params.name, req.params.version, req.query.variant),
   );
-
-  r.get('/v1/models/:name', { schema: { params: z.object({ name: Name }).strict() }, preHandler: scoped }, async (req) => status(req.params.name));
-  r.get(
-    '/v1/models/:name/versions/:version',
-    { schema: { params: z.object({ name: Name, version: z.string().regex(/^[0-9]{1,15}$/) }).strict() }, preHandler: scoped },
-    async (req) => status(req.params.name, req.params.version),
+  r.get('/v1/models/:name', { schema: { params: NameParams, querystring: VariantQuery }, preHandler: scoped }, async (req) => status(req.params.name, undefined, req.query.variant));
+  r.get('/v1/models/:name/versions/:version', { schema: { params: VersionParams, querystring: VariantQuery }, preHandler: scoped }, async (req) =>
+    status(req.params.name, req.params.version, req.query.variant),
   );
 };

@@ -329,6 +329,7 @@ export class Serving {
           version,
           requestId: req.requestId,
           ...(rt ? { deployment: rt.record.name } : {}),
+          ...(served!.variant !== 'float32' ? { variant: served!.variant } : {}),
           at: Date.now(),
           // Several inputs or outputs are logged as packed rows (model-io.ts): [rows, packed width].
           input: { shape: io.inputs.length === 1 ? [rows, ...io.inputShape] : [rows, io.rowWidth], data: Array.from(input.data.subarray(0, rows * io.rowWidth)) },
@@ -477,11 +478,17 @@ export class Serving {
     return this.runtimes.has(name);
   }
 
-  /** Targets a deployment (or model) routes to, resolved to versions, with load state. */
-  async endpointVersions(endpoint: string): Promise<Array<{ model: string; target: string; version: number; variant: WeightsVariant; loaded: boolean; loading: boolean }>> {
+  /**
+   * Targets a request to `endpoint` may be served by, resolved to versions, with load state: as
+   * infer picks them, `pick.ref` and `pick.variant` name one target (a deployment's model's, or
+   * the model's `latest`) unless the endpoint is a deployment asked without a ref (its routing's
+   * targets).
+   */
+  async endpointVersions(endpoint: string, pick: { ref?: string; variant?: WeightsVariant } = {}): Promise<Array<{ model: string; target: string; version: number; variant: WeightsVariant; loaded: boolean; loading: boolean }>> {
     const rt = this.runtimes.get(endpoint);
     const model = rt ? rt.record.model : endpoint;
-    const targets = rt ? rt.targets : [{ key: 'latest', ref: 'latest', variant: 'float32' as WeightsVariant }];
+    const one = (ref: string, variant: WeightsVariant) => [{ key: variant === 'float32' ? ref : `${ref}#${variant}`, ref, variant }];
+    const targets = rt && pick.ref === undefined ? rt.targets : one(pick.ref ?? 'latest', pick.variant ?? 'float32');
     const out = [];
     for (const t of targets) {
       const version = await this.resolveRef(model, t.ref);

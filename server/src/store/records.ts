@@ -252,6 +252,8 @@ export interface PayloadRecord {
   requestId: string;
   /** The deployment that routed the request, when one did. */
   deployment?: string;
+  /** The weights that answered when not the version's own: a variant or its distilled student (serving.ts). */
+  variant?: string;
   at: number;
   input: { shape: number[]; data: number[] };
   output: { shape: number[]; data: number[] };
