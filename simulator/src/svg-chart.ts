@@ -34,6 +34,8 @@ export interface AccuracyChartOptions {
 }
 
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
+/** Estimated mean advance of a 13 px Helvetica/Arial character in mixed text (lower case about 6.5 px, digits 7.2, a space 3.6): sizes the legend. */
+const LEGEND_CHAR_PX = 7.2;
 
 /** Up to ~`count` round tick values covering [lo, hi] at a 1/2/5 x 10^k step. */
 export function niceTicks(lo: number, hi: number, count = 8): number[] {
@@ -169,20 +171,26 @@ export function renderAccuracyChart(o: AccuracyChartOptions): string {
     parts.push(`<path d="M${fmt(x - 4)} ${fmt(y - 4)} L${fmt(x + 4)} ${fmt(y + 4)} M${fmt(x - 4)} ${fmt(y + 4)} L${fmt(x + 4)} ${fmt(y - 4)}" stroke="#d62728" stroke-width="1.5"/>`);
   }
 
-  // Legend (bottom right, above the axis), with each series' last value.
+  // Legend (bottom right, above the axis), with each series' last value. It starts far enough left
+  // for its longest label to end inside the plot (13 px text: at most LEGEND_CHAR_PX per character),
+  // but never left of the plot.
   const legend = o.series.filter((s) => s.points.some(usable));
+  const labels = legend.map((s) => {
+    const last = s.points.filter(usable).at(-1)!;
+    return `${s.name} (last ${pct(last.y, 0.0001)} @ ${Number.isInteger(last.x) ? last.x : Number(last.x.toPrecision(4))}${o.xUnit ? ` ${o.xUnit}` : ''})`;
+  });
+  const widest = Math.max(0, ...labels.map((l) => l.length)) * LEGEND_CHAR_PX + 40;
+  const lx = fmt(Math.max(m.left + 8, m.left + pw - Math.max(250, widest)));
   legend.forEach((s, i) => {
     const color = COLORS[o.series.indexOf(s) % COLORS.length];
-    const last = s.points.filter(usable).at(-1)!;
     const y = m.top + ph - 16 - (legend.length - 1 - i) * 20;
-    const x = m.left + pw - 250;
     parts.push(
-      `<line x1="${x}" y1="${y}" x2="${x + 24}" y2="${y}" stroke="${color}" stroke-width="3"/>`,
-      `<text x="${x + 32}" y="${y}" dominant-baseline="middle" font-size="13" fill="#222">${esc(s.name)} (last ${pct(last.y, 0.0001)} @ ${Number.isInteger(last.x) ? last.x : Number(last.x.toPrecision(4))}${o.xUnit ? ` ${esc(o.xUnit)}` : ''})</text>`,
+      `<line x1="${lx}" y1="${y}" x2="${fmt(Number(lx) + 24)}" y2="${y}" stroke="${color}" stroke-width="3"/>`,
+      `<text x="${fmt(Number(lx) + 32)}" y="${y}" dominant-baseline="middle" font-size="13" fill="#222">${esc(labels[i])}</text>`,
     );
   });
   if (failed.length > 0) {
-    const x = m.left + pw - 250;
+    const x = Number(lx);
     const y = m.top + ph - 16 - legend.length * 20;
     parts.push(
       `<path d="M${x + 8} ${y - 4} L${x + 16} ${y + 4} M${x + 8} ${y + 4} L${x + 16} ${y - 4}" stroke="#d62728" stroke-width="1.5"/>`,

@@ -102,6 +102,19 @@ describe('svg chart', () => {
     expect(svg).not.toContain('NaN');
   });
 
+  it('places the legend so that a long label ends inside the chart, and a short one where it always was', () => {
+    const legendX = (name: string) => {
+      const svg = renderAccuracyChart({ title: 't', series: [{ name, points: [{ x: 1, y: 0.5 }, { x: 256, y: 0.7085 }] }] });
+      const m = new RegExp(`<text x="([0-9.]+)"[^>]*>${name.replace(/[()]/g, '\\$&')} \\(last`).exec(svg);
+      return Number(m![1]);
+    };
+    const long = 'batched, adaptive delay (default)';
+    const label = `${long} (last 70.85% @ 256)`;
+    // 880 px wide: the label's text, at 7.2 px per character, ends before the right edge.
+    expect(legendX(long) + label.length * 7.2).toBeLessThanOrEqual(880);
+    expect(legendX('IID')).toBeGreaterThan(legendX(long));
+  });
+
   it('log x axis: 1-2-5 ticks per decade, thinned to decades when there are many; x <= 0 left out', () => {
     expect(logTicks(1, 100)).toEqual([1, 2, 5, 10, 20, 50, 100]);
     expect(logTicks(0.1, 1000, 6)).toEqual([0.1, 1, 10, 100, 1000]);
