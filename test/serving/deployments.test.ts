@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRng } from '../../server/src/fl/rng.js';
 import { rowsOf, servingApp, type ServingHarness } from './serving-helpers.js';
+import { until } from '../helpers/until.js';
 
 const tensor = (rows: number[][]) => ({ name: 'hidden_input', shape: [rows.length, 8], datatype: 'FP32', data: rows.flat() });
 
@@ -140,8 +141,11 @@ describe('deployments: split, bandit, shadow, stats', () => {
       expect(res.json.model_version).toBe('2');
       expect(res.json.parameters.variant).toBe('float32');
     }
-    await new Promise((r) => setTimeout(r, 100));
-    const stats = (await h.call({ method: 'GET', url: '/api/v1/deployments/shadow/stats' })).json;
+    // Mirrored requests complete after their answers: wait until all have.
+    const stats = await until(async () => {
+      const st = (await h.call({ method: 'GET', url: '/api/v1/deployments/shadow/stats' })).json;
+      return st.shadow.completed + st.shadow.failed >= st.shadow.mirrored && st.shadow.mirrored === 40 && st;
+    }, 'the 40 mirrored requests to complete');
     expect(stats.shadow).toMatchObject({ target: '2#int8', percent: 100, mirrored: 40, completed: 40, failed: 0, rowsCompared: 40 });
     expect(stats.shadow.agreement).toBeGreaterThan(0.9);
     expect(stats.shadow.meanAbsDiff).toBeLessThan(0.05);
@@ -152,8 +156,10 @@ describe('deployments: split, bandit, shadow, stats', () => {
     // A shadow comparing two different versions agrees less than perfectly but is still reported.
     await create({ name: 'shadow2', model: 'tiny', routing: { mode: 'shadow', primary: { ref: '2' }, shadow: { ref: '1' }, percent: 50 } });
     for (let i = 0; i < 40; i++) await infer('shadow2', `sh2-${i}`);
-    await new Promise((r) => setTimeout(r, 100));
-    const s2 = (await h.call({ method: 'GET', url: '/api/v1/deployments/shadow2/stats' })).json.shadow;
+    const s2 = await until(async () => {
+      const st = (await h.call({ method: 'GET', url: '/api/v1/deployments/shadow2/stats' })).json.shadow;
+      return st.completed + st.failed >= st.mirrored && st;
+    }, 'the mirrored requests of shadow2 to complete');
     expect(s2.mirrored).toBeGreaterThan(8);
     expect(s2.mirrored).toBeLessThan(32);
     expect(s2.completed).toBe(s2.mirrored);

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRng } from '../../server/src/fl/rng.js';
 import { sampledId } from '../../server/src/serving/payload-log.js';
 import { httpCall, type HttpAnswer } from '../helpers/http-call.js';
+import { until } from '../helpers/until.js';
 import type { FormatModels, FormatTarget, ServedFormat } from './format-fixtures.js';
 import { ADMIN, expectClose, rowsOf, servingApp, type ServingHarness } from './serving-helpers.js';
 
@@ -208,11 +209,10 @@ export function servingContract(format: ServedFormat): void {
         });
       }
       // Mirrored requests complete after their answers: wait until all have.
-      let stats = (await call('GET', '/api/v1/deployments/shadow/stats')).json;
-      for (let tries = 0; stats.shadow.completed + stats.shadow.failed < 30 && tries < 600; tries++) {
-        await new Promise((r) => setTimeout(r, 50));
-        stats = (await call('GET', '/api/v1/deployments/shadow/stats')).json;
-      }
+      const stats = await until(async () => {
+        const st = (await call('GET', '/api/v1/deployments/shadow/stats')).json;
+        return st.shadow.completed + st.shadow.failed >= 30 && st;
+      }, 'the 30 mirrored requests to complete');
       expect(stats.shadow).toMatchObject({ target: keyOf(B), percent: 100, mirrored: 30, completed: 30, failed: 0, rowsCompared: 60 });
       expect(Math.abs(stats.shadow.agreement - agreed / 60)).toBeLessThanOrEqual(1 / 60 + 1e-9);
       expect(stats.shadow.meanAbsDiff).toBeCloseTo(absDiff / 180, 4);
