@@ -1,6 +1,6 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { modelFromSpec, setFlatWeights, tfjsToOnnx } from '@flotilla/model';
 import { ApiClient } from '../../server/src/cli/api-client.js';
@@ -115,6 +115,7 @@ export const studentFormat: ServedFormat = {
       setFlatWeights(student, await h.app.flotilla.registry.readWeights(rec, 'distilled'), spec.manifest);
       students.push(student);
     }
+    rmSync(dirname(csv), { recursive: true, force: true });
     const v = await httpCall(url, 'GET', '/api/v1/models/teach/versions/1', ADMIN);
     if (!v.json.artifacts.some((a: { name: string }) => a.name === 'weights.distilled')) throw new Error('distill stored no student');
     return {
