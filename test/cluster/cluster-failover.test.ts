@@ -128,6 +128,16 @@ describe.skipIf(redisSkipReason !== null)('cluster failover', () => {
     await until(async () => (await view()).nodes.reduce((s: number, n: { devices: number }) => s + n.devices, 0) === devices.length, 'every device listed again');
   }, 300_000);
 
+  it("an operator's pause sent to a follower stands while the leader commits rounds back to back", async () => {
+    const l = await leaderIndex();
+    const leader = cluster.nodes[l];
+    await commits(1, 'rounds before the pause');
+    // The leader's commits carry the task record it holds; a pause written by another node in between must survive them.
+    expect((await admin(cluster.nodes[(l + 1) % 3], 'POST', '/api/v1/tasks/t/pause')).state).toBe('paused');
+    await until(async () => ['done', 'failed', undefined].includes((await admin(leader, 'GET', '/api/v1/tasks/t/rounds?limit=1')).rounds[0]?.state), 'no round in flight on the leader');
+    for (const n of cluster.nodes) expect((await admin(n, 'GET', '/api/v1/tasks/t')).state).toBe('paused');
+  }, 120_000);
+
   it('versions are contiguous and verified, and no round was committed twice', async () => {
     const n = live();
     // pause first, so that no commit shifts the newest-first pages while they are read

@@ -56,7 +56,7 @@ describe.skipIf(redisSkipReason !== null)('leader lease and store fencing', () =
       // A wakes and commits the round it was running, with its old token: refused, nothing written.
       await expectCode(
         sa.commitRound({
-          task: { id: 't', currentVersion: 2, nextRound: 2, state: 'running' },
+          task: { id: 't', currentVersion: 2, nextRound: 2 },
           round: round('t', 1, { state: 'done', committedVersion: 2 }),
           version: version('t', 2),
           by: 'coordinator@a',
@@ -68,7 +68,7 @@ describe.skipIf(redisSkipReason !== null)('leader lease and store fencing', () =
       expect(await a.renew('t')).toBe(false); // and its renewal tells it it lost the lease
       // B commits with its token.
       await sb.commitRound({
-        task: { id: 't', currentVersion: 2, nextRound: 2, state: 'running' },
+        task: { id: 't', currentVersion: 2, nextRound: 2 },
         round: round('t', 1, { state: 'done', committedVersion: 2 }),
         version: version('t', 2),
         by: 'coordinator@b',

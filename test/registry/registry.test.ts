@@ -94,7 +94,7 @@ for (const backend of backends) {
       const first = await reg.prepareVersion({ model: 'lin', version: 1, spec: lin.spec, weights: lin.weights });
       await env.store.createTask(task('lin', { spec: lin.spec }), first);
       const v2 = await reg.commitRound({
-        task: { id: 'lin', currentVersion: 2, nextRound: 2, state: 'running' },
+        task: { id: 'lin', currentVersion: 2, nextRound: 2 },
         round: round('lin', 1, { state: 'done', committedVersion: 2 }),
         version: { model: 'lin', version: 2, spec: lin.spec, weights: lin.weights, taskId: 'lin', round: 1, parentVersion: 1, metrics: { participants: 3 } },
         by: 'coordinator',
@@ -104,7 +104,7 @@ for (const backend of backends) {
       // Re-committing the same version number fails and changes nothing.
       await expectCode(
         reg.commitRound({
-          task: { id: 'lin', currentVersion: 2, nextRound: 3, state: 'running' },
+          task: { id: 'lin', currentVersion: 2, nextRound: 3 },
           round: round('lin', 2),
           version: { model: 'lin', version: 2, spec: lin.spec, weights: lin.weights.map((x) => -x) },
           by: 'coordinator',

@@ -84,7 +84,7 @@ describe('SqliteStore specifics', () => {
     // A round record missing NOT NULL columns fails after the version insert inside the same transaction.
     const bad = { taskId: 'a', round: 1 } as never;
     await expect(
-      s.commitRound({ task: { id: 'a', currentVersion: 2, nextRound: 2, state: 'running' }, round: bad, version: version('a', 2), by: 'x' }),
+      s.commitRound({ task: { id: 'a', currentVersion: 2, nextRound: 2 }, round: bad, version: version('a', 2), by: 'x' }),
     ).rejects.toThrow();
     expect(await s.getVersion('a', 2)).toBeNull();
     expect((await s.getAlias('a', 'latest'))!.version).toBe(1);

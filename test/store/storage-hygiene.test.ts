@@ -77,7 +77,7 @@ describe('storage hygiene (real SQLite and files)', () => {
     // A round's commit that fails in the store after its blobs were written (version 1 exists).
     const weights = await app.flotilla.registry.readWeights(v1);
     const failed = app.flotilla.registry.commitRound({
-      task: { id: 't1', currentVersion: 1, nextRound: 2, state: task.state },
+      task: { id: 't1', currentVersion: 1, nextRound: 2 },
       round: { taskId: 't1', round: 1, state: 'done', baseVersion: 1, selected: [], reported: [], rejected: [], dropped: [], startedAt: 1, deadline: 2, trainMetrics: {}, evalMetrics: {}, centralMetrics: {}, bytesUp: 0, bytesDown: 0 },
       version: { model: 't1', version: 1, spec: task.spec, weights: weights.map((x) => x + 0.25) },
       by: 'test',

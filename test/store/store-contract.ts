@@ -131,7 +131,7 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       const v2 = version('a', 2, { taskId: 'a', round: 1, parentVersion: 1, metrics: { accuracy: 0.8, participants: 2 } });
       const r1 = round('a', 1, { state: 'done', committedVersion: 2, reported: ['c1', 'c2'], endedAt: 1_700_000_000_900 });
       await s.commitRound({
-        task: { id: 'a', currentVersion: 2, nextRound: 2, strategyState: { step: 1 }, screeningState: [0.5, 1.25], state: 'running' },
+        task: { id: 'a', currentVersion: 2, nextRound: 2, strategyState: { step: 1 }, screeningState: [0.5, 1.25] },
         round: r1,
         version: v2,
         by: 'coordinator',
@@ -143,11 +143,24 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       expect((await s.aliasHistory('a', 'latest'))[0]).toMatchObject({ from: 1, to: 2, by: 'coordinator', action: 'set' });
     });
 
+    it("a commit never writes the task's state: a pause stored after the committer read the task stands", async () => {
+      await s.createTask(task('a', { state: 'running' }), version('a', 1));
+      const seen = (await s.getTask('a'))!; // what a committing leader holds
+      await s.updateTask('a', { state: 'paused', stateReason: 'paused by operator' }); // another node's pause
+      await s.commitRound({
+        task: { ...seen, currentVersion: 2, nextRound: 2 } as never, // a whole stale record, state 'running' included
+        round: round('a', 1, { state: 'done', committedVersion: 2 }),
+        version: version('a', 2),
+        by: 'coordinator',
+      });
+      expect(await s.getTask('a')).toMatchObject({ currentVersion: 2, nextRound: 2, state: 'paused', stateReason: 'paused by operator' });
+    });
+
     it('refuses to commit an existing version number and changes nothing', async () => {
       await s.createTask(task('a'), version('a', 1));
       const commit = (r: number, v: number, metrics: Record<string, number>) =>
         s.commitRound({
-          task: { id: 'a', currentVersion: v, nextRound: r + 1, state: 'running' },
+          task: { id: 'a', currentVersion: v, nextRound: r + 1 },
           round: round('a', r, { state: 'done', committedVersion: v }),
           version: version('a', v, { metrics }),
           by: 'coordinator',
@@ -165,7 +178,7 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       await s.createTask(task('a'), version('a', 1));
       const commit = (r: number, v: number, fence?: number) =>
         s.commitRound({
-          task: { id: 'a', currentVersion: v, nextRound: r + 1, state: 'running' },
+          task: { id: 'a', currentVersion: v, nextRound: r + 1 },
           round: round('a', r, { state: 'done', committedVersion: v }),
           version: version('a', v),
           by: 'coordinator',
@@ -194,7 +207,7 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       await s.createTask(task('a'), version('a', 1));
       await expectCode(
         s.commitRound({
-          task: { id: 'ghost', currentVersion: 2, nextRound: 2, state: 'running' },
+          task: { id: 'ghost', currentVersion: 2, nextRound: 2 },
           round: round('ghost', 1),
           version: version('a', 2),
           by: 'coordinator',
@@ -457,7 +470,7 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       if (!h.reopen) ctx.skip();
       await s.createTask(task('a'), version('a', 1));
       await s.commitRound({
-        task: { id: 'a', currentVersion: 2, nextRound: 2, state: 'running', strategyState: { v: [1, 2] } },
+        task: { id: 'a', currentVersion: 2, nextRound: 2, strategyState: { v: [1, 2] } },
         round: round('a', 1, { state: 'done', committedVersion: 2 }),
         version: version('a', 2, { metrics: { accuracy: 0.5 } }),
         by: 'coordinator',

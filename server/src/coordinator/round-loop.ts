@@ -120,6 +120,8 @@ export class RoundLoop {
     const record = newRoundRecord(this.task, round, selected, Date.now());
     // Reserve the round number first: a crash after this never reuses it.
     this.task = await this.deps.store.updateTask(this.task.id, { nextRound: round + 1 });
+    // Paused or stopped meanwhile (by the operator on this node or another): the number stays used, no round opens.
+    if (this.task.state !== 'running') return;
     const active = this.openRound(record, plan, this.screen);
     active.transition('training');
     // HTTP report uploads (report-upload.ts): not for secure aggregation (masked inputs) nor SCAFFOLD (a control delta rides along).

@@ -53,7 +53,7 @@ export async function commitRound(deps: CoordinatorDeps, c: RoundCommit): Promis
   if (committed.centralMetrics.accuracy !== undefined) metrics.accuracy = committed.centralMetrics.accuracy;
   if (committed.centralMetrics.loss !== undefined) metrics.loss = committed.centralMetrics.loss;
   const v = await deps.registry.commitRound({
-    task: { id: task.id, currentVersion: version, nextRound: task.nextRound, strategyState: c.strategyState, screeningState: c.screeningState, state: task.state },
+    task: { id: task.id, currentVersion: version, nextRound: task.nextRound, strategyState: c.strategyState, screeningState: c.screeningState },
     round: committed,
     version: {
       model: task.modelName,

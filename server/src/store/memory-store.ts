@@ -1,7 +1,7 @@
 import { AppError } from '@flotilla/protocol';
 import type { AliasAction, AliasHistoryRecord, AliasRecord, ClientRecord, ModelRecord, RoundRecord, TaskRecord, TokenRecord, VersionRecord } from './records.js';
 import type { ArtifactRef, DeploymentRecord, InputStatsRecord, PayloadRecord } from './records.js';
-import type { CommitInput, PageOptions, PayloadQuery, Store, VersionQuery } from './store.js';
+import { commitTaskPatch, type CommitInput, type PageOptions, type PayloadQuery, type Store, type VersionQuery } from './store.js';
 
 const clone = <T>(x: T): T => structuredClone(x);
 const vkey = (m: string, v: number) => `${m}\u0000${v}`;
@@ -86,7 +86,7 @@ export class MemoryStore implements Store {
     if (!this.models.has(v.model)) this.models.set(v.model, { name: v.model, createdAt: v.createdAt });
     this.versions.set(vkey(v.model, v.version), clone(v));
     this.rounds.set(`${round.taskId}\u0000${round.round}`, clone(round));
-    this.tasks.set(task.id, { ...t, ...clone(task), updatedAt: Date.now() });
+    this.tasks.set(task.id, { ...t, ...clone(commitTaskPatch(task)), updatedAt: Date.now() });
     this.moveAlias(v.model, 'latest', v.version, by, v.createdAt);
     if (input.fence !== undefined) this.fences.set(task.id, input.fence);
   }

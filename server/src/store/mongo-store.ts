@@ -12,7 +12,7 @@ import type {
   VersionRecord,
 } from './records.js';
 import type { ArtifactRef, DeploymentRecord, InputStatsRecord, PayloadRecord } from './records.js';
-import type { CommitInput, PageOptions, PayloadQuery, Store, VersionQuery } from './store.js';
+import { commitTaskPatch, type CommitInput, type PageOptions, type PayloadQuery, type Store, type VersionQuery } from './store.js';
 
 export interface MongoStoreOptions {
   /** mongodb:// or mongodb+srv:// URL (`--mongodb-url`, FLOTILLA_MONGODB_URL). */
@@ -263,7 +263,7 @@ export class MongoStore implements Store {
       await this.ensureModel(v.model, v.createdAt, session);
       await this.insertVersion(v, session); // the commit point on a standalone server
       await this.rounds.replaceOne({ taskId: round.taskId, round: round.round }, round, { upsert: true, session });
-      await this.tasks.updateOne({ _id: task.id as never }, patchUpdate(task, Date.now()), { session });
+      await this.tasks.updateOne({ _id: task.id as never }, patchUpdate(commitTaskPatch(task), Date.now()), { session });
       await this.moveAlias(v.model, 'latest', v.version, by, v.createdAt, 'set', session);
     });
   }

@@ -34,7 +34,7 @@ import {
   modelFromRow,
 } from './sqlite-rows.js';
 import type { ArtifactRef, DeploymentRecord, InputStatsRecord, PayloadRecord } from './records.js';
-import type { CommitInput, PageOptions, PayloadQuery, Store, VersionQuery } from './store.js';
+import { commitTaskPatch, type CommitInput, type PageOptions, type PayloadQuery, type Store, type VersionQuery } from './store.js';
 
 /** SQLITE_CONSTRAINT_PRIMARYKEY / _UNIQUE: the row exists already. */
 function isDuplicate(err: unknown): boolean {
@@ -235,7 +235,7 @@ export class SqliteStore implements Store {
       this.ensureModel(v.model, v.createdAt);
       this.insertVersion(v);
       this.upsertRound(round);
-      this.patchTask(task.id, task);
+      this.patchTask(task.id, commitTaskPatch(task));
       this.moveAlias(v.model, 'latest', v.version, by, v.createdAt, 'set');
     });
   }

@@ -48,13 +48,30 @@ export interface PayloadQuery extends PageOptions {
 }
 
 export interface CommitInput {
-  task: Pick<TaskRecord, 'id' | 'currentVersion' | 'nextRound' | 'strategyState' | 'screeningState' | 'state' | 'stateReason'>;
+  /**
+   * What the round moved on: version, round counter, strategy and screening state. Not the task's
+   * state (running, paused...): that belongs to the operator, and in a cluster another node may
+   * have changed it after the committing leader read its record; a commit never writes it back.
+   */
+  task: Pick<TaskRecord, 'id' | 'currentVersion' | 'nextRound' | 'strategyState' | 'screeningState'>;
   round: RoundRecord;
   version: VersionRecord;
   /** Who moved `latest` (for alias history). */
   by: string;
   /** The committing leader's fencing token (cluster mode); absent: no fencing check. */
   fence?: number;
+}
+
+/**
+ * The task fields a commit writes, and only those (CommitInput.task): whatever else the caller's
+ * object carries (a record's `state`, say) is left out, so every store keeps the same contract.
+ */
+export function commitTaskPatch(task: CommitInput['task']): Omit<CommitInput['task'], 'id'> {
+  const out: Omit<CommitInput['task'], 'id'> = { currentVersion: task.currentVersion, nextRound: task.nextRound };
+  // Present but undefined clears the stored value (the strategy keeps no state now); absent keeps it.
+  if ('strategyState' in task) out.strategyState = task.strategyState;
+  if ('screeningState' in task) out.screeningState = task.screeningState;
+  return out;
 }
 
 export interface Store {

@@ -99,7 +99,7 @@ export class AsyncPublisher {
     if (central.loss !== undefined) metrics.loss = central.loss;
     const next = { currentVersion: version, nextRound: o.record.round + 1, strategyState: o.strategyState, screeningState: o.screeningState };
     const v = await this.deps.registry.commitRound({
-      task: { id: task.id, ...next, state: this.task.state },
+      task: { id: task.id, ...next },
       round: committed,
       version: { model: task.modelName, version, createdAt: Date.now(), spec: task.spec, weights: o.weights, taskId: task.id, round: o.record.round, parentVersion: task.currentVersion, metrics },
       by: 'coordinator',
