@@ -29,7 +29,8 @@ const BIN = fileURLToPath(new URL('../../scripts/dev/flotilla.mjs', import.meta.
 /**
  * `detached`: the server leads its own process group and `stop` signals the whole group (the
  * negative pid), so a SIGKILL reaches every process of it however it was started. `logLevel`
- * (default warn): what the server logs; its output is kept (the last `OUTPUT_LINES` lines) for `output()`.
+ * (default warn): what the server logs; its output is kept (the last `OUTPUT_LINES` lines, less fastify's
+ * per-request lines) for `output()`.
  */
 export async function startChildServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; port?: number; nodeArgs?: string[]; detached?: boolean; startTimeoutMs?: number; logLevel?: string } = {}): Promise<ChildServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'flotilla-bench-'));
@@ -41,8 +42,10 @@ export async function startChildServer(opts: { dataDir?: string; env?: Record<st
     detached: opts.detached ?? false,
   });
   const lines: string[] = [];
+  // fastify's per-request lines are left out: a test polling a node would push everything else out.
+  const perRequest = /"msg":"(incoming request|request completed)"/;
   const keep = (d: Buffer) => {
-    lines.push(...d.toString().split('\n').filter((l) => l.length > 0));
+    lines.push(...d.toString().split('\n').filter((l) => l.length > 0 && !perRequest.test(l)));
     if (lines.length > OUTPUT_LINES) lines.splice(0, lines.length - OUTPUT_LINES);
   };
   proc.stdout!.on('data', keep);
