@@ -134,8 +134,11 @@ describe.skipIf(redisSkipReason !== null)('cluster failover', () => {
     await commits(1, 'rounds before the pause');
     // The leader's commits carry the task record it holds; a pause written by another node in between must survive them.
     expect((await admin(cluster.nodes[(l + 1) % 3], 'POST', '/api/v1/tasks/t/pause')).state).toBe('paused');
-    await until(async () => ['done', 'failed', undefined].includes((await admin(leader, 'GET', '/api/v1/tasks/t/rounds?limit=1')).rounds[0]?.state), 'no round in flight on the leader');
-    for (const n of cluster.nodes) expect((await admin(n, 'GET', '/api/v1/tasks/t')).state).toBe('paused');
+    // Every node takes the pause (each re-reads the task when it is announced) and the leader's last round ends.
+    await until(async () => {
+      for (const n of cluster.nodes) if ((await admin(n, 'GET', '/api/v1/tasks/t')).state !== 'paused') return false;
+      return ['done', 'failed', undefined].includes((await admin(leader, 'GET', '/api/v1/tasks/t/rounds?limit=1')).rounds[0]?.state);
+    }, 'every node paused and no round in flight on the leader');
   }, 120_000);
 
   it('versions are contiguous and verified, and no round was committed twice', async () => {
