@@ -25,7 +25,8 @@ export interface LeadershipDeps {
 /**
  * A node's leadership and liveness loop (docs/cluster.md, "Failover"): every lease/3 it loads the
  * tasks it does not know yet, renews the leases it holds (stepping down from one it lost), tries
- * to take the leases nobody holds, then writes its heartbeat and re-reads the fleet. Taking a
+ * to take the leases nobody holds, then writes its heartbeat, re-reads the fleet and pokes the
+ * runners of the tasks it leads (a round may start with the devices the re-read found). Taking a
  * lease claims its fencing token in the store (lifting the token past the stored one after a
  * Redis restart) and restores the task from the store, failing the round that was in flight.
  *
@@ -75,6 +76,9 @@ export class LeadershipLoop {
         await this.lead(id).catch((err) => logger.warn({ err: String(err), task: id }, 'cluster: lease step failed'));
       }
       await this.d.fleet.heartbeat(this.d.info(), this.d.localDevices(), tasks);
+      // The fleet was re-read: devices it gained without a `join` message (nodes re-registering
+      // theirs after a Redis restart) may now fill a round that nothing else would start.
+      for (const id of tasks) if (this.d.leases.held(id)) coordinator.maybeRunner(id)?.poke();
     } catch (err) {
       logger.warn({ err: String(err) }, 'cluster: heartbeat failed (redis or store unreachable)');
     }
