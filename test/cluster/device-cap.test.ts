@@ -36,10 +36,16 @@ describe.skipIf(redisSkipReason !== null)('cluster: the device cap per credentia
   it('refuses a new id past the cap on the second node, lets enrolled ids move between nodes, and a disconnect frees no slot', async () => {
     const [a] = cluster.nodes;
     await admin(a, 'POST', '/api/v1/tasks', { id: 'cap', preset: 'tiny-mlp', plan: { clientsPerRound: 1 } });
+    // n1 loads a task created on n0 once it reads the announcement (a device there is refused
+    // FL_ERR_TASK_NOT_FOUND until then); the cap is what this test is about, so wait for it.
+    await until(() => admin(cluster.nodes[1], 'GET', '/api/v1/tasks/cap'), 'n1 has loaded the task');
     // n1 counts first (one id), then n0 enrols two: three ids on the credential, across two nodes.
     const first = await hello(1, 'c1');
-    expect(first.ack.ok).toBe(true);
-    for (const id of ['c2', 'c3']) expect((await hello(0, id)).ack.ok, id).toBe(true);
+    expect(first.ack.ok, JSON.stringify(first.ack)).toBe(true);
+    for (const id of ['c2', 'c3']) {
+      const { ack } = await hello(0, id);
+      expect(ack.ok, `${id}: ${JSON.stringify(ack)}`).toBe(true);
+    }
     // A fourth id is refused on either node, with the coded error and its limit.
     for (const node of [1, 0]) {
       const refused = (await hello(node, `c4-on-n${node}`)).ack;
