@@ -201,8 +201,9 @@ async function ingestBench() {
   const K = Number(values.repeat);
   const preset = values.preset!;
   // mnist-mlp unless --preset: a small model (tiny-mlp) shows the cost of a report apart from its bytes.
-  let P = preset === 'mnist-mlp' ? 199_210 : 0;
-  let size = 12 + 4 * P;
+  // Its parameter count (and so the report size) is the created task's, known after the first run.
+  let P = 0;
+  let size = 0;
   const prof = values['cpu-prof'];
   const load0 = loadavg();
   const nodeArgs = prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {};
@@ -215,13 +216,17 @@ async function ingestBench() {
   const msPerReport: Record<string, number[]> = { direct: [], upload: [], socket: [] };
   let reportsPerRun = 0;
   try {
-    console.log(`ingest: ${preset}${P ? ` (${P} params, ${(size / MiB).toFixed(2)} MiB per f32 report)` : ''}, ${N} devices x ${R} rounds per run, ${K} runs per path; load average ${load0.map((x) => x.toFixed(1)).join(' ')}`);
+    console.log(`ingest: ${preset}, ${N} devices x ${R} rounds per run, ${K} runs per path; load average ${load0.map((x) => x.toFixed(1)).join(' ')}`);
     console.log('run  path    reports  refused  MiB     coordinator CPU s  CPU s/GiB  MiB/s per core  CPU ms per report  GC s (share of CPU)');
     for (let k = 0; k < K; k++) {
       const paths = values.paths!.split(',') as Array<'direct' | 'upload' | 'socket'>;
       for (const path of k % 2 === 0 ? paths : [...paths].reverse()) {
         const { recs, reports, cpu, gc, parameters } = await runRounds(serverFor(path), preset, N, R, false, P, `ingest-${path}-${k}`, path !== 'socket');
-        if (!P) (P = parameters), (size = 12 + 4 * P), console.log(`(${preset}: ${P} params, ${(size / 1024).toFixed(1)} KiB per f32 report)`);
+        if (!P) {
+          P = parameters;
+          size = 12 + 4 * P;
+          console.log(`(${preset}: ${P} params, ${(size / MiB).toFixed(3)} MiB per f32 report)`);
+        }
         const reported = recs.reduce((a: number, r: any) => a + r.reported, 0);
         const refused = reports.filter((r) => !r.ok).length;
         const gib = (reported * size) / GiB;

@@ -180,21 +180,21 @@ export function renderAccuracyChart(o: AccuracyChartOptions): string {
     return `${s.name} (last ${pct(last.y, 0.0001)} @ ${Number.isInteger(last.x) ? last.x : Number(last.x.toPrecision(4))}${o.xUnit ? ` ${o.xUnit}` : ''})`;
   });
   const widest = Math.max(0, ...labels.map((l) => l.length)) * LEGEND_CHAR_PX + 40;
-  const lx = fmt(Math.max(m.left + 8, m.left + pw - Math.max(250, widest)));
+  const lx = Math.max(m.left + 8, m.left + pw - Math.max(250, widest));
   legend.forEach((s, i) => {
     const color = COLORS[o.series.indexOf(s) % COLORS.length];
     const y = m.top + ph - 16 - (legend.length - 1 - i) * 20;
     parts.push(
-      `<line x1="${lx}" y1="${y}" x2="${fmt(Number(lx) + 24)}" y2="${y}" stroke="${color}" stroke-width="3"/>`,
-      `<text x="${fmt(Number(lx) + 32)}" y="${y}" dominant-baseline="middle" font-size="13" fill="#222">${esc(labels[i])}</text>`,
+      `<line x1="${fmt(lx)}" y1="${y}" x2="${fmt(lx + 24)}" y2="${y}" stroke="${color}" stroke-width="3"/>`,
+      `<text x="${fmt(lx + 32)}" y="${y}" dominant-baseline="middle" font-size="13" fill="#222">${esc(labels[i])}</text>`,
     );
   });
   if (failed.length > 0) {
-    const x = Number(lx);
     const y = m.top + ph - 16 - legend.length * 20;
+    const [a, b] = [fmt(lx + 8), fmt(lx + 16)];
     parts.push(
-      `<path d="M${x + 8} ${y - 4} L${x + 16} ${y + 4} M${x + 8} ${y + 4} L${x + 16} ${y - 4}" stroke="#d62728" stroke-width="1.5"/>`,
-      `<text x="${x + 32}" y="${y}" dominant-baseline="middle" font-size="13" fill="#222">failed round (${failed.length})</text>`,
+      `<path d="M${a} ${y - 4} L${b} ${y + 4} M${a} ${y + 4} L${b} ${y - 4}" stroke="#d62728" stroke-width="1.5"/>`,
+      `<text x="${fmt(lx + 32)}" y="${y}" dominant-baseline="middle" font-size="13" fill="#222">failed round (${failed.length})</text>`,
     );
   }
 

@@ -130,7 +130,7 @@ const ModelParams = z.object({ name: Name }).strict();
 const VersionParams = z.object({ name: Name, version: Ref }).strict();
 /** `?variant=` of the inference, metadata and readiness routes (OIP and TF Serving): which weights of the version answer. */
 export const VariantQuery = z.object({ variant: z.enum(['float32', ...SERVED_VARIANTS]).optional() }).strict();
-type VariantName = z.infer<typeof VariantQuery>['variant'];
+export type VariantName = z.infer<typeof VariantQuery>['variant'];
 const Params = z.record(z.string(), z.unknown());
 /** The OIP inference body (exported for infer-validation's test: its fast path must accept only what this accepts). */
 export const InferBody = z.object({

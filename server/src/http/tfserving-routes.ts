@@ -7,10 +7,9 @@ import { unpackRows } from '../serving/model-io.js';
 import type { Serving } from '../serving/serving.js';
 import { requireRole } from './auth.js';
 import { endpointScope } from './scope.js';
-import { VariantQuery, inferenceErrorHandler, requestIdOf, routingKeyOf, servedHeaders, useInferJsonParser, type InferenceRoutesOptions } from './inference-routes.js';
+import { VariantQuery, inferenceErrorHandler, requestIdOf, routingKeyOf, servedHeaders, useInferJsonParser, type InferenceRoutesOptions, type VariantName } from './inference-routes.js';
 
 const Name = z.string().min(1).max(160);
-type Variant = z.infer<typeof VariantQuery>['variant'];
 const PredictBody = z.object({ signature_name: z.string().max(128).optional(), instances: z.unknown().optional(), inputs: z.unknown().optional() });
 
 /** "mnist:predict" -> ["mnist", "predict"]; fastify has no literal-colon suffix in paths, so the verb is parsed here. */
@@ -38,7 +37,7 @@ export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
   const callers = opts.publicInference ? [] : [requireRole(opts.auth, ['inference'])];
   const scoped = [...callers, endpointScope()];
 
-  const predict = async (req: FastifyRequest, reply: FastifyReply, name: string, body: z.infer<typeof PredictBody>, ref: string | undefined, variant: Variant) => {
+  const predict = async (req: FastifyRequest, reply: FastifyReply, name: string, body: z.infer<typeof PredictBody>, ref: string | undefined, variant: VariantName) => {
     let format = 'row' as 'row' | 'columnar';
     const res = await serving.infer({
       endpoint: name,
@@ -87,7 +86,7 @@ export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
     },
   );
 
-  const status = async (name: string, ref: string | undefined, variant: Variant) => {
+  const status = async (name: string, ref: string | undefined, variant: VariantName) => {
     const targets = await serving.endpointVersions(name, { ref, variant });
     const seen = new Set<number>();
     return {
@@ -102,7 +101,7 @@ export const tfServingRoutes: FastifyPluginAsync<InferenceRoutesOptions> = async
     };
   };
   /** TF Serving's GetModelMetadata: the serving_default signature (dtypes and shapes, -1 = batch). */
-  const metadata = async (name: string, ref: string | undefined, variant: Variant) => {
+  const metadata = async (name: string, ref: string | undefined, variant: VariantName) => {
     const t = (await serving.endpointVersions(name, { ref, variant }))[0];
     const io = (await serving.cache.get(t.model, t.version, t.variant)).io;
     const DTYPES: Record<string, string> = { FP32: 'DT_FLOAT', INT64: 'DT_INT64', INT32: 'DT_INT32' };
