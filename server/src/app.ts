@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Server as IOServer } from 'socket.io';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ClientToServerEvents, ServerToClientEvents } from '@flotilla/protocol';
 import { Authenticator } from './auth/authenticator.js';
+import { argSafeRandomText } from './auth/tokens.js';
 import { Coordinator, DEFAULT_MAX_UPDATE_BYTES, type ClientRetention } from './coordinator/coordinator.js';
 import type { CentralEvaluator } from './coordinator/deps.js';
 import { attachGateway } from './coordinator/gateway.js';
@@ -153,8 +153,8 @@ export async function buildApp(opts: AppOptions = {}): Promise<FlotillaApp> {
   let announce: ((what: string) => void) | null = null;
   const store = opts.cluster ? announceServingWrites(storage.store, (w) => announce?.(w)) : storage.store;
   if (opts.store && opts.blobs) await store.init(); // openStorage initialises the stores it opens
-  const deviceToken = opts.deviceToken ?? randomBytes(24).toString('base64url');
-  const adminToken = opts.adminToken ?? randomBytes(24).toString('base64url');
+  const deviceToken = opts.deviceToken ?? argSafeRandomText(24);
+  const adminToken = opts.adminToken ?? argSafeRandomText(24);
   const authenticator = new Authenticator({ store, adminToken, deviceToken });
   const authLimit = opts.authRateLimit ?? { max: 30, timeWindowMs: 60_000 };
   const throttle = authLimit ? new FailureThrottle({ max: authLimit.max, windowMs: authLimit.timeWindowMs }) : undefined;

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { argSafeRandomText } from './auth/tokens.js';
 import { AppError } from './errors.js';
 
 /** Shortest bootstrap token accepted, from a file or the environment (config.ts). */
@@ -35,7 +35,7 @@ export function loadOrCreateSecret(dir: string, name: string): { token: string; 
     return { token, path, created: false, warning };
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const token = randomBytes(32).toString('base64url');
+  const token = argSafeRandomText(32);
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, token + '\n', { mode: 0o600 });
   renameSync(tmp, path);

@@ -1,8 +1,9 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
- * Token format: `flt.<id>.<secret>`, id = 9 random bytes, secret = 32 random bytes (base64url).
- * The id is public (listed, used to revoke); the store keeps only sha256(token).
+ * Token format: `flt.<id>.<secret>`, id = 9 random bytes, secret = 32 random bytes (base64url,
+ * never beginning with '-': see `argSafeRandomText`). The id is public (listed, used to revoke:
+ * `flotilla token revoke <id>`); the store keeps only sha256(token).
  *
  * Why a plain sha256 and not bcrypt/scrypt: those slow hashes protect low-entropy human passwords
  * against offline guessing. A 256-bit random secret cannot be guessed at any hash speed, so a fast
@@ -17,9 +18,22 @@ export interface NewToken {
   hash: string;
 }
 
+/**
+ * base64url text of `bytes` random bytes that never begins with '-'. Ids and secrets are typed
+ * into command lines, where a leading '-' reads as an option (`flotilla token revoke -aB...` was
+ * refused as "Unknown option '-a'", 1 id in 64). Redrawing keeps every other first character
+ * equally likely; the entropy lost is under 0.03 bits.
+ */
+export function argSafeRandomText(bytes: number): string {
+  for (;;) {
+    const text = randomBytes(bytes).toString('base64url');
+    if (!text.startsWith('-')) return text;
+  }
+}
+
 export function generateToken(): NewToken {
-  const id = randomBytes(9).toString('base64url');
-  const token = `${TOKEN_PREFIX}.${id}.${randomBytes(32).toString('base64url')}`;
+  const id = argSafeRandomText(9);
+  const token = `${TOKEN_PREFIX}.${id}.${argSafeRandomText(32)}`;
   return { id, token, hash: hashToken(token) };
 }
 
