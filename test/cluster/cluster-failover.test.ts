@@ -82,13 +82,19 @@ describe.skipIf(redisSkipReason !== null)('cluster failover', () => {
     const stale = `n${i}`;
     // Only the leader's own devices answer, so its round stays open with reports folded on it.
     const own = devices.filter((d) => d.nodeIndex % 3 === i);
+    const latest = async () => (await admin(cluster.nodes[i], 'GET', '/api/v1/tasks/t/rounds?limit=1')).rounds[0];
+    // A round instructed before this line may have had every device's report and be closing
+    // (and committing, legitimately) right now, so the round stopped on is one opened after it,
+    // stopped on well before its deadline: with 2 of 6 devices answering it can only end there.
+    const opened = (await latest())?.round ?? 0;
     devices.forEach((d) => (d.answering = own.includes(d)));
     const v0 = await version();
-    const round = await until(async () => {
-      const r = (await admin(cluster.nodes[i], 'GET', '/api/v1/tasks/t/rounds?limit=1')).rounds[0];
-      return r?.state === 'training' && r.reported > 0 ? r : null;
-    }, 'a round with reports on the leader');
-    const detail = await admin(cluster.nodes[i], 'GET', `/api/v1/tasks/t/rounds/${round.round}`);
+    const { round, detail } = await until(async () => {
+      const r = await latest();
+      if (!(r?.state === 'training' && r.round > opened && r.reported > 0)) return null;
+      const d = await admin(cluster.nodes[i], 'GET', `/api/v1/tasks/t/rounds/${r.round}`);
+      return d.deadline - Date.now() > 1500 ? { round: r, detail: d } : null;
+    }, 'a round opened after only the leader devices answer, with reports on the leader and 1.5 s before its deadline');
     cluster.nodes[i].proc.kill('SIGSTOP');
     try {
       devices.forEach((d) => (d.answering = true));
