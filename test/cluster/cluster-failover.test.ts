@@ -87,11 +87,12 @@ describe.skipIf(redisSkipReason !== null)('cluster failover', () => {
     const own = onLeader.slice(0, 1);
     expect(own).toHaveLength(1);
     const latest = async () => (await admin(cluster.nodes[i], 'GET', '/api/v1/tasks/t/rounds?limit=1')).rounds[0];
-    // A round instructed before this line may have had every device's report and be closing
-    // (and committing, legitimately) right now, so the round stopped on is one opened after it,
+    // A round instructed before the next line may have had every device's report and be closing
+    // (and committing, legitimately) right now, so the round stopped on is one opened after it
+    // (a round is saved before its devices are instructed, so `opened` is read after the line),
     // stopped on well before its deadline: with 1 of 6 devices answering it can only end there.
-    const opened = (await latest())?.round ?? 0;
     devices.forEach((d) => (d.answering = own.includes(d)));
+    const opened = (await latest())?.round ?? 0;
     const v0 = await version();
     const { round, detail } = await until(async () => {
       const r = await latest();
