@@ -267,7 +267,7 @@ export class Coordinator {
    * new one starts from the last committed version (restart, or a cluster node taking over).
    */
   async load(taskId: string, inFlight: 'keep' | 'fail-in-flight', reason = 'coordinator restarted mid-round'): Promise<Runner | undefined> {
-    const task = await this.opts.store.getTask(taskId);
+    let task = await this.opts.store.getTask(taskId);
     if (!task) return undefined;
     const weights = await this.loadWeights(task.modelName, task.currentVersion);
     if (inFlight === 'fail-in-flight') {
@@ -276,7 +276,7 @@ export class Coordinator {
           await this.opts.store.saveRound({ ...r, state: 'failed', failureReason: reason, endedAt: Date.now() });
         }
       }
-      await prepareResume(this.deps, task);
+      task = await prepareResume(this.deps, task);
     }
     this.runners.get(task.id)?.dispose();
     const runner = runnerFor(this.deps, task, weights);

@@ -65,9 +65,12 @@ export class AsyncPublisher {
   keep(o: StepOutcome): void {
     this.kept = o;
     void this.enqueue(async () => {
+      // The step's number is reserved before its record is stored (as round-loop.ts reserves a
+      // round's): a kill between the two writes leaves a number unused, never a stored step whose
+      // number a restarted runner hands out again.
+      this.task = { ...(await this.deps.store.updateTask(this.task.id, { nextRound: o.record.round + 1 })) };
       o.record.state = 'done';
       await this.deps.store.saveRound(o.record);
-      this.task = { ...(await this.deps.store.updateTask(this.task.id, { nextRound: o.record.round + 1 })) };
       this.deps.events.emit('round', o.record);
     }, o.record);
   }
@@ -154,16 +157,24 @@ export class AsyncPublisher {
 }
 
 /**
- * At start-up, before an async task resumes: the steps stored after its last published version
- * were lost with the process (their effect lived only in memory); mark their records failed.
+ * At start-up, before an async task resumes: the steps stored after its last published step were
+ * lost with the process (their effect lived only in memory); mark their records failed, walking
+ * newest first down to the last published step (steps that had failed already are passed over,
+ * not taken for the end). Returns the task with `nextRound` past every stored step, so no number
+ * is handed out twice even where a step was stored before its number was reserved (stores written
+ * before `keep` reserved first).
  */
-export async function markLostSteps(store: Store, task: TaskRecord): Promise<void> {
-  for (let offset = 0; ; offset += 100) {
+export async function markLostSteps(store: Store, task: TaskRecord): Promise<TaskRecord> {
+  let newest = 0;
+  walk: for (let offset = 0; ; offset += 100) {
     const page = await store.listRounds(task.id, { limit: 100, offset });
     for (const r of page) {
-      if (r.committedVersion !== undefined || r.state === 'failed') return;
+      newest = Math.max(newest, r.round);
+      if (r.committedVersion !== undefined) break walk;
+      if (r.state === 'failed') continue;
       await store.saveRound({ ...r, state: 'failed', failureReason: `lost: the coordinator restarted before this step was published; resumed from version ${task.currentVersion}`, endedAt: r.endedAt ?? Date.now() });
     }
-    if (page.length < 100) return;
+    if (page.length < 100) break;
   }
+  return newest >= task.nextRound ? store.updateTask(task.id, { nextRound: newest + 1 }) : task;
 }

@@ -11,7 +11,7 @@ export function runnerFor(deps: CoordinatorDeps, task: TaskRecord, weights: Floa
   return task.plan.mode === 'async' ? new AsyncTaskRunner(deps, task, weights) : new TaskRunner(deps, task, weights);
 }
 
-/** Start-up repair before a task resumes (see markLostSteps); nothing to do for sync tasks. */
-export async function prepareResume(deps: Pick<CoordinatorDeps, 'store'>, task: TaskRecord): Promise<void> {
-  if (task.plan.mode === 'async') await markLostSteps(deps.store, task);
+/** Start-up repair before a task resumes (see markLostSteps); returns the task to resume (unchanged for sync tasks). */
+export async function prepareResume(deps: Pick<CoordinatorDeps, 'store'>, task: TaskRecord): Promise<TaskRecord> {
+  return task.plan.mode === 'async' ? markLostSteps(deps.store, task) : task;
 }
