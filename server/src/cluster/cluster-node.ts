@@ -141,7 +141,7 @@ export class ClusterNode implements RoundCluster {
   // ---- RoundCluster ----
 
   leads(taskId: string): boolean {
-    return this.leases.held(taskId);
+    return this.leases.held(taskId) && !this.leadership.restoring(taskId);
   }
 
   fence(taskId: string): number | undefined {

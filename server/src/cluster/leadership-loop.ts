@@ -38,6 +38,8 @@ export interface LeadershipDeps {
 export class LeadershipLoop {
   private timer: ReturnType<typeof setInterval> | null = null;
   private ticking = false;
+  /** Tasks whose lease this node took and whose runner it has not yet restored from the store. */
+  private readonly restores = new Set<string>();
 
   constructor(private readonly d: LeadershipDeps) {}
 
@@ -107,10 +109,24 @@ export class LeadershipLoop {
     }
     this.d.stats.takeovers++;
     this.d.logger.info({ task: taskId, node: this.d.nodeId, fence: leases.token(taskId) }, 'cluster: leading task');
+    // Until the restore is done this node does not lead (cluster-node.ts `leads`): a round opened
+    // meanwhile by the runner being replaced would be failed by the restore as a dead leader's
+    // (a task started right after a node took its lease lost its first round and stalled).
+    this.restores.add(taskId);
     this.d.queue.run(taskId, async () => {
-      const r = await this.d.coordinator.load(taskId, 'fail-in-flight', 'leader changed mid-round');
+      let r;
+      try {
+        r = await this.d.coordinator.load(taskId, 'fail-in-flight', 'leader changed mid-round');
+      } finally {
+        this.restores.delete(taskId);
+      }
       r?.poke();
     });
+  }
+
+  /** True from taking `taskId`'s lease until its runner has been restored from the store. */
+  restoring(taskId: string): boolean {
+    return this.restores.has(taskId);
   }
 
   /** Give up leading `taskId` (lease lost, or a newer leader showed itself); the runner is reloaded as a follower. */

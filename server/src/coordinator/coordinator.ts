@@ -129,6 +129,8 @@ export class Coordinator {
   readonly sessions = new SessionTable();
   readonly stats: CoordinatorStats = { roundsStarted: 0, roundsCommitted: 0, roundsFailed: 0, reportsAccepted: 0, reportsUploaded: 0, rejected: {} };
   private readonly runners = new Map<string, Runner>();
+  /** Per task, the tail of its serial calls (`serially`). */
+  private readonly taskChains = new Map<string, Promise<unknown>>();
   /** Device records, written behind in batches. */
   readonly clients: ClientActivity;
   private readonly deps: CoordinatorDeps;
@@ -266,7 +268,23 @@ export class Coordinator {
    * 'fail-in-flight' marks a round that was in flight when its driver died as failed, so that a
    * new one starts from the last committed version (restart, or a cluster node taking over).
    */
-  async load(taskId: string, inFlight: 'keep' | 'fail-in-flight', reason = 'coordinator restarted mid-round'): Promise<Runner | undefined> {
+  load(taskId: string, inFlight: 'keep' | 'fail-in-flight', reason = 'coordinator restarted mid-round'): Promise<Runner | undefined> {
+    return this.serially(taskId, () => this.loadNow(taskId, inFlight, reason));
+  }
+
+  /**
+   * Runs `fn` once every earlier serial call for the same task has settled. Loading a task's
+   * runner and changing its state (start, pause, stop) never interleave: a start that landed
+   * while a load was between its read of the task and its new runner went to the runner being
+   * replaced, and the new one kept the state read before it.
+   */
+  private serially<T>(taskId: string, fn: () => Promise<T>): Promise<T> {
+    const next = (this.taskChains.get(taskId) ?? Promise.resolve()).then(fn);
+    this.taskChains.set(taskId, next.catch(() => undefined));
+    return next;
+  }
+
+  private async loadNow(taskId: string, inFlight: 'keep' | 'fail-in-flight', reason: string): Promise<Runner | undefined> {
     let task = await this.opts.store.getTask(taskId);
     if (!task) return undefined;
     const weights = await this.loadWeights(task.modelName, task.currentVersion);
@@ -393,25 +411,31 @@ export class Coordinator {
     return [...this.runners.values()];
   }
 
-  async startTask(id: string): Promise<TaskRecord> {
-    const r = this.getRunner(id);
-    if (!['created', 'paused'].includes(r.record.state)) throw new AppError('FL_ERR_TASK_INVALID_STATE', { task: id, state: r.record.state });
-    await r.setState('running');
-    return r.record;
+  startTask(id: string): Promise<TaskRecord> {
+    return this.serially(id, async () => {
+      const r = this.getRunner(id);
+      if (!['created', 'paused'].includes(r.record.state)) throw new AppError('FL_ERR_TASK_INVALID_STATE', { task: id, state: r.record.state });
+      await r.setState('running');
+      return r.record;
+    });
   }
 
-  async pauseTask(id: string): Promise<TaskRecord> {
-    const r = this.getRunner(id);
-    if (r.record.state !== 'running') throw new AppError('FL_ERR_TASK_INVALID_STATE', { task: id, state: r.record.state });
-    await r.halt('paused', 'paused by operator');
-    return r.record;
+  pauseTask(id: string): Promise<TaskRecord> {
+    return this.serially(id, async () => {
+      const r = this.getRunner(id);
+      if (r.record.state !== 'running') throw new AppError('FL_ERR_TASK_INVALID_STATE', { task: id, state: r.record.state });
+      await r.halt('paused', 'paused by operator');
+      return r.record;
+    });
   }
 
-  async stopTask(id: string): Promise<TaskRecord> {
-    const r = this.getRunner(id);
-    if (['stopped', 'done', 'failed'].includes(r.record.state)) throw new AppError('FL_ERR_TASK_INVALID_STATE', { task: id, state: r.record.state });
-    await r.halt('stopped', 'stopped by operator');
-    return r.record;
+  stopTask(id: string): Promise<TaskRecord> {
+    return this.serially(id, async () => {
+      const r = this.getRunner(id);
+      if (['stopped', 'done', 'failed'].includes(r.record.state)) throw new AppError('FL_ERR_TASK_INVALID_STATE', { task: id, state: r.record.state });
+      await r.halt('stopped', 'stopped by operator');
+      return r.record;
+    });
   }
 
   async countReport(deviceId: string, accepted: boolean): Promise<void> {

@@ -10,7 +10,8 @@ import type { RoundRecord } from '../store/records.js';
  *
  * Contracts:
  *  - `leads(task)` is true only while this node holds the task's lease (checked against the local
- *    clock, so a process paused past its lease answers false when it wakes);
+ *    clock, so a process paused past its lease answers false when it wakes) and has restored the
+ *    task from the store since taking it (no round opens on the runner the restore replaces);
  *  - `fence(task)` is the token the leader commits with; the store refuses it once a newer leader
  *    claimed the task;
  *  - `claimReport` succeeds once per (task, round, device) across the cluster;
