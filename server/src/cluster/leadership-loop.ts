@@ -114,12 +114,7 @@ export class LeadershipLoop {
     // (a task started right after a node took its lease lost its first round and stalled).
     this.restores.add(taskId);
     this.d.queue.run(taskId, async () => {
-      let r;
-      try {
-        r = await this.d.coordinator.load(taskId, 'fail-in-flight', 'leader changed mid-round');
-      } finally {
-        this.restores.delete(taskId);
-      }
+      const r = await this.d.coordinator.load(taskId, 'fail-in-flight', 'leader changed mid-round').finally(() => this.restores.delete(taskId));
       r?.poke();
     });
   }
